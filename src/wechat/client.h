@@ -1,0 +1,64 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/outcome.h"
+#include "common/secret.h"
+#include "config/config.h"
+
+namespace wxcanary::wechat {
+
+/// An HTTP answer, or why there was none. Curl errors and HTTP statuses never share a field.
+struct HttpResponse {
+  bool transport_ok = false;
+  std::string transport_error;  // curl's message when !transport_ok (no URL query in it)
+  long http_status = 0;
+  std::string body;
+};
+
+/// A WeChat answer classified into the bounded outcome set.
+struct Classification {
+  Outcome outcome = Outcome::kOk;
+  std::optional<int> errcode;
+  std::string errmsg;  // rid removed; any occurrence of the token replaced by its fingerprint
+  std::string rid;     // "xxxxxxxx-xxxxxxxx-xxxxxxxx" or the old "hint: [...]" content
+  bool content_flagged = false;
+  std::string detail;  // why bad_response / transport_error
+};
+
+/// Splits " rid: ..." (or " hint: [...]") off the end of an errmsg. Pure; thread-safe.
+void SplitRid(std::string_view errmsg, std::string* message, std::string* rid);
+
+/// Classifies an answer to a probe of `kind`. `token` is only used to scrub the errmsg.
+/// Pure; thread-safe.
+Classification Classify(config::ProbeKind kind, const HttpResponse& response,
+                        const Secret& token);
+
+/// A keep-alive HTTPS client for the WeChat API, one per worker. Certificates are always
+/// verified (ca_file adds a bundle; there is no switch to turn verification off).
+/// Not thread-safe: each worker owns one.
+class Client {
+ public:
+  explicit Client(config::WeChat cfg);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  /// Sends the canary call of env.probe with `token`, giving up after `timeout`.
+  HttpResponse Probe(const config::Environment& env, const Secret& token,
+                     std::chrono::milliseconds timeout);
+
+  /// POST {base_url}{path} with a JSON body (path may carry a query). For quota/stable_token.
+  HttpResponse PostJson(const std::string& path_and_query, const std::string& body,
+                        std::chrono::milliseconds timeout);
+  HttpResponse Get(const std::string& path_and_query, std::chrono::milliseconds timeout);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wxcanary::wechat

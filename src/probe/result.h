@@ -4,6 +4,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/outcome.h"
@@ -48,6 +49,9 @@ struct ProbeResult {
 class ResultSink {
  public:
   virtual ~ResultSink() = default;
+  /// Called at start and after every reload, before any Record() for the new set. Targets
+  /// absent from the new set are gone; per-target state for them should be dropped.
+  virtual void SetTargets(const std::vector<Target>& targets) { (void)targets; }
   virtual void Record(const Target& target, const ProbeResult& result) = 0;
 };
 

@@ -1,0 +1,162 @@
+#include "daemon/daemon.h"
+
+#include <signal.h>
+
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <prometheus/registry.h>
+
+#include "common/clock.h"
+#include "config/config.h"
+#include "daemon/notify.h"
+#include "daemon/options.h"
+#include "daemon/version.h"
+#include "daemon/web_server.h"
+#include "heal/healer.h"
+#include "probe/runner.h"
+#include "telemetry/log.h"
+#include "telemetry/probe_log.h"
+#include "telemetry/probe_metrics.h"
+#include "tracking/token_tracker.h"
+
+namespace wxcanary::daemon {
+namespace {
+
+using telemetry::Fields;
+using telemetry::Level;
+
+sigset_t HandledSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGUSR2);
+  return set;
+}
+
+std::string Targets(size_t n) { return std::to_string(n) + (n == 1 ? " target" : " targets"); }
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  ParsedOptions parsed = ParseOptions(args);
+  if (!parsed.options) {
+    (parsed.exit_code == 0 ? std::cout : std::cerr) << parsed.output;
+    return parsed.exit_code;
+  }
+  const Options& opts = *parsed.options;
+
+  config::Config cfg;
+  try {
+    cfg = config::LoadFile(opts.config_file);
+  } catch (const config::ConfigError& e) {
+    std::cerr << "wxcanary: config file \"" << opts.config_file << "\": " << e.what() << "\n";
+    return 1;
+  }
+  if (opts.config_check) {
+    std::cout << config::Describe(cfg);
+    return 0;
+  }
+
+  // Signals are taken synchronously by this thread only; every thread started below
+  // inherits the mask.
+  sigset_t signals = HandledSignals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  Clock& clock = RealClock::Instance();
+  auto registry = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<telemetry::Logger> log =
+      telemetry::MakeLogger(cfg.logging, opts.log_format, opts.log_level, clock, registry.get());
+
+  telemetry::DaemonMetrics daemon_metrics(*registry, kVersion, kRevision);
+  telemetry::ProbeMetrics probe_metrics(*registry, clock);
+  telemetry::ProbeLog probe_log(*log);
+  tracking::TokenTracker tracker(*registry, *log, clock, cfg.conflict);
+  heal::RedisHealStore heal_store(cfg.redis);
+  heal::Healer healer(cfg.heal, heal_store, *registry, *log, clock);
+
+  // Order matters only for reading the log: the probe event comes before what it caused.
+  probe::Runner runner(clock, *registry, {&probe_metrics, &probe_log, &tracker, &healer},
+                       [&](const std::string& redis, bool up) {
+                         daemon_metrics.SetRedisUp(redis, up);
+                         log->Log(up ? Level::kInfo : Level::kError, up ? "redis_up" : "redis_down",
+                                  "redis " + redis + (up ? " is reachable" : " is unreachable"),
+                                  Fields{{"wxcanary.redis.name", redis}});
+                       });
+
+  WebServer web([registry] { return telemetry::Serialize(*registry); },
+                [&runner] { return runner.Progressing(std::chrono::seconds{30}); });
+  auto [host, port] = *ParseListenAddress(opts.listen_address);
+  int bound = 0;
+  try {
+    bound = web.Start(host, port);
+  } catch (const std::exception& e) {
+    std::cerr << "wxcanary: --web.listen-address: " << e.what() << "\n";
+    return 1;
+  }
+
+  runner.Start(cfg);
+  daemon_metrics.SetConfigReload(true, clock.SystemNow());
+  log->Log(Level::kInfo, "daemon_started",
+           "wxcanary " + std::string(kVersion) + " probing " + Targets(cfg.TargetCount()) +
+               ", metrics on " + (host.empty() ? "*" : host) + ":" + std::to_string(bound),
+           Fields{{"service.version", kVersion},
+                  {"server.address", host.empty() ? "0.0.0.0" : host},
+                  {"server.port", bound},
+                  {"wxcanary.config.file", opts.config_file},
+                  {"wxcanary.config.targets", cfg.TargetCount()}});
+
+  Notifier notifier;
+  notifier.Ready();
+  const bool test_hooks = std::getenv("WXCANARY_TEST_HOOKS") != nullptr;
+  auto watchdog = notifier.WatchdogInterval();
+  // Ping at half the interval systemd asked for; wake at least once a second otherwise.
+  auto tick = watchdog ? std::chrono::duration_cast<std::chrono::milliseconds>(*watchdog / 2)
+                       : std::chrono::milliseconds{1000};
+  auto stall = watchdog ? std::chrono::duration_cast<std::chrono::milliseconds>(*watchdog)
+                        : std::chrono::milliseconds{30'000};
+
+  int exit_code = 0;
+  for (;;) {
+    timespec ts{static_cast<time_t>(tick.count() / 1000),
+                static_cast<long>((tick.count() % 1000) * 1'000'000)};
+    int sig = sigtimedwait(&signals, nullptr, &ts);
+    if (sig < 0) {
+      if (watchdog && runner.Progressing(stall)) notifier.Watchdog();
+      continue;
+    }
+    if (sig == SIGTERM || sig == SIGINT) break;
+    if (sig == SIGUSR2) {
+      if (test_hooks) runner.WedgeForTesting();
+      continue;
+    }
+    // SIGHUP: reload. An invalid file leaves the running config untouched.
+    notifier.Reloading();
+    try {
+      config::Config next = config::LoadFile(opts.config_file);
+      runner.Start(next);
+      cfg = std::move(next);
+      daemon_metrics.SetConfigReload(true, clock.SystemNow());
+      log->Log(Level::kInfo, "config_reloaded", "config reloaded: " + Targets(cfg.TargetCount()),
+               Fields{{"wxcanary.config.file", opts.config_file},
+                      {"wxcanary.config.targets", cfg.TargetCount()}});
+    } catch (const config::ConfigError& e) {
+      daemon_metrics.SetConfigReload(false, clock.SystemNow());
+      log->Log(Level::kError, "config_reload_failed",
+               std::string("config reload failed, keeping the running config: ") + e.what(),
+               Fields{{"wxcanary.config.file", opts.config_file}, {"error.message", e.what()}});
+    }
+    notifier.Ready();
+  }
+
+  notifier.Stopping();
+  log->Log(Level::kInfo, "daemon_stopping", "wxcanary stopping");
+  web.Stop();
+  runner.Stop();
+  return exit_code;
+}
+
+}  // namespace wxcanary::daemon

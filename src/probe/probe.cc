@@ -1,0 +1,54 @@
+#include "probe/probe.h"
+
+#include <algorithm>
+
+namespace wxcanary::probe {
+
+ProbeResult RunProbe(const Target& target, source::RedisConnection& redis, wechat::Client& client,
+                     Clock& clock) {
+  ProbeResult r;
+  r.started = clock.SystemNow();
+  const auto t0 = clock.MonotonicNow();
+  auto finish = [&]() -> ProbeResult& {
+    r.duration = clock.MonotonicNow() - t0;
+    return r;
+  };
+
+  source::TokenRead read = redis.Read(target.env);
+  r.ttl_seconds = read.ttl_seconds;
+  switch (read.status) {
+    case source::TokenRead::Status::kRedisError:
+      r.outcome = Outcome::kRedisError;
+      r.detail = read.error;
+      return finish();
+    case source::TokenRead::Status::kMissing:
+      r.outcome = Outcome::kTokenMissing;
+      r.detail = "no token at key";
+      return finish();
+    case source::TokenRead::Status::kUndecodable:
+      r.outcome = Outcome::kTokenMissing;
+      r.raw_value = std::move(read.raw_value);
+      r.detail = read.error;
+      return finish();
+    case source::TokenRead::Status::kOk:
+      break;
+  }
+  r.token_present = true;
+  r.token = std::move(read.token);
+  r.raw_value = std::move(read.raw_value);
+  r.fingerprint = r.token.Fingerprint();
+
+  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock.MonotonicNow() - t0);
+  auto remaining = std::max(target.env.timeout - elapsed, std::chrono::milliseconds{1});
+  wechat::HttpResponse response = client.Probe(target.env, r.token, remaining);
+  wechat::Classification c = wechat::Classify(target.env.probe, response, r.token);
+  r.outcome = c.outcome;
+  r.errcode = c.errcode;
+  r.errmsg = std::move(c.errmsg);
+  r.rid = std::move(c.rid);
+  r.content_flagged = c.content_flagged;
+  r.detail = std::move(c.detail);
+  return finish();
+}
+
+}  // namespace wxcanary::probe

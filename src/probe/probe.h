@@ -1,0 +1,17 @@
+#pragma once
+
+#include "common/clock.h"
+#include "probe/result.h"
+#include "source/token_source.h"
+#include "wechat/client.h"
+
+namespace wxcanary::probe {
+
+/// One canary probe of `target`: read the token and its TTL from Redis (fresh every time: the
+/// daemon never caches a token), send the configured call with it, classify the answer.
+/// Never throws; every failure becomes an outcome. The whole probe is bounded by
+/// target.env.timeout. Thread-compatible: callers give each thread its own connection/client.
+ProbeResult RunProbe(const Target& target, source::RedisConnection& redis, wechat::Client& client,
+                     Clock& clock);
+
+}  // namespace wxcanary::probe

@@ -1,0 +1,79 @@
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "support/process.h"
+
+namespace wxcanary::testing {
+
+/// Prometheus text exposition, parsed just enough for assertions.
+class Scrape {
+ public:
+  explicit Scrape(std::string text);
+  /// Value of the sample `name` whose labels include all of `labels`; nullopt when absent,
+  /// and an error (via ADD_FAILURE) when more than one sample matches.
+  [[nodiscard]] std::optional<double> Value(const std::string& name,
+                                            const std::map<std::string, std::string>& labels = {}) const;
+  /// Sum over every sample of `name` whose labels include `labels`.
+  [[nodiscard]] double Sum(const std::string& name,
+                           const std::map<std::string, std::string>& labels = {}) const;
+  [[nodiscard]] const std::string& text() const { return text_; }
+
+ private:
+  struct Sample {
+    std::string name;
+    std::map<std::string, std::string> labels;
+    double value;
+  };
+  std::string text_;
+  std::vector<Sample> samples_;
+};
+
+/// The wxcanary binary running with a config written by the test, its metrics on a free
+/// loopback port, stdout (the JSON log) captured. Stopped when destroyed. Not thread-safe.
+class Daemon {
+ public:
+  /// Writes `config_yaml` to a temp file and starts the daemon; waits until /-/healthy answers.
+  explicit Daemon(const std::string& config_yaml, std::vector<std::string> extra_args = {},
+                  std::vector<std::string> env = {});
+  ~Daemon();
+
+  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] std::string metrics_url() const;
+  [[nodiscard]] const std::filesystem::path& config_path() const { return config_path_; }
+  Subprocess& process() { return *proc_; }
+
+  /// GET /metrics, parsed.
+  [[nodiscard]] Scrape ScrapeMetrics() const;
+  /// Raw GET of a path on the metrics port: (status, body); status 0 when unreachable.
+  [[nodiscard]] std::pair<int, std::string> Get(const std::string& path) const;
+  /// Every stdout line so far that parses as a JSON object.
+  [[nodiscard]] std::vector<nlohmann::json> LogEvents() const;
+  /// The captured stdout+stderr.
+  [[nodiscard]] std::string Output() const { return proc_->Output(); }
+
+  /// Rewrites the config file and sends SIGHUP.
+  void Reload(const std::string& config_yaml);
+
+  /// Polls `pred` on fresh scrapes until true or `timeout`; returns the last scrape's verdict.
+  bool WaitFor(const std::function<bool(const Scrape&)>& pred,
+               std::chrono::milliseconds timeout = std::chrono::seconds{15}) const;
+
+  /// SIGTERM and wait; returns the waitpid status.
+  int Stop();
+
+ private:
+  TempDir dir_;
+  std::filesystem::path config_path_;
+  int port_;
+  std::unique_ptr<Subprocess> proc_;
+};
+
+}  // namespace wxcanary::testing

@@ -61,7 +61,7 @@ struct Environment {
   std::string json_path;   // storage json: dotted path, e.g. "access_token" or "data.token"
   std::string hash_field;  // storage hash: the field holding the token (or a JSON value)
   ProbeKind probe = ProbeKind::kApiDomainIp;
-  std::string content;  // msg_sec_check canary content
+  std::string content = "wxcanary canary";  // msg_sec_check(_v2) canary text: harmless
   std::string openid;   // msg_sec_check_v2 only
   int scene = 1;        // msg_sec_check_v2 only, 1..4
   milliseconds interval{30'000};

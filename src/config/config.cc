@@ -1,0 +1,790 @@
+#include "config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string_view>
+#include <utility>
+
+#include "common/duration.h"
+
+namespace wxcanary::config {
+
+namespace {
+
+// Named defaults live in config.h (member initializers); these are the limits validation
+// enforces, kept together so the error messages and the checks cannot drift apart.
+constexpr int kMaxWorkers = 256;
+constexpr int kMaxRedisDb = 15;
+constexpr milliseconds kMinQuotaPollInterval{600'000};  // quota/get itself is rate-limited
+constexpr milliseconds kTokenLifetime{7'200'000};       // expires_in of every access_token
+constexpr size_t kMaxV2ContentChars = 2500;              // msg_sec_check v2 limit
+constexpr std::string_view kRootPath = "(root)";
+
+// Keys an environment may set and `defaults:` may provide for all of them.
+constexpr std::string_view kInheritableKeys[] = {
+    "storage", "json_path", "hash_field", "probe",  "content",      "openid",
+    "scene",   "interval",  "timeout",    "heal",   "heal_refresh",
+};
+constexpr std::string_view kEnvOnlyKeys[] = {"name", "redis", "key", "labels"};
+
+[[noreturn]] void Fail(std::string_view path, const std::string& problem) {
+  throw ConfigError(std::string(path.empty() ? kRootPath : path) + ": " + problem);
+}
+
+// Double-quoted with escapes, so a value with spaces, quotes or newlines stays one line.
+std::string Quote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string Child(std::string_view path, std::string_view key) {
+  return path.empty() ? std::string(key) : std::string(path) + "." + std::string(key);
+}
+
+std::string Index(std::string_view path, size_t i) {
+  return std::string(path) + "[" + std::to_string(i) + "]";
+}
+
+std::string KindName(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: return "a map";
+    case YAML::NodeType::Sequence: return "a sequence";
+    case YAML::NodeType::Null: return "nothing";
+    case YAML::NodeType::Scalar: return "a scalar";
+    case YAML::NodeType::Undefined: break;
+  }
+  return "nothing";
+}
+
+template <typename Range>
+std::string JoinOr(const Range& names) {
+  std::vector<std::string> v(std::begin(names), std::end(names));
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i > 0) out += (i + 1 == v.size()) ? " or " : ", ";
+    out += v[i];
+  }
+  return out;
+}
+
+// One map entry, in document order.
+struct Entry {
+  std::string key;
+  YAML::Node value;
+};
+
+// The entries of a map, keys checked: scalar, unique and (when `allowed` is given) known.
+// Duplicate keys are an error because yaml-cpp would silently keep only one of them.
+std::vector<Entry> MapEntries(const YAML::Node& node, std::string_view path,
+                              const std::vector<std::string_view>* allowed) {
+  if (!node.IsMap()) Fail(path, "expected a map, got " + KindName(node));
+  std::vector<Entry> out;
+  std::set<std::string> seen;
+  for (const auto& kv : node) {
+    if (!kv.first.IsScalar()) Fail(path, "a key is " + KindName(kv.first) + ", expected a name");
+    std::string key = kv.first.Scalar();
+    if (allowed && std::find(allowed->begin(), allowed->end(), key) == allowed->end())
+      Fail(path, "unknown key " + Quote(key));
+    if (!seen.insert(key).second) Fail(path, "duplicate key " + Quote(key));
+    out.push_back({key, kv.second});
+  }
+  return out;
+}
+
+std::vector<Entry> CheckedMap(const YAML::Node& node, std::string_view path,
+                              std::initializer_list<std::string_view> allowed) {
+  std::vector<std::string_view> keys(allowed);
+  return MapEntries(node, path, &keys);
+}
+
+std::string Scalar(const YAML::Node& n, std::string_view path) {
+  if (n.IsNull()) Fail(path, "missing value");
+  if (!n.IsScalar()) Fail(path, "expected a scalar, got " + KindName(n));
+  return n.Scalar();
+}
+
+int64_t Int(const YAML::Node& n, std::string_view path, int64_t lo, int64_t hi) {
+  std::string text = Scalar(n, path);
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc{} || end != text.data() + text.size())
+    Fail(path, Quote(text) + " is not an integer");
+  if (v < lo || v > hi)
+    Fail(path, text + " is out of range " + std::to_string(lo) + ".." + std::to_string(hi));
+  return v;
+}
+
+bool Bool(const YAML::Node& n, std::string_view path) {
+  std::string text = Scalar(n, path);
+  if (text == "true" || text == "True" || text == "TRUE") return true;
+  if (text == "false" || text == "False" || text == "FALSE") return false;
+  Fail(path, Quote(text) + " is not a boolean (true or false)");
+}
+
+milliseconds Duration(const YAML::Node& n, std::string_view path) {
+  std::string text = Scalar(n, path);
+  auto d = ParseDuration(text);
+  if (!d) Fail(path, Quote(text) + " is not a duration (e.g. 500ms, 30s, 5m, 1h30m)");
+  return *d;
+}
+
+milliseconds PositiveDuration(const YAML::Node& n, std::string_view path) {
+  milliseconds d = Duration(n, path);
+  if (d <= milliseconds::zero()) Fail(path, Quote(Scalar(n, path)) + " must be greater than 0");
+  return d;
+}
+
+// Integer bytes, or an integer with KiB, MiB or GiB.
+int64_t Size(const YAML::Node& n, std::string_view path) {
+  std::string text = Scalar(n, path);
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  std::string_view unit = std::string_view(text).substr(digits);
+  int64_t scale = 0;
+  if (unit.empty()) scale = 1;
+  else if (unit == "KiB") scale = int64_t{1} << 10;
+  else if (unit == "MiB") scale = int64_t{1} << 20;
+  else if (unit == "GiB") scale = int64_t{1} << 30;
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + digits, v);
+  if (digits == 0 || scale == 0 || ec != std::errc{} || end != text.data() + digits ||
+      v > (int64_t{1} << 40) / scale)
+    Fail(path, Quote(text) + " is not a size (bytes, or a number with KiB, MiB or GiB)");
+  if (v == 0) Fail(path, Quote(text) + " must be greater than 0");
+  return v * scale;
+}
+
+template <typename E, size_t N>
+E Enum(const YAML::Node& n, std::string_view path,
+       const std::pair<std::string_view, E> (&table)[N]) {
+  std::string text = Scalar(n, path);
+  for (const auto& [name, value] : table)
+    if (name == text) return value;
+  std::vector<std::string> names;
+  for (const auto& entry : table) names.emplace_back(entry.first);
+  Fail(path, "unknown value " + Quote(text) + " (expected " + JoinOr(names) + ")");
+}
+
+constexpr std::pair<std::string_view, Storage> kStorages[] = {
+    {"string", Storage::kString}, {"json", Storage::kJson}, {"hash", Storage::kHash}};
+constexpr std::pair<std::string_view, ProbeKind> kProbeKinds[] = {
+    {"msg_sec_check", ProbeKind::kMsgSecCheck},
+    {"msg_sec_check_v2", ProbeKind::kMsgSecCheckV2},
+    {"api_domain_ip", ProbeKind::kApiDomainIp}};
+constexpr std::pair<std::string_view, HealMode> kHealModes[] = {
+    {"off", HealMode::kOff}, {"dry_run", HealMode::kDryRun}, {"evict", HealMode::kEvict}};
+constexpr std::pair<std::string_view, LogSink::Kind> kSinkKinds[] = {
+    {"stdout", LogSink::Kind::kStdout}, {"file", LogSink::Kind::kFile}, {"tcp", LogSink::Kind::kTcp}};
+
+bool IsNameChar(char c, bool first) {
+  bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+  return alpha || (!first && c >= '0' && c <= '9');
+}
+
+// App ids and environment names end up in Redis keys and label values: keep them plain.
+void CheckIdentifier(std::string_view value, std::string_view path) {
+  if (value.empty()) Fail(path, "must not be empty");
+  for (char c : value) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.';
+    if (!ok) Fail(path, Quote(value) + " may contain only letters, digits, '_', '-' and '.'");
+  }
+}
+
+// "host:port" or "[v6]:port". False on anything else.
+bool ParseHostPort(std::string_view text, std::string* host, int* port) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  std::string_view h = text.substr(0, colon);
+  std::string_view p = text.substr(colon + 1);
+  if (h.front() == '[') {
+    if (h.size() < 3 || h.back() != ']') return false;
+    h = h.substr(1, h.size() - 2);
+  } else if (h.find(':') != std::string_view::npos) {
+    return false;  // an unbracketed IPv6 address is ambiguous
+  }
+  for (char c : h)
+    if (c == ' ' || c == '/' || c == '[' || c == ']') return false;
+  int v = 0;
+  auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), v);
+  if (p.empty() || ec != std::errc{} || end != p.data() + p.size() || v < 1 || v > 65535)
+    return false;
+  *host = std::string(h);
+  *port = v;
+  return true;
+}
+
+std::filesystem::path Resolve(const std::filesystem::path& base_dir, const std::string& p) {
+  std::filesystem::path path(p);
+  return path.is_absolute() ? path : base_dir / path;
+}
+
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+
+// Whole file, or the errno text. The path in errors is `shown` (as the user wrote it).
+std::string ReadFileOrFail(const std::filesystem::path& path, std::string_view shown,
+                           std::string_view key_path) {
+  errno = 0;
+  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
+  if (!f) Fail(key_path, "cannot read " + Quote(shown) + ": " + std::strerror(errno));
+  std::string data;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) {
+    data.append(buf, n);
+    if (data.size() > 1024 * 1024) Fail(key_path, Quote(shown) + " is larger than 1 MiB");
+  }
+  if (std::ferror(f.get())) Fail(key_path, "cannot read " + Quote(shown) + ": " + std::strerror(errno));
+  return data;
+}
+
+// Reads a secret from where `ref` points. `key_path` names the key that set it (e.g.
+// "redis.prod.password_file"); errors name the file or variable, never the content.
+Secret ResolveSecret(const SecretRef& ref, std::string_view key_path,
+                     const std::filesystem::path& base_dir) {
+  std::string value;
+  switch (ref.kind) {
+    case SecretRef::Kind::kNone:
+      return Secret{};
+    case SecretRef::Kind::kEnv: {
+      const char* v = std::getenv(ref.name.c_str());
+      if (!v) Fail(key_path, "environment variable " + Quote(ref.name) + " is not set");
+      value = v;
+      if (value.empty()) Fail(key_path, "environment variable " + Quote(ref.name) + " is empty");
+      return Secret(std::move(value));
+    }
+    case SecretRef::Kind::kFile:
+      value = ReadFileOrFail(Resolve(base_dir, ref.name), ref.name, key_path);
+      break;
+    case SecretRef::Kind::kCredential: {
+      // systemd LoadCredential=: the unit's credentials appear as files in this directory.
+      const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
+      if (!dir || !*dir)
+        Fail(key_path, "credential " + Quote(ref.name) + " needs $CREDENTIALS_DIRECTORY, which is not set");
+      value = ReadFileOrFail(std::filesystem::path(dir) / ref.name,
+                             std::string(dir) + "/" + ref.name, key_path);
+      break;
+    }
+  }
+  // Editors and `echo` add a trailing newline that is never part of the secret.
+  while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+  if (value.empty()) Fail(key_path, Quote(ref.name) + " is empty");
+  return Secret(std::move(value));
+}
+
+// `<prefix>_file`, `<prefix>_env`, `<prefix>_credential`: at most one. Returns the key used.
+std::string DecodeSecretRef(const YAML::Node& node, std::string_view path,
+                            std::string_view prefix, SecretRef* ref) {
+  static constexpr std::pair<std::string_view, SecretRef::Kind> kinds[] = {
+      {"_file", SecretRef::Kind::kFile},
+      {"_env", SecretRef::Kind::kEnv},
+      {"_credential", SecretRef::Kind::kCredential}};
+  std::string used;
+  for (const auto& [suffix, kind] : kinds) {
+    std::string key = std::string(prefix) + std::string(suffix);
+    if (!node[key]) continue;
+    if (!used.empty()) Fail(path, used + " and " + key + " are both set (use one)");
+    std::string value = Scalar(node[key], Child(path, key));
+    if (value.empty()) Fail(Child(path, key), "must not be empty");
+    if (kind == SecretRef::Kind::kCredential &&
+        (value.find('/') != std::string::npos || value == "." || value == ".."))
+      Fail(Child(path, key), Quote(value) + " is not a credential name");
+    ref->kind = kind;
+    ref->name = value;
+    used = key;
+  }
+  return used;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+void DecodeWeChat(const YAML::Node& node, const std::filesystem::path& base_dir, WeChat* out) {
+  const std::string path = "wechat";
+  for (const auto& [key, value] : CheckedMap(node, path, {"base_url", "ca_file", "timeout"})) {
+    std::string p = Child(path, key);
+    if (key == "base_url") {
+      std::string url = Scalar(value, p);
+      std::string_view rest;
+      if (url.rfind("https://", 0) == 0) rest = std::string_view(url).substr(8);
+      else if (url.rfind("http://", 0) == 0) rest = std::string_view(url).substr(7);
+      else Fail(p, Quote(url) + " must start with http:// or https://");
+      if (rest.empty() || rest.front() == '/') Fail(p, Quote(url) + " has no host");
+      // Request paths are appended as "/cgi-bin/...".
+      while (url.back() == '/') url.pop_back();
+      out->base_url = url;
+    } else if (key == "ca_file") {
+      std::string file = Scalar(value, p);
+      auto resolved = Resolve(base_dir, file);
+      ReadFileOrFail(resolved, file, p);
+      out->ca_file = resolved.string();
+    } else if (key == "timeout") {
+      out->timeout = PositiveDuration(value, p);
+    }
+  }
+}
+
+void DecodeRedis(const std::string& name, const YAML::Node& node, const std::string& path,
+                 const std::filesystem::path& base_dir, Redis* r) {
+  r->name = name;
+  auto entries = CheckedMap(node, path,
+                            {"address", "db", "username", "password_file", "password_env",
+                             "password_credential", "connect_timeout", "read_timeout"});
+  for (const auto& [key, value] : entries) {
+    std::string p = Child(path, key);
+    if (key == "address") {
+      std::string text = Scalar(value, p);
+      if (text.rfind("unix:", 0) == 0) {
+        std::string socket = text.substr(5);
+        if (socket.empty() || socket.front() != '/')
+          Fail(p, Quote(text) + " is not host:port or unix:/path");
+        r->unix_socket = socket;
+        r->host.clear();
+        r->port = 0;
+      } else if (!ParseHostPort(text, &r->host, &r->port)) {
+        Fail(p, Quote(text) + " is not host:port or unix:/path");
+      }
+    } else if (key == "db") {
+      r->db = static_cast<int>(Int(value, p, 0, kMaxRedisDb));
+    } else if (key == "username") {
+      r->username = Scalar(value, p);
+    } else if (key == "connect_timeout") {
+      r->connect_timeout = PositiveDuration(value, p);
+    } else if (key == "read_timeout") {
+      r->read_timeout = PositiveDuration(value, p);
+    }
+  }
+  std::string used = DecodeSecretRef(node, path, "password", &r->password);
+  if (!used.empty()) r->password_value = ResolveSecret(r->password, Child(path, used), base_dir);
+}
+
+void DecodeConflict(const YAML::Node& node, Conflict* c) {
+  const std::string path = "conflict";
+  for (const auto& [key, value] :
+       CheckedMap(node, path, {"window", "daily_quota", "quota_poll_interval"})) {
+    std::string p = Child(path, key);
+    if (key == "window") {
+      c->window = PositiveDuration(value, p);
+    } else if (key == "daily_quota") {
+      c->daily_quota = static_cast<int>(Int(value, p, 1, 1'000'000'000));
+    } else if (key == "quota_poll_interval") {
+      milliseconds d = Duration(value, p);
+      if (d < kMinQuotaPollInterval)
+        Fail(p, Quote(Scalar(value, p)) + " is shorter than the minimum \"" +
+                    FormatDuration(kMinQuotaPollInterval) + "\"");
+      c->quota_poll_interval = d;
+    }
+  }
+}
+
+void DecodeHeal(const YAML::Node& node, Heal* h) {
+  const std::string path = "heal";
+  for (const auto& [key, value] :
+       CheckedMap(node, path,
+                  {"confirmations", "cooldown", "budget_per_hour", "lock_ttl", "refresh_margin"})) {
+    std::string p = Child(path, key);
+    if (key == "confirmations") {
+      h->confirmations = static_cast<int>(Int(value, p, 1, 100));
+    } else if (key == "cooldown") {
+      h->cooldown = Duration(value, p);
+    } else if (key == "budget_per_hour") {
+      h->budget_per_hour = static_cast<int>(Int(value, p, 0, 100'000));
+    } else if (key == "lock_ttl") {
+      h->lock_ttl = PositiveDuration(value, p);
+    } else if (key == "refresh_margin") {
+      milliseconds d = Duration(value, p);
+      if (d >= kTokenLifetime)
+        Fail(p, Quote(Scalar(value, p)) + " is not shorter than the token lifetime \"" +
+                    FormatDuration(kTokenLifetime) + "\"");
+      h->refresh_margin = d;
+    }
+  }
+}
+
+void DecodeLogging(const YAML::Node& node, Logging* l) {
+  const std::string path = "logging";
+  for (const auto& [key, value] : CheckedMap(node, path, {"sinks"})) {
+    std::string sp = Child(path, key);
+    if (value.IsNull()) continue;
+    if (!value.IsSequence()) Fail(sp, "expected a sequence, got " + KindName(value));
+    for (size_t i = 0; i < value.size(); ++i) {
+      const YAML::Node s = value[i];
+      std::string p = Index(sp, i);
+      if (!s.IsMap()) Fail(p, "expected a map, got " + KindName(s));
+      if (!s["type"]) Fail(p, "missing required key \"type\"");
+      LogSink sink;
+      sink.kind = Enum(s["type"], Child(p, "type"), kSinkKinds);
+      switch (sink.kind) {
+        case LogSink::Kind::kStdout:
+          CheckedMap(s, p, {"type"});
+          break;
+        case LogSink::Kind::kFile:
+          for (const auto& [k, v] : CheckedMap(s, p, {"type", "path", "max_size", "max_files"})) {
+            if (k == "path") sink.path = Scalar(v, Child(p, k));
+            else if (k == "max_size") sink.max_size_bytes = Size(v, Child(p, k));
+            else if (k == "max_files") sink.max_files = static_cast<int>(Int(v, Child(p, k), 1, 1000));
+          }
+          if (sink.path.empty()) Fail(Child(p, "path"), "required for type file");
+          break;
+        case LogSink::Kind::kTcp: {
+          bool has_address = false;
+          for (const auto& [k, v] : CheckedMap(s, p, {"type", "address", "queue_size"})) {
+            if (k == "address") {
+              std::string text = Scalar(v, Child(p, k));
+              if (!ParseHostPort(text, &sink.host, &sink.port))
+                Fail(Child(p, k), Quote(text) + " is not host:port");
+              has_address = true;
+            } else if (k == "queue_size") {
+              sink.queue_size = static_cast<int>(Int(v, Child(p, k), 1, 10'000'000));
+            }
+          }
+          if (!has_address) Fail(Child(p, "address"), "required for type tcp");
+          break;
+        }
+      }
+      l->sinks.push_back(std::move(sink));
+    }
+  }
+}
+
+// Applies one inheritable key (see kInheritableKeys) to `env`.
+void ApplyEnvKey(const std::string& key, const YAML::Node& value, const std::string& p,
+                 Environment* env) {
+  if (key == "storage") env->storage = Enum(value, p, kStorages);
+  else if (key == "json_path") env->json_path = Scalar(value, p);
+  else if (key == "hash_field") env->hash_field = Scalar(value, p);
+  else if (key == "probe") env->probe = Enum(value, p, kProbeKinds);
+  else if (key == "content") env->content = Scalar(value, p);
+  else if (key == "openid") env->openid = Scalar(value, p);
+  else if (key == "scene") env->scene = static_cast<int>(Int(value, p, 1, 4));
+  else if (key == "interval") env->interval = Duration(value, p);
+  else if (key == "timeout") env->timeout = Duration(value, p);
+  else if (key == "heal") env->heal = Enum(value, p, kHealModes);
+  else if (key == "heal_refresh") env->heal_refresh = Bool(value, p);
+}
+
+Environment DecodeDefaults(const YAML::Node& node) {
+  Environment env;
+  if (!node || node.IsNull()) return env;
+  std::vector<std::string_view> allowed(std::begin(kInheritableKeys), std::end(kInheritableKeys));
+  for (const auto& [key, value] : MapEntries(node, "defaults", &allowed))
+    ApplyEnvKey(key, value, Child("defaults", key), &env);
+  return env;
+}
+
+// Expands {app_id} and {app_env}; any other brace is a typo that would silently watch the wrong key.
+std::string ExpandKey(const std::string& tmpl, const std::string& app_id, const std::string& app_env,
+                      const std::string& path) {
+  std::string out;
+  for (size_t i = 0; i < tmpl.size();) {
+    if (tmpl[i] == '{') {
+      size_t close = tmpl.find('}', i);
+      if (close == std::string::npos) Fail(path, "unclosed \"{\" in " + Quote(tmpl));
+      std::string name = tmpl.substr(i, close - i + 1);
+      if (name == "{app_id}") out += app_id;
+      else if (name == "{app_env}") out += app_env;
+      else
+        Fail(path, "unknown placeholder " + Quote(name) + " in " + Quote(tmpl) +
+                       " (expected {app_id} or {app_env})");
+      i = close + 1;
+    } else if (tmpl[i] == '}') {
+      Fail(path, "unmatched \"}\" in " + Quote(tmpl));
+    } else {
+      out += tmpl[i++];
+    }
+  }
+  return out;
+}
+
+bool IsDottedPath(std::string_view s) {
+  if (s.empty() || s.front() == '.' || s.back() == '.') return false;
+  if (s.find("..") != std::string_view::npos) return false;
+  return std::none_of(s.begin(), s.end(), [](char c) {
+    return c == ' ' || static_cast<unsigned char>(c) < 0x20;
+  });
+}
+
+size_t Utf8Chars(std::string_view s) {
+  return static_cast<size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+void DecodeLabels(const YAML::Node& node, const std::string& path,
+                  std::map<std::string, std::string>* labels) {
+  if (node.IsNull()) return;
+  static constexpr std::string_view kReserved[] = {"app_id", "app_env", "outcome", "errcode", "le"};
+  for (const auto& [name, value] : MapEntries(node, path, nullptr)) {
+    bool valid = !name.empty() && IsNameChar(name[0], true) &&
+                 std::all_of(name.begin(), name.end(), [](char c) { return IsNameChar(c, false); });
+    if (!valid) Fail(path, "label name " + Quote(name) + " is not [a-zA-Z_][a-zA-Z0-9_]*");
+    if (name.rfind("__", 0) == 0) Fail(path, "label name " + Quote(name) + " starts with \"__\" (reserved)");
+    if (std::find(std::begin(kReserved), std::end(kReserved), name) != std::end(kReserved))
+      Fail(path, "label name " + Quote(name) + " is reserved by wxcanary");
+    (*labels)[name] = Scalar(value, Child(path, name));
+  }
+}
+
+Environment DecodeEnvironment(const YAML::Node& node, const std::string& path,
+                              const Environment& defaults, const App& app,
+                              const std::map<std::string, Redis>& redis) {
+  std::vector<std::string_view> allowed(std::begin(kInheritableKeys), std::end(kInheritableKeys));
+  allowed.insert(allowed.end(), std::begin(kEnvOnlyKeys), std::end(kEnvOnlyKeys));
+  Environment env = defaults;
+  auto entries = MapEntries(node, path, &allowed);
+  for (std::string_view required : {"name", "redis", "key"})
+    if (!node[std::string(required)]) Fail(path, "missing required key " + Quote(required));
+
+  for (const auto& [key, value] : entries) {
+    std::string p = Child(path, key);
+    if (key == "name") {
+      env.name = Scalar(value, p);
+      CheckIdentifier(env.name, p);
+    } else if (key == "redis") {
+      env.redis = Scalar(value, p);
+    } else if (key == "key") {
+      env.key_template = Scalar(value, p);
+    } else if (key == "labels") {
+      DecodeLabels(value, p, &env.labels);
+    } else {
+      ApplyEnvKey(key, value, p, &env);
+    }
+  }
+
+  // Validate the merged result (own keys over defaults), in the order a reader checks them.
+  if (!redis.count(env.redis)) {
+    std::vector<std::string> names;
+    for (const auto& [name, r] : redis) names.push_back(Quote(name));
+    Fail(Child(path, "redis"), "unknown redis " + Quote(env.redis) +
+                                   (names.empty() ? " (no redis: section)"
+                                                  : " (defined: " + JoinOr(names) + ")"));
+  }
+  env.key = ExpandKey(env.key_template, app.app_id, env.name, Child(path, "key"));
+  if (env.key.empty()) Fail(Child(path, "key"), "must not be empty");
+
+  if (env.timeout <= milliseconds::zero())
+    Fail(Child(path, "timeout"), Quote(FormatDuration(env.timeout)) + " must be greater than 0");
+  if (env.interval < env.timeout)
+    Fail(Child(path, "interval"), Quote(FormatDuration(env.interval)) + " is shorter than timeout " +
+                                      Quote(FormatDuration(env.timeout)));
+
+  const std::string storage(StorageName(env.storage));
+  if (env.storage == Storage::kJson && env.json_path.empty())
+    Fail(Child(path, "json_path"), "required for storage json");
+  if (env.storage == Storage::kHash && env.hash_field.empty())
+    Fail(Child(path, "hash_field"), "required for storage hash");
+  if (node["json_path"] && env.storage == Storage::kString)
+    Fail(Child(path, "json_path"), "only applies to storage json or hash (storage is \"string\")");
+  if (node["hash_field"] && env.storage != Storage::kHash)
+    Fail(Child(path, "hash_field"), "only applies to storage hash (storage is " + Quote(storage) + ")");
+  if (!env.json_path.empty() && !IsDottedPath(env.json_path))
+    Fail(Child(path, "json_path"), Quote(env.json_path) + " is not a dotted path (e.g. data.access_token)");
+
+  const std::string probe(ProbeKindName(env.probe));
+  if (env.probe == ProbeKind::kMsgSecCheckV2 && env.openid.empty())
+    Fail(Child(path, "openid"), "required for probe msg_sec_check_v2");
+  if (env.probe != ProbeKind::kMsgSecCheckV2) {
+    for (const char* k : {"openid", "scene"})
+      if (node[k]) Fail(Child(path, k), "only applies to probe msg_sec_check_v2 (probe is " + Quote(probe) + ")");
+  }
+  if (env.probe == ProbeKind::kApiDomainIp && node["content"])
+    Fail(Child(path, "content"), "does not apply to probe api_domain_ip (it sends no content)");
+  if (env.probe != ProbeKind::kApiDomainIp && env.content.empty())
+    Fail(Child(path, "content"), "must not be empty for probe " + probe);
+  if (env.probe == ProbeKind::kMsgSecCheckV2 && Utf8Chars(env.content) > kMaxV2ContentChars)
+    Fail(Child(path, "content"), "is longer than " + std::to_string(kMaxV2ContentChars) +
+                                     " characters (the msg_sec_check_v2 limit)");
+
+  if (env.heal_refresh && !app.secret.set())
+    Fail(Child(path, "heal_refresh"),
+         "true needs the app's secret (secret_file, secret_env or secret_credential on apps entry)");
+  if (env.heal_refresh && env.heal == HealMode::kOff)
+    Fail(Child(path, "heal_refresh"), "true needs heal: evict or dry_run (heal is \"off\")");
+  return env;
+}
+
+Config Decode(const YAML::Node& root, const std::filesystem::path& base_dir) {
+  Config cfg;
+  if (!root || root.IsNull()) Fail("", "the config is empty");
+  auto top = CheckedMap(root, "", {"wechat", "workers", "defaults", "redis", "apps", "conflict",
+                                    "heal", "logging"});
+  // Sections in dependency order (redis before apps), whatever order the file uses.
+  if (root["wechat"] && !root["wechat"].IsNull()) DecodeWeChat(root["wechat"], base_dir, &cfg.wechat);
+  if (root["workers"]) cfg.workers = static_cast<int>(Int(root["workers"], "workers", 1, kMaxWorkers));
+  if (root["redis"] && !root["redis"].IsNull()) {
+    for (const auto& [name, value] : MapEntries(root["redis"], "redis", nullptr)) {
+      std::string p = Child("redis", name);
+      if (name.empty()) Fail("redis", "a connection name is empty");
+      Redis r;
+      DecodeRedis(name, value, p, base_dir, &r);
+      cfg.redis.emplace(name, std::move(r));
+    }
+  }
+  if (root["conflict"] && !root["conflict"].IsNull()) DecodeConflict(root["conflict"], &cfg.conflict);
+  if (root["heal"] && !root["heal"].IsNull()) DecodeHeal(root["heal"], &cfg.heal);
+  if (root["logging"] && !root["logging"].IsNull()) DecodeLogging(root["logging"], &cfg.logging);
+  const Environment defaults = DecodeDefaults(root["defaults"]);
+
+  const YAML::Node apps = root["apps"];
+  if (!apps || apps.IsNull() || (apps.IsSequence() && apps.size() == 0))
+    Fail("apps", "must list at least one app");
+  if (!apps.IsSequence()) Fail("apps", "expected a sequence, got " + KindName(apps));
+  std::map<std::string, size_t> app_index;
+  for (size_t i = 0; i < apps.size(); ++i) {
+    const YAML::Node a = apps[i];
+    std::string p = Index("apps", i);
+    CheckedMap(a, p, {"app_id", "secret_file", "secret_env", "secret_credential", "environments"});
+    if (!a["app_id"]) Fail(p, "missing required key \"app_id\"");
+    App app;
+    app.app_id = Scalar(a["app_id"], Child(p, "app_id"));
+    CheckIdentifier(app.app_id, Child(p, "app_id"));
+    if (auto [it, inserted] = app_index.emplace(app.app_id, i); !inserted)
+      Fail(Child(p, "app_id"), Quote(app.app_id) + " duplicates apps[" + std::to_string(it->second) +
+                                   "] (list each app once, with several environments)");
+    std::string used = DecodeSecretRef(a, p, "secret", &app.secret);
+    if (!used.empty()) app.secret_value = ResolveSecret(app.secret, Child(p, used), base_dir);
+
+    const YAML::Node envs = a["environments"];
+    std::string ep = Child(p, "environments");
+    if (!envs || envs.IsNull() || (envs.IsSequence() && envs.size() == 0))
+      Fail(ep, "must list at least one environment");
+    if (!envs.IsSequence()) Fail(ep, "expected a sequence, got " + KindName(envs));
+    std::map<std::string, size_t> env_index;
+    for (size_t j = 0; j < envs.size(); ++j) {
+      std::string jp = Index(ep, j);
+      Environment env = DecodeEnvironment(envs[j], jp, defaults, app, cfg.redis);
+      if (auto [it, inserted] = env_index.emplace(env.name, j); !inserted)
+        Fail(Child(jp, "name"), Quote(env.name) + " duplicates " + Index(ep, it->second) + " of app " +
+                                    Quote(app.app_id));
+      app.environments.push_back(std::move(env));
+    }
+    cfg.apps.push_back(std::move(app));
+  }
+  if (cfg.TargetCount() == 0) Fail("apps", "no targets to monitor");
+  return cfg;
+}
+
+}  // namespace
+
+std::string_view StorageName(Storage s) {
+  for (const auto& [name, value] : kStorages)
+    if (value == s) return name;
+  return "unknown";
+}
+
+std::string_view ProbeKindName(ProbeKind k) {
+  for (const auto& [name, value] : kProbeKinds)
+    if (value == k) return name;
+  return "unknown";
+}
+
+std::string_view HealModeName(HealMode m) {
+  for (const auto& [name, value] : kHealModes)
+    if (value == m) return name;
+  return "unknown";
+}
+
+std::string Redis::Address() const {
+  if (!unix_socket.empty()) return "unix:" + unix_socket;
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+size_t Config::TargetCount() const {
+  size_t n = 0;
+  for (const auto& app : apps) n += app.environments.size();
+  return n;
+}
+
+Config LoadString(const std::string& yaml, const std::filesystem::path& base_dir) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError("yaml: line " + std::to_string(e.mark.line + 1) + ", column " +
+                      std::to_string(e.mark.column + 1) + ": " + e.msg);
+  }
+  try {
+    return Decode(root, base_dir);
+  } catch (const YAML::Exception& e) {
+    // Decode checks node types before converting, so this is a yaml-cpp surprise: still one line.
+    throw ConfigError("yaml: " + e.msg);
+  }
+}
+
+Config LoadFile(const std::filesystem::path& path) {
+  std::string text = ReadFileOrFail(path, path.string(), "config.file");
+  std::filesystem::path base = path.parent_path();
+  Config cfg = LoadString(text, base.empty() ? std::filesystem::path(".") : base);
+  cfg.source = path;
+  return cfg;
+}
+
+std::string Describe(const Config& config) {
+  std::ostringstream out;
+  out << "wxcanary: " << config.TargetCount() << " targets in " << config.apps.size() << " apps, "
+      << config.redis.size() << " redis connections, " << config.workers << " workers, wechat "
+      << config.wechat.base_url << "\n";
+  for (const auto& app : config.apps) {
+    for (const auto& env : app.environments) {
+      out << app.app_id << "/" << env.name << "  redis=" << env.redis;
+      if (auto it = config.redis.find(env.redis); it != config.redis.end()) {
+        out << "(" << it->second.Address();
+        if (it->second.db != 0) out << ",db=" << it->second.db;
+        out << ")";
+      }
+      out << " key=" << env.key << " storage=" << StorageName(env.storage);
+      if (env.storage == Storage::kHash) {
+        out << "(" << env.hash_field;
+        if (!env.json_path.empty()) out << "," << env.json_path;
+        out << ")";
+      } else if (env.storage == Storage::kJson) {
+        out << "(" << env.json_path << ")";
+      }
+      out << " probe=" << ProbeKindName(env.probe);
+      if (env.probe == ProbeKind::kMsgSecCheckV2) out << "(scene=" << env.scene << ")";
+      out << " interval=" << FormatDuration(env.interval)
+          << " timeout=" << FormatDuration(env.timeout) << " heal=" << HealModeName(env.heal);
+      if (env.heal_refresh) out << "+refresh";
+      if (!env.labels.empty()) {
+        out << " labels={";
+        bool first = true;
+        for (const auto& [k, v] : env.labels) {
+          out << (first ? "" : ",") << k << "=" << v;
+          first = false;
+        }
+        out << "}";
+      }
+      out << "\n";
+    }
+  }
+  return out.str();
+}
+
+}  // namespace wxcanary::config

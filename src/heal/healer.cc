@@ -1,0 +1,412 @@
+#include "heal/healer.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <algorithm>
+#include <set>
+
+#include "common/duration.h"
+
+namespace wxcanary::heal {
+
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+constexpr std::string_view kEvict = "evict";
+constexpr std::string_view kDryRun = "dry_run";
+constexpr std::string_view kRefresh = "refresh";
+constexpr std::array<std::string_view, 6> kResults = {
+    "done", "skipped_changed", "skipped_cooldown", "skipped_budget", "skipped_locked", "error"};
+
+// Only a few per hour happen; the buckets span "next probe" to "next morning".
+const prometheus::Histogram::BucketBoundaries kRecoveryBuckets = {
+    5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600};
+
+// What a probe outcome says about the token it used.
+enum class Evidence { kDead, kNotDead, kNone };
+
+Evidence EvidenceOf(Outcome o) {
+  if (IsTokenError(o)) return Evidence::kDead;
+  // We never got a verdict on the token: the call did not reach WeChat (transport) or the
+  // token was never read (Redis). A flaky network must neither confirm a heal nor hide one.
+  if (o == Outcome::kTransportError || o == Outcome::kRedisError) return Evidence::kNone;
+  // ok, quota and other errcodes mean WeChat accepted the token; token_missing means there is
+  // nothing stale left to evict; bad_response is an answer we can't read: no confirmation.
+  return Evidence::kNotDead;
+}
+
+std::string_view ActionOf(config::HealMode mode) {
+  return mode == config::HealMode::kDryRun ? kDryRun : kEvict;
+}
+
+std::set<std::pair<std::string, std::string>> WantedSeries(const config::Environment& env) {
+  std::set<std::pair<std::string, std::string>> out;
+  if (env.heal == config::HealMode::kOff) return out;
+  for (auto r : kResults) out.emplace(ActionOf(env.heal), r);
+  if (env.heal == config::HealMode::kEvict && env.heal_refresh &&
+      env.storage == config::Storage::kString) {
+    for (auto r : kResults) out.emplace(kRefresh, r);
+  }
+  return out;
+}
+
+}  // namespace
+
+struct Healer::State {
+  std::mutex mu;  // Record() for one target is never concurrent; SetTargets() may be
+  config::HealMode mode = config::HealMode::kOff;
+
+  std::string fingerprint;  // of the token the streak is about
+  int streak = 0;           // consecutive token errors on `fingerprint`
+
+  bool in_episode = false;  // a token error was seen and no ok probe since
+  MonotonicTime episode_start{};
+  bool healed = false;  // a key was evicted during this episode
+
+  std::optional<MonotonicTime> last_action;  // starts the cooldown
+
+  std::map<std::pair<std::string, std::string>, prometheus::Counter*> counters;
+  prometheus::Histogram* recovery = nullptr;
+};
+
+Healer::Healer(config::Heal settings, HealStore& store, TokenFetcher* fetcher,
+               prometheus::Registry& registry, telemetry::Logger& logger, Clock& clock,
+               std::string instance_id)
+    : settings_(settings),
+      store_(store),
+      fetcher_(fetcher),
+      logger_(logger),
+      clock_(clock),
+      instance_id_(std::move(instance_id)),
+      heals_(prometheus::BuildCounter()
+                 .Name("wxcanary_heals_total")
+                 .Help("Self-heal decisions by action (evict, dry_run, refresh) and result.")
+                 .Register(registry)),
+      recovery_(prometheus::BuildHistogram()
+                    .Name("wxcanary_heal_recovery_seconds")
+                    .Help("From the first failing probe of an episode to the first ok probe "
+                          "after a heal evicted the stale token.")
+                    .Register(registry)) {}
+
+Healer::~Healer() = default;
+
+void Healer::EnsureSeries(State& state, const Target& target) {
+  auto wanted = WantedSeries(target.env);
+  for (auto it = state.counters.begin(); it != state.counters.end();) {
+    if (wanted.count(it->first) == 0) {
+      heals_.Remove(it->second);
+      it = state.counters.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& [action, result] : wanted) {
+    if (state.counters.count({action, result}) == 0) {
+      state.counters[{action, result}] = &heals_.Add({{"app_id", target.app_id},
+                                                      {"app_env", target.app_env},
+                                                      {"action", action},
+                                                      {"result", result}});
+    }
+  }
+  const bool wants_recovery = target.env.heal == config::HealMode::kEvict;
+  if (wants_recovery && state.recovery == nullptr) {
+    state.recovery = &recovery_.Add({{"app_id", target.app_id}, {"app_env", target.app_env}},
+                                    kRecoveryBuckets);
+  } else if (!wants_recovery && state.recovery != nullptr) {
+    recovery_.Remove(state.recovery);
+    state.recovery = nullptr;
+  }
+  state.mode = target.env.heal;
+}
+
+void Healer::SetTargets(const std::vector<Target>& targets) {
+  std::lock_guard lock(mu_);
+  std::map<Key, std::shared_ptr<State>> next;
+  for (const auto& t : targets) {
+    Key key{t.app_id, t.app_env};
+    auto it = targets_.find(key);
+    auto state = it != targets_.end() ? it->second : std::make_shared<State>();
+    std::lock_guard state_lock(state->mu);
+    EnsureSeries(*state, t);
+    next[key] = state;
+  }
+  for (auto& [key, state] : targets_) {
+    if (next.count(key) != 0) continue;
+    std::lock_guard state_lock(state->mu);
+    for (auto& [labels, counter] : state->counters) heals_.Remove(counter);
+    if (state->recovery != nullptr) recovery_.Remove(state->recovery);
+    state->counters.clear();
+    state->recovery = nullptr;
+  }
+  targets_ = std::move(next);
+}
+
+std::shared_ptr<Healer::State> Healer::StateFor(const Target& target) {
+  std::lock_guard lock(mu_);
+  auto& state = targets_[{target.app_id, target.app_env}];
+  if (!state) state = std::make_shared<State>();
+  return state;
+}
+
+void Healer::Count(State& state, const Target& target, std::string_view action,
+                   std::string_view result) {
+  auto& counter = state.counters[{std::string(action), std::string(result)}];
+  if (counter == nullptr) {
+    counter = &heals_.Add({{"app_id", target.app_id},
+                           {"app_env", target.app_env},
+                           {"action", std::string(action)},
+                           {"result", std::string(result)}});
+  }
+  counter->Increment();
+}
+
+bool Healer::TakeBudget(MonotonicTime now) {
+  std::lock_guard lock(budget_mu_);
+  while (!budget_.empty() && now - budget_.front() >= std::chrono::hours{1}) budget_.pop_front();
+  if (static_cast<int>(budget_.size()) >= settings_.budget_per_hour) return false;
+  budget_.push_back(now);
+  return true;
+}
+
+void Healer::ReturnBudget(MonotonicTime taken) {
+  std::lock_guard lock(budget_mu_);
+  auto it = std::find(budget_.rbegin(), budget_.rend(), taken);
+  if (it != budget_.rend()) budget_.erase(std::next(it).base());
+}
+
+void Healer::Record(const Target& target, const ProbeResult& result) {
+  auto state_ptr = StateFor(target);
+  State& state = *state_ptr;
+  std::lock_guard lock(state.mu);
+  if (state.mode != target.env.heal) EnsureSeries(state, target);
+  const MonotonicTime now = clock_.MonotonicNow();
+
+  switch (EvidenceOf(result.outcome)) {
+    case Evidence::kNone:
+      return;
+    case Evidence::kNotDead:
+      if (result.outcome == Outcome::kOk) {
+        if (state.in_episode && state.healed && state.recovery != nullptr) {
+          state.recovery->Observe(std::chrono::duration<double>(now - state.episode_start).count());
+        }
+        state.in_episode = false;
+        state.healed = false;
+      }
+      state.streak = 0;
+      state.fingerprint.clear();
+      return;
+    case Evidence::kDead:
+      break;
+  }
+
+  if (!state.in_episode) {
+    state.in_episode = true;
+    state.episode_start = now;
+    state.healed = false;
+  }
+  if (state.streak > 0 && state.fingerprint == result.fingerprint) {
+    ++state.streak;
+  } else {
+    state.fingerprint = result.fingerprint;
+    state.streak = 1;
+  }
+  if (target.env.heal == config::HealMode::kOff) return;
+  if (state.streak < std::max(1, settings_.confirmations)) return;
+  // Nothing to compare against means nothing we could delete safely.
+  if (result.raw_value.empty()) return;
+  Heal(state, target, result, now);
+}
+
+namespace {
+
+telemetry::Fields BaseFields(const Target& target, const std::string& fingerprint) {
+  telemetry::Fields f = telemetry::Fields::object();
+  f["labels.app_id"] = target.app_id;
+  f["labels.app_env"] = target.app_env;
+  f["wxcanary.redis.name"] = target.env.redis;
+  f["wxcanary.redis.key"] = target.env.key;
+  f["wxcanary.token.fingerprint"] = fingerprint;
+  return f;
+}
+
+// event.outcome goes first, as every event of the project has it.
+telemetry::Fields WithOutcome(std::string_view outcome, const telemetry::Fields& rest) {
+  telemetry::Fields f = telemetry::Fields::object();
+  f["event.outcome"] = outcome;
+  for (const auto& [k, v] : rest.items()) f[k] = v;
+  return f;
+}
+
+std::string KeyText(const Target& target) {
+  if (target.env.storage == config::Storage::kHash) {
+    return target.env.key + " field " + target.env.hash_field;
+  }
+  return target.env.key;
+}
+
+}  // namespace
+
+void Healer::Heal(State& state, const Target& target, const ProbeResult& result,
+                  MonotonicTime now) {
+  const std::string action(ActionOf(target.env.heal));
+  const std::string cause = result.errcode ? std::to_string(*result.errcode)
+                                           : std::string(OutcomeName(result.outcome));
+  const std::string reason = std::to_string(state.streak) + " consecutive " + cause +
+                             " with redis ttl " + std::to_string(result.ttl_seconds) + "s";
+  const std::string where = KeyText(target);
+
+  auto log = [&](telemetry::Level level, std::string_view event_action, std::string_view act,
+                 std::string_view res, const std::string& message,
+                 const std::string& error = {}, const std::string& outcome = {}) {
+    telemetry::Fields f = BaseFields(target, result.fingerprint);
+    f["wxcanary.heal.action"] = act;
+    f["wxcanary.heal.result"] = res;
+    f["wxcanary.heal.reason"] = reason;
+    if (!error.empty()) f["error.message"] = error;
+    if (!outcome.empty()) f = WithOutcome(outcome, f);
+    logger_.Log(level, event_action, message, f);
+  };
+  auto skip = [&](std::string_view res, const std::string& why) {
+    Count(state, target, action, res);
+    log(telemetry::Level::kWarn, "heal_skipped", action, res,
+        action + " of " + where + " skipped: " + why + " (" + reason + ")");
+  };
+
+  if (state.last_action && now - *state.last_action < settings_.cooldown) {
+    skip("skipped_cooldown",
+         "last heal of this target " +
+             FormatDuration(duration_cast<milliseconds>(now - *state.last_action)) +
+             " ago, cooldown " + FormatDuration(settings_.cooldown));
+    return;
+  }
+  if (!TakeBudget(now)) {
+    skip("skipped_budget",
+         "budget of " + std::to_string(settings_.budget_per_hour) + " heals per hour spent");
+    return;
+  }
+  std::string error;
+  auto locked = store_.TryLock(target.env, instance_id_, settings_.lock_ttl, &error);
+  if (!locked.has_value()) {
+    ReturnBudget(now);
+    Count(state, target, action, "error");
+    log(telemetry::Level::kError, "heal_skipped", action, "error",
+        action + " of " + where + " failed taking the heal lock", error, "failure");
+    return;
+  }
+  if (!*locked) {
+    ReturnBudget(now);
+    skip("skipped_locked", "another wxcanary instance holds " + HealLockKey(target.env));
+    return;
+  }
+  // From here on the target has acted: the cooldown runs whatever the outcome, so a broken
+  // Redis is not hammered every probe.
+  state.last_action = now;
+
+  if (target.env.heal == config::HealMode::kDryRun) {
+    // The lock stays held until its TTL, exactly as after a real eviction, so peers in
+    // dry_run report skipped_locked as they would in evict mode.
+    Count(state, target, kDryRun, "done");
+    log(telemetry::Level::kWarn, "heal_dry_run", kDryRun, "done",
+        "dry run: would evict stale token from " + where + " (" + reason + ")", {}, "success");
+    return;
+  }
+
+  auto deleted = store_.CompareAndDelete(target.env, result.raw_value, &error);
+  if (!deleted.has_value()) {
+    store_.Unlock(target.env, instance_id_);
+    Count(state, target, kEvict, "error");
+    log(telemetry::Level::kError, "heal_skipped", kEvict, "error",
+        "evict of " + where + " failed", error, "failure");
+    return;
+  }
+  if (*deleted == 0) {
+    // The app already wrote a new token: that is the fix, leave it alone.
+    store_.Unlock(target.env, instance_id_);
+    skip("skipped_changed", "the key no longer holds the failing token");
+    return;
+  }
+  // Keep the lock until its TTL: a peer that confirmed the same episode sees skipped_locked
+  // instead of racing our refresh.
+  state.healed = true;
+  Count(state, target, kEvict, "done");
+  log(telemetry::Level::kWarn, "token_evicted", kEvict, "done",
+      "evicted stale token from " + where + " (" + reason + ")", {}, "success");
+
+  if (target.env.heal_refresh) Refresh(state, target, result.fingerprint, reason);
+}
+
+void Healer::Refresh(State& state, const Target& target, const std::string& stale_fingerprint,
+                     const std::string& reason) {
+  const std::string where = KeyText(target);
+  auto log = [&](telemetry::Level level, std::string_view event_action, std::string_view res,
+                 const std::string& message, const std::string& error = {},
+                 const std::string& outcome = {}, const std::string& fresh = {}) {
+    telemetry::Fields f = BaseFields(target, stale_fingerprint);
+    if (!fresh.empty()) f["wxcanary.heal.new_fingerprint"] = fresh;
+    f["wxcanary.heal.action"] = kRefresh;
+    f["wxcanary.heal.result"] = res;
+    f["wxcanary.heal.reason"] = reason;
+    if (!error.empty()) f["error.message"] = error;
+    if (!outcome.empty()) f = WithOutcome(outcome, f);
+    logger_.Log(level, event_action, message, f);
+  };
+
+  // Writing a JSON document or a hash field back would mean guessing the app's format; only
+  // the plain string layout is unambiguous. Not counted: no refresh series exist for it.
+  if (target.env.storage != config::Storage::kString) {
+    log(telemetry::Level::kWarn, "heal_skipped", "skipped_unsupported",
+        "refresh of " + where + " skipped: refresh supports storage string only, not " +
+            std::string(target.env.storage == config::Storage::kHash ? "hash" : "json"));
+    return;
+  }
+  if (fetcher_ == nullptr) {
+    log(telemetry::Level::kWarn, "heal_skipped", "skipped_unsupported",
+        "refresh of " + where + " skipped: no app secret, so no token fetcher");
+    return;
+  }
+  std::string error;
+  auto fetched = fetcher_->Fetch(target.app_id, &error);
+  if (!fetched.has_value()) {
+    Count(state, target, kRefresh, "error");
+    log(telemetry::Level::kError, "heal_skipped", "error",
+        "refresh of " + where + " failed fetching a stable token", error, "failure");
+    return;
+  }
+  const auto margin = duration_cast<seconds>(settings_.refresh_margin);
+  const seconds ttl = fetched->expires_in - margin;
+  if (ttl <= seconds{0}) {
+    Count(state, target, kRefresh, "error");
+    log(telemetry::Level::kError, "heal_skipped", "error",
+        "refresh of " + where + " skipped: expires_in " +
+            std::to_string(fetched->expires_in.count()) + "s leaves no TTL after refresh_margin " +
+            FormatDuration(settings_.refresh_margin),
+        {}, "failure");
+    return;
+  }
+  const std::string fresh = fetched->token.Fingerprint();
+  auto written = store_.CompareAndSet(target.env, Secret{}, fetched->token, ttl, &error);
+  if (!written.has_value()) {
+    Count(state, target, kRefresh, "error");
+    log(telemetry::Level::kError, "heal_skipped", "error",
+        "refresh of " + where + " failed writing the token", error, "failure", fresh);
+    return;
+  }
+  if (*written == 0) {
+    Count(state, target, kRefresh, "skipped_changed");
+    log(telemetry::Level::kWarn, "heal_skipped", "skipped_changed",
+        "refresh of " + where + " skipped: the app wrote a token first", {}, {}, fresh);
+    return;
+  }
+  Count(state, target, kRefresh, "done");
+  log(telemetry::Level::kWarn, "heal_refreshed", "done",
+      "wrote a stable token to " + where + " with ttl " + std::to_string(ttl.count()) + "s", {},
+      "success", fresh);
+}
+
+}  // namespace wxcanary::heal

@@ -1,0 +1,94 @@
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/secret.h"
+#include "config/config.h"
+#include "heal/heal_store.h"
+#include "probe/result.h"
+#include "telemetry/log.h"
+
+namespace prometheus {
+class Registry;
+template <typename T>
+class Family;
+class Counter;
+class Histogram;
+}  // namespace prometheus
+
+namespace wxcanary::heal {
+
+/// A token obtained for a refresh, and how long WeChat says it lives.
+struct FetchedToken {
+  Secret token;
+  std::chrono::seconds expires_in{0};
+};
+
+/// Gets a token for an app without invalidating anybody's (getStableAccessToken,
+/// force_refresh false). Implementations are thread-safe.
+class TokenFetcher {
+ public:
+  virtual ~TokenFetcher() = default;
+  /// nullopt with `error` set (one line, no secret, no token) when there is no token.
+  virtual std::optional<FetchedToken> Fetch(const std::string& app_id, std::string* error) = 0;
+};
+
+/// Evicts a confirmed-dead token from Redis, never a fresh one: N consecutive token errors on
+/// one fingerprint, then cooldown -> budget -> Redis lock -> compare-and-delete (or dry run),
+/// then an optional stable_token refresh. Record() and SetTargets() are thread-safe.
+class Healer final : public ResultSink {
+ public:
+  /// `fetcher` may be null (refresh then never happens). `instance_id` owns the Redis locks,
+  /// so it must differ between wxcanary instances sharing a Redis.
+  Healer(config::Heal settings, HealStore& store, TokenFetcher* fetcher,
+         prometheus::Registry& registry, telemetry::Logger& logger, Clock& clock,
+         std::string instance_id);
+  ~Healer() override;
+  Healer(const Healer&) = delete;
+  Healer& operator=(const Healer&) = delete;
+
+  void SetTargets(const std::vector<Target>& targets) override;
+  void Record(const Target& target, const ProbeResult& result) override;
+
+ private:
+  struct State;
+  using Key = std::pair<std::string, std::string>;  // (app_id, app_env)
+
+  std::shared_ptr<State> StateFor(const Target& target);
+  void EnsureSeries(State& state, const Target& target);
+  void Heal(State& state, const Target& target, const ProbeResult& result,
+            MonotonicTime now);
+  void Refresh(State& state, const Target& target, const std::string& stale_fingerprint,
+               const std::string& reason);
+  void Count(State& state, const Target& target, std::string_view action,
+             std::string_view result);
+  bool TakeBudget(MonotonicTime now);
+  void ReturnBudget(MonotonicTime taken);
+
+  const config::Heal settings_;
+  HealStore& store_;
+  TokenFetcher* fetcher_;
+  telemetry::Logger& logger_;
+  Clock& clock_;
+  const std::string instance_id_;
+
+  prometheus::Family<prometheus::Counter>& heals_;
+  prometheus::Family<prometheus::Histogram>& recovery_;
+
+  std::mutex mu_;  // guards targets_ (the map, not the states: each has its own mutex)
+  std::map<Key, std::shared_ptr<State>> targets_;
+
+  std::mutex budget_mu_;
+  std::deque<MonotonicTime> budget_;  // when each heal of the last hour happened, oldest first
+};
+
+}  // namespace wxcanary::heal

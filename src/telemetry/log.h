@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,9 @@ enum class Level { kDebug, kInfo, kWarn, kError };
 enum class Format { kJson, kText };
 
 std::string_view LevelName(Level level);  // "debug", "info", "warn", "error"
+
+/// Inverse of LevelName (for --log.level); nullopt for anything else. Pure.
+std::optional<Level> ParseLevel(std::string_view name);
 
 /// Extra fields of one event: flat dotted ECS keys ("labels.app_id", "event.outcome",
 /// "wxcanary.token.fingerprint", ...), kept in the order given. Never put a token in one.
@@ -51,6 +55,9 @@ std::string FormatTextLine(SystemTime ts, Level level, std::string_view action,
 /// The daemon's logger: the configured sinks (stdout, rotating file, Logstash TCP), each behind
 /// its own bounded asynchronous queue that drops the oldest event when full and counts it in
 /// wxcanary_log_events_dropped_total{sink} (registered in `registry` when not null).
+/// `format` applies to stdout; file and tcp sinks always get JSON (Filebeat, Logstash parse it).
+/// Log() only formats and enqueues; destruction drains the queues within about a second even
+/// with a stalled TCP peer. Throws config::ConfigError naming the sink key on unusable settings.
 std::unique_ptr<Logger> MakeLogger(const config::Logging& logging, Format format, Level min_level,
                                    Clock& clock, prometheus::Registry* registry);
 

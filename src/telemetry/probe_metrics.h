@@ -1,0 +1,109 @@
+#pragma once
+
+#include <prometheus/labels.h>
+
+#include <array>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/outcome.h"
+#include "probe/result.h"
+
+namespace prometheus {
+class Counter;
+class Gauge;
+class Histogram;
+class Registry;
+template <typename T>
+class Family;
+}  // namespace prometheus
+
+namespace wxcanary::telemetry {
+
+/// The WeChat codes that get their own errcode label value; every other code is "other".
+inline constexpr std::array<int, 15> kKnownErrcodes = {0,     -1,    40001, 40014, 42001,
+                                                       41001, 45009, 45011, 87014, 40003,
+                                                       61010, 47001, 43104, 44002, 40129};
+
+/// The errcode label value for `code`: its decimal form when known, else "other". Pure.
+std::string ErrcodeLabel(int code);
+
+/// The per-target probe metrics (wxcanary_probes_total{outcome}, _probe_errcode_total{errcode},
+/// _probe_duration_seconds, _probe_last_{success,run}_timestamp_seconds, _probe_interval_seconds,
+/// _token_present, _token_ttl_seconds), labelled app_id, app_env and the environment's extra
+/// labels. Series are created by SetTargets (every outcome at 0) and their handles cached per
+/// target index, so Record() does no label lookups. Thread-safe: Record() may run concurrently
+/// for different targets; SetTargets() waits for in-flight Record() calls.
+class ProbeMetrics final : public ResultSink {
+ public:
+  ProbeMetrics(prometheus::Registry& registry, Clock& clock);
+  ~ProbeMetrics() override;
+  ProbeMetrics(const ProbeMetrics&) = delete;
+  ProbeMetrics& operator=(const ProbeMetrics&) = delete;
+
+  void SetTargets(const std::vector<Target>& targets) override;
+  void Record(const Target& target, const ProbeResult& result) override;
+
+  /// The label set of a target's series (app_id, app_env, then extra labels). Pure.
+  static prometheus::Labels LabelsFor(const Target& target);
+
+ private:
+  struct Series;
+
+  std::shared_ptr<Series> CreateSeries(const prometheus::Labels& labels);
+  void RemoveSeries(Series& s);
+  Series* Find(const Target& target) const;
+
+  Clock& clock_;
+  prometheus::Family<prometheus::Counter>& probes_;
+  prometheus::Family<prometheus::Counter>& errcodes_;
+  prometheus::Family<prometheus::Histogram>& duration_;
+  prometheus::Family<prometheus::Gauge>& last_success_;
+  prometheus::Family<prometheus::Gauge>& last_run_;
+  prometheus::Family<prometheus::Gauge>& interval_;
+  prometheus::Family<prometheus::Gauge>& token_present_;
+  prometheus::Family<prometheus::Gauge>& token_ttl_;
+
+  mutable std::shared_mutex mu_;  // shared: Record; exclusive: SetTargets and late additions
+  std::vector<std::shared_ptr<Series>> by_index_;
+  std::map<prometheus::Labels, std::shared_ptr<Series>> by_labels_;
+};
+
+/// Daemon-wide gauges: wxcanary_build_info{version,revision} = 1,
+/// wxcanary_config_last_reload_successful and _success_timestamp_seconds, wxcanary_redis_up{redis}.
+/// Thread-safe.
+class DaemonMetrics {
+ public:
+  DaemonMetrics(prometheus::Registry& registry, Clock& clock, std::string_view version,
+                std::string_view revision);
+  DaemonMetrics(const DaemonMetrics&) = delete;
+  DaemonMetrics& operator=(const DaemonMetrics&) = delete;
+
+  /// After a (re)load attempt: success sets the gauge to 1 and the timestamp to now; failure
+  /// sets the gauge to 0 and keeps the timestamp of the last good load.
+  void ConfigLoaded(bool success);
+  /// Sets wxcanary_redis_up{redis=name} to 1 or 0, creating the series on first use.
+  void SetRedisUp(std::string_view name, bool up);
+  /// Drops the wxcanary_redis_up series of connections not in `names` (after a reload).
+  void RetainRedis(const std::vector<std::string>& names);
+
+ private:
+  Clock& clock_;
+  prometheus::Gauge& reload_ok_;
+  prometheus::Gauge& reload_ts_;
+  prometheus::Family<prometheus::Gauge>& redis_up_;
+  std::mutex mu_;
+  std::map<std::string, prometheus::Gauge*, std::less<>> redis_;
+};
+
+/// The registry in the Prometheus text exposition format (what /metrics serves). Thread-safe.
+std::string Serialize(const prometheus::Registry& registry);
+
+}  // namespace wxcanary::telemetry

@@ -1,0 +1,91 @@
+#pragma once
+
+#include <spdlog/sinks/base_sink.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <mutex>
+#include <string>
+
+namespace wxcanary::telemetry {
+
+/// Owns one file descriptor, closed on destruction or reset. Not synchronized.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  ~UniqueFd() { reset(); }
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.release()) {}
+  UniqueFd& operator=(UniqueFd&& other) noexcept {
+    if (this != &other) reset(other.release());
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+
+  [[nodiscard]] int get() const { return fd_; }
+  [[nodiscard]] bool valid() const { return fd_ >= 0; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  void reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+/// An spdlog sink speaking Logstash's json_lines codec: one formatted line per event over TCP.
+/// Connects lazily; an event it cannot hand to the kernel within a short send timeout is dropped
+/// and reported through `on_drop` (never retried, never queued beyond one partial line), and a
+/// lost connection is re-established with exponential backoff (100 ms .. 5 s). Used from one
+/// spdlog worker thread; BeginShutdown() may be called from any thread.
+class TcpSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  struct Options {
+    std::string host;
+    int port = 0;
+    std::chrono::milliseconds connect_timeout{250};
+    std::chrono::milliseconds send_timeout{100};
+    std::chrono::milliseconds backoff_min{100};
+    std::chrono::milliseconds backoff_max{5000};
+    /// A connection that took no byte this long while events keep coming is replaced.
+    std::chrono::milliseconds stall_reset{10'000};
+  };
+
+  TcpSink(Options options, std::function<void(uint64_t)> on_drop);
+  ~TcpSink() override = default;
+  TcpSink(const TcpSink&) = delete;
+  TcpSink& operator=(const TcpSink&) = delete;
+
+  /// From now on never wait past `deadline` (queued events are written only if the socket takes
+  /// them at once), so that draining the queue at exit takes bounded time.
+  void BeginShutdown(std::chrono::steady_clock::time_point deadline);
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override;
+  void flush_() override {}
+
+ private:
+  using SteadyTime = std::chrono::steady_clock::time_point;
+
+  bool EnsureConnected(SteadyTime now);
+  bool PeerClosed() const;
+  /// Writes data_[0..] until done or `until`; returns false on a broken connection.
+  bool WriteSome(std::string& data, SteadyTime until);
+  void Disconnect(SteadyTime now);
+  SteadyTime WaitLimit(SteadyTime now, std::chrono::milliseconds budget) const;
+
+  Options options_;
+  std::function<void(uint64_t)> on_drop_;
+  UniqueFd fd_;
+  std::string pending_;  // the unsent tail of a line that was partly written
+  SteadyTime last_progress_{};  // last time the peer took any byte (or connect)
+  SteadyTime next_attempt_{};
+  std::chrono::milliseconds backoff_;
+  std::atomic<int64_t> shutdown_deadline_ns_{0};  // 0: not shutting down
+};
+
+}  // namespace wxcanary::telemetry

@@ -4,12 +4,20 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/outcome.h"
 #include "common/secret.h"
 #include "config/config.h"
 
 namespace wxcanary::wechat {
+
+/// Answers larger than this are refused: the API's JSON answers are a few hundred bytes, so
+/// anything bigger is a broken proxy or a hostile peer, not WeChat.
+inline constexpr size_t kMaxResponseBytes = size_t{1} << 20;
+
+/// errmsg is cut (at a UTF-8 boundary) to this many bytes so a chatty answer cannot bloat logs.
+inline constexpr size_t kMaxErrmsgBytes = 512;
 
 /// An HTTP answer, or why there was none. Curl errors and HTTP statuses never share a field.
 struct HttpResponse {
@@ -29,11 +37,18 @@ struct Classification {
   std::string detail;  // why bad_response / transport_error
 };
 
-/// Splits " rid: ..." (or " hint: [...]") off the end of an errmsg. Pure; thread-safe.
+/// Splits " rid: ..." (or " hint: [...]") off the end of an errmsg; trailing whitespace is
+/// dropped. `rid` gets "xxxxxxxx-xxxxxxxx-xxxxxxxx" or the text inside the hint's brackets, or
+/// "" when there is none. Pure; thread-safe.
 void SplitRid(std::string_view errmsg, std::string* message, std::string* rid);
 
-/// Classifies an answer to a probe of `kind`. `token` is only used to scrub the errmsg.
-/// Pure; thread-safe.
+/// Replaces every occurrence of the token in `text`, raw or percent-encoded, by "<fingerprint>"
+/// (the token's 8-hex fingerprint in angle brackets). An empty token changes nothing. Pure.
+std::string ScrubToken(std::string_view text, const Secret& token);
+
+/// Classifies an answer to a probe of `kind`. `token` is only used to scrub the errmsg and
+/// detail. Never throws, whatever the body holds (huge, deeply nested, invalid UTF-8: the
+/// returned strings are always valid UTF-8). Pure; thread-safe.
 Classification Classify(config::ProbeKind kind, const HttpResponse& response,
                         const Secret& token);
 

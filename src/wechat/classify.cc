@@ -1,0 +1,392 @@
+// The answer classifier: turns whatever came back from the API into the bounded outcome set.
+// Everything here treats the body as hostile: it never throws, never echoes the body into
+// `detail`, and never lets the token or invalid UTF-8 out.
+
+#include <climits>
+#include <cstdint>
+#include <exception>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+
+#include "wechat/client.h"
+
+namespace wxcanary::wechat {
+namespace {
+
+using Json = nlohmann::json;
+
+// The API's answers nest two levels deep; this leaves plenty of room while keeping a
+// "[[[[...]]]]" bomb from building a deep DOM (whose teardown would recurse).
+constexpr int kMaxNesting = 64;
+
+constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";  // U+FFFD
+
+bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+
+// "xxxxxxxx-xxxxxxxx-xxxxxxxx", three groups of 8 lowercase hex digits.
+bool IsRid(std::string_view s) {
+  if (s.size() != 26) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i == 8 || i == 17) {
+      if (s[i] != '-') return false;
+    } else if (!IsLowerHex(s[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The old hints look like "hint: [Ud7ZKa0410vr31]"; accept a conservative token alphabet so a
+// bracketed phrase that happens to end a message is not mistaken for one.
+bool IsHint(std::string_view s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s) {
+    const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    c == '-' || c == '_' || c == '.' || c == '+' || c == '/' || c == '=';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string_view TrimRight(std::string_view s) {
+  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// Strips `marker` (e.g. "rid: ") from the end of `head` when it starts the string or follows
+// whitespace; returns false (and leaves head alone) otherwise.
+bool StripMarker(std::string_view* head, std::string_view marker) {
+  if (!head->ends_with(marker)) return false;
+  std::string_view rest = head->substr(0, head->size() - marker.size());
+  if (!rest.empty() && !IsSpace(rest.back())) return false;
+  *head = rest;
+  return true;
+}
+
+// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlongs, no surrogates,
+// nothing past U+10FFFF), or 0 when the byte there does not start one.
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  size_t len = 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + len > s.size()) return 0;
+  if (b(i + 1) < lo || b(i + 1) > hi) return 0;
+  for (size_t k = 2; k < len; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+  }
+  return len;
+}
+
+bool IsValidUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+// Every byte that does not start a well-formed sequence becomes U+FFFD, so one garbled
+// character in an errmsg does not cost us the errcode next to it.
+std::string RepairUtf8(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 16);
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = Utf8SequenceLength(s, i);
+    if (n == 0) {
+      out.append(kReplacementChar);
+      ++i;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
+}
+
+// Byte offset at which brackets nest deeper than kMaxNesting (outside strings), or npos.
+size_t FindExcessiveNesting(std::string_view body) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      if (++depth > kMaxNesting) return i;
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return std::string_view::npos;
+}
+
+void ReplaceAll(std::string* s, std::string_view from, std::string_view to) {
+  if (from.empty()) return;
+  for (size_t pos = s->find(from); pos != std::string::npos; pos = s->find(from, pos + to.size())) {
+    s->replace(pos, from.size(), to);
+  }
+}
+
+// RFC 3986 percent-encoding, the form the token takes in a URL query.
+std::string PercentEncode(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+        c == '_' || c == '.' || c == '~') {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xF]);
+    }
+  }
+  return out;
+}
+
+// Cuts to at most max bytes without splitting a UTF-8 sequence (the input is valid UTF-8).
+void TruncateUtf8(std::string* s, size_t max) {
+  if (s->size() <= max) return;
+  size_t cut = max;
+  while (cut > 0 && (static_cast<unsigned char>((*s)[cut]) & 0xC0) == 0x80) --cut;
+  s->resize(cut);
+}
+
+// Control characters would break text-format log lines and terminals; JSON escaping alone
+// is not enough for the human-readable sink.
+void ReplaceControlChars(std::string* s) {
+  for (char& c : *s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) c = ' ';
+  }
+}
+
+Classification Bad(std::string detail) {
+  Classification c;
+  c.outcome = Outcome::kBadResponse;
+  c.detail = std::move(detail);
+  return c;
+}
+
+Outcome OutcomeForErrcode(int code) {
+  switch (code) {
+    case 0: return Outcome::kOk;
+    case 40001: return Outcome::kTokenInvalid;
+    case 40014: return Outcome::kTokenMalformed;
+    case 42001: return Outcome::kTokenExpired;
+    case 45009:
+    case 45011: return Outcome::kQuota;
+    default: return Outcome::kApiError;
+  }
+}
+
+std::string_view JsonTypeName(const Json& j) {
+  if (j.is_string()) return "a string";
+  if (j.is_number_float()) return "a float";
+  if (j.is_boolean()) return "a boolean";
+  if (j.is_null()) return "null";
+  if (j.is_array()) return "an array";
+  if (j.is_object()) return "an object";
+  return "not a number";
+}
+
+Classification ClassifyBody(config::ProbeKind kind, std::string_view raw_body,
+                            const Secret& token) {
+  if (raw_body.size() > kMaxResponseBytes) {
+    return Bad("body of " + std::to_string(raw_body.size()) + " bytes exceeds the " +
+               std::to_string(kMaxResponseBytes) + "-byte limit");
+  }
+  if (TrimRight(raw_body).empty()) return Bad("empty body, expected a JSON object");
+  if (const size_t at = FindExcessiveNesting(raw_body); at != std::string_view::npos) {
+    return Bad("JSON nested deeper than " + std::to_string(kMaxNesting) + " levels at byte " +
+               std::to_string(at));
+  }
+
+  std::string repaired;
+  std::string_view body = raw_body;
+  if (!IsValidUtf8(body)) {
+    repaired = RepairUtf8(body);
+    body = repaired;
+  }
+
+  Json root;
+  try {
+    root = Json::parse(body);
+  } catch (const Json::parse_error& e) {
+    // e.what() quotes the bytes it choked on: those are the body's, so only the position goes out.
+    return Bad("body is not JSON: syntax error at byte " + std::to_string(e.byte));
+  }
+  if (!root.is_object()) {
+    return Bad("body is " + std::string(JsonTypeName(root)) + ", expected a JSON object");
+  }
+
+  Classification c;
+  if (auto it = root.find("errmsg"); it != root.end() && it->is_string()) {
+    std::string text = it->get<std::string>();
+    ReplaceControlChars(&text);
+    SplitRid(text, &c.errmsg, &c.rid);
+    c.errmsg = ScrubToken(c.errmsg, token);
+    c.rid = ScrubToken(c.rid, token);
+    TruncateUtf8(&c.errmsg, kMaxErrmsgBytes);
+  }
+
+  int code = 0;
+  if (auto it = root.find("errcode"); it != root.end()) {
+    if (it->is_number_unsigned()) {
+      const auto v = it->get<uint64_t>();
+      if (v > static_cast<uint64_t>(INT_MAX)) {
+        c.outcome = Outcome::kBadResponse;
+        c.detail = "errcode " + std::to_string(v) + " is out of range";
+        return c;
+      }
+      code = static_cast<int>(v);
+    } else if (it->is_number_integer()) {
+      const auto v = it->get<int64_t>();
+      if (v < INT_MIN || v > INT_MAX) {
+        c.outcome = Outcome::kBadResponse;
+        c.detail = "errcode " + std::to_string(v) + " is out of range";
+        return c;
+      }
+      code = static_cast<int>(v);
+    } else {
+      c.outcome = Outcome::kBadResponse;
+      c.detail = "errcode is " + std::string(JsonTypeName(*it)) + ", expected an integer";
+      return c;
+    }
+    c.errcode = code;
+  }
+
+  const bool msg_sec_check =
+      kind == config::ProbeKind::kMsgSecCheck || kind == config::ProbeKind::kMsgSecCheckV2;
+  if (code == 87014 && msg_sec_check) {
+    // The canary text itself was judged risky: the API accepted the token, so it is alive.
+    c.outcome = Outcome::kOk;
+    c.content_flagged = true;
+    return c;
+  }
+  c.outcome = OutcomeForErrcode(code);
+  if (c.outcome != Outcome::kOk) return c;
+
+  switch (kind) {
+    case config::ProbeKind::kApiDomainIp: {
+      auto it = root.find("ip_list");
+      if (it == root.end() || !it->is_array()) {
+        c.outcome = Outcome::kBadResponse;
+        c.detail = it == root.end() ? "ip_list is missing"
+                                    : "ip_list is " + std::string(JsonTypeName(*it)) +
+                                          ", expected an array";
+        return c;
+      }
+      break;
+    }
+    case config::ProbeKind::kMsgSecCheckV2: {
+      // v2 reports risky content as success with a verdict, not as 87014.
+      auto result = root.find("result");
+      if (result != root.end() && result->is_object()) {
+        auto suggest = result->find("suggest");
+        if (suggest != result->end() && suggest->is_string()) {
+          const auto& s = suggest->get_ref<const std::string&>();
+          c.content_flagged = s == "risky" || s == "review";
+        }
+      }
+      break;
+    }
+    case config::ProbeKind::kMsgSecCheck: break;
+  }
+  if (!c.errcode) c.errcode = 0;  // a missing errcode means success
+  return c;
+}
+
+}  // namespace
+
+void SplitRid(std::string_view errmsg, std::string* message, std::string* rid) {
+  std::string_view head = TrimRight(errmsg);
+  std::string found;
+  if (head.size() >= 26 && IsRid(head.substr(head.size() - 26))) {
+    std::string_view rest = head.substr(0, head.size() - 26);
+    if (StripMarker(&rest, "rid: ")) {
+      found = std::string(head.substr(head.size() - 26));
+      head = rest;
+    }
+  } else if (head.ends_with(']')) {
+    const size_t open = head.rfind('[');
+    if (open != std::string_view::npos) {
+      const std::string_view inner = head.substr(open + 1, head.size() - open - 2);
+      std::string_view rest = head.substr(0, open);
+      if (IsHint(inner) && StripMarker(&rest, "hint: ")) {
+        found = std::string(inner);
+        head = rest;
+      }
+    }
+  }
+  head = TrimRight(head);
+  if (message) *message = std::string(head);
+  if (rid) *rid = std::move(found);
+}
+
+std::string ScrubToken(std::string_view text, const Secret& token) {
+  std::string out(text);
+  if (token.empty()) return out;
+  const std::string replacement = "<" + token.Fingerprint() + ">";
+  ReplaceAll(&out, token.Reveal(), replacement);
+  const std::string encoded = PercentEncode(token.Reveal());
+  if (encoded != token.Reveal()) ReplaceAll(&out, encoded, replacement);
+  return out;
+}
+
+Classification Classify(config::ProbeKind kind, const HttpResponse& response,
+                        const Secret& token) {
+  if (!response.transport_ok) {
+    Classification c;
+    c.outcome = Outcome::kTransportError;
+    c.detail = response.transport_error.empty() ? std::string("transport failure")
+                                                : ScrubToken(response.transport_error, token);
+    if (!IsValidUtf8(c.detail)) c.detail = RepairUtf8(c.detail);
+    return c;
+  }
+  if (response.http_status != 200) {
+    Classification c;
+    c.outcome = Outcome::kTransportError;
+    c.detail = "HTTP " + std::to_string(response.http_status);
+    return c;
+  }
+  try {
+    return ClassifyBody(kind, response.body, token);
+  } catch (const std::exception&) {
+    // Nothing above should throw; if something does (e.g. out of memory), the answer is
+    // still just a bad one, and the daemon carries on. what() might quote the body: not used.
+    return Bad("body could not be processed");
+  }
+}
+
+}  // namespace wxcanary::wechat

@@ -1,0 +1,392 @@
+#include "tracking/token_tracker.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <algorithm>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+
+#include "tracking/rfc3339.h"
+
+namespace wxcanary::tracking {
+
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::nanoseconds;
+using std::chrono::seconds;
+
+// Fingerprints an app has shown are remembered this long, so an environment picking up a token
+// another one already showed (stable_token sharing, or both reading one Redis) is not counted
+// twice against the quota. A token lives 7200 s; keep a little more.
+constexpr seconds kSeenMemory{3 * 3600};
+// Bounds memory during a pathological storm; the projection is far past 1 long before this.
+constexpr size_t kMaxQuotaEvents = 20'000;
+
+constexpr std::string_view kUnknownCause = "unknown";
+constexpr std::string_view kFix =
+    "one token source for the AppId, or getStableAccessToken (POST /cgi-bin/stable_token) in "
+    "every environment";
+
+double Seconds(nanoseconds d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
+
+double ProjectDailyCalls(int refreshes_last_short, int refreshes_last_long,
+                         std::chrono::nanoseconds tracked_for) {
+  constexpr double kDay = 86400.0;
+  const nanoseconds long_window =
+      std::clamp<nanoseconds>(tracked_for, kQuotaMinLongWindow, kQuotaLongWindow);
+  const double long_estimate = refreshes_last_long * kDay / Seconds(long_window);
+  const double short_estimate =
+      refreshes_last_short >= 2 ? refreshes_last_short * kDay / Seconds(kQuotaShortWindow) : 0.0;
+  return std::max(long_estimate, short_estimate);
+}
+
+struct TokenTracker::Families {
+  explicit Families(prometheus::Registry& r)
+      : refreshes(prometheus::BuildCounter()
+                      .Name("wxcanary_token_refreshes_total")
+                      .Help("Times the cached token of this environment changed (new fingerprint).")
+                      .Register(r)),
+        age(prometheus::BuildGauge()
+                .Name("wxcanary_token_age_seconds")
+                .Help("Seconds since the current token's fingerprint was first seen; 0 when no "
+                      "token is cached.")
+                .Register(r)),
+        distinct(prometheus::BuildGauge()
+                     .Name("wxcanary_app_distinct_tokens")
+                     .Help("Different tokens the environments of this AppId hold right now; more "
+                           "than 1 past the grace period means they invalidate each other.")
+                     .Register(r)),
+        app_refreshes(prometheus::BuildCounter()
+                          .Name("wxcanary_app_token_refreshes_total")
+                          .Help("Token refreshes seen across all environments of this AppId.")
+                          .Register(r)),
+        projected(prometheus::BuildGauge()
+                      .Name("wxcanary_app_token_quota_projected_ratio")
+                      .Help("Projected /cgi-bin/token calls per day for this AppId over the daily "
+                            "quota (max of a 5 min and a 1 h sliding-window rate).")
+                      .Register(r)),
+        invalidations(prometheus::BuildCounter()
+                          .Name("wxcanary_token_invalidations_total")
+                          .Help("Cached tokens that died while Redis still held them, by the "
+                                "environment that refreshed the AppId most recently before "
+                                "(\"unknown\": none of the configured ones).")
+                          .Register(r)) {}
+
+  prometheus::Family<prometheus::Counter>& refreshes;
+  prometheus::Family<prometheus::Gauge>& age;
+  prometheus::Family<prometheus::Gauge>& distinct;
+  prometheus::Family<prometheus::Counter>& app_refreshes;
+  prometheus::Family<prometheus::Gauge>& projected;
+  prometheus::Family<prometheus::Counter>& invalidations;
+};
+
+struct TokenTracker::TargetState {
+  std::string app_env;
+  std::chrono::milliseconds interval{30'000};
+
+  std::string fingerprint;       // current, "" while no token is cached
+  std::string last_fingerprint;  // last non-empty one, survives token_missing
+  MonotonicTime first_seen{};    // of `fingerprint`
+
+  // The most recent refresh (fingerprint change) of this environment.
+  std::optional<MonotonicTime> refreshed;
+  SystemTime refreshed_wall{};
+  std::string refreshed_to;
+
+  std::string reported_fingerprint;  // last failing fingerprint already attributed
+
+  prometheus::Counter* refreshes = nullptr;
+  prometheus::Gauge* age = nullptr;
+  std::map<std::string, prometheus::Counter*> invalidations;  // by cause_env
+};
+
+struct TokenTracker::AppState {
+  std::string app_id;
+  std::mutex mu;
+  MonotonicTime tracked_since{};
+  std::map<std::string, TargetState> targets;  // by app_env
+
+  std::deque<MonotonicTime> quota_events;                  // distinct new fingerprints
+  std::unordered_map<std::string, MonotonicTime> seen;     // fingerprint -> first seen in app
+
+  prometheus::Gauge* distinct = nullptr;
+  prometheus::Counter* refreshes = nullptr;
+  prometheus::Gauge* projected = nullptr;
+};
+
+TokenTracker::TokenTracker(prometheus::Registry& registry, telemetry::Logger& logger, Clock& clock,
+                           const config::Conflict& conflict)
+    : logger_(logger),
+      clock_(clock),
+      conflict_(conflict),
+      families_(std::make_unique<Families>(registry)) {}
+
+TokenTracker::~TokenTracker() = default;
+
+TokenTracker::AppState& TokenTracker::AppFor(const std::string& app_id) {
+  auto& slot = apps_[app_id];
+  if (!slot) {
+    slot = std::make_unique<AppState>();
+    slot->app_id = app_id;
+    slot->tracked_since = clock_.MonotonicNow();
+    const prometheus::Labels labels{{"app_id", app_id}};
+    slot->distinct = &families_->distinct.Add(labels);
+    slot->refreshes = &families_->app_refreshes.Add(labels);
+    slot->projected = &families_->projected.Add(labels);
+  }
+  return *slot;
+}
+
+void TokenTracker::AddTarget(AppState& app, const Target& target) {
+  auto [it, inserted] = app.targets.try_emplace(target.app_env);
+  TargetState& t = it->second;
+  t.interval = target.env.interval;  // a reload may change it; the history stays
+  if (!inserted) return;
+  t.app_env = target.app_env;
+  const prometheus::Labels labels{{"app_id", app.app_id}, {"app_env", target.app_env}};
+  t.refreshes = &families_->refreshes.Add(labels);
+  t.age = &families_->age.Add(labels);
+}
+
+void TokenTracker::DropTarget(AppState& app, const std::string& app_env) {
+  auto it = app.targets.find(app_env);
+  if (it == app.targets.end()) return;
+  families_->refreshes.Remove(it->second.refreshes);
+  families_->age.Remove(it->second.age);
+  for (auto& [cause, counter] : it->second.invalidations) families_->invalidations.Remove(counter);
+  app.targets.erase(it);
+}
+
+// Exports every possible cause at 0 from the start, so increase() sees the first invalidation.
+void TokenTracker::EnsureCauseSeries(AppState& app) {
+  std::vector<std::string> causes{std::string(kUnknownCause)};
+  for (const auto& [env, unused] : app.targets) causes.push_back(env);
+  for (auto& [env, t] : app.targets) {
+    for (const auto& cause : causes) {
+      if (t.invalidations.count(cause)) continue;
+      t.invalidations[cause] = &families_->invalidations.Add(
+          {{"app_id", app.app_id}, {"app_env", env}, {"cause_env", cause}});
+    }
+  }
+}
+
+void TokenTracker::SetTargets(const std::vector<Target>& targets) {
+  std::map<std::string, std::set<std::string>> wanted;
+  for (const auto& t : targets) wanted[t.app_id].insert(t.app_env);
+
+  std::unique_lock lock(mu_);
+  for (auto it = apps_.begin(); it != apps_.end();) {
+    AppState& app = *it->second;
+    std::lock_guard app_lock(app.mu);
+    auto w = wanted.find(it->first);
+    std::vector<std::string> gone;
+    for (const auto& [env, unused] : app.targets)
+      if (w == wanted.end() || !w->second.count(env)) gone.push_back(env);
+    for (const auto& env : gone) DropTarget(app, env);
+    if (w == wanted.end()) {
+      families_->distinct.Remove(app.distinct);
+      families_->app_refreshes.Remove(app.refreshes);
+      families_->projected.Remove(app.projected);
+      it = apps_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (const auto& t : targets) {
+    AppState& app = AppFor(t.app_id);
+    std::lock_guard app_lock(app.mu);
+    AddTarget(app, t);
+  }
+  const MonotonicTime now = clock_.MonotonicNow();
+  for (auto& [id, app] : apps_) {
+    std::lock_guard app_lock(app->mu);
+    EnsureCauseSeries(*app);
+    UpdateAppGauges(*app, now);
+  }
+}
+
+void TokenTracker::UpdateAppGauges(AppState& app, MonotonicTime now) {
+  std::set<std::string_view> distinct;
+  for (const auto& [env, t] : app.targets)
+    if (!t.fingerprint.empty()) distinct.insert(t.fingerprint);
+  app.distinct->Set(static_cast<double>(distinct.size()));
+
+  while (!app.quota_events.empty() && now - app.quota_events.front() > kQuotaLongWindow)
+    app.quota_events.pop_front();
+  const auto short_count = std::count_if(app.quota_events.begin(), app.quota_events.end(),
+                                         [&](MonotonicTime t) { return now - t <= kQuotaShortWindow; });
+  const double per_day =
+      ProjectDailyCalls(static_cast<int>(short_count), static_cast<int>(app.quota_events.size()),
+                        now - app.tracked_since);
+  app.projected->Set(conflict_.daily_quota > 0 ? per_day / conflict_.daily_quota : 0.0);
+}
+
+void TokenTracker::Record(const Target& target, const ProbeResult& result) {
+  // A Redis error says nothing about the token: keep believing what we last saw.
+  if (result.outcome == Outcome::kRedisError) return;
+
+  std::shared_lock lock(mu_);
+  auto it = apps_.find(target.app_id);
+  if (it == apps_.end() || !it->second->targets.count(target.app_env)) {
+    // Not announced through SetTargets (e.g. used standalone): add it on the fly.
+    lock.unlock();
+    {
+      std::unique_lock write(mu_);
+      AppState& app = AppFor(target.app_id);
+      std::lock_guard app_lock(app.mu);
+      AddTarget(app, target);
+      EnsureCauseSeries(app);
+    }
+    lock.lock();
+    it = apps_.find(target.app_id);
+    if (it == apps_.end()) return;  // a concurrent SetTargets dropped it again
+  }
+  AppState& app = *it->second;
+  std::lock_guard app_lock(app.mu);
+  auto t_it = app.targets.find(target.app_env);
+  if (t_it == app.targets.end()) return;
+  TargetState& t = t_it->second;
+
+  const MonotonicTime now = clock_.MonotonicNow();
+  const std::string& fp = result.token_present ? result.fingerprint : std::string();
+
+  if (fp.empty()) {
+    t.fingerprint.clear();
+  } else if (fp != t.fingerprint) {
+    // Compared with the last token ever seen, so an evicted-then-refetched token is a refresh
+    // but a key that briefly vanished and came back unchanged is not.
+    const bool refresh = !t.last_fingerprint.empty() && fp != t.last_fingerprint;
+    const bool new_to_app = app.seen.find(fp) == app.seen.end();
+    if (new_to_app) app.seen.emplace(fp, now);
+    t.fingerprint = fp;
+    if (fp != t.last_fingerprint) t.first_seen = now;
+    if (refresh) {
+      t.refreshed = now;
+      t.refreshed_wall = clock_.SystemNow();
+      t.refreshed_to = fp;
+      t.refreshes->Increment();
+      app.refreshes->Increment();
+      if (new_to_app) {
+        app.quota_events.push_back(now);
+        if (app.quota_events.size() > kMaxQuotaEvents) app.quota_events.pop_front();
+      }
+      logger_.Log(telemetry::Level::kInfo, "token_refreshed",
+                  "cached token of app " + app.app_id + " env " + t.app_env + " changed (" +
+                      t.last_fingerprint + " -> " + fp + ")",
+                  telemetry::Fields{{"labels.app_id", app.app_id},
+                                    {"labels.app_env", t.app_env},
+                                    {"wxcanary.token.fingerprint", fp},
+                                    {"wxcanary.token.previous_fingerprint", t.last_fingerprint},
+                                    {"wxcanary.token.ttl_seconds", result.ttl_seconds}});
+    }
+    t.last_fingerprint = fp;
+  }
+  t.age->Set(t.fingerprint.empty() ? 0.0 : Seconds(now - t.first_seen));
+
+  if (IsTokenError(result.outcome) && !fp.empty() &&
+      (result.ttl_seconds > 0 || result.ttl_seconds == -1) && fp != t.reported_fingerprint) {
+    t.reported_fingerprint = fp;
+    Attribute(app, t, result, now);
+  }
+
+  for (auto s = app.seen.begin(); s != app.seen.end();) {
+    if (now - s->second > kSeenMemory)
+      s = app.seen.erase(s);
+    else
+      ++s;
+  }
+  UpdateAppGauges(app, now);
+}
+
+std::optional<TokenTracker::Refresh> TokenTracker::LastRefreshLocked(
+    const AppState& app, const std::string& except_env, const std::string& exclude_fingerprint,
+    MonotonicTime now, nanoseconds window) const {
+  const TargetState* best = nullptr;
+  const TargetState* self = nullptr;
+  for (const auto& [env, t] : app.targets) {
+    if (!t.refreshed || now - *t.refreshed > window || *t.refreshed > now) continue;
+    // Refreshing *to* the failing token cannot be what killed it.
+    if (!exclude_fingerprint.empty() && t.refreshed_to == exclude_fingerprint && env != except_env)
+      continue;
+    if (env == except_env) {
+      self = &t;
+      continue;
+    }
+    if (!best || *t.refreshed > *best->refreshed) best = &t;
+  }
+  if (!best) best = self;
+  if (!best) return std::nullopt;
+  return Refresh{best->app_env, best->refreshed_wall, best->refreshed_to};
+}
+
+std::optional<TokenTracker::Refresh> TokenTracker::LastRefresh(
+    const std::string& app_id, const std::string& except_env,
+    std::chrono::milliseconds window) const {
+  std::shared_lock lock(mu_);
+  auto it = apps_.find(app_id);
+  if (it == apps_.end()) return std::nullopt;
+  std::lock_guard app_lock(it->second->mu);
+  return LastRefreshLocked(*it->second, except_env, "", clock_.MonotonicNow(), window);
+}
+
+std::vector<std::string> TokenTracker::AppIds() const {
+  std::shared_lock lock(mu_);
+  std::vector<std::string> ids;
+  for (const auto& [id, unused] : apps_) ids.push_back(id);
+  return ids;
+}
+
+void TokenTracker::Attribute(AppState& app, TargetState& victim, const ProbeResult& result,
+                             MonotonicTime now) {
+  const nanoseconds window =
+      conflict_.window ? nanoseconds(*conflict_.window) : nanoseconds(kTokenGrace + victim.interval);
+  const auto cause = LastRefreshLocked(app, victim.app_env, result.fingerprint, now, window);
+  const std::string cause_env = cause ? cause->app_env : std::string(kUnknownCause);
+
+  auto& counter = victim.invalidations[cause_env];
+  if (!counter)
+    counter = &families_->invalidations.Add(
+        {{"app_id", app.app_id}, {"app_env", victim.app_env}, {"cause_env", cause_env}});
+  counter->Increment();
+
+  const std::string ttl_text = result.ttl_seconds == -1
+                                   ? std::string("without expiry")
+                                   : "for " + std::to_string(result.ttl_seconds) + " s more";
+  const std::string code =
+      result.errcode ? std::to_string(*result.errcode) : std::string(OutcomeName(result.outcome));
+  std::string message = "token " + result.fingerprint + " of app " + app.app_id + " env " +
+                        victim.app_env + " was invalidated (errcode " + code +
+                        ") while Redis still holds it " + ttl_text + "; ";
+  if (!cause) {
+    message += "no configured environment refreshed it in the last " +
+               std::to_string(duration_cast<seconds>(window).count()) +
+               " s: someone outside this config fetches tokens with the AppSecret";
+  } else if (cause->app_env == victim.app_env) {
+    message += "env " + victim.app_env + " itself fetched a new token at " +
+               FormatRfc3339(cause->at) + " (several writers in one environment?)";
+  } else {
+    message += "env " + cause->app_env + " fetched a new token for the same AppId at " +
+               FormatRfc3339(cause->at);
+  }
+  message += ". Fix: " + std::string(kFix);
+
+  telemetry::Fields fields{{"labels.app_id", app.app_id},
+                           {"labels.app_env", victim.app_env},
+                           {"wxcanary.conflict.cause_env", cause_env}};
+  if (cause) fields["wxcanary.conflict.cause_refreshed_at"] = FormatRfc3339(cause->at);
+  fields["wxcanary.token.fingerprint"] = result.fingerprint;
+  fields["wxcanary.token.ttl_seconds"] = result.ttl_seconds;
+  if (result.errcode) fields["wxcanary.wechat.errcode"] = *result.errcode;
+  if (!result.rid.empty()) fields["wxcanary.wechat.rid"] = result.rid;
+  logger_.Log(telemetry::Level::kError, "token_invalidated", message, fields);
+}
+
+}  // namespace wxcanary::tracking

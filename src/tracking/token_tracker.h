@@ -1,0 +1,101 @@
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "config/config.h"
+#include "probe/result.h"
+#include "telemetry/log.h"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace wxcanary::tracking {
+
+/// The sliding windows of the quota projection (see ProjectDailyCalls).
+inline constexpr std::chrono::seconds kQuotaShortWindow{300};
+inline constexpr std::chrono::seconds kQuotaLongWindow{3600};
+/// The long window is never taken shorter than this, so one refresh just after start does not
+/// project a storm.
+inline constexpr std::chrono::seconds kQuotaMinLongWindow{900};
+/// Grace of /cgi-bin/token: the old token keeps working this long after a new one is issued.
+inline constexpr std::chrono::seconds kTokenGrace{300};
+
+/// Projected /cgi-bin/token calls per day for one AppId. Pure; thread-safe.
+///  - long estimate: refreshes in the last hour / min(1 h, max(15 min, time tracked)) * 1 day;
+///    the shorter denominator at start keeps a burst in the first minutes from being
+///    diluted by an hour nobody watched.
+///  - short estimate: refreshes in the last 5 min / 5 min * 1 day, used only with at least two
+///    of them (one refresh in 5 min is normal operation, two is a rate), so a storm pages
+///    within a minute or two rather than after an hour.
+///  The projection is the larger of the two.
+double ProjectDailyCalls(int refreshes_last_short, int refreshes_last_long,
+                         std::chrono::nanoseconds tracked_for);
+
+/// Follows the token fingerprint of every (app_id, app_env), counts refreshes, projects the
+/// /cgi-bin/token quota burn per AppId and attributes invalidated tokens to the environment that
+/// most recently refreshed the shared AppId. Exports wxcanary_token_refreshes_total,
+/// wxcanary_token_age_seconds, wxcanary_app_distinct_tokens, wxcanary_app_token_refreshes_total,
+/// wxcanary_app_token_quota_projected_ratio and wxcanary_token_invalidations_total.
+/// Thread-safe: Record() may run concurrently for any targets; SetTargets() may run any time.
+class TokenTracker final : public ResultSink {
+ public:
+  /// `registry`, `logger` and `clock` must outlive the tracker.
+  TokenTracker(prometheus::Registry& registry, telemetry::Logger& logger, Clock& clock,
+               const config::Conflict& conflict);
+  ~TokenTracker() override;
+  TokenTracker(const TokenTracker&) = delete;
+  TokenTracker& operator=(const TokenTracker&) = delete;
+
+  void SetTargets(const std::vector<Target>& targets) override;
+  void Record(const Target& target, const ProbeResult& result) override;
+
+  /// The environment of `app_id` that refreshed most recently within `window` of now, other
+  /// than `except_env` when any other did; nullopt when none. For the healer and tests.
+  struct Refresh {
+    std::string app_env;
+    SystemTime at;
+    std::string fingerprint;
+  };
+  std::optional<Refresh> LastRefresh(const std::string& app_id, const std::string& except_env,
+                                     std::chrono::milliseconds window) const;
+
+  /// App ids currently tracked (from SetTargets or seen in Record), sorted.
+  std::vector<std::string> AppIds() const;
+
+ private:
+  struct Families;
+  struct TargetState;
+  struct AppState;
+
+  AppState& AppFor(const std::string& app_id);  // caller holds mu_ exclusively
+  void AddTarget(AppState& app, const Target& target);
+  void DropTarget(AppState& app, const std::string& app_env);
+  void EnsureCauseSeries(AppState& app);
+  void UpdateAppGauges(AppState& app, MonotonicTime now);
+  void Attribute(AppState& app, TargetState& victim, const ProbeResult& result,
+                 MonotonicTime now);
+  std::optional<Refresh> LastRefreshLocked(const AppState& app, const std::string& except_env,
+                                           const std::string& exclude_fingerprint,
+                                           MonotonicTime now,
+                                           std::chrono::nanoseconds window) const;
+
+  telemetry::Logger& logger_;
+  Clock& clock_;
+  config::Conflict conflict_;
+  std::unique_ptr<Families> families_;
+
+  // mu_ guards the shape of apps_ (shared for Record, exclusive for SetTargets); each
+  // AppState has its own mutex for its contents, so targets of different apps never contend.
+  mutable std::shared_mutex mu_;
+  std::map<std::string, std::unique_ptr<AppState>> apps_;
+};
+
+}  // namespace wxcanary::tracking

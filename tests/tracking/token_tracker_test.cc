@@ -1,0 +1,559 @@
+#include "tracking/token_tracker.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "common/fingerprint.h"
+#include "support/fakes.h"
+#include "tracking/rfc3339.h"
+
+namespace wxcanary::tracking {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::minutes;
+using std::chrono::seconds;
+using testing::CapturingLogger;
+using testing::MakeTarget;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string Scrape(prometheus::Registry& registry) {
+  return prometheus::TextSerializer().Serialize(registry.Collect());
+}
+
+// The value of one series in the text exposition; labels in the exposition's (sorted) order.
+std::optional<double> Value(prometheus::Registry& registry, const std::string& series) {
+  std::istringstream in(Scrape(registry));
+  std::string line;
+  const std::string prefix = series + " ";
+  while (std::getline(in, line))
+    if (line.rfind(prefix, 0) == 0) return std::stod(line.substr(prefix.size()));
+  return std::nullopt;
+}
+
+ProbeResult Result(const std::string& token, Outcome outcome = Outcome::kOk,
+                   int64_t ttl_seconds = 7000, std::optional<int> errcode = std::nullopt) {
+  ProbeResult r;
+  r.outcome = outcome;
+  r.token_present = !token.empty();
+  r.token = Secret(token);
+  r.raw_value = Secret(token);
+  r.fingerprint = Fingerprint(token);
+  r.ttl_seconds = token.empty() ? -2 : ttl_seconds;
+  if (!errcode && outcome == Outcome::kTokenInvalid) errcode = 40001;
+  if (!errcode && outcome == Outcome::kOk) errcode = 0;
+  r.errcode = errcode;
+  return r;
+}
+
+ProbeResult Invalid(const std::string& token, int64_t ttl_seconds = 5400) {
+  return Result(token, Outcome::kTokenInvalid, ttl_seconds, 40001);
+}
+
+std::string Refreshes(const std::string& app, const std::string& env) {
+  return R"(wxcanary_token_refreshes_total{app_env=")" + env + R"(",app_id=")" + app + R"("})";
+}
+std::string Invalidations(const std::string& app, const std::string& env,
+                          const std::string& cause) {
+  return R"(wxcanary_token_invalidations_total{app_env=")" + env + R"(",app_id=")" + app +
+         R"(",cause_env=")" + cause + R"("})";
+}
+std::string AppSeries(const std::string& name, const std::string& app) {
+  return name + R"({app_id=")" + app + R"("})";
+}
+
+class TokenTrackerTest : public ::testing::Test {
+ protected:
+  explicit TokenTrackerTest(config::Conflict conflict = {})
+      : tracker_(registry_, logger_, clock_, conflict) {}
+
+  Target prod_ = MakeTarget("wxA", "prod", 0);
+  Target test_ = MakeTarget("wxA", "test", 1);
+  prometheus::Registry registry_;
+  CapturingLogger logger_;
+  FakeClock clock_;
+  TokenTracker tracker_;
+};
+
+TEST_F(TokenTrackerTest, counts_a_refresh_when_fingerprint_changes) {
+  tracker_.SetTargets({prod_, test_});
+  tracker_.Record(prod_, Result("token-1"));
+  clock_.Advance(seconds{30});
+  tracker_.Record(prod_, Result("token-2", Outcome::kOk, 7190));
+
+  EXPECT_EQ(Value(registry_, Refreshes("wxA", "prod")), 1);
+  EXPECT_EQ(Value(registry_, Refreshes("wxA", "test")), 0);
+  EXPECT_EQ(Value(registry_, AppSeries("wxcanary_app_token_refreshes_total", "wxA")), 1);
+  const auto events = logger_.WithAction("token_refreshed");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].level, telemetry::Level::kInfo);
+  EXPECT_EQ(events[0].fields.dump(),
+            telemetry::Fields({{"labels.app_id", "wxA"},
+                               {"labels.app_env", "prod"},
+                               {"wxcanary.token.fingerprint", Fingerprint("token-2")},
+                               {"wxcanary.token.previous_fingerprint", Fingerprint("token-1")},
+                               {"wxcanary.token.ttl_seconds", 7190}})
+                .dump());
+}
+
+TEST_F(TokenTrackerTest, first_sighting_is_not_a_refresh) {
+  tracker_.SetTargets({prod_});
+  EXPECT_EQ(Value(registry_, Refreshes("wxA", "prod")), 0);
+  tracker_.Record(prod_, Result("token-1"));
+  tracker_.Record(prod_, Result("token-1"));
+  EXPECT_EQ(Value(registry_, Refreshes("wxA", "prod")), 0);
+  EXPECT_TRUE(logger_.WithAction("token_refreshed").empty());
+}
+
+// Each row is a sequence of probe results (token value, "" = key missing, "!redis" = Redis
+// error) and the refreshes it must produce.
+struct SequenceCase {
+  std::string name;
+  std::vector<std::string> tokens;
+  int refreshes;
+};
+
+void PrintTo(const SequenceCase& c, std::ostream* os) { *os << c.name; }
+
+class RefreshSequence : public ::testing::TestWithParam<SequenceCase> {};
+
+TEST_P(RefreshSequence, counts_refreshes) {
+  prometheus::Registry registry;
+  CapturingLogger logger;
+  FakeClock clock;
+  TokenTracker tracker(registry, logger, clock, {});
+  const Target t = MakeTarget("wxA", "prod");
+  for (const auto& token : GetParam().tokens) {
+    ProbeResult r;
+    if (token == "!redis") {
+      r.outcome = Outcome::kRedisError;
+    } else {
+      r = token.empty() ? Result("", Outcome::kTokenMissing) : Result(token);
+    }
+    tracker.Record(t, r);
+    clock.Advance(seconds{30});
+  }
+  EXPECT_EQ(Value(registry, Refreshes("wxA", "prod")), GetParam().refreshes);
+  EXPECT_EQ(logger.WithAction("token_refreshed").size(),
+            static_cast<size_t>(GetParam().refreshes));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    TokenTracker, RefreshSequence,
+    ::testing::Values(SequenceCase{"steady", {"a", "a", "a"}, 0},
+                      SequenceCase{"two_changes", {"a", "b", "c"}, 2},
+                      SequenceCase{"back_and_forth", {"a", "b", "a"}, 2},
+                      SequenceCase{"missing_then_same_token", {"a", "", "a"}, 0},
+                      SequenceCase{"missing_then_new_token", {"a", "", "", "b"}, 1},
+                      SequenceCase{"missing_first_then_token", {"", "a"}, 0},
+                      SequenceCase{"redis_error_is_ignored", {"a", "!redis", "a", "!redis", "b"}, 1}),
+    [](const auto& row) { return row.param.name; });
+
+TEST_F(TokenTrackerTest, token_age_counts_from_first_sighting_of_the_fingerprint) {
+  tracker_.SetTargets({prod_});
+  const std::string age = R"(wxcanary_token_age_seconds{app_env="prod",app_id="wxA"})";
+  tracker_.Record(prod_, Result("token-1"));
+  EXPECT_EQ(Value(registry_, age), 0);
+  clock_.Advance(seconds{90});
+  tracker_.Record(prod_, Result("token-1"));
+  EXPECT_EQ(Value(registry_, age), 90);
+  clock_.Advance(seconds{30});
+  tracker_.Record(prod_, Result("token-2"));
+  EXPECT_EQ(Value(registry_, age), 0);
+  clock_.Advance(seconds{45});
+  tracker_.Record(prod_, Result("token-2"));
+  EXPECT_EQ(Value(registry_, age), 45);
+  tracker_.Record(prod_, Result("", Outcome::kTokenMissing));
+  EXPECT_EQ(Value(registry_, age), 0);
+}
+
+TEST_F(TokenTrackerTest, distinct_tokens_is_two_while_environments_hold_different_tokens) {
+  tracker_.SetTargets({prod_, test_});
+  const auto distinct = AppSeries("wxcanary_app_distinct_tokens", "wxA");
+  EXPECT_EQ(Value(registry_, distinct), 0);
+  tracker_.Record(prod_, Result("prod-token"));
+  EXPECT_EQ(Value(registry_, distinct), 1);
+  tracker_.Record(test_, Result("test-token"));
+  EXPECT_EQ(Value(registry_, distinct), 2);
+  tracker_.Record(test_, Result("", Outcome::kTokenMissing));
+  EXPECT_EQ(Value(registry_, distinct), 1);
+}
+
+TEST_F(TokenTrackerTest, distinct_tokens_is_one_when_environments_share_a_stable_token) {
+  tracker_.SetTargets({prod_, test_});
+  const auto distinct = AppSeries("wxcanary_app_distinct_tokens", "wxA");
+  tracker_.Record(prod_, Result("stable-1"));
+  tracker_.Record(test_, Result("stable-1"));
+  EXPECT_EQ(Value(registry_, distinct), 1);
+  // The platform rotates the stable token; both environments pick up the new one.
+  clock_.Advance(minutes{110});
+  tracker_.Record(prod_, Result("stable-2"));
+  tracker_.Record(test_, Result("stable-2"));
+  EXPECT_EQ(Value(registry_, distinct), 1);
+  EXPECT_EQ(Value(registry_, AppSeries("wxcanary_app_token_refreshes_total", "wxA")), 2);
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 0);
+}
+
+// The incident: prod caches a token, test fetches its own for the same AppId, the grace passes
+// and prod's cached token answers 40001 while Redis still holds it.
+TEST_F(TokenTrackerTest, attributes_an_invalidation_to_the_environment_that_refreshed) {
+  tracker_.SetTargets({prod_, test_});
+  tracker_.Record(prod_, Result("prod-token"));
+  tracker_.Record(test_, Result("test-old"));
+  clock_.Advance(seconds{30});
+  tracker_.Record(test_, Result("test-new"));
+  const SystemTime refreshed_at = clock_.SystemNow();
+  clock_.Advance(seconds{310});
+  tracker_.Record(prod_, Invalid("prod-token", 5400));
+
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 1);
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 0);
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "test", "prod")), 0);
+  const auto events = logger_.WithAction("token_invalidated");
+  ASSERT_EQ(events.size(), 1u);
+  const auto& e = events[0];
+  EXPECT_EQ(e.level, telemetry::Level::kError);
+  EXPECT_EQ(e.fields.dump(),
+            telemetry::Fields({{"labels.app_id", "wxA"},
+                               {"labels.app_env", "prod"},
+                               {"wxcanary.conflict.cause_env", "test"},
+                               {"wxcanary.conflict.cause_refreshed_at", FormatRfc3339(refreshed_at)},
+                               {"wxcanary.token.fingerprint", Fingerprint("prod-token")},
+                               {"wxcanary.token.ttl_seconds", 5400},
+                               {"wxcanary.wechat.errcode", 40001}})
+                .dump());
+  EXPECT_EQ(FormatRfc3339(refreshed_at), "2023-11-14T22:13:50.000Z");
+  EXPECT_THAT(e.message, HasSubstr("env prod"));
+  EXPECT_THAT(e.message, HasSubstr("env test fetched a new token"));
+  EXPECT_THAT(e.message, HasSubstr("5400 s"));
+  EXPECT_THAT(e.message, HasSubstr("one token source for the AppId, or getStableAccessToken "
+                                   "(POST /cgi-bin/stable_token) in every environment"));
+}
+
+TEST_F(TokenTrackerTest, attributes_to_unknown_when_no_configured_environment_refreshed) {
+  tracker_.SetTargets({prod_, test_});
+  tracker_.Record(prod_, Result("prod-token"));
+  tracker_.Record(test_, Result("test-token"));
+  clock_.Advance(seconds{330});
+  tracker_.Record(test_, Result("test-token"));
+  tracker_.Record(prod_, Invalid("prod-token"));
+
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 1);
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 0);
+  const auto events = logger_.WithAction("token_invalidated");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].fields["wxcanary.conflict.cause_env"], "unknown");
+  EXPECT_FALSE(events[0].fields.contains("wxcanary.conflict.cause_refreshed_at"));
+  EXPECT_THAT(events[0].message, HasSubstr("outside this config"));
+}
+
+struct WindowCase {
+  std::string name;
+  std::optional<milliseconds> window;  // config.window
+  milliseconds interval;               // the victim's probe interval
+  seconds since_refresh;               // from test's refresh to prod's failure
+  std::string cause;
+};
+
+void PrintTo(const WindowCase& c, std::ostream* os) { *os << c.name; }
+
+class AttributionWindow : public ::testing::TestWithParam<WindowCase> {};
+
+TEST_P(AttributionWindow, refreshes_older_than_the_window_are_not_the_cause) {
+  const auto& c = GetParam();
+  prometheus::Registry registry;
+  CapturingLogger logger;
+  FakeClock clock;
+  config::Conflict conflict;
+  conflict.window = c.window;
+  TokenTracker tracker(registry, logger, clock, conflict);
+  Target prod = MakeTarget("wxA", "prod", 0);
+  prod.env.interval = c.interval;
+  const Target test = MakeTarget("wxA", "test", 1);
+  tracker.SetTargets({prod, test});
+  tracker.Record(prod, Result("prod-token"));
+  tracker.Record(test, Result("test-old"));
+  tracker.Record(test, Result("test-new"));
+  clock.Advance(c.since_refresh);
+  tracker.Record(prod, Invalid("prod-token"));
+  EXPECT_EQ(Value(registry, Invalidations("wxA", "prod", c.cause)), 1);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    TokenTracker, AttributionWindow,
+    ::testing::Values(
+        // Default window: 300 s grace + the victim's interval.
+        WindowCase{"default_inside", std::nullopt, seconds{60}, seconds{359}, "test"},
+        WindowCase{"default_edge", std::nullopt, seconds{60}, seconds{360}, "test"},
+        WindowCase{"default_outside", std::nullopt, seconds{60}, seconds{361}, "unknown"},
+        WindowCase{"default_long_interval", std::nullopt, seconds{600}, seconds{899}, "test"},
+        WindowCase{"configured_inside", seconds{120}, seconds{60}, seconds{119}, "test"},
+        WindowCase{"configured_outside", seconds{120}, seconds{60}, seconds{121}, "unknown"}),
+    [](const auto& row) { return row.param.name; });
+
+TEST_F(TokenTrackerTest, counts_an_invalidation_once_per_failing_fingerprint) {
+  tracker_.SetTargets({prod_, test_});
+  tracker_.Record(prod_, Result("prod-1"));
+  tracker_.Record(test_, Result("test-1"));
+  tracker_.Record(test_, Result("test-2"));
+  clock_.Advance(seconds{300});
+  for (int i = 0; i < 5; ++i) {
+    tracker_.Record(prod_, Invalid("prod-1", 5400 - 30 * i));
+    clock_.Advance(seconds{30});
+  }
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 1);
+  EXPECT_EQ(logger_.WithAction("token_invalidated").size(), 1u);
+
+  // prod fetches a new token, test fetches again, prod's new token dies too: a second one.
+  tracker_.Record(prod_, Result("prod-2"));
+  tracker_.Record(test_, Result("test-3"));
+  clock_.Advance(seconds{300});
+  tracker_.Record(prod_, Invalid("prod-2"));
+  tracker_.Record(prod_, Invalid("prod-2"));
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 2);
+  EXPECT_EQ(logger_.WithAction("token_invalidated").size(), 2u);
+}
+
+TEST_F(TokenTrackerTest, no_attribution_when_redis_no_longer_holds_the_token) {
+  tracker_.SetTargets({prod_, test_});
+  tracker_.Record(prod_, Result("prod-1"));
+  tracker_.Record(test_, Result("test-1"));
+  tracker_.Record(test_, Result("test-2"));
+  clock_.Advance(seconds{300});
+  tracker_.Record(prod_, Invalid("prod-1", 0));
+  ProbeResult expired = Result("prod-1", Outcome::kTokenExpired, 0, 42001);
+  tracker_.Record(prod_, expired);
+  tracker_.Record(prod_, Result("prod-1", Outcome::kApiError, 5000, 45009));
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 0);
+  EXPECT_TRUE(logger_.WithAction("token_invalidated").empty());
+
+  // A key without expiry (-1) is still held: that one counts.
+  tracker_.Record(prod_, Result("prod-1", Outcome::kTokenExpired, -1, 42001));
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 1);
+  EXPECT_THAT(logger_.WithAction("token_invalidated")[0].message, HasSubstr("without expiry"));
+}
+
+TEST_F(TokenTrackerTest, prefers_another_environment_over_the_victims_own_refresh) {
+  const Target dev = MakeTarget("wxA", "dev", 2);
+  tracker_.SetTargets({prod_, test_, dev});
+  tracker_.Record(prod_, Result("prod-1"));
+  tracker_.Record(test_, Result("test-1"));
+  tracker_.Record(dev, Result("dev-1"));
+  tracker_.Record(dev, Result("dev-2"));  // oldest refresh
+  clock_.Advance(seconds{20});
+  tracker_.Record(test_, Result("test-2"));  // the most recent other env
+  clock_.Advance(seconds{20});
+  tracker_.Record(prod_, Result("prod-2"));  // the victim itself, most recent of all
+  clock_.Advance(seconds{60});
+  tracker_.Record(prod_, Invalid("prod-2"));
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 1);
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "dev")), 0);
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "prod")), 0);
+}
+
+TEST_F(TokenTrackerTest, blames_the_victim_itself_when_only_it_refreshed) {
+  tracker_.SetTargets({prod_, test_});
+  tracker_.Record(test_, Result("test-1"));
+  tracker_.Record(prod_, Result("prod-1"));
+  tracker_.Record(prod_, Result("prod-2"));
+  clock_.Advance(seconds{60});
+  tracker_.Record(prod_, Invalid("prod-2"));
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "prod")), 1);
+}
+
+TEST_F(TokenTrackerTest, an_environment_that_refreshed_to_the_failing_token_is_not_the_cause) {
+  // Both read one stable token; test picked it up (a refresh for test), then an outside caller
+  // force-refreshed it away. test did not kill the token it just adopted.
+  tracker_.SetTargets({prod_, test_});
+  tracker_.Record(prod_, Result("shared-1"));
+  tracker_.Record(test_, Result("old"));
+  tracker_.Record(test_, Result("shared-1"));
+  clock_.Advance(seconds{60});
+  tracker_.Record(prod_, Invalid("shared-1"));
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 1);
+}
+
+TEST_F(TokenTrackerTest, environments_of_other_apps_are_never_the_cause) {
+  const Target other = MakeTarget("wxB", "test", 2);
+  tracker_.SetTargets({prod_, other});
+  tracker_.Record(prod_, Result("prod-1"));
+  tracker_.Record(other, Result("b-1"));
+  tracker_.Record(other, Result("b-2"));
+  clock_.Advance(seconds{60});
+  tracker_.Record(prod_, Invalid("prod-1"));
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 1);
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), std::nullopt);
+}
+
+TEST_F(TokenTrackerTest, exports_every_invalidation_series_at_zero) {
+  tracker_.SetTargets({prod_, test_});
+  for (const auto* victim : {"prod", "test"})
+    for (const auto* cause : {"prod", "test", "unknown"})
+      EXPECT_EQ(Value(registry_, Invalidations("wxA", victim, cause)), 0) << victim << cause;
+  EXPECT_EQ(Value(registry_, AppSeries("wxcanary_app_token_quota_projected_ratio", "wxA")), 0);
+}
+
+TEST(ProjectDailyCalls, estimates_calls_per_day) {
+  struct Case {
+    int short_count, long_count;
+    std::chrono::nanoseconds tracked_for;
+    double expected;
+  };
+  const Case cases[] = {
+      {0, 0, minutes{1}, 0},
+      {1, 1, minutes{1}, 96},         // one refresh just after start: the 15 min floor
+      {1, 1, minutes{120}, 24},       // one per hour
+      {2, 2, minutes{120}, 576},      // two within 5 min: the short window speaks
+      {10, 10, minutes{3}, 2880},     // a storm right after start
+      {0, 12, minutes{60}, 288},      // long window only
+      {0, 12, minutes{30}, 576},      // tracked half an hour: rate over 30 min
+  };
+  for (const auto& c : cases)
+    EXPECT_DOUBLE_EQ(ProjectDailyCalls(c.short_count, c.long_count, c.tracked_for), c.expected)
+        << c.short_count << " " << c.long_count;
+}
+
+TEST_F(TokenTrackerTest, quota_projection_stays_low_in_normal_operation) {
+  tracker_.SetTargets({prod_, test_});
+  const auto ratio = AppSeries("wxcanary_app_token_quota_projected_ratio", "wxA");
+  // Two environments, each refreshing every ~2 h, probed every 30 s for 6 h.
+  for (int tick = 0; tick < 6 * 120; ++tick) {
+    tracker_.Record(prod_, Result("prod-" + std::to_string(tick / 230)));
+    tracker_.Record(test_, Result("test-" + std::to_string((tick + 100) / 230)));
+    clock_.Advance(seconds{30});
+    ASSERT_LT(*Value(registry_, ratio), 0.1) << "tick " << tick;
+  }
+  EXPECT_GT(*Value(registry_, AppSeries("wxcanary_app_token_refreshes_total", "wxA")), 4);
+}
+
+TEST_F(TokenTrackerTest, quota_projection_exceeds_one_within_minutes_of_a_storm) {
+  tracker_.SetTargets({prod_, test_});
+  const auto ratio = AppSeries("wxcanary_app_token_quota_projected_ratio", "wxA");
+  tracker_.Record(prod_, Result("t-0"));
+  // An hour of calm, then every probe (every 10 s) sees a new token.
+  for (int i = 0; i < 120; ++i) {
+    clock_.Advance(seconds{30});
+    tracker_.Record(prod_, Result("t-0"));
+  }
+  EXPECT_LT(*Value(registry_, ratio), 0.01);
+  int seconds_to_page = -1;
+  for (int i = 1; i <= 60; ++i) {
+    clock_.Advance(seconds{10});
+    tracker_.Record(prod_, Result("storm-" + std::to_string(i)));
+    if (*Value(registry_, ratio) > 1.0) {
+      seconds_to_page = i * 10;
+      break;
+    }
+  }
+  ASSERT_GT(seconds_to_page, 0);
+  EXPECT_LE(seconds_to_page, 120);
+}
+
+TEST_F(TokenTrackerTest, quota_counts_a_token_two_environments_share_once) {
+  tracker_.SetTargets({prod_, test_});
+  const auto ratio = AppSeries("wxcanary_app_token_quota_projected_ratio", "wxA");
+  tracker_.Record(prod_, Result("s-0"));
+  tracker_.Record(test_, Result("s-0"));
+  clock_.Advance(minutes{60});
+  for (int i = 1; i <= 3; ++i) {
+    tracker_.Record(prod_, Result("s-" + std::to_string(i)));
+    tracker_.Record(test_, Result("s-" + std::to_string(i)));
+    clock_.Advance(seconds{30});
+  }
+  // 3 distinct new tokens in 5 min = 3 * 288 per day, not 6 * 288.
+  EXPECT_DOUBLE_EQ(*Value(registry_, ratio), 3 * 288.0 / 2000);
+  EXPECT_EQ(Value(registry_, AppSeries("wxcanary_app_token_refreshes_total", "wxA")), 6);
+}
+
+TEST_F(TokenTrackerTest, set_targets_drops_vanished_targets_and_keeps_the_others_history) {
+  const Target other = MakeTarget("wxB", "prod", 2);
+  tracker_.SetTargets({prod_, test_, other});
+  tracker_.Record(prod_, Result("prod-1"));
+  tracker_.Record(test_, Result("test-1"));
+  tracker_.Record(test_, Result("test-2"));
+  tracker_.Record(other, Result("b-1"));
+
+  // A reload removes app wxB and adds an env to wxA; test's refresh must not be forgotten.
+  const Target dev = MakeTarget("wxA", "dev", 2);
+  tracker_.SetTargets({prod_, test_, dev});
+  const auto text = Scrape(registry_);
+  EXPECT_THAT(text, Not(HasSubstr(R"(app_id="wxB")")));
+  EXPECT_EQ(Value(registry_, Refreshes("wxA", "test")), 1);
+  EXPECT_EQ(Value(registry_, Refreshes("wxA", "dev")), 0);
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "dev", "test")), 0);
+
+  clock_.Advance(seconds{60});
+  tracker_.Record(prod_, Invalid("prod-1"));
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 1);
+
+  // test goes away: its own series go, the app's distinct count follows.
+  tracker_.SetTargets({prod_, dev});
+  EXPECT_EQ(Value(registry_, Refreshes("wxA", "test")), std::nullopt);
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "test", "unknown")), std::nullopt);
+  EXPECT_EQ(Value(registry_, AppSeries("wxcanary_app_distinct_tokens", "wxA")), 1);
+}
+
+TEST_F(TokenTrackerTest, never_exposes_a_token) {
+  tracker_.SetTargets({prod_, test_});
+  tracker_.Record(prod_, Result("SECRET-prod-token-value"));
+  tracker_.Record(test_, Result("SECRET-test-token-1"));
+  tracker_.Record(test_, Result("SECRET-test-token-2"));
+  clock_.Advance(seconds{60});
+  tracker_.Record(prod_, Invalid("SECRET-prod-token-value"));
+  ASSERT_EQ(logger_.events().size(), 2u);
+  EXPECT_THAT(Scrape(registry_), Not(HasSubstr("SECRET")));
+  for (const auto& e : logger_.events()) {
+    EXPECT_THAT(e.message, Not(HasSubstr("SECRET")));
+    EXPECT_THAT(e.fields.dump(), Not(HasSubstr("SECRET")));
+  }
+}
+
+TEST(TokenTrackerConcurrency, records_from_many_threads_lose_nothing) {
+  prometheus::Registry registry;
+  CapturingLogger logger;
+  FakeClock clock;
+  TokenTracker tracker(registry, logger, clock, {});
+  constexpr int kApps = 3, kEnvs = 4, kRounds = 200;
+  std::vector<Target> targets;
+  for (int a = 0; a < kApps; ++a)
+    for (int e = 0; e < kEnvs; ++e)
+      targets.push_back(MakeTarget("wx" + std::to_string(a), "env" + std::to_string(e),
+                                   targets.size()));
+  tracker.SetTargets(targets);
+
+  std::vector<std::thread> threads;
+  for (const auto& t : targets) {
+    threads.emplace_back([&tracker, &clock, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        // Each target's token changes every other probe and fails once in a while.
+        const std::string token = t.app_id + t.app_env + std::to_string(i / 2);
+        tracker.Record(t, i % 10 == 9 ? Invalid(token) : Result(token));
+        if (t.index == 0) clock.Advance(seconds{1});
+      }
+    });
+  }
+  // A reload of the same set in the middle must not lose anything either.
+  tracker.SetTargets(targets);
+  for (auto& th : threads) th.join();
+
+  for (int a = 0; a < kApps; ++a) {
+    const std::string app = "wx" + std::to_string(a);
+    EXPECT_EQ(Value(registry, AppSeries("wxcanary_app_token_refreshes_total", app)),
+              kEnvs * (kRounds / 2 - 1));
+    EXPECT_EQ(Value(registry, AppSeries("wxcanary_app_distinct_tokens", app)), kEnvs);
+    for (int e = 0; e < kEnvs; ++e)
+      EXPECT_EQ(Value(registry, Refreshes(app, "env" + std::to_string(e))), kRounds / 2 - 1);
+  }
+  EXPECT_EQ(logger.WithAction("token_invalidated").size(),
+            static_cast<size_t>(kApps * kEnvs * kRounds / 10));
+}
+
+}  // namespace
+}  // namespace wxcanary::tracking

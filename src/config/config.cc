@@ -249,21 +249,39 @@ struct FileCloser {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };
 
-// Whole file, or the errno text. The path in errors is `shown` (as the user wrote it).
-std::string ReadFileOrFail(const std::filesystem::path& path, std::string_view shown,
-                           std::string_view key_path) {
-  errno = 0;
+// The whole file, or nullopt with `error` set to the reason (strerror text). Secrets, CA
+// bundles and configs are small; the cap stops a mistaken path (a device, a log) early.
+std::optional<std::string> ReadSmallFile(const std::filesystem::path& path, std::string* error) {
+  constexpr size_t kMaxBytes = 16 * 1024 * 1024;
   std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
-  if (!f) Fail(key_path, "cannot read " + Quote(shown) + ": " + std::strerror(errno));
+  if (!f) {
+    *error = std::strerror(errno);
+    return std::nullopt;
+  }
   std::string data;
   char buf[4096];
   size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) {
     data.append(buf, n);
-    if (data.size() > 1024 * 1024) Fail(key_path, Quote(shown) + " is larger than 1 MiB");
+    if (data.size() > kMaxBytes) {
+      *error = "larger than 16 MiB";
+      return std::nullopt;
+    }
   }
-  if (std::ferror(f.get())) Fail(key_path, "cannot read " + Quote(shown) + ": " + std::strerror(errno));
+  if (std::ferror(f.get())) {
+    *error = std::strerror(errno);
+    return std::nullopt;
+  }
   return data;
+}
+
+// As ReadSmallFile; the error names the file as the user wrote it (`shown`).
+std::string ReadFileOrFail(const std::filesystem::path& path, std::string_view shown,
+                           std::string_view key_path) {
+  std::string error;
+  auto data = ReadSmallFile(path, &error);
+  if (!data) Fail(key_path, "cannot read " + Quote(shown) + ": " + error);
+  return std::move(*data);
 }
 
 // Reads a secret from where `ref` points. `key_path` names the key that set it (e.g.
@@ -739,9 +757,12 @@ Config LoadString(const std::string& yaml, const std::filesystem::path& base_dir
 }
 
 Config LoadFile(const std::filesystem::path& path) {
-  std::string text = ReadFileOrFail(path, path.string(), "config.file");
+  // The caller names the file in front of every error, so this one names only the problem.
+  std::string error;
+  auto text = ReadSmallFile(path, &error);
+  if (!text) throw ConfigError("cannot read: " + error);
   std::filesystem::path base = path.parent_path();
-  Config cfg = LoadString(text, base.empty() ? std::filesystem::path(".") : base);
+  Config cfg = LoadString(*text, base.empty() ? std::filesystem::path(".") : base);
   cfg.source = path;
   return cfg;
 }

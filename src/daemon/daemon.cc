@@ -1,6 +1,7 @@
 #include "daemon/daemon.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <iostream>
@@ -13,7 +14,9 @@
 #include "daemon/options.h"
 #include "daemon/version.h"
 #include "daemon/web_server.h"
+#include "heal/heal_store.h"
 #include "heal/healer.h"
+#include "heal/stable_token.h"
 #include "probe/runner.h"
 #include "telemetry/log.h"
 #include "telemetry/probe_log.h"
@@ -34,6 +37,26 @@ sigset_t HandledSignals() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGUSR2);
   return set;
+}
+
+std::map<std::string, Secret> AppSecrets(const config::Config& cfg) {
+  std::map<std::string, Secret> out;
+  for (const auto& app : cfg.apps)
+    if (!app.secret_value.empty()) out[app.app_id] = app.secret_value;
+  return out;
+}
+
+std::vector<std::string> RedisNames(const config::Config& cfg) {
+  std::vector<std::string> out;
+  for (const auto& [name, _] : cfg.redis) out.push_back(name);
+  return out;
+}
+
+// Owner of heal locks in a shared Redis: unique per running instance.
+std::string InstanceId() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(getpid());
 }
 
 std::string Targets(size_t n) { return std::to_string(n) + (n == 1 ? " target" : " targets"); }
@@ -71,12 +94,13 @@ int Main(int argc, char** argv) {
   std::unique_ptr<telemetry::Logger> log =
       telemetry::MakeLogger(cfg.logging, opts.log_format, opts.log_level, clock, registry.get());
 
-  telemetry::DaemonMetrics daemon_metrics(*registry, kVersion, kRevision);
+  telemetry::DaemonMetrics daemon_metrics(*registry, clock, kVersion, kRevision);
   telemetry::ProbeMetrics probe_metrics(*registry, clock);
   telemetry::ProbeLog probe_log(*log);
   tracking::TokenTracker tracker(*registry, *log, clock, cfg.conflict);
   heal::RedisHealStore heal_store(cfg.redis);
-  heal::Healer healer(cfg.heal, heal_store, *registry, *log, clock);
+  heal::StableTokenFetcher fetcher(cfg.wechat, AppSecrets(cfg));
+  heal::Healer healer(cfg.heal, heal_store, &fetcher, *registry, *log, clock, InstanceId());
 
   // Order matters only for reading the log: the probe event comes before what it caused.
   probe::Runner runner(clock, *registry, {&probe_metrics, &probe_log, &tracker, &healer},
@@ -99,7 +123,7 @@ int Main(int argc, char** argv) {
   }
 
   runner.Start(cfg);
-  daemon_metrics.SetConfigReload(true, clock.SystemNow());
+  daemon_metrics.ConfigLoaded(true);
   log->Log(Level::kInfo, "daemon_started",
            "wxcanary " + std::string(kVersion) + " probing " + Targets(cfg.TargetCount()) +
                ", metrics on " + (host.empty() ? "*" : host) + ":" + std::to_string(bound),
@@ -137,14 +161,16 @@ int Main(int argc, char** argv) {
     notifier.Reloading();
     try {
       config::Config next = config::LoadFile(opts.config_file);
+      heal_store.SetRedis(next.redis);
       runner.Start(next);
       cfg = std::move(next);
-      daemon_metrics.SetConfigReload(true, clock.SystemNow());
+      daemon_metrics.RetainRedis(RedisNames(cfg));
+      daemon_metrics.ConfigLoaded(true);
       log->Log(Level::kInfo, "config_reloaded", "config reloaded: " + Targets(cfg.TargetCount()),
                Fields{{"wxcanary.config.file", opts.config_file},
                       {"wxcanary.config.targets", cfg.TargetCount()}});
     } catch (const config::ConfigError& e) {
-      daemon_metrics.SetConfigReload(false, clock.SystemNow());
+      daemon_metrics.ConfigLoaded(false);
       log->Log(Level::kError, "config_reload_failed",
                std::string("config reload failed, keeping the running config: ") + e.what(),
                Fields{{"wxcanary.config.file", opts.config_file}, {"error.message", e.what()}});

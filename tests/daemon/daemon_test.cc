@@ -1,0 +1,297 @@
+// The daemon end to end: a real redis-server, wxsim, and the wxcanary binary, observed only
+// through /metrics and the JSON log, as a user would.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <regex>
+
+#include "common/fingerprint.h"
+#include "support/daemon.h"
+#include "support/redis_server.h"
+#include "support/wxsim.h"
+
+namespace wxcanary::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Labels = std::map<std::string, std::string>;
+
+constexpr const char* kApp = "wx00000000000000a1";
+constexpr const char* kSecret = "s3cr3t-for-tests";
+
+struct Env {
+  std::string name;
+  int db = 0;
+  std::string storage = "string";
+  std::string extra;  // more YAML lines for the environment, indented 8 spaces
+};
+
+std::string ConfigYaml(const WxSim& sim, const RedisServer& redis, const std::vector<Env>& envs,
+                       const std::string& interval = "500ms", const std::string& timeout = "400ms") {
+  std::string y = "wechat:\n  base_url: " + sim.base_url() + "\n  timeout: 2s\n";
+  y += "workers: 4\n";
+  y += "defaults:\n  interval: " + interval + "\n  timeout: " + timeout + "\n  probe: msg_sec_check\n";
+  y += "redis:\n";
+  for (const auto& e : envs) {
+    y += "  r" + std::to_string(e.db) + ":\n    address: " + redis.address() + "\n    db: " +
+         std::to_string(e.db) + "\n    read_timeout: 300ms\n    connect_timeout: 300ms\n";
+  }
+  y += "apps:\n  - app_id: " + std::string(kApp) + "\n    environments:\n";
+  for (const auto& e : envs) {
+    y += "      - name: " + e.name + "\n        redis: r" + std::to_string(e.db) +
+         "\n        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n        storage: " + e.storage + "\n" +
+         e.extra;
+  }
+  return y;
+}
+
+std::string Key() { return std::string("ACCESS_TOKEN_CACHE:") + kApp; }
+
+Labels L(const std::string& env, Labels extra = {}) {
+  extra["app_id"] = kApp;
+  extra["app_env"] = env;
+  return extra;
+}
+
+double Outcomes(const Scrape& s, const std::string& env, const std::string& outcome) {
+  return s.Value("wxcanary_probes_total", L(env, {{"outcome", outcome}})).value_or(-1);
+}
+
+class DaemonTest : public ::testing::Test {
+ protected:
+  RedisServer redis_;
+  WxSim sim_{{"--app", std::string(kApp) + ":" + kSecret}};
+
+  // What the incident's app does: fetch a token, cache it for 7200 s.
+  std::string CacheFreshToken(int db = 0) {
+    std::string token = sim_.FetchToken(kApp, kSecret);
+    redis_.Cli({"SET", Key(), token, "EX", "7200"}, db);
+    return token;
+  }
+};
+
+TEST_F(DaemonTest, probes_ok_and_counts_a_refresh_when_the_app_writes_a_new_token) {
+  CacheFreshToken();
+  Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}));
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "ok") >= 2; }))
+      << d.ScrapeMetrics().text();
+  auto s = d.ScrapeMetrics();
+  EXPECT_EQ(s.Value("wxcanary_token_present", L("prod")), 1);
+  EXPECT_GT(*s.Value("wxcanary_token_ttl_seconds", L("prod")), 7000);
+  EXPECT_EQ(s.Value("wxcanary_token_refreshes_total", L("prod")), 0);
+  for (const char* o : {"token_invalid", "token_expired", "token_missing", "redis_error",
+                        "transport_error", "bad_response", "api_error", "quota", "token_malformed"})
+    EXPECT_EQ(Outcomes(s, "prod", o), 0) << o;  // every outcome exported from the start
+  EXPECT_EQ(s.Value("wxcanary_redis_up", {{"redis", "r0"}}), 1);
+  EXPECT_EQ(s.Value("wxcanary_config_last_reload_successful"), 1);
+  EXPECT_TRUE(s.Value("wxcanary_build_info").has_value());
+
+  CacheFreshToken();  // the app refreshed
+  EXPECT_TRUE(d.WaitFor([](const Scrape& x) {
+    return x.Value("wxcanary_token_refreshes_total", L("prod")).value_or(0) == 1;
+  }));
+  auto [status, body] = d.Get("/");
+  EXPECT_EQ(status, 200);
+  EXPECT_NE(body.find("/metrics"), std::string::npos);
+  EXPECT_EQ(d.Get("/-/healthy").first, 200);
+}
+
+TEST_F(DaemonTest, the_incident_reports_token_invalid_within_one_interval_while_redis_has_ttl) {
+  std::string prod_token = CacheFreshToken();
+  Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}, "1s", "800ms"));
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "ok") >= 1; }));
+
+  sim_.FetchToken(kApp, kSecret);  // someone else (a test environment) fetches a token
+  sim_.Advance(301);               // past the 300 s grace
+  auto failed_at = std::chrono::steady_clock::now();
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "token_invalid") >= 1; },
+                        5s));
+  EXPECT_LE(std::chrono::steady_clock::now() - failed_at, 2500ms);  // one interval + scrape slack
+  auto s = d.ScrapeMetrics();
+  EXPECT_GE(s.Value("wxcanary_probe_errcode_total", L("prod", {{"errcode", "40001"}})).value_or(0), 1);
+  EXPECT_GT(*s.Value("wxcanary_token_ttl_seconds", L("prod")), 7000);  // Redis still holds it
+  EXPECT_EQ(s.Value("wxcanary_token_present", L("prod")), 1);
+
+  // The log has the ERROR event with the parsed rid and the fingerprint, never the token.
+  bool found = false;
+  for (const auto& e : d.LogEvents()) {
+    if (e.value("event.action", "") != "probe" || e.value("wxcanary.probe.outcome", "") != "token_invalid")
+      continue;
+    found = true;
+    EXPECT_EQ(e["log.level"], "error");
+    EXPECT_EQ(e["wxcanary.wechat.errcode"], 40001);
+    EXPECT_TRUE(std::regex_match(e.value("wxcanary.wechat.rid", ""),
+                                 std::regex("[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}")))
+        << e.dump();
+    EXPECT_EQ(e["wxcanary.token.fingerprint"], Fingerprint(prod_token));
+    EXPECT_EQ(e.value("wxcanary.wechat.errmsg", "").find("rid:"), std::string::npos);
+  }
+  EXPECT_TRUE(found);
+  EXPECT_EQ(d.Output().find(prod_token), std::string::npos);
+  EXPECT_EQ(s.text().find(prod_token), std::string::npos);
+}
+
+TEST_F(DaemonTest, reports_expired_missing_and_ttl_less_tokens) {
+  CacheFreshToken();
+  Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}));
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "ok") >= 1; }));
+
+  sim_.Advance(7201);  // the token outlives expires_in
+  EXPECT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "token_expired") >= 1; }));
+
+  redis_.Cli({"DEL", Key()});
+  EXPECT_TRUE(d.WaitFor([](const Scrape& s) {
+    return Outcomes(s, "prod", "token_missing") >= 1 &&
+           s.Value("wxcanary_token_present", L("prod")) == 0;
+  }));
+
+  std::string token = sim_.FetchToken(kApp, kSecret);
+  redis_.Cli({"SET", Key(), token});  // cached without a TTL: a bug worth an alert
+  EXPECT_TRUE(d.WaitFor([](const Scrape& s) {
+    return s.Value("wxcanary_token_ttl_seconds", L("prod")) == -1 &&
+           s.Value("wxcanary_token_present", L("prod")) == 1;
+  }));
+}
+
+TEST_F(DaemonTest, reads_every_storage_layout) {
+  std::string token = sim_.FetchToken(kApp, kSecret);
+  redis_.Cli({"SET", Key(), token, "EX", "7200"}, 0);
+  redis_.Cli({"SET", Key(), R"({"access_token":")" + token + R"(","expires_in":7200})", "EX", "7200"}, 1);
+  redis_.Cli({"HSET", Key(), "token", token}, 2);
+  redis_.Cli({"EXPIRE", Key(), "7200"}, 2);
+  Daemon d(ConfigYaml(sim_, redis_,
+                      {{"plain", 0, "string"},
+                       {"json", 1, "json", "        json_path: access_token\n"},
+                       {"hash", 2, "hash", "        hash_field: token\n"}}));
+  EXPECT_TRUE(d.WaitFor([](const Scrape& s) {
+    return Outcomes(s, "plain", "ok") >= 1 && Outcomes(s, "json", "ok") >= 1 &&
+           Outcomes(s, "hash", "ok") >= 1;
+  })) << d.ScrapeMetrics().text();
+}
+
+TEST_F(DaemonTest, survives_redis_going_away_and_recovers) {
+  CacheFreshToken();
+  Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}));
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "ok") >= 1; }));
+  redis_.Kill();
+  EXPECT_TRUE(d.WaitFor([](const Scrape& s) {
+    return Outcomes(s, "prod", "redis_error") >= 1 &&
+           s.Value("wxcanary_redis_up", {{"redis", "r0"}}) == 0;
+  }));
+  redis_.Start();
+  CacheFreshToken();  // a fresh server has no data
+  double ok_before = Outcomes(d.ScrapeMetrics(), "prod", "ok");
+  EXPECT_TRUE(d.WaitFor([&](const Scrape& s) {
+    return Outcomes(s, "prod", "ok") > ok_before && s.Value("wxcanary_redis_up", {{"redis", "r0"}}) == 1;
+  }, 20s));
+  EXPECT_TRUE(d.process().running());
+  bool down = false, up = false;
+  for (const auto& e : d.LogEvents()) {
+    down |= e.value("event.action", "") == "redis_down";
+    up |= e.value("event.action", "") == "redis_up";
+  }
+  EXPECT_TRUE(down && up);
+}
+
+TEST_F(DaemonTest, classifies_api_faults_and_recovers) {
+  CacheFreshToken();
+  Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}));
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "ok") >= 1; }));
+  struct Case {
+    nlohmann::json fault;
+    std::string outcome;
+  } cases[] = {
+      {{{"path", "/wxa/msg_sec_check"}, {"latency_ms", 1500}}, "transport_error"},
+      {{{"path", "/wxa/msg_sec_check"}, {"http_status", 500}}, "transport_error"},
+      {{{"path", "/wxa/msg_sec_check"}, {"reset", true}}, "transport_error"},
+      {{{"path", "/wxa/msg_sec_check"}, {"body", "garbage"}}, "bad_response"},
+      {{{"path", "/wxa/msg_sec_check"}, {"body", "truncated"}}, "bad_response"},
+      {{{"path", "/wxa/msg_sec_check"}, {"errcode", -1}}, "api_error"},
+  };
+  for (const auto& c : cases) {
+    double before = Outcomes(d.ScrapeMetrics(), "prod", c.outcome);
+    sim_.InjectFault(c.fault);
+    EXPECT_TRUE(d.WaitFor([&](const Scrape& s) { return Outcomes(s, "prod", c.outcome) > before; }))
+        << c.fault.dump();
+    sim_.ClearFaults();
+    double ok = Outcomes(d.ScrapeMetrics(), "prod", "ok");
+    EXPECT_TRUE(d.WaitFor([&](const Scrape& s) { return Outcomes(s, "prod", "ok") > ok; }))
+        << "no recovery after " << c.fault.dump();
+  }
+  EXPECT_TRUE(d.process().running());
+}
+
+TEST_F(DaemonTest, reload_applies_a_valid_config_and_keeps_the_old_one_on_error) {
+  CacheFreshToken();
+  CacheFreshToken(1);
+  Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}));
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "ok") >= 1; }));
+
+  d.Reload(ConfigYaml(sim_, redis_, {{"prod"}, {"test", 1}}));
+  EXPECT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "test", "ok") >= 1; }));
+
+  d.Reload("apps: [this is not a valid config");
+  EXPECT_TRUE(d.WaitFor([](const Scrape& s) {
+    return s.Value("wxcanary_config_last_reload_successful") == 0;
+  }));
+  double ok = Outcomes(d.ScrapeMetrics(), "test", "ok");
+  EXPECT_TRUE(d.WaitFor([&](const Scrape& s) { return Outcomes(s, "test", "ok") > ok; }))
+      << "the old config must keep running";
+  bool failed_logged = false;
+  for (const auto& e : d.LogEvents()) failed_logged |= e.value("event.action", "") == "config_reload_failed";
+  EXPECT_TRUE(failed_logged);
+}
+
+TEST_F(DaemonTest, stops_cleanly_on_sigterm_within_two_seconds) {
+  CacheFreshToken();
+  Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}));
+  auto start = std::chrono::steady_clock::now();
+  int status = d.Stop();
+  EXPECT_LE(std::chrono::steady_clock::now() - start, 2s);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST_F(DaemonTest, log_lines_are_ecs_json_with_the_head_in_order) {
+  CacheFreshToken();
+  Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}));
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "ok") >= 1; }));
+  d.Stop();
+  std::istringstream in(d.Output());
+  std::string line;
+  int lines = 0;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::ordered_json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << line;
+    std::vector<std::string> keys;
+    for (auto it = j.begin(); it != j.end() && keys.size() < 4; ++it) keys.push_back(it.key());
+    EXPECT_EQ(keys, (std::vector<std::string>{"@timestamp", "log.level", "message", "ecs.version"}));
+    ++lines;
+  }
+  EXPECT_GE(lines, 2);
+}
+
+TEST(DaemonCli, config_check_prints_targets_and_rejects_bad_files) {
+  TempDir dir;
+  auto good = dir.path() / "good.yml";
+  std::ofstream(good) << "redis:\n  main:\n    address: 127.0.0.1:6379\napps:\n"
+                         "  - app_id: wx1\n    environments:\n      - name: prod\n"
+                         "        redis: main\n        key: \"k:{app_id}\"\n";
+  Subprocess ok({BuiltBinary("wxcanary").string(), "--config.file=" + good.string(), "--config.check"},
+                dir.path() / "ok.out");
+  int st = ok.Wait(10s);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ok.Output();
+  EXPECT_NE(ok.Output().find("wx1/prod"), std::string::npos) << ok.Output();
+
+  auto bad = dir.path() / "bad.yml";
+  std::ofstream(bad) << "apps: []\nbogus: 1\n";
+  Subprocess ko({BuiltBinary("wxcanary").string(), "--config.file=" + bad.string(), "--config.check"},
+                dir.path() / "ko.out");
+  st = ko.Wait(10s);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+  EXPECT_NE(ko.Output().find(bad.string()), std::string::npos) << ko.Output();
+}
+
+}  // namespace
+}  // namespace wxcanary::testing

@@ -124,8 +124,9 @@ void Runner::SchedulerLoop() {
     }
     if (skipped) skipped_->Increment(static_cast<double>(skipped));
     if (!due.empty()) work_cv_.notify_all();
-    // Wake for the next run, and at least once a second so the watchdog sees a heartbeat.
-    auto wait = std::chrono::nanoseconds{std::chrono::seconds{1}};
+    // Wake for the next run, and at least every 250 ms so a watchdog of a second or more
+    // always sees a fresh heartbeat.
+    auto wait = std::chrono::nanoseconds{std::chrono::milliseconds{250}};
     if (auto next = schedule_.NextDue()) wait = std::min(wait, *next - clock_.MonotonicNow());
     if (wait.count() > 0) cv_.wait_for(lock, wait);
   }

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 
 #include "source/token_source.h"
@@ -27,6 +28,9 @@ struct DecodeCase {
   std::optional<std::string> want;  // nullopt: rejected
   std::string want_error;           // exact message when rejected
 };
+
+// Keeps ctest names readable instead of a byte dump of the struct.
+void PrintTo(const DecodeCase& c, std::ostream* os) { *os << c.name; }
 
 class DecodeTokenTable : public ::testing::TestWithParam<DecodeCase> {};
 

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <fstream>
 #include <regex>
 
 #include "common/fingerprint.h"
@@ -21,9 +22,11 @@ constexpr const char* kApp = "wx00000000000000a1";
 constexpr const char* kSecret = "s3cr3t-for-tests";
 
 struct Env {
+  Env(std::string n, int d = 0, std::string s = "string", std::string e = "")
+      : name(std::move(n)), db(d), storage(std::move(s)), extra(std::move(e)) {}
   std::string name;
-  int db = 0;
-  std::string storage = "string";
+  int db;
+  std::string storage;
   std::string extra;  // more YAML lines for the environment, indented 8 spaces
 };
 
@@ -93,7 +96,7 @@ TEST_F(DaemonTest, probes_ok_and_counts_a_refresh_when_the_app_writes_a_new_toke
   }));
   auto [status, body] = d.Get("/");
   EXPECT_EQ(status, 200);
-  EXPECT_NE(body.find("/metrics"), std::string::npos);
+  EXPECT_NE(body.find("href=\"metrics\""), std::string::npos) << body;
   EXPECT_EQ(d.Get("/-/healthy").first, 200);
 }
 

@@ -1,0 +1,379 @@
+// The client against a real HTTP(S) server in the same process (cpp-httplib on loopback).
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <vector>
+
+#include "support/process.h"
+#include "wechat/client.h"
+
+namespace wxcanary::wechat {
+namespace {
+
+using namespace std::chrono_literals;
+using config::ProbeKind;
+using Clock = std::chrono::steady_clock;
+
+// Characters that must be URL-escaped, so the test sees whether the client escapes them.
+const Secret kToken("84_Tok+en/with=odd&chars%-XYZ0123456789abcdef");
+
+struct Seen {
+  std::string method, path, token, body, content_type, user_agent;
+  int remote_port = -1;
+};
+
+/// An in-process API double on a free loopback port; records every request. Thread-safe.
+class ApiServer {
+ public:
+  explicit ApiServer(std::unique_ptr<httplib::Server> server = std::make_unique<httplib::Server>())
+      : server_(std::move(server)) {
+    server_->set_keep_alive_max_count(1'000'000);  // default 5 would hide a keep-alive bug
+    server_->set_keep_alive_timeout(2);
+    // Without it Nagle + delayed ACK add ~40 ms to every keep-alive answer and the
+    // measurement below would time the kernel, not the client.
+    server_->set_tcp_nodelay(true);
+    auto record = [this](const httplib::Request& req) {
+      std::lock_guard lock(mu_);
+      seen_.push_back({req.method, req.path, req.get_param_value("access_token"), req.body,
+                       req.get_header_value("Content-Type"), req.get_header_value("User-Agent"),
+                       req.remote_port});
+    };
+    server_->Get("/cgi-bin/get_api_domain_ip", [this, record](const auto& req, auto& res) {
+      record(req);
+      if (slow_) WaitForRelease();
+      res.set_content(R"({"ip_list":["101.89.47.18","101.91.34.103"]})", "application/json");
+    });
+    server_->Post("/wxa/msg_sec_check", [record](const auto& req, auto& res) {
+      record(req);
+      res.set_content(R"({"errcode":0,"errmsg":"ok"})", "application/json");
+    });
+    server_->Post("/cgi-bin/openapi/quota/get", [record](const auto& req, auto& res) {
+      record(req);
+      res.set_content(R"({"errcode":0,"quota":{"daily_limit":2000,"used":3,"remain":1997}})",
+                      "application/json");
+    });
+    server_->Get("/status500", [record](const auto& req, auto& res) {
+      record(req);
+      res.status = 500;
+      res.set_content(R"({"errcode":0})", "application/json");
+    });
+    server_->Get("/slow", [this](const auto&, auto& res) {
+      WaitForRelease();
+      res.set_content(R"({"ip_list":[]})", "application/json");
+    });
+    server_->Get("/huge", [](const auto&, auto& res) {
+      res.set_content(std::string(2 * kMaxResponseBytes, 'x'), "application/json");
+    });
+    server_->Get("/huge_chunked", [](const auto&, auto& res) {
+      res.set_chunked_content_provider("application/json", [](size_t offset, httplib::DataSink& sink) {
+        if (offset >= 2 * kMaxResponseBytes) {
+          sink.done();
+          return true;
+        }
+        const std::string chunk(64 * 1024, 'y');
+        return sink.write(chunk.data(), chunk.size());
+      });
+    });
+    port_ = server_->bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_->listen_after_bind(); });
+    const auto deadline = Clock::now() + 10s;
+    while (!server_->is_running() && Clock::now() < deadline) std::this_thread::yield();
+  }
+
+  ~ApiServer() {
+    {
+      std::lock_guard lock(mu_);
+      released_ = true;
+    }
+    cv_.notify_all();
+    server_->stop();
+    thread_.join();
+  }
+
+  [[nodiscard]] int port() const { return port_; }
+  /// From now on the probe endpoint answers only when the server shuts down.
+  void set_slow() { slow_ = true; }
+  [[nodiscard]] std::vector<Seen> seen() const {
+    std::lock_guard lock(mu_);
+    return seen_;
+  }
+  [[nodiscard]] std::set<int> ports() const {
+    std::set<int> out;
+    for (const auto& s : seen()) out.insert(s.remote_port);
+    return out;
+  }
+
+ private:
+  std::unique_ptr<httplib::Server> server_;
+  int port_ = -1;
+  std::thread thread_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  bool released_ = false;
+  std::atomic<bool> slow_{false};
+
+  void WaitForRelease() {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, 10s, [this] { return released_; });
+  }
+  std::vector<Seen> seen_;
+};
+
+config::WeChat Cfg(const std::string& base_url, std::string ca_file = "") {
+  config::WeChat c;
+  c.base_url = base_url;
+  c.ca_file = std::move(ca_file);
+  c.timeout = 2s;
+  return c;
+}
+
+config::Environment Env(ProbeKind kind) {
+  config::Environment env;
+  env.probe = kind;
+  env.content = "wxcanary \xE5\xAE\x89\xE5\x85\xA8 \"canary\"";  // quotes and UTF-8 must survive
+  env.openid = "oABC123_openid";
+  env.scene = 3;
+  return env;
+}
+
+std::string HttpBase(const ApiServer& s) { return "http://127.0.0.1:" + std::to_string(s.port()); }
+
+void ExpectNoToken(const HttpResponse& r) {
+  EXPECT_EQ(r.transport_error.find(kToken.Reveal()), std::string::npos) << r.transport_error;
+  EXPECT_EQ(r.transport_error.find("access_token"), std::string::npos) << r.transport_error;
+  EXPECT_EQ(r.transport_error.find("84_Tok"), std::string::npos) << r.transport_error;
+}
+
+TEST(Client, api_domain_ip_is_a_get_with_the_escaped_token_in_the_query) {
+  ApiServer server;
+  Client client(Cfg(HttpBase(server) + "/"));  // a trailing slash on base_url is tolerated
+  const HttpResponse r = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 2s);
+  ASSERT_TRUE(r.transport_ok) << r.transport_error;
+  EXPECT_EQ(r.http_status, 200);
+  EXPECT_EQ(Classify(ProbeKind::kApiDomainIp, r, kToken).outcome, Outcome::kOk);
+
+  const auto seen = server.seen();
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].method, "GET");
+  EXPECT_EQ(seen[0].path, "/cgi-bin/get_api_domain_ip");
+  EXPECT_EQ(seen[0].token, kToken.Reveal());  // decoded by the server: escaping round-trips
+  EXPECT_EQ(seen[0].body, "");
+  EXPECT_EQ(seen[0].user_agent, "wxcanary/" WXCANARY_TEST_VERSION);
+}
+
+TEST(Client, msg_sec_check_bodies_are_json_per_version) {
+  ApiServer server;
+  Client client(Cfg(HttpBase(server)));
+  const auto v1 = client.Probe(Env(ProbeKind::kMsgSecCheck), kToken, 2s);
+  const auto v2 = client.Probe(Env(ProbeKind::kMsgSecCheckV2), kToken, 2s);
+  ASSERT_TRUE(v1.transport_ok) << v1.transport_error;
+  ASSERT_TRUE(v2.transport_ok) << v2.transport_error;
+  EXPECT_EQ(Classify(ProbeKind::kMsgSecCheck, v1, kToken).outcome, Outcome::kOk);
+
+  const auto seen = server.seen();
+  ASSERT_EQ(seen.size(), 2u);
+  const std::string content = Env(ProbeKind::kMsgSecCheck).content;
+  for (const auto& s : seen) {
+    EXPECT_EQ(s.method, "POST");
+    EXPECT_EQ(s.path, "/wxa/msg_sec_check");
+    EXPECT_EQ(s.token, kToken.Reveal());
+    EXPECT_EQ(s.content_type, "application/json");
+  }
+  EXPECT_EQ(nlohmann::json::parse(seen[0].body), (nlohmann::json{{"content", content}}));
+  EXPECT_EQ(nlohmann::json::parse(seen[1].body),
+            (nlohmann::json{{"content", content}, {"version", 2}, {"scene", 3},
+                            {"openid", "oABC123_openid"}}));
+}
+
+TEST(Client, post_json_and_get_reach_other_paths) {
+  ApiServer server;
+  Client client(Cfg(HttpBase(server)));
+  const std::string body = R"({"cgi_path":"/cgi-bin/token"})";
+  const auto quota = client.PostJson("/cgi-bin/openapi/quota/get?access_token=abc123456789", body, 2s);
+  ASSERT_TRUE(quota.transport_ok) << quota.transport_error;
+  EXPECT_EQ(nlohmann::json::parse(quota.body)["quota"]["used"], 3);
+  // GET after POST on the same handle must really be a GET with no body.
+  const auto ip = client.Get("/cgi-bin/get_api_domain_ip?access_token=zzz", 2s);
+  ASSERT_TRUE(ip.transport_ok) << ip.transport_error;
+
+  const auto seen = server.seen();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].method, "POST");
+  EXPECT_EQ(seen[0].path, "/cgi-bin/openapi/quota/get");
+  EXPECT_EQ(seen[0].token, "abc123456789");
+  EXPECT_EQ(seen[0].body, body);
+  EXPECT_EQ(seen[0].content_type, "application/json");
+  EXPECT_EQ(seen[1].method, "GET");
+  EXPECT_EQ(seen[1].token, "zzz");
+  EXPECT_EQ(seen[1].body, "");
+}
+
+TEST(Client, reuses_one_connection_for_100_sequential_probes) {
+  ApiServer server;
+  Client client(Cfg(HttpBase(server)));
+  for (int i = 0; i < 100; ++i) {
+    const auto kind = i % 2 ? ProbeKind::kApiDomainIp : ProbeKind::kMsgSecCheck;
+    const auto r = client.Probe(Env(kind), kToken, 2s);
+    ASSERT_TRUE(r.transport_ok) << i << ": " << r.transport_error;
+  }
+  EXPECT_EQ(server.seen().size(), 100u);
+  EXPECT_EQ(server.ports().size(), 1u);
+}
+
+TEST(Client, gives_up_at_the_timeout_and_recovers) {
+  ApiServer server;
+  Client client(Cfg(HttpBase(server)));
+  const auto start = Clock::now();
+  const auto r = client.Get("/slow", 300ms);
+  const auto elapsed = Clock::now() - start;
+  EXPECT_FALSE(r.transport_ok);
+  EXPECT_NE(r.transport_error.find("timed out"), std::string::npos) << r.transport_error;
+  EXPECT_NE(r.transport_error.find("(curl error 28)"), std::string::npos) << r.transport_error;
+  EXPECT_GE(elapsed, 290ms);
+  EXPECT_LT(elapsed, 1500ms);
+  EXPECT_EQ(Classify(ProbeKind::kApiDomainIp, r, kToken).outcome, Outcome::kTransportError);
+
+  const auto again = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 2s);
+  EXPECT_TRUE(again.transport_ok) << again.transport_error;
+}
+
+TEST(Client, probe_timeout_error_never_names_the_token) {
+  ApiServer server;
+  server.set_slow();
+  Client client(Cfg(HttpBase(server)));
+  const auto r = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 200ms);
+  EXPECT_FALSE(r.transport_ok);
+  EXPECT_NE(r.transport_error.find("timed out"), std::string::npos) << r.transport_error;
+  ExpectNoToken(r);
+  EXPECT_EQ(server.seen().size(), 1u);  // the request, token and all, did reach the server
+}
+
+TEST(Client, http_500_is_a_transport_error) {
+  ApiServer server;
+  Client client(Cfg(HttpBase(server)));
+  const auto r = client.Get("/status500", 2s);
+  ASSERT_TRUE(r.transport_ok) << r.transport_error;
+  EXPECT_EQ(r.http_status, 500);
+  const auto c = Classify(ProbeKind::kApiDomainIp, r, kToken);
+  EXPECT_EQ(c.outcome, Outcome::kTransportError);
+  EXPECT_EQ(c.detail, "HTTP 500");
+}
+
+TEST(Client, connection_refused_is_a_transport_error) {
+  const int port = testing::FreePort();  // nothing listens there
+  Client client(Cfg("http://127.0.0.1:" + std::to_string(port)));
+  const auto r = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 2s);
+  EXPECT_FALSE(r.transport_ok);
+  EXPECT_NE(r.transport_error.find("(curl error 7)"), std::string::npos) << r.transport_error;
+  ExpectNoToken(r);
+  const auto c = Classify(ProbeKind::kApiDomainIp, r, kToken);
+  EXPECT_EQ(c.outcome, Outcome::kTransportError);
+  EXPECT_EQ(c.detail, r.transport_error);
+}
+
+TEST(Client, malformed_base_url_fails_without_naming_the_token) {
+  Client client(Cfg("http://127.0.0.1:99999"));
+  const auto r = client.Probe(Env(ProbeKind::kMsgSecCheck), kToken, 2s);
+  EXPECT_FALSE(r.transport_ok);
+  EXPECT_FALSE(r.transport_error.empty());
+  ExpectNoToken(r);
+}
+
+TEST(Client, refuses_responses_over_the_size_cap_with_or_without_content_length) {
+  ApiServer server;
+  Client client(Cfg(HttpBase(server)));
+  for (const char* path : {"/huge", "/huge_chunked"}) {
+    SCOPED_TRACE(path);
+    const auto r = client.Get(path, 5s);
+    EXPECT_FALSE(r.transport_ok);
+    EXPECT_EQ(r.transport_error, "response too large (over 1048576 bytes)");
+    EXPECT_TRUE(r.body.empty());
+  }
+  const auto ok = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 2s);
+  EXPECT_TRUE(ok.transport_ok) << ok.transport_error;
+}
+
+// --- TLS -----------------------------------------------------------------------------------
+
+class TlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cert_ = (dir_.path() / "cert.pem").string();
+    key_ = (dir_.path() / "key.pem").string();
+    testing::Subprocess openssl(
+        {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", key_, "-out", cert_, "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"},
+        dir_.path() / "openssl.log");
+    const int status = openssl.Wait(30s);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << openssl.Output();
+    server_ = std::make_unique<ApiServer>(
+        std::make_unique<httplib::SSLServer>(cert_.c_str(), key_.c_str()));
+    base_ = "https://127.0.0.1:" + std::to_string(server_->port());
+  }
+
+  testing::TempDir dir_;
+  std::string cert_, key_, base_;
+  std::unique_ptr<ApiServer> server_;
+};
+
+TEST_F(TlsTest, refuses_an_unknown_certificate_without_ca_file) {
+  Client client(Cfg(base_));
+  const auto r = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 3s);
+  EXPECT_FALSE(r.transport_ok);
+  EXPECT_NE(r.transport_error.find("certificate"), std::string::npos) << r.transport_error;
+  ExpectNoToken(r);
+  EXPECT_TRUE(server_->seen().empty());
+}
+
+TEST_F(TlsTest, accepts_the_certificate_given_as_ca_file) {
+  Client client(Cfg(base_, cert_));
+  const auto r = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 3s);
+  ASSERT_TRUE(r.transport_ok) << r.transport_error;
+  EXPECT_EQ(Classify(ProbeKind::kApiDomainIp, r, kToken).outcome, Outcome::kOk);
+  ASSERT_EQ(server_->seen().size(), 1u);
+  EXPECT_EQ(server_->seen()[0].token, kToken.Reveal());
+}
+
+TEST_F(TlsTest, refuses_a_trusted_certificate_for_another_host_name) {
+  // The certificate names only IP 127.0.0.1; reached as "localhost" (from /etc/hosts), host
+  // verification must reject it even though the CA is trusted.
+  Client client(Cfg("https://localhost:" + std::to_string(server_->port()), cert_));
+  const auto r = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 3s);
+  EXPECT_FALSE(r.transport_ok);
+  EXPECT_NE(r.transport_error.find("localhost"), std::string::npos) << r.transport_error;
+  ExpectNoToken(r);
+  EXPECT_TRUE(server_->seen().empty());
+}
+
+// --- measurement ---------------------------------------------------------------------------
+
+TEST(ClientBench, ten_thousand_keep_alive_probes_on_one_connection) {
+  ApiServer server;
+  Client client(Cfg(HttpBase(server)));
+  constexpr int kProbes = 10'000;
+  const auto start = Clock::now();
+  for (int i = 0; i < kProbes; ++i) {
+    const auto r = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 2s);
+    ASSERT_TRUE(r.transport_ok && r.http_status == 200) << i << ": " << r.transport_error;
+  }
+  const auto total = std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+  std::printf("[ MEASURE  ] %d keep-alive probes: mean %.1f us per probe (total %.0f ms)\n",
+              kProbes, total / kProbes, total / 1000);
+  EXPECT_EQ(server.ports().size(), 1u);
+  EXPECT_EQ(server.seen().size(), static_cast<size_t>(kProbes));
+}
+
+}  // namespace
+}  // namespace wxcanary::wechat

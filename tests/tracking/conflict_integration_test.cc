@@ -1,0 +1,230 @@
+// Conflict detection end to end: a real redis-server (one database per environment), wxsim and
+// the wxcanary binary, observed only through /metrics and the JSON log.
+#include <gtest/gtest.h>
+
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include "common/fingerprint.h"
+#include "support/daemon.h"
+#include "support/fakes.h"
+#include "tracking/quota_poller.h"
+#include "support/redis_server.h"
+#include "support/wxsim.h"
+
+namespace wxcanary::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Labels = std::map<std::string, std::string>;
+
+const std::string kApp = WxSim::kAppId;
+const std::string kSecret = WxSim::kSecret;
+
+std::string Key() { return "ACCESS_TOKEN_CACHE:" + kApp; }
+
+// envs[i] reads Redis database i.
+std::string ConfigYaml(const WxSim& sim, const RedisServer& redis,
+                       const std::vector<std::string>& envs) {
+  std::string y = "wechat:\n  base_url: " + sim.base_url() + "\n  timeout: 2s\n";
+  y += "workers: 4\n";
+  y += "defaults:\n  interval: 500ms\n  timeout: 400ms\n  probe: msg_sec_check\n";
+  y += "redis:\n";
+  for (size_t i = 0; i < envs.size(); ++i)
+    y += "  r" + std::to_string(i) + ":\n    address: " + redis.address() + "\n    db: " +
+         std::to_string(i) + "\n    read_timeout: 300ms\n    connect_timeout: 300ms\n";
+  y += "apps:\n  - app_id: " + kApp + "\n    environments:\n";
+  for (size_t i = 0; i < envs.size(); ++i)
+    y += "      - name: " + envs[i] + "\n        redis: r" + std::to_string(i) +
+         "\n        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n";
+  return y;
+}
+
+Labels L(const std::string& env, Labels extra = {}) {
+  extra["app_id"] = kApp;
+  extra["app_env"] = env;
+  return extra;
+}
+
+double Get(const Scrape& s, const std::string& name, const Labels& labels) {
+  return s.Value(name, labels).value_or(-1);
+}
+double Ok(const Scrape& s, const std::string& env) {
+  return Get(s, "wxcanary_probes_total", L(env, {{"outcome", "ok"}}));
+}
+double Invalidations(const Scrape& s, const std::string& env, const std::string& cause) {
+  return Get(s, "wxcanary_token_invalidations_total", L(env, {{"cause_env", cause}}));
+}
+double AppValue(const Scrape& s, const std::string& name) { return Get(s, name, {{"app_id", kApp}}); }
+
+std::vector<nlohmann::json> Events(const Daemon& d, const std::string& action) {
+  std::vector<nlohmann::json> out;
+  for (auto& e : d.LogEvents())
+    if (e.value("event.action", "") == action) out.push_back(e);
+  return out;
+}
+
+class ConflictTest : public ::testing::Test {
+ protected:
+  // An environment's app: fetch a token with /cgi-bin/token and cache it for 7200 s.
+  std::string CacheFetchedToken(int db) {
+    std::string token = sim_.FetchToken(kApp, kSecret);
+    redis_.Cli({"SET", Key(), token, "EX", "7200"}, db);
+    return token;
+  }
+
+  RedisServer redis_;
+  WxSim sim_;
+};
+
+// The incident, explained: test fetches its own token for prod's AppId; after the grace prod's
+// cached token fails, and wxcanary names test as the cause.
+TEST_F(ConflictTest, names_the_environment_whose_refresh_invalidated_the_token) {
+  const std::string prod_token = CacheFetchedToken(0);
+  const std::string test_token = CacheFetchedToken(1);
+  Daemon d(ConfigYaml(sim_, redis_, {"prod", "test"}));
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
+    return Ok(s, "prod") >= 1 && Ok(s, "test") >= 1 &&
+           AppValue(s, "wxcanary_app_distinct_tokens") == 2;
+  })) << d.ScrapeMetrics().text();
+
+  const std::string test_new = CacheFetchedToken(1);
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
+    return Get(s, "wxcanary_token_refreshes_total", L("test")) == 1;
+  }));
+  sim_.Advance(301);  // past the grace: prod's token is dead, Redis still holds it
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Invalidations(s, "prod", "test") == 1; }))
+      << d.ScrapeMetrics().text();
+  // A few more failing probes of the same token are not new invalidations.
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
+    return Get(s, "wxcanary_probes_total", L("prod", {{"outcome", "token_invalid"}})) >= 3;
+  }));
+
+  const auto s = d.ScrapeMetrics();
+  EXPECT_EQ(Invalidations(s, "prod", "test"), 1);
+  EXPECT_EQ(Invalidations(s, "prod", "unknown"), 0);
+  EXPECT_EQ(Invalidations(s, "test", "prod"), 0);
+  EXPECT_EQ(Invalidations(s, "test", "unknown"), 0);
+  EXPECT_EQ(AppValue(s, "wxcanary_app_token_refreshes_total"), 1);
+
+  const auto events = Events(d, "token_invalidated");
+  ASSERT_EQ(events.size(), 1u) << d.Output();
+  const auto& e = events[0];
+  EXPECT_EQ(e["log.level"], "error");
+  EXPECT_EQ(e["labels.app_env"], "prod");
+  EXPECT_EQ(e["wxcanary.conflict.cause_env"], "test");
+  EXPECT_TRUE(e.contains("wxcanary.conflict.cause_refreshed_at")) << e.dump();
+  EXPECT_EQ(e["wxcanary.token.fingerprint"], Fingerprint(prod_token));
+  EXPECT_GT(e.value("wxcanary.token.ttl_seconds", 0), 7000);
+  EXPECT_EQ(e["wxcanary.wechat.errcode"], 40001);
+  const std::string message = e.value("message", "");
+  EXPECT_NE(message.find("env test fetched a new token"), std::string::npos) << message;
+  EXPECT_NE(message.find("POST /cgi-bin/stable_token"), std::string::npos) << message;
+
+  for (const auto& token : {prod_token, test_token, test_new}) {
+    EXPECT_EQ(d.Output().find(token), std::string::npos);
+    EXPECT_EQ(s.text().find(token), std::string::npos);
+  }
+}
+
+TEST_F(ConflictTest, environments_sharing_a_stable_token_show_one_token_and_no_conflict) {
+  const std::string stable = sim_.FetchStableToken(kApp, kSecret);
+  EXPECT_EQ(sim_.FetchStableToken(kApp, kSecret), stable);
+  redis_.Cli({"SET", Key(), stable, "EX", "7000"}, 0);
+  redis_.Cli({"SET", Key(), stable, "EX", "7000"}, 1);
+  Daemon d(ConfigYaml(sim_, redis_, {"prod", "test"}));
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Ok(s, "prod") >= 3 && Ok(s, "test") >= 3; }));
+
+  // Each environment asks again, as its cache would; still the same token for everybody.
+  redis_.Cli({"SET", Key(), sim_.FetchStableToken(kApp, kSecret), "EX", "7000"}, 1);
+  sim_.Advance(301);
+  const auto before = d.ScrapeMetrics();
+  ASSERT_TRUE(d.WaitFor([&](const Scrape& s) {
+    return Ok(s, "prod") >= Ok(before, "prod") + 2 && Ok(s, "test") >= Ok(before, "test") + 2;
+  }));
+  const auto s = d.ScrapeMetrics();
+  EXPECT_EQ(AppValue(s, "wxcanary_app_distinct_tokens"), 1);
+  EXPECT_EQ(AppValue(s, "wxcanary_app_token_refreshes_total"), 0);
+  EXPECT_EQ(s.Sum("wxcanary_token_invalidations_total"), 0);
+  EXPECT_TRUE(Events(d, "token_invalidated").empty());
+}
+
+TEST_F(ConflictTest, a_refresh_from_outside_the_config_is_blamed_on_unknown) {
+  CacheFetchedToken(0);
+  Daemon d(ConfigYaml(sim_, redis_, {"prod", "test"}));
+  CacheFetchedToken(1);  // test's first token: the daemon sees it as a first sighting
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Ok(s, "prod") >= 1 && Ok(s, "test") >= 1; }));
+
+  sim_.FetchToken(kApp, kSecret);  // a caller wxcanary does not know, holding the secret
+  sim_.Advance(301);
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
+    return Invalidations(s, "prod", "unknown") == 1 && Invalidations(s, "test", "unknown") == 1;
+  })) << d.ScrapeMetrics().text();
+  const auto s = d.ScrapeMetrics();
+  EXPECT_EQ(Invalidations(s, "prod", "test"), 0);
+  EXPECT_EQ(Invalidations(s, "test", "prod"), 0);
+  const auto events = Events(d, "token_invalidated");
+  ASSERT_EQ(events.size(), 2u);
+  for (const auto& e : events) {
+    EXPECT_EQ(e["wxcanary.conflict.cause_env"], "unknown");
+    EXPECT_NE(e.value("message", "").find("outside this config"), std::string::npos);
+  }
+}
+
+TEST_F(ConflictTest, a_refresh_storm_drives_the_quota_projection_above_one_before_45009) {
+  CacheFetchedToken(0);
+  CacheFetchedToken(1);
+  Daemon d(ConfigYaml(sim_, redis_, {"prod", "test"}));
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Ok(s, "test") >= 1; }));
+  EXPECT_LT(AppValue(d.ScrapeMetrics(), "wxcanary_app_token_quota_projected_ratio"), 0.1);
+
+  // test's app fetches a fresh token over and over; each one is cached and probed.
+  int storm = 0;
+  for (; storm < 20; ++storm) {
+    CacheFetchedToken(1);  // throws if wxsim answered 45009
+    const double want = storm + 1;
+    ASSERT_TRUE(d.WaitFor([&](const Scrape& s) {
+      return Get(s, "wxcanary_token_refreshes_total", L("test")) >= want;
+    }));
+    if (AppValue(d.ScrapeMetrics(), "wxcanary_app_token_quota_projected_ratio") > 1) break;
+  }
+  EXPECT_LT(storm, 20) << d.ScrapeMetrics().text();
+  // 2 + storm + 1 calls of the 2000 a day: far from 45009.
+  EXPECT_LE(storm + 1, 8);
+}
+
+// The optional quota reader against wxsim: the real usage of /cgi-bin/token, read with a
+// stable_token (which costs nothing of that quota).
+TEST(QuotaPollerWithWxSim, reads_the_real_token_usage_without_spending_it) {
+  WxSim sim;
+  for (int i = 0; i < 3; ++i) sim.FetchToken();
+  config::Config cfg;
+  cfg.wechat.base_url = sim.base_url();
+  cfg.wechat.timeout = 2s;
+  cfg.apps.resize(1);
+  cfg.apps[0].app_id = kApp;
+  cfg.apps[0].secret_value = Secret(kSecret);
+  prometheus::Registry registry;
+  CapturingLogger logger;
+  FakeClock clock;
+  auto poller = tracking::MakeQuotaPoller(registry, logger, clock, cfg);
+  ASSERT_EQ(poller->PollDue(), 1);
+  const std::string text = prometheus::TextSerializer().Serialize(registry.Collect());
+  EXPECT_NE(text.find("wxcanary_app_token_quota_used{app_id=\"" + kApp + "\"} 3\n"),
+            std::string::npos)
+      << text << logger.events().size();
+  EXPECT_NE(text.find("wxcanary_app_token_quota_limit{app_id=\"" + kApp + "\"} 2000\n"),
+            std::string::npos)
+      << text;
+  // Polling did not spend /cgi-bin/token quota.
+  ASSERT_EQ(poller->PollDue(), 0);
+  clock.Advance(10min);
+  ASSERT_EQ(poller->PollDue(), 1);
+  const std::string again = prometheus::TextSerializer().Serialize(registry.Collect());
+  EXPECT_NE(again.find("wxcanary_app_token_quota_used{app_id=\"" + kApp + "\"} 3\n"),
+            std::string::npos)
+      << again;
+}
+
+}  // namespace
+}  // namespace wxcanary::testing

@@ -1,0 +1,197 @@
+#include "telemetry/probe_log.h"
+
+#include <gtest/gtest.h>
+
+#include "common/fingerprint.h"
+#include "support/fakes.h"
+
+namespace wxcanary::telemetry {
+namespace {
+
+using testing::CapturingLogger;
+using testing::MakeTarget;
+
+const std::string kToken =
+    "86_xYzAbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCdEfGhIjKlMnOpQrStUvWxYz0123456789_SECRET";
+
+ProbeResult WithToken(Outcome outcome) {
+  ProbeResult r;
+  r.outcome = outcome;
+  r.duration = std::chrono::milliseconds{42};
+  r.token_present = true;
+  r.token = Secret(kToken);
+  r.raw_value = Secret("{\"access_token\":\"" + kToken + "\"}");
+  r.fingerprint = Fingerprint(kToken);
+  r.ttl_seconds = 5400;
+  return r;
+}
+
+Target ProdTarget() {
+  auto t = MakeTarget("wx123", "prod");
+  t.env.redis = "main";
+  t.env.probe = config::ProbeKind::kMsgSecCheck;
+  return t;
+}
+
+TEST(ProbeLog, picks_the_level_from_the_outcome) {
+  struct Case {
+    Outcome outcome;
+    bool flagged;
+    Level level;
+  };
+  for (const auto& c : std::vector<Case>{{Outcome::kOk, false, Level::kInfo},
+                                        {Outcome::kOk, true, Level::kWarn},
+                                        {Outcome::kTokenInvalid, false, Level::kError},
+                                        {Outcome::kTokenMalformed, false, Level::kError},
+                                        {Outcome::kTokenExpired, false, Level::kError},
+                                        {Outcome::kTokenMissing, false, Level::kError},
+                                        {Outcome::kQuota, false, Level::kWarn},
+                                        {Outcome::kApiError, false, Level::kWarn},
+                                        {Outcome::kTransportError, false, Level::kWarn},
+                                        {Outcome::kBadResponse, false, Level::kWarn},
+                                        {Outcome::kRedisError, false, Level::kWarn}}) {
+    ProbeResult r;
+    r.outcome = c.outcome;
+    r.content_flagged = c.flagged;
+    EXPECT_EQ(ProbeLog::LevelFor(r), c.level) << OutcomeName(c.outcome) << " flagged=" << c.flagged;
+  }
+}
+
+TEST(ProbeLog, writes_the_incident_as_an_error_with_fields_in_the_documented_order) {
+  CapturingLogger logger;
+  ProbeLog log(logger);
+  auto r = WithToken(Outcome::kTokenInvalid);
+  r.errcode = 40001;
+  r.errmsg = "invalid credential, access_token is invalid or not latest";
+  r.rid = "6566f1a2-1b2c3d4e-5f6a7b8c";
+  log.Record(ProdTarget(), r);
+
+  auto events = logger.WithAction("probe");
+  ASSERT_EQ(events.size(), 1u);
+  const auto& e = events[0];
+  EXPECT_EQ(e.level, Level::kError);
+  EXPECT_EQ(e.message, "probe wx123/prod: token_invalid (errcode 40001) with token " +
+                           Fingerprint(kToken) + ", redis ttl 5400s");
+  Fields expected = Fields::object();
+  expected["event.outcome"] = "failure";
+  expected["event.duration"] = 42'000'000;
+  expected["labels.app_id"] = "wx123";
+  expected["labels.app_env"] = "prod";
+  expected["wxcanary.probe.kind"] = "msg_sec_check";
+  expected["wxcanary.probe.outcome"] = "token_invalid";
+  expected["wxcanary.redis.name"] = "main";
+  expected["wxcanary.redis.key"] = "ACCESS_TOKEN_CACHE:wx123";
+  expected["wxcanary.token.fingerprint"] = Fingerprint(kToken);
+  expected["wxcanary.token.ttl_seconds"] = 5400;
+  expected["wxcanary.wechat.errcode"] = 40001;
+  expected["wxcanary.wechat.errmsg"] = "invalid credential, access_token is invalid or not latest";
+  expected["wxcanary.wechat.rid"] = "6566f1a2-1b2c3d4e-5f6a7b8c";
+  EXPECT_EQ(e.fields.dump(), expected.dump());  // dump compares order too
+}
+
+TEST(ProbeLog, writes_ok_at_info_and_flagged_content_at_warn) {
+  CapturingLogger logger;
+  ProbeLog log(logger);
+  auto ok = WithToken(Outcome::kOk);
+  ok.errcode = 0;
+  ok.errmsg = "ok";
+  log.Record(ProdTarget(), ok);
+  auto flagged = WithToken(Outcome::kOk);
+  flagged.errcode = 87014;
+  flagged.errmsg = "risky content";
+  flagged.content_flagged = true;
+  log.Record(ProdTarget(), flagged);
+
+  auto events = logger.events();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].level, Level::kInfo);
+  EXPECT_EQ(events[0].fields["event.outcome"], "success");
+  EXPECT_EQ(events[0].message,
+            "probe wx123/prod: ok (errcode 0) with token " + Fingerprint(kToken) + ", redis ttl 5400s");
+  EXPECT_EQ(events[1].level, Level::kWarn);
+  EXPECT_EQ(events[1].fields["event.outcome"], "success");
+  EXPECT_EQ(events[1].fields["wxcanary.probe.content_flagged"], true);
+  EXPECT_EQ(events[1].message, "probe wx123/prod: ok, canary content flagged (errcode 87014) with token " +
+                                   Fingerprint(kToken) + ", redis ttl 5400s");
+}
+
+TEST(ProbeLog, describes_missing_keys_keys_without_expiry_and_redis_errors) {
+  auto t = ProdTarget();
+  ProbeResult missing;
+  missing.outcome = Outcome::kTokenMissing;
+  missing.ttl_seconds = -2;
+  EXPECT_EQ(ProbeLog::MessageFor(t, missing),
+            "probe wx123/prod: token_missing, redis key ACCESS_TOKEN_CACHE:wx123 absent");
+  EXPECT_EQ(ProbeLog::FieldsFor(t, missing)["wxcanary.token.ttl_seconds"], -2);
+  EXPECT_FALSE(ProbeLog::FieldsFor(t, missing).contains("wxcanary.token.fingerprint"));
+
+  auto forever = WithToken(Outcome::kOk);
+  forever.ttl_seconds = -1;
+  EXPECT_EQ(ProbeLog::MessageFor(t, forever),
+            "probe wx123/prod: ok with token " + Fingerprint(kToken) +
+                ", redis ttl none (key never expires)");
+
+  ProbeResult down;
+  down.outcome = Outcome::kRedisError;
+  down.detail = "Connection refused";
+  EXPECT_EQ(ProbeLog::MessageFor(t, down),
+            "probe wx123/prod: redis_error, redis main unavailable: Connection refused");
+  auto f = ProbeLog::FieldsFor(t, down);
+  EXPECT_FALSE(f.contains("wxcanary.token.ttl_seconds"));  // Redis told us nothing
+  EXPECT_EQ(f["error.message"], "Connection refused");
+  EXPECT_EQ(f["event.outcome"], "failure");
+}
+
+TEST(ProbeLog, never_writes_the_token_even_when_the_api_or_curl_echo_it) {
+  CapturingLogger logger;
+  ProbeLog log(logger);
+  auto r = WithToken(Outcome::kTransportError);
+  r.detail = "Failed to connect to api.weixin.qq.com/cgi-bin/x?access_token=" + kToken +
+             "&a=b; token " + kToken;
+  log.Record(ProdTarget(), r);
+  auto r2 = WithToken(Outcome::kApiError);
+  r2.errcode = 40164;
+  r2.errmsg = "invalid ip 1.2.3.4, not in whitelist, echo " + kToken;
+  r2.detail = "value was " + r2.raw_value.Reveal();
+  log.Record(ProdTarget(), r2);
+  auto r3 = WithToken(Outcome::kBadResponse);
+  r3.detail = "unexpected body {\"x\":1} for access_token=abc";
+  log.Record(ProdTarget(), r3);
+
+  auto events = logger.events();
+  ASSERT_EQ(events.size(), 3u);
+  for (const auto& e : events) {
+    std::string line = FormatJsonLine(SystemTime{}, e.level, e.action, e.message, e.fields);
+    EXPECT_EQ(line.find(kToken), std::string::npos) << line;
+    EXPECT_EQ(line.find("SECRET"), std::string::npos) << line;
+    EXPECT_NE(line.find(Fingerprint(kToken)), std::string::npos) << line;
+  }
+  EXPECT_EQ(events[0].fields["error.message"],
+            "Failed to connect to api.weixin.qq.com/cgi-bin/x?access_token=[token]&a=b; token [token]");
+  EXPECT_EQ(events[1].fields["wxcanary.wechat.errmsg"],
+            "invalid ip 1.2.3.4, not in whitelist, echo [token]");
+  EXPECT_EQ(events[2].fields["error.message"], "unexpected body {\"x\":1} for access_token=[token]");
+}
+
+TEST(ProbeLog, adds_extra_labels_and_skips_disabled_levels) {
+  class InfoOff final : public Logger {
+   public:
+    void Log(Level, std::string_view, std::string_view, const Fields&) override { ++calls; }
+    [[nodiscard]] bool Enabled(Level level) const override { return level >= Level::kWarn; }
+    int calls = 0;
+  };
+  InfoOff quiet;
+  ProbeLog log(quiet);
+  log.Record(ProdTarget(), WithToken(Outcome::kOk));
+  EXPECT_EQ(quiet.calls, 0);
+  log.Record(ProdTarget(), WithToken(Outcome::kTokenExpired));
+  EXPECT_EQ(quiet.calls, 1);
+
+  auto t = ProdTarget();
+  t.env.labels = {{"team", "pay"}};
+  auto f = ProbeLog::FieldsFor(t, WithToken(Outcome::kOk));
+  EXPECT_EQ(f["labels.team"], "pay");
+}
+
+}  // namespace
+}  // namespace wxcanary::telemetry

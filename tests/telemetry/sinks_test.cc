@@ -1,0 +1,337 @@
+// The logger end to end: real files, a real stdout fd, a real TCP listener on loopback.
+#include <fcntl.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+
+#include "config/config.h"
+#include "support/process.h"
+#include "telemetry/line_server.h"
+#include "telemetry/log.h"
+#include "telemetry/metrics_scrape.h"
+#include "telemetry/probe_metrics.h"
+
+namespace wxcanary::telemetry {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::LineServer;
+using testing::SampleLines;
+using testing::TempDir;
+
+const std::vector<std::string> kHead = {"@timestamp", "log.level", "message", "ecs.version",
+                                        "service.name", "event.action"};
+
+// Parses a line and checks the ECS head order; returns the object (null when it is not JSON).
+nlohmann::ordered_json ParseEcs(const std::string& line) {
+  auto j = nlohmann::ordered_json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return nullptr;
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : j.items()) {
+    if (keys.size() == kHead.size()) break;
+    keys.push_back(k);
+  }
+  if (keys != kHead) return nullptr;
+  return j;
+}
+
+std::vector<std::string> ReadLines(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::vector<std::string> out;
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+double Dropped(const prometheus::Registry& registry, const std::string& sink) {
+  for (const auto& line : SampleLines(Serialize(registry), "wxcanary_log_events_dropped_total")) {
+    std::string prefix = "wxcanary_log_events_dropped_total{sink=\"" + sink + "\"} ";
+    if (line.rfind(prefix, 0) == 0) return std::stod(line.substr(prefix.size()));
+  }
+  return -1;
+}
+
+config::LogSink TcpSinkConfig(int port, int queue_size = 8192) {
+  config::LogSink s;
+  s.kind = config::LogSink::Kind::kTcp;
+  s.host = "127.0.0.1";
+  s.port = port;
+  s.queue_size = queue_size;
+  return s;
+}
+
+Fields ProbeLikeFields(int seq) {
+  Fields f = Fields::object();
+  f["event.outcome"] = "failure";
+  f["event.duration"] = 12345678;
+  f["labels.app_id"] = "wx1234567890abcdef";
+  f["labels.app_env"] = "prod";
+  f["wxcanary.probe.outcome"] = "token_invalid";
+  f["wxcanary.token.fingerprint"] = "1a2b3c4d";
+  f["wxcanary.wechat.errcode"] = 40001;
+  f["wxcanary.wechat.errmsg"] = "invalid credential, access_token is invalid or not latest";
+  f["seq"] = seq;
+  return f;
+}
+
+TEST(FileSink, rotation_keeps_the_configured_number_of_files_of_whole_lines) {
+  TempDir dir;
+  prometheus::Registry registry;
+  FakeClock clock;
+  config::Logging logging;
+  config::LogSink file;
+  file.kind = config::LogSink::Kind::kFile;
+  file.path = (dir.path() / "wxcanary.log").string();
+  file.max_size_bytes = 4096;
+  file.max_files = 3;
+  logging.sinks.push_back(file);
+  {
+    auto logger = MakeLogger(logging, Format::kText, Level::kInfo, clock, &registry);
+    for (int i = 0; i < 400; ++i) {
+      logger->Log(Level::kError, "probe", "probe wx1/prod: token_invalid", ProbeLikeFields(i));
+      logger->Log(Level::kDebug, "probe", "below the level", ProbeLikeFields(i));
+    }
+  }  // destruction drains and closes the file
+
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path()))
+    names.push_back(e.path().filename().string());
+  EXPECT_THAT(names, ::testing::UnorderedElementsAre("wxcanary.log", "wxcanary.1.log",
+                                                      "wxcanary.2.log", "wxcanary.3.log"));
+  int last_seq = -1;
+  for (const auto& name : names) {
+    EXPECT_LE(std::filesystem::file_size(dir.path() / name), 4096u) << name;
+    for (const auto& line : ReadLines(dir.path() / name)) {
+      auto j = ParseEcs(line);  // JSON even though stdout would be text: Filebeat reads this
+      ASSERT_FALSE(j.is_null()) << name << ": " << line;
+      EXPECT_EQ(j["log.level"], "error");
+      if (name == "wxcanary.log") last_seq = std::max(last_seq, j["seq"].get<int>());
+    }
+  }
+  EXPECT_EQ(last_seq, 399);  // the newest event is in the active file
+  EXPECT_EQ(Dropped(registry, "file"), 0);
+}
+
+TEST(FileSink, an_unopenable_path_is_one_clear_config_error) {
+  FakeClock clock;
+  config::Logging logging;
+  config::LogSink file;
+  file.kind = config::LogSink::Kind::kFile;
+  file.path = "/proc/no/such/dir/wxcanary.log";
+  logging.sinks.push_back(file);
+  try {
+    MakeLogger(logging, Format::kJson, Level::kInfo, clock, nullptr);
+    FAIL() << "no error";
+  } catch (const config::ConfigError& e) {
+    EXPECT_THAT(e.what(), ::testing::StartsWith(
+                              "logging.sinks[0].path: \"/proc/no/such/dir/wxcanary.log\" cannot be opened"));
+  }
+}
+
+TEST(MakeLogger, rejects_unusable_sink_settings_naming_the_key) {
+  FakeClock clock;
+  struct Case {
+    config::LogSink sink;
+    std::string message;
+  };
+  config::LogSink zero_queue;
+  zero_queue.queue_size = 0;
+  config::LogSink no_port = TcpSinkConfig(0);
+  config::LogSink no_path;
+  no_path.kind = config::LogSink::Kind::kFile;
+  for (const auto& c : std::vector<Case>{
+           {zero_queue, "logging.sinks[1].queue_size: 0 must be positive"},
+           {no_port, "logging.sinks[1]: \"127.0.0.1:0\" is not a host:port"},
+           {no_path, "logging.sinks[1].path: \"\" must name a file"}}) {
+    config::Logging logging;
+    logging.sinks = {config::LogSink{}, c.sink};
+    try {
+      MakeLogger(logging, Format::kJson, Level::kInfo, clock, nullptr);
+      ADD_FAILURE() << "accepted: " << c.message;
+    } catch (const config::ConfigError& e) {
+      EXPECT_EQ(std::string(e.what()), c.message);
+    }
+  }
+}
+
+// Points fd 1 at a file for the lifetime of the object.
+class StdoutToFile {
+ public:
+  explicit StdoutToFile(const std::filesystem::path& p) {
+    std::fflush(stdout);
+    saved_ = ::dup(1);
+    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ::dup2(fd, 1);
+    ::close(fd);
+  }
+  ~StdoutToFile() {
+    std::fflush(stdout);
+    ::dup2(saved_, 1);
+    ::close(saved_);
+  }
+
+ private:
+  int saved_;
+};
+
+TEST(StdoutSink, is_the_default_and_writes_one_ecs_line_per_event_even_for_hostile_text) {
+  TempDir dir;
+  FakeClock clock;
+  const std::vector<std::string> hostile = {"quote \" backslash \\", "new\nline\r\n",
+                                            std::string("\x01\x02\x1b[31m red"),
+                                            "bad utf8 \xff\xfe\xc3", std::string(100'000, 'x')};
+  {
+    StdoutToFile redirect(dir.path() / "stdout");
+    auto logger = MakeLogger(config::Logging{}, Format::kJson, Level::kInfo, clock, nullptr);
+    for (const auto& h : hostile) {
+      Fields f = Fields::object();
+      f["wxcanary.wechat.errmsg"] = h;
+      logger->Log(Level::kWarn, "probe", h, f);
+    }
+  }
+  auto lines = ReadLines(dir.path() / "stdout");
+  ASSERT_EQ(lines.size(), hostile.size());
+  for (const auto& line : lines) EXPECT_FALSE(ParseEcs(line).is_null()) << line.substr(0, 200);
+  EXPECT_EQ(ParseEcs(lines[0])["message"], hostile[0]);
+  EXPECT_EQ(ParseEcs(lines[1])["wxcanary.wechat.errmsg"], hostile[1]);
+}
+
+TEST(StdoutSink, writes_text_when_asked) {
+  TempDir dir;
+  FakeClock clock;
+  {
+    StdoutToFile redirect(dir.path() / "stdout");
+    auto logger = MakeLogger(config::Logging{}, Format::kText, Level::kInfo, clock, nullptr);
+    logger->Log(Level::kInfo, "daemon_started", "wxcanary started");
+  }
+  EXPECT_THAT(ReadLines(dir.path() / "stdout"),
+              ::testing::ElementsAre("2023-11-14T22:13:20.000Z level=info action=daemon_started "
+                                     "msg=\"wxcanary started\""));
+}
+
+TEST(TcpSink, delivers_json_lines_to_a_listener) {
+  LineServer server({});
+  prometheus::Registry registry;
+  FakeClock clock;
+  config::Logging logging;
+  logging.sinks.push_back(TcpSinkConfig(server.port()));
+  auto logger = MakeLogger(logging, Format::kText, Level::kInfo, clock, &registry);
+  for (int i = 0; i < 200; ++i)
+    logger->Log(Level::kError, "probe", "line \"" + std::to_string(i) + "\"\n", ProbeLikeFields(i));
+  ASSERT_TRUE(server.WaitFor([](const auto& l) { return l.size() >= 200; }, 10s));
+  auto lines = server.lines();
+  ASSERT_EQ(lines.size(), 200u);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    auto j = ParseEcs(lines[i]);
+    ASSERT_FALSE(j.is_null()) << lines[i];
+    EXPECT_EQ(j["seq"], static_cast<int>(i));
+  }
+  EXPECT_EQ(Dropped(registry, "tcp"), 0);
+}
+
+TEST(TcpSink, survives_the_listener_going_away_and_coming_back) {
+  auto server = std::make_unique<LineServer>(LineServer::Options{});
+  const int port = server->port();
+  prometheus::Registry registry;
+  FakeClock clock;
+  config::Logging logging;
+  logging.sinks.push_back(TcpSinkConfig(port));
+  auto logger = MakeLogger(logging, Format::kJson, Level::kInfo, clock, &registry);
+
+  logger->Log(Level::kInfo, "probe", "before");
+  ASSERT_TRUE(server->WaitFor([](const auto& l) { return l.size() == 1; }, 10s));
+
+  server->Stop();  // Logstash killed: the connection and the listener are gone
+  server.reset();
+  for (int i = 0; i < 5; ++i) logger->Log(Level::kInfo, "probe", "while down");
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (Dropped(registry, "tcp") < 5 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(Dropped(registry, "tcp"), 5);  // dropped and counted, never queued up
+
+  server = std::make_unique<LineServer>(LineServer::Options{.port = port});
+  // The sink reconnects after its backoff; keep logging until an event arrives.
+  bool arrived = false;
+  for (int i = 0; !arrived && std::chrono::steady_clock::now() < deadline + 10s; ++i) {
+    logger->Log(Level::kInfo, "probe", "after " + std::to_string(i));
+    arrived = server->WaitFor([](const auto& l) { return !l.empty(); }, 20ms);
+  }
+  ASSERT_TRUE(arrived);
+  for (const auto& line : server->lines()) {
+    auto j = ParseEcs(line);
+    ASSERT_FALSE(j.is_null()) << line;
+    EXPECT_THAT(j["message"].get<std::string>(), ::testing::StartsWith("after "));
+  }
+}
+
+struct Latency {
+  double total_s;
+  double p50_us;
+  double p99_us;
+  double max_us;
+};
+
+Latency TimeLogCalls(Logger& logger, int n) {
+  std::vector<double> us;
+  us.reserve(static_cast<size_t>(n));
+  Fields fields = ProbeLikeFields(0);  // built once: we time Log(), not the caller's fields
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < n; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    logger.Log(Level::kError, "probe", "probe wx1/prod: token_invalid (errcode 40001)", fields);
+    us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                     .count());
+  }
+  double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::sort(us.begin(), us.end());
+  return {total, us[us.size() / 2], us[us.size() * 99 / 100], us.back()};
+}
+
+std::ostream& operator<<(std::ostream& out, const Latency& l) {
+  return out << l.total_s << " s, p50 " << l.p50_us << " us, p99 " << l.p99_us << " us, max "
+             << l.max_us << " us";
+}
+
+// A sink that blocked the caller would need 100k x the 100 ms send timeout; one that does not
+// costs a few microseconds a call. The bounds sit far from both so a loaded CI box stays green;
+// the printed numbers are the measurement.
+TEST(TcpSink, a_stalled_listener_never_slows_log_calls_and_drops_are_counted) {
+  FakeClock clock;
+  Latency normal{};
+  {
+    LineServer server({});
+    config::Logging logging;
+    logging.sinks.push_back(TcpSinkConfig(server.port(), 1024));
+    auto logger = MakeLogger(logging, Format::kJson, Level::kInfo, clock, nullptr);
+    normal = TimeLogCalls(*logger, 100'000);
+  }
+
+  LineServer server({.stalled = true, .rcvbuf = 4096});
+  prometheus::Registry registry;
+  config::Logging logging;
+  logging.sinks.push_back(TcpSinkConfig(server.port(), 1024));
+  auto logger = MakeLogger(logging, Format::kJson, Level::kInfo, clock, &registry);
+  Latency stalled = TimeLogCalls(*logger, 100'000);
+  const double dropped = Dropped(registry, "tcp");
+  std::cout << "100k Log() calls, listener reading: " << normal << "\n"
+            << "100k Log() calls, listener stalled: " << stalled << ", dropped " << dropped << "\n";
+  EXPECT_LT(stalled.total_s, 2 * normal.total_s + 0.5);
+  EXPECT_LT(stalled.total_s, 10.0);
+  EXPECT_LT(stalled.p50_us, 100);
+  // The queue holds 1024 and the stalled socket a few MB at most: most events must be dropped.
+  EXPECT_GT(dropped, 50'000);
+
+  auto t0 = std::chrono::steady_clock::now();
+  logger.reset();
+  double exit_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::cout << "logger destruction with a stalled peer and a full queue: " << exit_s << " s\n";
+  EXPECT_LT(exit_s, 3.0);
+  EXPECT_GE(Dropped(registry, "tcp"), dropped);
+}
+
+}  // namespace
+}  // namespace wxcanary::telemetry

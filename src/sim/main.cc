@@ -113,6 +113,9 @@ int main(int argc, char** argv) {
   wxcanary::sim::SimOptions options;
   options.grace = std::chrono::seconds{grace};
   options.expires_in = std::chrono::seconds{expires_in};
+  // A short test lifetime would otherwise rotate the stable token on every call.
+  options.stable_rotate_window =
+      std::min(options.stable_rotate_window, std::chrono::seconds{expires_in / 2});
   options.expired_errcode = expired_errcode;
   options.force_refresh_overlap = std::chrono::seconds{force_overlap};
   options.risky_words = risky_words;
@@ -159,15 +162,16 @@ int main(int argc, char** argv) {
     wxcanary::sim::FaultTable faults;
     wxcanary::sim::Server server(state, clock, faults, server_options);
     int port = server.Bind();
+    std::cout << "wxsim listening on " << server_options.host << ":" << port
+              << (tls_cert.empty() ? "" : " (https)") << " with " << app_list.size() << " app(s)"
+              << std::endl;
+    // After the banner: whoever waits for the file can rely on the banner being out.
     if (!port_file.empty()) {
       // Written then renamed, so a reader never sees a half-written port.
       std::string tmp = port_file + ".tmp";
       std::ofstream(tmp) << port << "\n";
       std::filesystem::rename(tmp, port_file);
     }
-    std::cout << "wxsim listening on " << server_options.host << ":" << port
-              << (tls_cert.empty() ? "" : " (https)") << " with " << app_list.size() << " app(s)"
-              << std::endl;
     std::thread waiter([&server, stop_signals] {
       int sig = 0;
       sigwait(&stop_signals, &sig);

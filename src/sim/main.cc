@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -175,15 +176,15 @@ int main(int argc, char** argv) {
     std::thread waiter([&server, stop_signals] {
       int sig = 0;
       sigwait(&stop_signals, &sig);
+      // Exit from here: httplib's Run() joins its workers, which sit in idle keep-alive
+      // connections for up to their timeout, so a SIGTERM would take seconds. Nothing to save.
       server.Stop();
+      std::cout.flush();
+      std::_Exit(0);
     });
     bool ok = server.Run();
-    if (waiter.joinable()) {
-      // Run() can return on its own (listen failure): wake the waiter so it can be joined.
-      pthread_kill(waiter.native_handle(), SIGTERM);
-      waiter.join();
-    }
-    return ok ? 0 : 1;
+    std::cout.flush();
+    std::_Exit(ok ? 0 : 1);
   } catch (const std::exception& e) {
     return Fail(e.what());
   }

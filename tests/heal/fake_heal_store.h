@@ -172,6 +172,25 @@ inline std::optional<double> MetricValue(prometheus::Registry& registry, const s
   return std::nullopt;
 }
 
+/// Sum of the counters of a family whose labels include all of `subset`: one Collect() for a
+/// whole table of series.
+inline double CounterSum(prometheus::Registry& registry, const std::string& name,
+                         const std::map<std::string, std::string>& subset) {
+  double sum = 0;
+  for (const auto& family : registry.Collect()) {
+    if (family.name != name) continue;
+    for (const auto& m : family.metric) {
+      size_t matched = 0;
+      for (const auto& l : m.label) {
+        auto it = subset.find(l.name);
+        if (it != subset.end() && it->second == l.value) ++matched;
+      }
+      if (matched == subset.size()) sum += m.counter.value;
+    }
+  }
+  return sum;
+}
+
 /// Number of series of a family.
 inline size_t SeriesCount(prometheus::Registry& registry, const std::string& name) {
   for (const auto& family : registry.Collect())

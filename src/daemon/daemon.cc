@@ -3,6 +3,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -144,14 +146,22 @@ int Main(int argc, char** argv) {
                         : std::chrono::milliseconds{30'000};
 
   int exit_code = 0;
+  // Pings keep to a deadline rather than to a wait restarted after every signal: otherwise
+  // reloads (or any signal) arriving faster than `tick` starve the watchdog, and one arriving
+  // just before a ping pushes the next to ~WATCHDOG_USEC, so systemd kills a healthy daemon.
+  auto next_ping = std::chrono::steady_clock::now() + tick;
   for (;;) {
-    timespec ts{static_cast<time_t>(tick.count() / 1000),
-                static_cast<long>((tick.count() % 1000) * 1'000'000)};
+    auto left = std::max(std::chrono::milliseconds{0},
+                         std::chrono::duration_cast<std::chrono::milliseconds>(
+                             next_ping - std::chrono::steady_clock::now()));
+    timespec ts{static_cast<time_t>(left.count() / 1000),
+                static_cast<long>((left.count() % 1000) * 1'000'000)};
     int sig = sigtimedwait(&signals, nullptr, &ts);
-    if (sig < 0) {
+    if (std::chrono::steady_clock::now() >= next_ping) {
       if (watchdog && runner.Progressing(stall)) notifier.Watchdog();
-      continue;
+      next_ping = std::chrono::steady_clock::now() + tick;
     }
+    if (sig < 0) continue;
     if (sig == SIGTERM || sig == SIGINT) break;
     if (sig == SIGUSR2) {
       if (test_hooks) runner.WedgeForTesting();

@@ -81,7 +81,10 @@ class ConflictTest : public ::testing::Test {
 // cached token fails, and wxcanary names test as the cause.
 TEST_F(ConflictTest, names_the_environment_whose_refresh_invalidated_the_token) {
   const std::string prod_token = CacheFetchedToken(0);
-  const std::string test_token = CacheFetchedToken(1);
+  // test starts on a stable token: it does not touch prod's. (A second /cgi-bin/token fetch
+  // would kill prod's token at once, racing the daemon's view of who refreshed.)
+  const std::string test_token = sim_.FetchStableToken(kApp, kSecret);
+  redis_.Cli({"SET", Key(), test_token, "EX", "7000"}, 1);
   Daemon d(ConfigYaml(sim_, redis_, {"prod", "test"}));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
     return Ok(s, "prod") >= 1 && Ok(s, "test") >= 1 &&
@@ -94,7 +97,9 @@ TEST_F(ConflictTest, names_the_environment_whose_refresh_invalidated_the_token) 
   }));
   sim_.Advance(301);  // past the grace: prod's token is dead, Redis still holds it
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Invalidations(s, "prod", "test") == 1; }))
-      << d.ScrapeMetrics().text();
+      << Events(d, "token_refreshed").size() << " refreshes; "
+      << (Events(d, "token_invalidated").empty() ? std::string("no invalidation")
+                                                 : Events(d, "token_invalidated")[0].dump());
   // A few more failing probes of the same token are not new invalidations.
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
     return Get(s, "wxcanary_probes_total", L("prod", {{"outcome", "token_invalid"}})) >= 3;

@@ -19,7 +19,7 @@ dpkg-deb -c "$deb" | awk '{print $1, $NF}' | sed 's| \./| /|' >"$tmp/contents"
 
 fail=0
 expect() {  # MODE PATH: the package holds PATH with that mode
-  if ! grep -qx "$1 $2" "$tmp/contents"; then
+  if ! grep -qxF -e "$1 $2" "$tmp/contents"; then
     echo "FAIL: expected $1 $2 in the package"; fail=1
   fi
 }

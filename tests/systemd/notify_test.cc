@@ -209,15 +209,16 @@ TEST_F(NotifyTest, watchdog_pings_at_twice_the_requested_rate_and_stop_once_the_
   for (size_t i = 1; i < pings.size(); ++i) {
     auto gap = pings[i].at - pings[i - 1].at;
     EXPECT_GE(gap, 350ms);
-    EXPECT_LE(gap, 750ms);
+    EXPECT_LE(gap, 900ms);  // systemd's limit is WATCHDOG_USEC; 500 ms plus scheduling noise
   }
   for (const auto& p : pings) EXPECT_EQ(p.pid, d.process().pid());
 
   d.process().Signal(SIGUSR2);  // test hook: the scheduler stops making progress
   auto wedged = Clock::now();
-  // The last heartbeat may be up to WATCHDOG_USEC old before the daemon notices (+ one tick).
-  std::this_thread::sleep_for(1500ms + 3s);
-  auto late = notify.Between("WATCHDOG=1", wedged + 1500ms, Clock::now());
+  // The scheduler wedges within its 250 ms heartbeat and the daemon stops pinging once the last
+  // heartbeat is WATCHDOG_USEC (1 s) old: nothing may arrive after 1.25 s; allow 2 s under load.
+  std::this_thread::sleep_for(2s + 3s);
+  auto late = notify.Between("WATCHDOG=1", wedged + 2s, Clock::now());
   EXPECT_EQ(late.size(), 0u) << "still pinging with a wedged scheduler:\n" << Dump(late);
   EXPECT_TRUE(d.process().running());  // killing it is systemd's job, not the daemon's
 }

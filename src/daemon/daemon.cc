@@ -20,9 +20,11 @@
 #include "heal/healer.h"
 #include "heal/stable_token.h"
 #include "probe/runner.h"
+#include "probe/shard.h"
 #include "telemetry/log.h"
 #include "telemetry/probe_log.h"
 #include "telemetry/probe_metrics.h"
+#include "tracking/quota_poller.h"
 #include "tracking/token_tracker.h"
 
 namespace wxcanary::daemon {
@@ -39,13 +41,6 @@ sigset_t HandledSignals() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGUSR2);
   return set;
-}
-
-std::map<std::string, Secret> AppSecrets(const config::Config& cfg) {
-  std::map<std::string, Secret> out;
-  for (const auto& app : cfg.apps)
-    if (!app.secret_value.empty()) out[app.app_id] = app.secret_value;
-  return out;
 }
 
 std::vector<std::string> RedisNames(const config::Config& cfg) {
@@ -81,7 +76,13 @@ int Main(int argc, char** argv) {
     std::cerr << "wxcanary: config file \"" << opts.config_file << "\": " << e.what() << "\n";
     return 1;
   }
+  // --shard: every part of the daemon (probes, conflicts, quota, heal) sees only this slice.
+  const size_t all_targets = cfg.TargetCount();
+  cfg = probe::SelectShard(cfg, opts.shard);
   if (opts.config_check) {
+    if (!opts.shard.all())
+      std::cout << "wxcanary: shard " << opts.shard.ToString() << ": " << cfg.TargetCount()
+                << " of " << all_targets << " targets\n";
     std::cout << config::Describe(cfg);
     return 0;
   }
@@ -101,7 +102,7 @@ int Main(int argc, char** argv) {
   telemetry::ProbeLog probe_log(*log);
   tracking::TokenTracker tracker(*registry, *log, clock, cfg.conflict);
   heal::RedisHealStore heal_store(cfg.redis);
-  heal::StableTokenFetcher fetcher(cfg.wechat, AppSecrets(cfg));
+  heal::StableTokenFetcher fetcher(cfg.wechat, tracking::AppSecrets(cfg));
   heal::Healer healer(cfg.heal, heal_store, &fetcher, *registry, *log, clock, InstanceId());
 
   // Order matters only for reading the log: the probe event comes before what it caused.
@@ -113,18 +114,32 @@ int Main(int argc, char** argv) {
                                   Fields{{"wxcanary.redis.name", redis}});
                        });
 
-  WebServer web([registry] { return telemetry::Serialize(*registry); },
-                [&runner] { return runner.Progressing(std::chrono::seconds{30}); });
+  // TLS and basic auth (--web.config.file): a bad file stops startup, like a bad config.
+  std::unique_ptr<WebServer> web;
+  try {
+    WebConfig web_config;
+    if (!opts.web_config_file.empty()) web_config = LoadWebConfig(opts.web_config_file);
+    web = std::make_unique<WebServer>(
+        [registry] { return telemetry::Serialize(*registry); },
+        [&runner] { return runner.Progressing(std::chrono::seconds{30}); }, web_config);
+  } catch (const std::exception& e) {
+    std::cerr << "wxcanary: --web.config.file \"" << opts.web_config_file << "\": " << e.what()
+              << "\n";
+    return 1;
+  }
   auto [host, port] = *ParseListenAddress(opts.listen_address);
   int bound = 0;
   try {
-    bound = web.Start(host, port);
+    bound = web->Start(host, port);
   } catch (const std::exception& e) {
     std::cerr << "wxcanary: --web.listen-address: " << e.what() << "\n";
     return 1;
   }
 
   runner.Start(cfg);
+  // Reads the real /cgi-bin/token usage of apps with a secret, at most every 10 minutes.
+  auto quota = tracking::MakeQuotaPoller(*registry, *log, clock, cfg);
+  quota->Start();
   daemon_metrics.ConfigLoaded(true);
   log->Log(Level::kInfo, "daemon_started",
            "wxcanary " + std::string(kVersion) + " probing " + Targets(cfg.TargetCount()) +
@@ -133,7 +148,8 @@ int Main(int argc, char** argv) {
                   {"server.address", host.empty() ? "0.0.0.0" : host},
                   {"server.port", bound},
                   {"wxcanary.config.file", opts.config_file},
-                  {"wxcanary.config.targets", cfg.TargetCount()}});
+                  {"wxcanary.config.targets", cfg.TargetCount()},
+                  {"wxcanary.shard", opts.shard.ToString()}});
 
   Notifier notifier;
   notifier.Ready();
@@ -170,9 +186,10 @@ int Main(int argc, char** argv) {
     // SIGHUP: reload. An invalid file leaves the running config untouched.
     notifier.Reloading();
     try {
-      config::Config next = config::LoadFile(opts.config_file);
+      config::Config next = probe::SelectShard(config::LoadFile(opts.config_file), opts.shard);
       heal_store.SetRedis(next.redis);
       runner.Start(next);
+      quota->SetApps(tracking::AppSecrets(next));
       cfg = std::move(next);
       daemon_metrics.RetainRedis(RedisNames(cfg));
       daemon_metrics.ConfigLoaded(true);
@@ -190,7 +207,8 @@ int Main(int argc, char** argv) {
 
   notifier.Stopping();
   log->Log(Level::kInfo, "daemon_stopping", "wxcanary stopping");
-  web.Stop();
+  web->Stop();
+  quota->Stop();
   runner.Stop();
   return exit_code;
 }

@@ -80,7 +80,7 @@ struct App {
 
 struct WeChat {
   std::string base_url = "https://api.weixin.qq.com";
-  std::string ca_file;  // optional extra CA bundle; verification is always on
+  std::string ca_file;  // optional CA bundle used instead of the system one; always verified
   milliseconds timeout{5'000};
 };
 

@@ -53,7 +53,8 @@ Classification Classify(config::ProbeKind kind, const HttpResponse& response,
                         const Secret& token);
 
 /// A keep-alive HTTPS client for the WeChat API, one per worker. Certificates are always
-/// verified (ca_file adds a bundle; there is no switch to turn verification off).
+/// verified (ca_file, when set, replaces the system CA bundle; there is no switch to turn
+/// verification off).
 /// Not thread-safe: each worker owns one.
 class Client {
  public:

@@ -2,6 +2,9 @@
 
 #include <httplib.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #include <stdexcept>
 
 #include "daemon/version.h"
@@ -17,10 +20,68 @@ constexpr const char* kLandingPage = R"(<!DOCTYPE html>
 </body></html>
 )";
 
+// The newest OpenSSL error, for a one-line startup message (e.g. "key values mismatch").
+std::string OpenSslError() {
+  unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return "unknown OpenSSL error";
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof buf);
+  return buf;
+}
+
+// An HTTPS server for the web config's certificate and key. The context is set up here rather
+// than by httplib's file constructor so a bad file gives a reason and min_version applies.
+std::unique_ptr<httplib::Server> MakeTlsServer(const WebConfig& web) {
+  std::string problem;
+  auto server = std::make_unique<httplib::SSLServer>([&](SSL_CTX& ctx) {
+    SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_SESSION_RESUMPTION_ON_RENEGOTIATION);
+    // TLS 1.2 is exporter-toolkit's default floor too.
+    int floor = web.min_version == "TLS13" ? TLS1_3_VERSION : TLS1_2_VERSION;
+    if (SSL_CTX_set_min_proto_version(&ctx, floor) != 1) {
+      problem = "tls_server_config.min_version: " + OpenSslError();
+      return false;
+    }
+    if (SSL_CTX_use_certificate_chain_file(&ctx, web.cert_file.c_str()) != 1) {
+      problem = "tls_server_config.cert_file: \"" + web.cert_file + "\" is not a usable PEM certificate (" +
+                OpenSslError() + ")";
+      return false;
+    }
+    if (SSL_CTX_use_PrivateKey_file(&ctx, web.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+      problem = "tls_server_config.key_file: \"" + web.key_file + "\" is not a usable PEM private key (" +
+                OpenSslError() + ")";
+      return false;
+    }
+    if (SSL_CTX_check_private_key(&ctx) != 1) {
+      problem = "tls_server_config.key_file: \"" + web.key_file + "\" does not match cert_file \"" +
+                web.cert_file + "\"";
+      return false;
+    }
+    return true;
+  });
+  if (!server->is_valid()) throw std::runtime_error(problem.empty() ? OpenSslError() : problem);
+  return server;
+}
+
 }  // namespace
 
-WebServer::WebServer(std::function<std::string()> metrics, std::function<bool()> healthy)
-    : server_(std::make_unique<httplib::Server>()) {
+WebServer::WebServer(std::function<std::string()> metrics, std::function<bool()> healthy,
+                     const WebConfig& web)
+    : auth_(web.auth() ? std::make_unique<BasicAuth>(web.basic_auth_users) : nullptr),
+      server_(web.tls() ? MakeTlsServer(web) : std::make_unique<httplib::Server>()) {
+  if (auth_) {
+    // Every path, health included: what is reachable without credentials tells an attacker
+    // what runs here, and Prometheus/systemd checks can carry credentials anyway.
+    server_->set_pre_routing_handler([auth = auth_.get()](const httplib::Request& req,
+                                                          httplib::Response& res) {
+      if (auth->CheckHeader(req.get_header_value("Authorization")))
+        return httplib::Server::HandlerResponse::Unhandled;
+      res.status = 401;
+      res.set_header("WWW-Authenticate", "Basic realm=\"wxcanary\", charset=\"UTF-8\"");
+      res.set_content("Unauthorized\n", "text/plain");
+      return httplib::Server::HandlerResponse::Handled;
+    });
+  }
   server_->Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(kLandingPage, "text/html; charset=utf-8");
   });

@@ -5,6 +5,8 @@
 #include <string>
 #include <thread>
 
+#include "daemon/web_config.h"
+
 namespace httplib {
 class Server;
 }
@@ -12,11 +14,15 @@ class Server;
 namespace wxcanary::daemon {
 
 /// The daemon's HTTP endpoint: `/` (landing page), `/metrics` (Prometheus text format),
-/// `/-/healthy` and `/-/ready`. Serves from its own thread pool; thread-safe.
+/// `/-/healthy` and `/-/ready`; over HTTPS and behind basic auth when the web config asks
+/// (auth covers every path). Serves from its own thread pool; thread-safe.
 class WebServer {
  public:
   /// `metrics` renders the exposition text; `healthy` decides /-/healthy's answer.
-  WebServer(std::function<std::string()> metrics, std::function<bool()> healthy);
+  /// Throws std::runtime_error (one line naming the file) when the TLS certificate or key
+  /// cannot be used.
+  WebServer(std::function<std::string()> metrics, std::function<bool()> healthy,
+            const WebConfig& web = {});
   ~WebServer();
   WebServer(const WebServer&) = delete;
   WebServer& operator=(const WebServer&) = delete;
@@ -27,6 +33,7 @@ class WebServer {
   void Stop();
 
  private:
+  std::unique_ptr<BasicAuth> auth_;  // null without basic_auth_users
   std::unique_ptr<httplib::Server> server_;
   std::thread thread_;
 };

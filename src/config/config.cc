@@ -740,19 +740,34 @@ size_t Config::TargetCount() const {
   return n;
 }
 
+// yaml-cpp's messages can quote the offending character raw (e.g. "unknown escape character: "
+// followed by a newline); escape control characters so the error stays one line.
+static std::string OneLine(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20) {
+      const std::string q = Quote(std::string_view(&c, 1));
+      out += q.substr(1, q.size() - 2);
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 Config LoadString(const std::string& yaml, const std::filesystem::path& base_dir) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml);
   } catch (const YAML::ParserException& e) {
     throw ConfigError("yaml: line " + std::to_string(e.mark.line + 1) + ", column " +
-                      std::to_string(e.mark.column + 1) + ": " + e.msg);
+                      std::to_string(e.mark.column + 1) + ": " + OneLine(e.msg));
   }
   try {
     return Decode(root, base_dir);
   } catch (const YAML::Exception& e) {
     // Decode checks node types before converting, so this is a yaml-cpp surprise: still one line.
-    throw ConfigError("yaml: " + e.msg);
+    throw ConfigError("yaml: " + OneLine(e.msg));
   }
 }
 

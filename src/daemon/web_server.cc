@@ -4,6 +4,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <stdexcept>
 
@@ -48,6 +49,13 @@ std::unique_ptr<httplib::Server> MakeTlsServer(const WebConfig& web) {
       return false;
     }
     if (SSL_CTX_use_PrivateKey_file(&ctx, web.key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+      // OpenSSL 3 checks the pair here already; say so plainly rather than "key values mismatch".
+      if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+        ERR_clear_error();
+        problem = "tls_server_config.key_file: \"" + web.key_file + "\" does not match cert_file \"" +
+                  web.cert_file + "\"";
+        return false;
+      }
       problem = "tls_server_config.key_file: \"" + web.key_file + "\" is not a usable PEM private key (" +
                 OpenSslError() + ")";
       return false;

@@ -88,6 +88,15 @@ struct TokenTracker::Families {
   prometheus::Family<prometheus::Counter>& invalidations;
 };
 
+// What the log and counter need of the failing probe; no token, so it may wait in memory.
+struct TokenTracker::Failure {
+  Outcome outcome = Outcome::kOk;
+  std::string fingerprint;
+  int64_t ttl_seconds = 0;
+  std::optional<int> errcode;
+  std::string rid;
+};
+
 struct TokenTracker::TargetState {
   std::string app_env;
   std::chrono::milliseconds interval{30'000};
@@ -101,7 +110,18 @@ struct TokenTracker::TargetState {
   SystemTime refreshed_wall{};
   std::string refreshed_to;
 
-  std::string reported_fingerprint;  // last failing fingerprint already attributed
+  std::string reported_fingerprint;  // last failing fingerprint already attributed (or pending)
+
+  // A failure no configured environment explains yet: wxsim (like WeChat, for a third fetch)
+  // kills a superseded token at once, so the victim's failing probe can come before the probe
+  // that shows the culprit's refresh. Waits until `deadline` for that refresh.
+  struct Pending {
+    MonotonicTime failed_at;
+    MonotonicTime deadline;
+    nanoseconds window;  // looked back this far at the failure
+    Failure failure;
+  };
+  std::optional<Pending> pending;
 
   prometheus::Counter* refreshes = nullptr;
   prometheus::Gauge* age = nullptr;
@@ -161,6 +181,7 @@ void TokenTracker::DropTarget(AppState& app, const std::string& app_env) {
   if (it == app.targets.end()) return;
   families_->refreshes.Remove(it->second.refreshes);
   families_->age.Remove(it->second.age);
+  if (it->second.pending) --pending_;  // nobody to blame on behalf of a target no longer watched
   for (auto& [cause, counter] : it->second.invalidations) families_->invalidations.Remove(counter);
   app.targets.erase(it);
 }
@@ -231,8 +252,16 @@ void TokenTracker::UpdateAppGauges(AppState& app, MonotonicTime now) {
 
 void TokenTracker::Record(const Target& target, const ProbeResult& result) {
   // A Redis error says nothing about the token: keep believing what we last saw.
-  if (result.outcome == Outcome::kRedisError) return;
+  // Time still passes for the pending invalidations of others.
+  if (result.outcome == Outcome::kRedisError) {
+    SweepPending("");
+    return;
+  }
+  RecordLocked(target, result);
+  SweepPending(target.app_id);
+}
 
+void TokenTracker::RecordLocked(const Target& target, const ProbeResult& result) {
   std::shared_lock lock(mu_);
   auto it = apps_.find(target.app_id);
   if (it == apps_.end() || !it->second->targets.count(target.app_env)) {
@@ -296,6 +325,8 @@ void TokenTracker::Record(const Target& target, const ProbeResult& result) {
     t.reported_fingerprint = fp;
     Attribute(app, t, result, now);
   }
+  // After the refresh above is known: it may be the culprit a pending failure waits for.
+  ResolvePendingOfApp(app, now);
 
   for (auto s = app.seen.begin(); s != app.seen.end();) {
     if (now - s->second > kSeenMemory)
@@ -348,7 +379,60 @@ void TokenTracker::Attribute(AppState& app, TargetState& victim, const ProbeResu
                              MonotonicTime now) {
   const nanoseconds window =
       conflict_.window ? nanoseconds(*conflict_.window) : nanoseconds(kTokenGrace + victim.interval);
+  Failure failure{result.outcome, result.fingerprint, result.ttl_seconds, result.errcode,
+                  result.rid};
+  // One wait per target: an older failure still waiting is settled with what is known now.
+  if (victim.pending) ResolvePending(app, victim, now, /*force=*/true);
   const auto cause = LastRefreshLocked(app, victim.app_env, result.fingerprint, now, window);
+  if (cause) {
+    Report(app, victim, failure, cause, window, nanoseconds{0});
+    return;
+  }
+  victim.pending = TargetState::Pending{now, now + victim.interval + kAttributionSlack, window,
+                                        std::move(failure)};
+  ++pending_;
+}
+
+void TokenTracker::ResolvePending(AppState& app, TargetState& victim, MonotonicTime now,
+                                  bool force) {
+  if (!victim.pending) return;
+  const auto& p = *victim.pending;
+  // Only another environment's refresh seen since the failure: what the victim does after its
+  // token died (fetch a new one) is the reaction, not the cause; refreshes before the failure
+  // were already looked at. The earliest one is the closest to the moment the token died.
+  const TargetState* culprit = nullptr;
+  for (const auto& [env, t] : app.targets) {
+    if (env == victim.app_env || !t.refreshed) continue;
+    if (*t.refreshed < p.failed_at || *t.refreshed > p.deadline || *t.refreshed > now) continue;
+    if (t.refreshed_to == p.failure.fingerprint) continue;
+    if (!culprit || *t.refreshed < *culprit->refreshed) culprit = &t;
+  }
+  if (!culprit && now < p.deadline && !force) return;
+  std::optional<Refresh> cause;
+  if (culprit) cause = Refresh{culprit->app_env, culprit->refreshed_wall, culprit->refreshed_to};
+  const auto pending = std::move(*victim.pending);
+  victim.pending.reset();
+  --pending_;
+  Report(app, victim, pending.failure, cause, pending.window, pending.deadline - pending.failed_at);
+}
+
+void TokenTracker::ResolvePendingOfApp(AppState& app, MonotonicTime now) {
+  for (auto& [env, t] : app.targets) ResolvePending(app, t, now, /*force=*/false);
+}
+
+void TokenTracker::SweepPending(const std::string& skip_app) {
+  if (pending_.load() == 0) return;
+  std::shared_lock lock(mu_);
+  for (auto& [id, app] : apps_) {
+    if (id == skip_app) continue;
+    std::lock_guard app_lock(app->mu);
+    ResolvePendingOfApp(*app, clock_.MonotonicNow());
+  }
+}
+
+void TokenTracker::Report(AppState& app, TargetState& victim, const Failure& result,
+                          const std::optional<Refresh>& cause, nanoseconds looked_back,
+                          nanoseconds waited) {
   const std::string cause_env = cause ? cause->app_env : std::string(kUnknownCause);
 
   auto& counter = victim.invalidations[cause_env];
@@ -366,9 +450,11 @@ void TokenTracker::Attribute(AppState& app, TargetState& victim, const ProbeResu
                         victim.app_env + " was invalidated (errcode " + code +
                         ") while Redis still holds it " + ttl_text + "; ";
   if (!cause) {
-    message += "no configured environment refreshed it in the last " +
-               std::to_string(duration_cast<seconds>(window).count()) +
-               " s: someone outside this config fetches tokens with the AppSecret";
+    message += "no configured environment refreshed it in the " +
+               std::to_string(duration_cast<seconds>(looked_back).count()) +
+               " s before the failure nor the " +
+               std::to_string(duration_cast<seconds>(waited).count()) +
+               " s after: someone outside this config fetches tokens with the AppSecret";
   } else if (cause->app_env == victim.app_env) {
     message += "env " + victim.app_env + " itself fetched a new token at " +
                FormatRfc3339(cause->at) + " (several writers in one environment?)";

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -27,6 +28,10 @@ inline constexpr std::chrono::seconds kQuotaLongWindow{3600};
 inline constexpr std::chrono::seconds kQuotaMinLongWindow{900};
 /// Grace of /cgi-bin/token: the old token keeps working this long after a new one is issued.
 inline constexpr std::chrono::seconds kTokenGrace{300};
+/// A token error with no culprit yet waits this long past one probe interval of the victim for
+/// a configured environment to show a refresh (its probe may run just after the victim's)
+/// before it is counted with cause_env="unknown".
+inline constexpr std::chrono::seconds kAttributionSlack{5};
 
 /// Projected /cgi-bin/token calls per day for one AppId. Pure; thread-safe.
 ///  - long estimate: refreshes in the last hour / min(1 h, max(15 min, time tracked)) * 1 day;
@@ -41,7 +46,8 @@ double ProjectDailyCalls(int refreshes_last_short, int refreshes_last_long,
 
 /// Follows the token fingerprint of every (app_id, app_env), counts refreshes, projects the
 /// /cgi-bin/token quota burn per AppId and attributes invalidated tokens to the environment that
-/// most recently refreshed the shared AppId. Exports wxcanary_token_refreshes_total,
+/// most recently refreshed the shared AppId (or, when none did yet, that refreshes within one
+/// probe interval of the victim plus kAttributionSlack after the failure). Exports wxcanary_token_refreshes_total,
 /// wxcanary_token_age_seconds, wxcanary_app_distinct_tokens, wxcanary_app_token_refreshes_total,
 /// wxcanary_app_token_quota_projected_ratio and wxcanary_token_invalidations_total.
 /// Thread-safe: Record() may run concurrently for any targets; SetTargets() may run any time.
@@ -74,14 +80,25 @@ class TokenTracker final : public ResultSink {
   struct Families;
   struct TargetState;
   struct AppState;
+  struct Failure;
 
   AppState& AppFor(const std::string& app_id);  // caller holds mu_ exclusively
   void AddTarget(AppState& app, const Target& target);
   void DropTarget(AppState& app, const std::string& app_env);
   void EnsureCauseSeries(AppState& app);
+  void RecordLocked(const Target& target, const ProbeResult& result);
   void UpdateAppGauges(AppState& app, MonotonicTime now);
   void Attribute(AppState& app, TargetState& victim, const ProbeResult& result,
                  MonotonicTime now);
+  // Settles the victim's pending invalidation if a culprit showed up, the deadline passed or
+  // `force`; caller holds app.mu.
+  void ResolvePending(AppState& app, TargetState& victim, MonotonicTime now, bool force);
+  void ResolvePendingOfApp(AppState& app, MonotonicTime now);
+  // Resolves due items of every app but `skip_app`; takes mu_ shared and one app lock at a time.
+  void SweepPending(const std::string& skip_app);
+  void Report(AppState& app, TargetState& victim, const Failure& failure,
+              const std::optional<Refresh>& cause, std::chrono::nanoseconds looked_back,
+              std::chrono::nanoseconds waited);
   std::optional<Refresh> LastRefreshLocked(const AppState& app, const std::string& except_env,
                                            const std::string& exclude_fingerprint,
                                            MonotonicTime now,
@@ -96,6 +113,8 @@ class TokenTracker final : public ResultSink {
   // AppState has its own mutex for its contents, so targets of different apps never contend.
   mutable std::shared_mutex mu_;
   std::map<std::string, std::unique_ptr<AppState>> apps_;
+  // Invalidations waiting for a culprit, over all apps; lets Record() skip the sweep when 0.
+  std::atomic<int> pending_{0};
 };
 
 }  // namespace wxcanary::tracking

@@ -244,6 +244,8 @@ TEST_F(TokenTrackerTest, attributes_to_unknown_when_no_configured_environment_re
   clock_.Advance(seconds{330});
   tracker_.Record(test_, Result("test-token"));
   tracker_.Record(prod_, Invalid("prod-token"));
+  clock_.Advance(prod_.env.interval + kAttributionSlack);
+  tracker_.Record(test_, Result("test-token"));
 
   EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 1);
   EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 0);
@@ -283,6 +285,9 @@ TEST_P(AttributionWindow, refreshes_older_than_the_window_are_not_the_cause) {
   tracker.Record(test, Result("test-new"));
   clock.Advance(c.since_refresh);
   tracker.Record(prod, Invalid("prod-token"));
+  // Past the deferral, with nothing new from test: "unknown" is settled now.
+  clock.Advance(c.interval + kAttributionSlack);
+  tracker.Record(test, Result("test-new"));
   EXPECT_EQ(Value(registry, Invalidations("wxA", "prod", c.cause)), 1);
 }
 
@@ -297,6 +302,141 @@ INSTANTIATE_TEST_SUITE_P(
         WindowCase{"configured_inside", seconds{120}, seconds{60}, seconds{119}, "test"},
         WindowCase{"configured_outside", seconds{120}, seconds{60}, seconds{121}, "unknown"}),
     [](const auto& row) { return row.param.name; });
+
+// wxsim (like WeChat) kills a superseded token at once when a third one is fetched, so prod's
+// failing probe can land before the probe that shows test's refresh. Each row: how long after
+// prod's failure the daemon first sees test's new token, and the cause that must be counted.
+struct DeferralCase {
+  std::string name;
+  seconds culprit_seen_after;
+  std::string cause;
+};
+
+void PrintTo(const DeferralCase& c, std::ostream* os) { *os << c.name; }
+
+class AttributionDeferral : public ::testing::TestWithParam<DeferralCase> {};
+
+TEST_P(AttributionDeferral, waits_one_interval_plus_slack_for_a_culprit_after_the_failure) {
+  const auto& c = GetParam();
+  prometheus::Registry registry;
+  CapturingLogger logger;
+  FakeClock clock;
+  TokenTracker tracker(registry, logger, clock, {});
+  const Target prod = MakeTarget("wxA", "prod", 0);  // interval 30 s: deadline 35 s
+  const Target test = MakeTarget("wxA", "test", 1);
+  tracker.SetTargets({prod, test});
+  tracker.Record(prod, Result("prod-token"));
+  tracker.Record(test, Result("test-old"));
+  clock.Advance(seconds{600});  // test's first sighting is long out of any window
+  tracker.Record(prod, Invalid("prod-token"));
+  EXPECT_EQ(Value(registry, Invalidations("wxA", "prod", "unknown")), 0);
+  EXPECT_TRUE(logger.WithAction("token_invalidated").empty());
+
+  clock.Advance(c.culprit_seen_after);
+  tracker.Record(test, Result("test-new"));
+  const SystemTime seen_at = clock.SystemNow();
+  // Later failing probes of the same token and any further Records change nothing.
+  clock.Advance(seconds{60});
+  tracker.Record(prod, Invalid("prod-token", 5300));
+  tracker.Record(test, Result("test-new"));
+
+  for (const auto* cause : {"prod", "test", "unknown"})
+    EXPECT_EQ(Value(registry, Invalidations("wxA", "prod", cause)), cause == c.cause ? 1 : 0)
+        << cause;
+  const auto events = logger.WithAction("token_invalidated");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].fields["wxcanary.conflict.cause_env"], c.cause);
+  EXPECT_EQ(events[0].fields["wxcanary.token.ttl_seconds"], 5400);  // of the first failure
+  if (c.cause == "test") {
+    EXPECT_EQ(events[0].fields["wxcanary.conflict.cause_refreshed_at"], FormatRfc3339(seen_at));
+    EXPECT_THAT(events[0].message, HasSubstr("env test fetched a new token"));
+  } else {
+    EXPECT_FALSE(events[0].fields.contains("wxcanary.conflict.cause_refreshed_at"));
+    EXPECT_THAT(events[0].message, HasSubstr("outside this config"));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    TokenTracker, AttributionDeferral,
+    ::testing::Values(DeferralCase{"same_instant", seconds{0}, "test"},
+                      DeferralCase{"one_second_later", seconds{1}, "test"},
+                      DeferralCase{"at_the_deadline", seconds{35}, "test"},
+                      DeferralCase{"past_the_deadline", seconds{36}, "unknown"}),
+    [](const auto& row) { return row.param.name; });
+
+TEST_F(TokenTrackerTest, counts_unknown_once_and_only_after_the_deferral_deadline) {
+  tracker_.SetTargets({prod_, test_});
+  tracker_.Record(prod_, Result("prod-token"));
+  tracker_.Record(test_, Result("test-token"));
+  clock_.Advance(seconds{600});
+  tracker_.Record(prod_, Invalid("prod-token"));
+  const auto deadline = prod_.env.interval + kAttributionSlack;  // 35 s
+
+  // Every probe until the deadline (prod keeps failing, test keeps its token): still waiting.
+  for (seconds waited{5}; waited < deadline; waited += seconds{5}) {
+    clock_.Advance(seconds{5});
+    tracker_.Record(test_, Result("test-token"));
+    tracker_.Record(prod_, Invalid("prod-token"));
+    ASSERT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 0) << waited.count();
+    ASSERT_TRUE(logger_.WithAction("token_invalidated").empty()) << waited.count();
+  }
+  clock_.Advance(seconds{5});  // exactly at the deadline
+  tracker_.Record(test_, Result("test-token"));
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 1);
+  ASSERT_EQ(logger_.WithAction("token_invalidated").size(), 1u);
+
+  // A refresh of test now comes too late to be blamed, and nothing is counted twice.
+  clock_.Advance(seconds{5});
+  tracker_.Record(test_, Result("test-token-2"));
+  tracker_.Record(prod_, Invalid("prod-token"));
+  clock_.Advance(minutes{5});
+  tracker_.Record(prod_, Invalid("prod-token"));
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 1);
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 0);
+  const auto events = logger_.WithAction("token_invalidated");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].fields["wxcanary.conflict.cause_env"], "unknown");
+  EXPECT_THAT(events[0].message, HasSubstr("in the 330 s before the failure nor the 35 s after"));
+}
+
+TEST_F(TokenTrackerTest, the_victims_own_refresh_after_the_failure_is_not_the_cause) {
+  tracker_.SetTargets({prod_, test_});
+  tracker_.Record(prod_, Result("prod-1"));
+  tracker_.Record(test_, Result("test-1"));
+  clock_.Advance(seconds{600});
+  tracker_.Record(prod_, Invalid("prod-1"));
+  clock_.Advance(seconds{10});
+  tracker_.Record(prod_, Result("prod-2"));  // prod's app reacts by fetching a new token
+  clock_.Advance(seconds{30});
+  tracker_.Record(prod_, Result("prod-2"));
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 1);
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "prod")), 0);
+}
+
+TEST_F(TokenTrackerTest, a_pending_invalidation_goes_with_its_target) {
+  tracker_.SetTargets({prod_, test_});
+  tracker_.Record(prod_, Result("prod-1"));
+  tracker_.Record(test_, Result("test-1"));
+  clock_.Advance(seconds{600});
+  tracker_.Record(prod_, Invalid("prod-1"));
+  tracker_.SetTargets({test_});  // a reload removes prod while it waits for a culprit
+
+  clock_.Advance(seconds{5});
+  tracker_.Record(test_, Result("test-2"));  // would have been the culprit
+  clock_.Advance(minutes{5});
+  tracker_.Record(test_, Result("test-2"));
+  EXPECT_TRUE(logger_.WithAction("token_invalidated").empty());
+  EXPECT_THAT(Scrape(registry_), Not(HasSubstr(R"(app_env="prod")")));
+
+  // prod comes back: it starts clean, nothing of the old wait is left to settle.
+  tracker_.SetTargets({prod_, test_});
+  clock_.Advance(minutes{5});
+  tracker_.Record(test_, Result("test-2"));
+  tracker_.Record(prod_, Result("prod-1"));
+  EXPECT_TRUE(logger_.WithAction("token_invalidated").empty());
+  for (const auto* cause : {"prod", "test", "unknown"})
+    EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", cause)), 0) << cause;
+}
 
 TEST_F(TokenTrackerTest, counts_an_invalidation_once_per_failing_fingerprint) {
   tracker_.SetTargets({prod_, test_});
@@ -377,6 +517,8 @@ TEST_F(TokenTrackerTest, an_environment_that_refreshed_to_the_failing_token_is_n
   tracker_.Record(test_, Result("shared-1"));
   clock_.Advance(seconds{60});
   tracker_.Record(prod_, Invalid("shared-1"));
+  clock_.Advance(prod_.env.interval + kAttributionSlack);
+  tracker_.Record(test_, Result("shared-1"));
   EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 1);
 }
 
@@ -388,6 +530,12 @@ TEST_F(TokenTrackerTest, environments_of_other_apps_are_never_the_cause) {
   tracker_.Record(other, Result("b-2"));
   clock_.Advance(seconds{60});
   tracker_.Record(prod_, Invalid("prod-1"));
+  // wxB refreshes again during the deferral; it still cannot be wxA's culprit. Its Record is
+  // also what settles wxA's pending item once the deadline has passed.
+  tracker_.Record(other, Result("b-3"));
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 0);
+  clock_.Advance(prod_.env.interval + kAttributionSlack);
+  tracker_.Record(other, Result("b-3"));
   EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 1);
   EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), std::nullopt);
 }
@@ -542,6 +690,11 @@ TEST(TokenTrackerConcurrency, records_from_many_threads_lose_nothing) {
   // A reload of the same set in the middle must not lose anything either.
   tracker.SetTargets(targets);
   for (auto& th : threads) th.join();
+  // Settle the failures still waiting for a culprit; a Redis error still moves time on.
+  clock.Advance(std::chrono::hours{1});
+  ProbeResult redis_error;
+  redis_error.outcome = Outcome::kRedisError;
+  tracker.Record(targets[0], redis_error);
 
   for (int a = 0; a < kApps; ++a) {
     const std::string app = "wx" + std::to_string(a);

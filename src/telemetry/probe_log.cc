@@ -2,21 +2,13 @@
 
 #include <regex>
 
+#include "config/config.h"
+
 namespace wxcanary::telemetry {
 
 namespace {
 
 constexpr size_t kMaxDetailInMessage = 200;
-
-// Local copy of the config names so telemetry does not link the config library for one switch.
-std::string_view ProbeKindLabel(config::ProbeKind kind) {
-  switch (kind) {
-    case config::ProbeKind::kMsgSecCheck: return "msg_sec_check";
-    case config::ProbeKind::kMsgSecCheckV2: return "msg_sec_check_v2";
-    case config::ProbeKind::kApiDomainIp: return "api_domain_ip";
-  }
-  return "unknown";
-}
 
 void ReplaceAll(std::string& s, const std::string& needle, std::string_view with) {
   // Too short to be a token; masking it would mangle ordinary text (a raw value of "1").
@@ -82,7 +74,7 @@ Fields ProbeLog::FieldsFor(const Target& target, const ProbeResult& result) {
   for (const auto& [k, v] : target.env.labels) {
     if (k != "app_id" && k != "app_env") f["labels." + k] = v;
   }
-  f["wxcanary.probe.kind"] = ProbeKindLabel(target.env.probe);
+  f["wxcanary.probe.kind"] = config::ProbeKindName(target.env.probe);
   f["wxcanary.probe.outcome"] = OutcomeName(result.outcome);
   if (result.content_flagged) f["wxcanary.probe.content_flagged"] = true;
   f["wxcanary.redis.name"] = target.env.redis;

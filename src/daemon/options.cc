@@ -33,6 +33,9 @@ ParsedOptions ParseOptions(const std::vector<std::string>& args) {
   app.add_option("--log.level", level, "debug|info|warn|error")
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   app.add_option("--log.format", format, "json|text")->check(CLI::IsMember({"json", "text"}));
+  std::string shard;
+  app.add_option("--shard", shard,
+                 "I/N: probe only the apps whose app_id hashes to shard I of N (0-based)");
   app.add_flag("--config.check", o.config_check,
                "Validate the config, print what would be monitored, and exit");
 
@@ -56,6 +59,15 @@ ParsedOptions ParseOptions(const std::vector<std::string>& args) {
     out.output = "wxcanary: --web.listen-address: \"" + o.listen_address +
                  "\" is not HOST:PORT or :PORT\n";
     return out;
+  }
+  if (!shard.empty()) {
+    auto parsed_shard = probe::ParseShard(shard);
+    if (!parsed_shard) {
+      out.exit_code = 2;
+      out.output = "wxcanary: --shard: \"" + shard + "\" is not I/N with 0 <= I < N <= 4096\n";
+      return out;
+    }
+    o.shard = *parsed_shard;
   }
   o.log_level = level == "debug"  ? telemetry::Level::kDebug
                 : level == "warn" ? telemetry::Level::kWarn

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "probe/shard.h"
 #include "telemetry/log.h"
 
 namespace wxcanary::daemon {
@@ -19,6 +20,7 @@ struct Options {
   telemetry::Level log_level = telemetry::Level::kInfo;
   telemetry::Format log_format = telemetry::Format::kJson;
   bool config_check = false;
+  probe::Shard shard;  // --shard=I/N: this instance probes only its slice of the apps
 };
 
 /// Result of parsing the command line: options, or an exit code and text for the terminal

@@ -8,10 +8,16 @@ bin=$1 seeds=$2 work=$3 seconds=$4
 shift 4
 mkdir -p "$work/corpus" "$work/artifacts"
 log="$work/last.log"
+# Per-target libFuzzer flags, one file next to this script: <target>.flags.
+# wxsim_fuzz: every input triggers libFuzzer's per-input LSan scan (20x slower); leaks in the
+# simulator are still caught by the ASan test suite (sim tests, wxsim under the soak).
+flags=()
+flags_file="$(dirname "$0")/$(basename "$bin").flags"
+[ -f "$flags_file" ] && read -r -a flags < "$flags_file"
 set +e
 # -rss_limit_mb: the targets cap their own input sizes; a parser needing GBs is a bug.
 "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
-  -print_final_stats=1 -artifact_prefix="$work/artifacts/" "$@" \
+  -print_final_stats=1 -artifact_prefix="$work/artifacts/" ${flags[@]+"${flags[@]}"} "$@" \
   "$work/corpus" "$seeds" >"$log" 2>&1
 rc=$?
 set -e

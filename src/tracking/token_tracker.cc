@@ -103,6 +103,9 @@ struct TokenTracker::TargetState {
 
   std::string fingerprint;       // current, "" while no token is cached
   std::string last_fingerprint;  // last non-empty one, survives token_missing
+  // Redis answered without a token at some point: the next token is one the app just fetched
+  // (a refresh), unlike a token already cached when the daemon started.
+  bool seen_without_token = false;
   MonotonicTime first_seen{};    // of `fingerprint`
 
   // The most recent refresh (fingerprint change) of this environment.
@@ -289,10 +292,14 @@ void TokenTracker::RecordLocked(const Target& target, const ProbeResult& result)
 
   if (fp.empty()) {
     t.fingerprint.clear();
+    t.seen_without_token = true;
   } else if (fp != t.fingerprint) {
     // Compared with the last token ever seen, so an evicted-then-refetched token is a refresh
-    // but a key that briefly vanished and came back unchanged is not.
-    const bool refresh = !t.last_fingerprint.empty() && fp != t.last_fingerprint;
+    // but a key that briefly vanished and came back unchanged is not. An environment's first
+    // token counts too when the daemon saw it without one: a newly deployed environment
+    // fetching its first token is exactly how the incident began.
+    const bool refresh = t.last_fingerprint.empty() ? t.seen_without_token
+                                                    : fp != t.last_fingerprint;
     const bool new_to_app = app.seen.find(fp) == app.seen.end();
     if (new_to_app) app.seen.emplace(fp, now);
     t.fingerprint = fp;
@@ -309,7 +316,8 @@ void TokenTracker::RecordLocked(const Target& target, const ProbeResult& result)
       }
       logger_.Log(telemetry::Level::kInfo, "token_refreshed",
                   "cached token of app " + app.app_id + " env " + t.app_env + " changed (" +
-                      t.last_fingerprint + " -> " + fp + ")",
+                      (t.last_fingerprint.empty() ? std::string("none") : t.last_fingerprint) +
+                      " -> " + fp + ")",
                   telemetry::Fields{{"labels.app_id", app.app_id},
                                     {"labels.app_env", t.app_env},
                                     {"wxcanary.token.fingerprint", fp},
@@ -388,7 +396,11 @@ void TokenTracker::Attribute(AppState& app, TargetState& victim, const ProbeResu
     Report(app, victim, failure, cause, window, nanoseconds{0});
     return;
   }
-  victim.pending = TargetState::Pending{now, now + victim.interval + kAttributionSlack, window,
+  // Wait for the slowest environment of the app: the culprit's refresh shows only when it is
+  // probed next.
+  auto longest = victim.interval;
+  for (const auto& [env, other] : app.targets) longest = std::max(longest, other.interval);
+  victim.pending = TargetState::Pending{now, now + longest + kAttributionSlack, window,
                                         std::move(failure)};
   ++pending_;
 }

@@ -152,9 +152,26 @@ INSTANTIATE_TEST_SUITE_P(
                       SequenceCase{"back_and_forth", {"a", "b", "a"}, 2},
                       SequenceCase{"missing_then_same_token", {"a", "", "a"}, 0},
                       SequenceCase{"missing_then_new_token", {"a", "", "", "b"}, 1},
-                      SequenceCase{"missing_first_then_token", {"", "a"}, 0},
+                      // A token cached before the daemon started is no refresh; one fetched by an
+                      // environment the daemon saw without a token is (a new deployment).
+                      SequenceCase{"missing_first_then_token", {"", "a"}, 1},
+                      SequenceCase{"redis_error_first_then_token", {"!redis", "a"}, 0},
                       SequenceCase{"redis_error_is_ignored", {"a", "!redis", "a", "!redis", "b"}, 1}),
     [](const auto& row) { return row.param.name; });
+
+TEST_F(TokenTrackerTest, blames_a_newly_deployed_environment_for_its_first_fetch) {
+  // The incident as it began: test had no token yet, was deployed, fetched its first one.
+  tracker_.SetTargets({prod_, test_});
+  tracker_.Record(prod_, Result("prod-token"));
+  tracker_.Record(test_, Result("", Outcome::kTokenMissing));
+  clock_.Advance(seconds{30});
+  tracker_.Record(test_, Result("test-token"));
+  clock_.Advance(seconds{301});
+  tracker_.Record(prod_, Invalid("prod-token"));
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 1);
+  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 0);
+  EXPECT_EQ(Value(registry_, Refreshes("wxA", "test")), 1);
+}
 
 TEST_F(TokenTrackerTest, token_age_counts_from_first_sighting_of_the_fingerprint) {
   tracker_.SetTargets({prod_});

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/quote.h"
 #include "common/duration.h"
 
 namespace wxcanary::config {
@@ -38,29 +39,6 @@ constexpr std::string_view kEnvOnlyKeys[] = {"name", "redis", "key", "labels"};
 
 [[noreturn]] void Fail(std::string_view path, const std::string& problem) {
   throw ConfigError(std::string(path.empty() ? kRootPath : path) + ": " + problem);
-}
-
-// Double-quoted with escapes, so a value with spaces, quotes or newlines stays one line.
-std::string Quote(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
 }
 
 std::string Child(std::string_view path, std::string_view key) {

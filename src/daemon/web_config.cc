@@ -12,6 +12,7 @@
 #include <sstream>
 #include <vector>
 
+#include "common/quote.h"
 #include "common/fingerprint.h"
 
 namespace wxcanary::daemon {
@@ -34,23 +35,6 @@ constexpr size_t kMaxCached = 1024;
 
 [[noreturn]] void Fail(const std::string& path, const std::string& problem) {
   throw WebConfigError(path + ": " + problem);
-}
-
-std::string Quote(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
 }
 
 std::string Scalar(const YAML::Node& n, const std::string& path) {

@@ -21,21 +21,7 @@ constexpr char kFresh[] = "FRESH-token-fedcba9876543210";
 
 ProbeResult Result(Outcome outcome, const std::string& token = kStale,
                    std::optional<int> errcode = std::nullopt) {
-  ProbeResult r;
-  r.outcome = outcome;
-  r.token_present = !token.empty();
-  r.token = Secret(token);
-  r.raw_value = Secret(token);
-  r.fingerprint = Fingerprint(token);
-  r.ttl_seconds = token.empty() ? -2 : 5400;
-  if (errcode) {
-    r.errcode = errcode;
-  } else if (outcome == Outcome::kTokenInvalid) {
-    r.errcode = 40001;
-  } else if (outcome == Outcome::kOk) {
-    r.errcode = 0;
-  }
-  return r;
+  return wxcanary::testing::MakeResult(token, outcome, 5400, errcode);
 }
 
 ProbeResult Dead(const std::string& token = kStale) { return Result(Outcome::kTokenInvalid, token); }

@@ -3,6 +3,7 @@
 // The one place for test doubles shared across test directories.
 
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,27 @@ class RecordingSink final : public ResultSink {
   mutable std::mutex mu_;
   std::vector<std::pair<Target, ProbeResult>> records_;
 };
+
+/// A ProbeResult as the runner would record it: `token` read from Redis ("" = no token cached,
+/// TTL -2) and the API's answer. errcode defaults to what WeChat sends for `outcome`.
+inline ProbeResult MakeResult(const std::string& token, Outcome outcome = Outcome::kOk,
+                              int64_t ttl_seconds = 7000, std::optional<int> errcode = std::nullopt) {
+  ProbeResult r;
+  r.outcome = outcome;
+  r.token_present = !token.empty();
+  r.token = Secret(token);
+  r.raw_value = Secret(token);
+  r.fingerprint = r.token.Fingerprint();
+  r.ttl_seconds = token.empty() ? -2 : ttl_seconds;
+  if (!errcode) {
+    if (outcome == Outcome::kOk) errcode = 0;
+    if (outcome == Outcome::kTokenInvalid) errcode = 40001;
+    if (outcome == Outcome::kTokenMalformed) errcode = 40014;
+    if (outcome == Outcome::kTokenExpired) errcode = 42001;
+  }
+  r.errcode = errcode;
+  return r;
+}
 
 /// A Target for unit tests.
 inline Target MakeTarget(std::string app_id, std::string app_env, size_t index = 0) {

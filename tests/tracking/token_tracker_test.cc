@@ -40,17 +40,7 @@ std::optional<double> Value(prometheus::Registry& registry, const std::string& s
 
 ProbeResult Result(const std::string& token, Outcome outcome = Outcome::kOk,
                    int64_t ttl_seconds = 7000, std::optional<int> errcode = std::nullopt) {
-  ProbeResult r;
-  r.outcome = outcome;
-  r.token_present = !token.empty();
-  r.token = Secret(token);
-  r.raw_value = Secret(token);
-  r.fingerprint = Fingerprint(token);
-  r.ttl_seconds = token.empty() ? -2 : ttl_seconds;
-  if (!errcode && outcome == Outcome::kTokenInvalid) errcode = 40001;
-  if (!errcode && outcome == Outcome::kOk) errcode = 0;
-  r.errcode = errcode;
-  return r;
+  return testing::MakeResult(token, outcome, ttl_seconds, errcode);
 }
 
 ProbeResult Invalid(const std::string& token, int64_t ttl_seconds = 5400) {

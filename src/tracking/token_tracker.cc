@@ -209,16 +209,22 @@ void TokenTracker::SetTargets(const std::vector<Target>& targets) {
   std::unique_lock lock(mu_);
   for (auto it = apps_.begin(); it != apps_.end();) {
     AppState& app = *it->second;
-    std::lock_guard app_lock(app.mu);
-    auto w = wanted.find(it->first);
-    std::vector<std::string> gone;
-    for (const auto& [env, unused] : app.targets)
-      if (w == wanted.end() || !w->second.count(env)) gone.push_back(env);
-    for (const auto& env : gone) DropTarget(app, env);
+    const auto w = wanted.find(it->first);
+    {
+      // Released before the erase below: the AppState owns this mutex (TSan found the unlock of
+      // a freed mutex when a reload dropped an app).
+      std::lock_guard app_lock(app.mu);
+      std::vector<std::string> gone;
+      for (const auto& [env, unused] : app.targets)
+        if (w == wanted.end() || !w->second.count(env)) gone.push_back(env);
+      for (const auto& env : gone) DropTarget(app, env);
+      if (w == wanted.end()) {
+        families_->distinct.Remove(app.distinct);
+        families_->app_refreshes.Remove(app.refreshes);
+        families_->projected.Remove(app.projected);
+      }
+    }
     if (w == wanted.end()) {
-      families_->distinct.Remove(app.distinct);
-      families_->app_refreshes.Remove(app.refreshes);
-      families_->projected.Remove(app.projected);
       it = apps_.erase(it);
     } else {
       ++it;

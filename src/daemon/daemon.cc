@@ -94,8 +94,13 @@ int Main(int argc, char** argv) {
 
   Clock& clock = RealClock::Instance();
   auto registry = std::make_shared<prometheus::Registry>();
-  std::unique_ptr<telemetry::Logger> log =
-      telemetry::MakeLogger(cfg.logging, opts.log_format, opts.log_level, clock, registry.get());
+  std::unique_ptr<telemetry::Logger> log;
+  try {
+    log = telemetry::MakeLogger(cfg.logging, opts.log_format, opts.log_level, clock, registry.get());
+  } catch (const config::ConfigError& e) {  // e.g. a log file that cannot be opened
+    std::cerr << "wxcanary: config file \"" << opts.config_file << "\": " << e.what() << "\n";
+    return 1;
+  }
 
   telemetry::DaemonMetrics daemon_metrics(*registry, clock, kVersion, kRevision);
   telemetry::ProbeMetrics probe_metrics(*registry, clock);
@@ -161,7 +166,6 @@ int Main(int argc, char** argv) {
   auto stall = watchdog ? std::chrono::duration_cast<std::chrono::milliseconds>(*watchdog)
                         : std::chrono::milliseconds{30'000};
 
-  int exit_code = 0;
   // Pings keep to a deadline rather than to a wait restarted after every signal: otherwise
   // reloads (or any signal) arriving faster than `tick` starve the watchdog, and one arriving
   // just before a ping pushes the next to ~WATCHDOG_USEC, so systemd kills a healthy daemon.
@@ -210,7 +214,7 @@ int Main(int argc, char** argv) {
   web->Stop();
   quota->Stop();
   runner.Stop();
-  return exit_code;
+  return 0;
 }
 
 }  // namespace wxcanary::daemon

@@ -319,8 +319,9 @@ TEST(TcpSink, a_stalled_listener_never_slows_log_calls_and_drops_are_counted) {
   const double dropped = Dropped(registry, "tcp");
   std::cout << "100k Log() calls, listener reading: " << normal << "\n"
             << "100k Log() calls, listener stalled: " << stalled << ", dropped " << dropped << "\n";
+  // Relative to the same calls with a reading listener, so a loaded or sanitized build does not
+  // fail it; a sink that blocked the caller would take thousands of seconds here.
   EXPECT_LT(stalled.total_s, 2 * normal.total_s + 0.5);
-  EXPECT_LT(stalled.total_s, 10.0);
   EXPECT_LT(stalled.p50_us, 100);
   // The queue holds 1024 and the stalled socket a few MB at most: most events must be dropped.
   EXPECT_GT(dropped, 50'000);

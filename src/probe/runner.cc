@@ -68,6 +68,9 @@ void Runner::Start(const config::Config& config) {
   {
     std::lock_guard lock(mu_);
     stop_ = false;
+    // Runs queued for the old target set never happen: count them, so every scheduled run is
+    // either a probe or a skip.
+    if (!queue_.empty()) skipped_->Increment(static_cast<double>(queue_.size()));
     queue_.clear();
     schedule_.Reset(targets_, clock_.MonotonicNow());
   }

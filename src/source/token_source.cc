@@ -136,6 +136,9 @@ std::optional<std::string> AtPath(std::string_view raw, const std::string& path,
   } catch (const Json::parse_error& e) {
     *error = "value is not JSON (parse error at byte " + std::to_string(e.byte) + ")";
     return std::nullopt;
+  } catch (const Json::exception& e) {  // e.g. a number too large for a double (out_of_range)
+    *error = "value is not usable JSON (error " + std::to_string(e.id) + ")";
+    return std::nullopt;
   }
   // A JSON document double-encoded as a JSON string: decode once more.
   if (doc.is_string() && !path.empty()) {

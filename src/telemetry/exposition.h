@@ -1,0 +1,90 @@
+#pragma once
+
+#include <prometheus/labels.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace prometheus {
+class Registry;
+}  // namespace prometheus
+
+namespace wxcanary::telemetry {
+
+/// A label set rendered once for the text format, sorted by name: `a="1",b="x\"y"` (values
+/// escaped). Per-target series keep this string instead of a label map: at 10,000 targets and
+/// ~45 series each, prometheus-cpp's per-series label maps (and the copies its Collect() makes
+/// at every scrape) were most of the daemon's memory and scrape time. Pure.
+std::string RenderLabels(const prometheus::Labels& labels);
+
+/// Appends the Prometheus text exposition format (0.0.4) to a string, one line per call, with
+/// no intermediate copies. Integral values are written as integers, others in the shortest form
+/// that reads back exactly. Not thread-safe (one writer per scrape).
+class TextWriter {
+ public:
+  explicit TextWriter(std::string& out) : out_(out) {}
+
+  /// The `# HELP` and `# TYPE` lines that open a family.
+  void Header(std::string_view name, std::string_view type, std::string_view help);
+  /// `name{labels} value`; `labels` as RenderLabels makes them, may be empty.
+  void Sample(std::string_view name, std::string_view labels, double value);
+  /// The same with one more label merged in at its sorted place (as a label map orders it).
+  void Sample(std::string_view name, std::string_view labels, std::string_view label,
+              std::string_view label_value, double value);
+  /// A histogram's `_bucket` (cumulative, `le` last as prometheus-cpp writes it), `_sum` and
+  /// `_count` lines, from per-bucket counts: counts.size() == bounds.size() + 1 (the last is
+  /// above every bound). `_count` is the total of `counts`, so it always equals the +Inf bucket.
+  void Histogram(std::string_view name, std::string_view labels, std::span<const double> bounds,
+                 std::span<const uint64_t> counts, double sum);
+
+ private:
+  void Value(double v);
+  void OpenSample(std::string_view name, std::string_view suffix);
+
+  std::string& out_;
+};
+
+/// Something that writes its own families straight from its state at scrape time.
+class TextCollectable {
+ public:
+  virtual void AppendText(TextWriter& out) const = 0;
+
+ protected:
+  ~TextCollectable() = default;
+};
+
+/// What /metrics serves: prometheus-cpp's registry (daemon-wide, low-cardinality families)
+/// followed by the text collectables (the per-target families). Thread-safe; Remove() waits for
+/// a scrape in progress, so a collectable may remove itself in its destructor.
+class Exposition {
+ public:
+  Exposition();
+  ~Exposition();
+  Exposition(const Exposition&) = delete;
+  Exposition& operator=(const Exposition&) = delete;
+
+  prometheus::Registry& registry() { return *registry_; }
+  const prometheus::Registry& registry() const { return *registry_; }
+
+  void Add(const TextCollectable& collectable);
+  void Remove(const TextCollectable& collectable);
+
+  /// The whole exposition in the text format.
+  std::string Serialize() const;
+
+ private:
+  std::unique_ptr<prometheus::Registry> registry_;
+  mutable std::mutex mu_;
+  std::vector<const TextCollectable*> collectables_;
+  mutable size_t last_size_ = 0;  // reserve hint: one allocation per scrape, not log2(size)
+};
+
+/// prometheus-cpp's registry alone in the text format. Thread-safe.
+std::string Serialize(const prometheus::Registry& registry);
+
+}  // namespace wxcanary::telemetry

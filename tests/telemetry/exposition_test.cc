@@ -1,0 +1,141 @@
+#include "telemetry/exposition.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
+
+#include <cmath>
+#include <limits>
+
+namespace wxcanary::telemetry {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+std::string Written(const std::function<void(TextWriter&)>& write) {
+  std::string out;
+  TextWriter writer(out);
+  write(writer);
+  return out;
+}
+
+TEST(RenderLabels, sorts_by_name_and_escapes_backslash_quote_and_newline) {
+  EXPECT_EQ(RenderLabels({}), "");
+  EXPECT_EQ(RenderLabels({{"app_id", "wx1"}, {"app_env", "prod"}}),
+            R"(app_env="prod",app_id="wx1")");
+  EXPECT_EQ(RenderLabels({{"team", "a\\b\"c\nd"}}), R"(team="a\\b\"c\nd")");
+}
+
+struct InsertCase {
+  std::string name;
+  prometheus::Labels labels;
+  std::string label;
+  std::string expected;
+};
+
+class LabelInsertion : public ::testing::TestWithParam<InsertCase> {};
+
+TEST_P(LabelInsertion, puts_the_extra_label_where_a_sorted_label_map_would) {
+  const auto& c = GetParam();
+  prometheus::Labels all = c.labels;
+  all.emplace(c.label, "v");
+  // The reference: the whole set rendered from a map, i.e. prometheus-cpp's order.
+  ASSERT_EQ(c.expected, "m{" + RenderLabels(all) + "} 1\n");
+  EXPECT_EQ(Written([&](TextWriter& w) { w.Sample("m", RenderLabels(c.labels), c.label, "v", 1); }),
+            c.expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    TextWriter, LabelInsertion,
+    ::testing::Values(
+        InsertCase{"no_labels", {}, "outcome", R"(m{outcome="v"} 1)" "\n"},
+        InsertCase{"last", {{"app_env", "prod"}, {"app_id", "wx1"}}, "outcome",
+                   R"(m{app_env="prod",app_id="wx1",outcome="v"} 1)" "\n"},
+        InsertCase{"first", {{"app_env", "prod"}}, "a",
+                   R"(m{a="v",app_env="prod"} 1)" "\n"},
+        InsertCase{"middle", {{"app_id", "wx1"}, {"team", "pay"}}, "outcome",
+                   R"(m{app_id="wx1",outcome="v",team="pay"} 1)" "\n"},
+        // A value holding what looks like more labels must not fool the scan.
+        InsertCase{"escaped_value",
+                   {{"a", R"(x",z="y)"}, {"c", "1"}},
+                   "b",
+                   R"(m{a="x\",z=\"y",b="v",c="1"} 1)" "\n"},
+        InsertCase{"value_ending_in_backslash",
+                   {{"a", "x\\"}, {"c", "1"}},
+                   "b",
+                   R"(m{a="x\\",b="v",c="1"} 1)" "\n"}),
+    [](const auto& info) { return info.param.name; });
+
+struct ValueCase {
+  double value;
+  std::string text;
+};
+
+TEST(TextWriter, writes_integral_values_as_integers_and_the_rest_exactly) {
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const auto& c : std::vector<ValueCase>{{0, "0"},
+                                              {-2, "-2"},
+                                              {1e6, "1000000"},
+                                              {1700000030, "1700000030"},
+                                              {7.003, "7.003"},
+                                              {0.1 + 0.2, "0.30000000000000004"},
+                                              {1764493752.125, "1764493752.125"},
+                                              {1e20, "1e+20"},
+                                              {inf, "+Inf"},
+                                              {-inf, "-Inf"},
+                                              {std::nan(""), "NaN"}}) {
+    EXPECT_EQ(Written([&](TextWriter& w) { w.Sample("m", "", c.value); }), "m " + c.text + "\n")
+        << c.text;
+  }
+}
+
+TEST(TextWriter, writes_help_escaped_and_type) {
+  EXPECT_EQ(Written([](TextWriter& w) { w.Header("m_total", "counter", "a\\b\nc \"q\""); }),
+            "# HELP m_total a\\\\b\\nc \"q\"\n# TYPE m_total counter\n");
+}
+
+TEST(TextWriter, writes_cumulative_buckets_with_le_last_and_count_equal_to_inf) {
+  const std::vector<double> bounds = {0.001, 0.25, 10};
+  const std::vector<uint64_t> counts = {1, 0, 2, 3};
+  EXPECT_EQ(Written([&](TextWriter& w) { w.Histogram("d", R"(z="1")", bounds, counts, 42.5); }),
+            "d_bucket{z=\"1\",le=\"0.001\"} 1\n"
+            "d_bucket{z=\"1\",le=\"0.25\"} 1\n"
+            "d_bucket{z=\"1\",le=\"10\"} 3\n"
+            "d_bucket{z=\"1\",le=\"+Inf\"} 6\n"
+            "d_sum{z=\"1\"} 42.5\n"
+            "d_count{z=\"1\"} 6\n");
+  EXPECT_EQ(Written([&](TextWriter& w) { w.Histogram("d", "", bounds, counts, 0); }).substr(0, 22),
+            "d_bucket{le=\"0.001\"} 1");
+}
+
+class FixedFamily final : public TextCollectable {
+ public:
+  void AppendText(TextWriter& out) const override {
+    out.Header("wx_fixed", "gauge", "A fixed family.");
+    out.Sample("wx_fixed", R"(k="v")", 3);
+  }
+};
+
+TEST(Exposition, serves_the_registry_then_every_collectable_until_it_is_removed) {
+  Exposition exposition;
+  prometheus::BuildCounter().Name("wx_registry_total").Help("h").Register(exposition.registry())
+      .Add({})
+      .Increment(2);
+  FixedFamily fixed;
+  exposition.Add(fixed);
+  const std::string text = exposition.Serialize();
+  const auto registry_at = text.find("wx_registry_total 2");
+  const auto fixed_at = text.find("wx_fixed{k=\"v\"} 3\n");
+  ASSERT_NE(registry_at, std::string::npos) << text;
+  ASSERT_NE(fixed_at, std::string::npos) << text;
+  EXPECT_LT(registry_at, fixed_at);
+
+  exposition.Remove(fixed);
+  EXPECT_THAT(exposition.Serialize(), Not(HasSubstr("wx_fixed")));
+  EXPECT_THAT(exposition.Serialize(), HasSubstr("wx_registry_total 2"));
+}
+
+}  // namespace
+}  // namespace wxcanary::telemetry

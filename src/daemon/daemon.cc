@@ -93,19 +93,21 @@ int Main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   Clock& clock = RealClock::Instance();
-  auto registry = std::make_shared<prometheus::Registry>();
+  // Shared with the web server's handler, which may still be answering while main unwinds.
+  auto exposition = std::make_shared<telemetry::Exposition>();
+  prometheus::Registry* registry = &exposition->registry();
   std::unique_ptr<telemetry::Logger> log;
   try {
-    log = telemetry::MakeLogger(cfg.logging, opts.log_format, opts.log_level, clock, registry.get());
+    log = telemetry::MakeLogger(cfg.logging, opts.log_format, opts.log_level, clock, registry);
   } catch (const config::ConfigError& e) {  // e.g. a log file that cannot be opened
     std::cerr << "wxcanary: config file \"" << opts.config_file << "\": " << e.what() << "\n";
     return 1;
   }
 
   telemetry::DaemonMetrics daemon_metrics(*registry, clock, kVersion, kRevision);
-  telemetry::ProbeMetrics probe_metrics(*registry, clock);
+  telemetry::ProbeMetrics probe_metrics(*exposition, clock);
   telemetry::ProbeLog probe_log(*log);
-  tracking::TokenTracker tracker(*registry, *log, clock, cfg.conflict);
+  tracking::TokenTracker tracker(*exposition, *log, clock, cfg.conflict);
   heal::RedisHealStore heal_store(cfg.redis);
   heal::StableTokenFetcher fetcher(cfg.wechat, tracking::AppSecrets(cfg));
   heal::Healer healer(cfg.heal, heal_store, &fetcher, *registry, *log, clock, InstanceId());
@@ -125,7 +127,7 @@ int Main(int argc, char** argv) {
     WebConfig web_config;
     if (!opts.web_config_file.empty()) web_config = LoadWebConfig(opts.web_config_file);
     web = std::make_unique<WebServer>(
-        [registry] { return telemetry::Serialize(*registry); },
+        [exposition] { return exposition->Serialize(); },
         [&runner] { return runner.Progressing(std::chrono::seconds{30}); }, web_config);
   } catch (const std::exception& e) {
     std::cerr << "wxcanary: --web.config.file \"" << opts.web_config_file << "\": " << e.what()

@@ -1,14 +1,12 @@
 #include "telemetry/probe_metrics.h"
 
 #include <prometheus/check_names.h>
-#include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
-#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
-#include <prometheus/text_serializer.h>
 
 #include <algorithm>
+#include <atomic>
 
 namespace wxcanary::telemetry {
 
@@ -27,11 +25,8 @@ double Seconds(SystemTime t) {
 }
 
 // Probes take from a millisecond (local wxsim) to the 10 s timeout ceiling.
-const prometheus::Histogram::BucketBoundaries& DurationBuckets() {
-  static const prometheus::Histogram::BucketBoundaries kBuckets = {
-      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
-  return kBuckets;
-}
+constexpr std::array<double, 13> kDurationBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                                    0.25,  0.5,    1,     2.5,  5,    10};
 
 template <typename T>
 prometheus::Family<T>& Build(prometheus::detail::Builder<T> builder, const std::string& name,
@@ -39,49 +34,43 @@ prometheus::Family<T>& Build(prometheus::detail::Builder<T> builder, const std::
   return builder.Name(name).Help(help).Register(registry);
 }
 
+template <typename T>
+double Load(const std::atomic<T>& v) {
+  return static_cast<double>(v.load(std::memory_order_relaxed));
+}
+
+void Store(std::atomic<double>& v, double x) { v.store(x, std::memory_order_relaxed); }
+
 }  // namespace
 
 std::string ErrcodeLabel(int code) {
   return ErrcodeSlot(code) == kOtherErrcode ? std::string("other") : std::to_string(code);
 }
 
+// One target's values: ~0.5 KB, against ~25 label maps (two copies each) in prometheus-cpp.
 struct ProbeMetrics::Series {
-  prometheus::Labels labels;
-  std::array<prometheus::Counter*, kAllOutcomes.size()> outcomes{};
-  // Created on first sight of the code; Record() is never concurrent for one target, the
-  // atomics only make a racing scrape-free read by a later generation well-defined.
-  std::array<std::atomic<prometheus::Counter*>, kKnownErrcodes.size() + 1> errcodes{};
-  prometheus::Histogram* duration = nullptr;
-  prometheus::Gauge* last_success = nullptr;
-  prometheus::Gauge* last_run = nullptr;
-  prometheus::Gauge* interval = nullptr;
-  std::atomic<prometheus::Gauge*> token_present{nullptr};
-  std::atomic<prometheus::Gauge*> token_ttl{nullptr};
+  std::string app_id;
+  std::string app_env;
+  std::string labels;  // rendered
+  std::array<std::atomic<uint64_t>, kAllOutcomes.size()> outcomes{};
+  std::array<std::atomic<uint64_t>, kKnownErrcodes.size() + 1> errcodes{};
+  std::atomic<uint32_t> errcodes_seen{0};  // bit per slot: a code's series exists from first sight
+  std::array<std::atomic<uint64_t>, kDurationBounds.size() + 1> duration{};
+  std::atomic<double> duration_sum{0};
+  std::atomic<double> last_success{0};
+  std::atomic<double> last_run{0};
+  std::atomic<double> interval{0};
+  std::atomic<bool> token_known{false};  // Redis has answered once
+  std::atomic<double> token_present{0};
+  std::atomic<double> token_ttl{0};
 };
 
-ProbeMetrics::ProbeMetrics(prometheus::Registry& registry, Clock& clock)
-    : clock_(clock),
-      probes_(Build(prometheus::BuildCounter(), "wxcanary_probes_total",
-                    "Probes by outcome.", registry)),
-      errcodes_(Build(prometheus::BuildCounter(), "wxcanary_probe_errcode_total",
-                      "Probes by raw WeChat errcode (unknown codes fold into \"other\").",
-                      registry)),
-      duration_(Build(prometheus::BuildHistogram(), "wxcanary_probe_duration_seconds",
-                      "Probe duration: Redis read plus API call.", registry)),
-      last_success_(Build(prometheus::BuildGauge(),
-                          "wxcanary_probe_last_success_timestamp_seconds",
-                          "Unix time of the last ok probe (0: none yet).", registry)),
-      last_run_(Build(prometheus::BuildGauge(), "wxcanary_probe_last_run_timestamp_seconds",
-                      "Unix time of the last probe, any outcome (0: none yet).", registry)),
-      interval_(Build(prometheus::BuildGauge(), "wxcanary_probe_interval_seconds",
-                      "Configured probe interval.", registry)),
-      token_present_(Build(prometheus::BuildGauge(), "wxcanary_token_present",
-                           "1 when Redis held a usable token at the last probe.", registry)),
-      token_ttl_(Build(prometheus::BuildGauge(), "wxcanary_token_ttl_seconds",
-                       "Redis TTL of the token key at the last probe (-1 no expiry, -2 no key).",
-                       registry)) {}
+ProbeMetrics::ProbeMetrics(Exposition& exposition, Clock& clock)
+    : exposition_(exposition), clock_(clock) {
+  exposition_.Add(*this);
+}
 
-ProbeMetrics::~ProbeMetrics() = default;
+ProbeMetrics::~ProbeMetrics() { exposition_.Remove(*this); }
 
 prometheus::Labels ProbeMetrics::LabelsFor(const Target& target) {
   prometheus::Labels labels{{"app_id", target.app_id}, {"app_env", target.app_env}};
@@ -93,66 +82,43 @@ prometheus::Labels ProbeMetrics::LabelsFor(const Target& target) {
   return labels;
 }
 
-std::shared_ptr<ProbeMetrics::Series> ProbeMetrics::CreateSeries(const prometheus::Labels& labels) {
+std::shared_ptr<ProbeMetrics::Series> ProbeMetrics::CreateSeries(const Target& target,
+                                                                 std::string labels) const {
   auto s = std::make_shared<Series>();
-  s->labels = labels;
-  for (Outcome o : kAllOutcomes) {
-    auto with = labels;
-    with["outcome"] = std::string(OutcomeName(o));
-    s->outcomes[static_cast<size_t>(o)] = &probes_.Add(with);
-  }
-  s->duration = &duration_.Add(labels, DurationBuckets());
-  s->last_success = &last_success_.Add(labels);
-  s->last_run = &last_run_.Add(labels);
-  s->interval = &interval_.Add(labels);
+  s->app_id = target.app_id;
+  s->app_env = target.app_env;
+  s->labels = std::move(labels);
   return s;
-}
-
-void ProbeMetrics::RemoveSeries(Series& s) {
-  for (auto* c : s.outcomes) probes_.Remove(c);
-  for (auto& slot : s.errcodes)
-    if (auto* c = slot.load()) errcodes_.Remove(c);
-  duration_.Remove(s.duration);
-  last_success_.Remove(s.last_success);
-  last_run_.Remove(s.last_run);
-  interval_.Remove(s.interval);
-  if (auto* g = s.token_present.load()) token_present_.Remove(g);
-  if (auto* g = s.token_ttl.load()) token_ttl_.Remove(g);
 }
 
 void ProbeMetrics::SetTargets(const std::vector<Target>& targets) {
   std::unique_lock lock(mu_);
   std::vector<std::shared_ptr<Series>> by_index(targets.size());
-  std::map<prometheus::Labels, std::shared_ptr<Series>> by_labels;
+  std::map<std::string, std::shared_ptr<Series>, std::less<>> by_labels;
   for (const auto& t : targets) {
-    auto labels = LabelsFor(t);
+    auto labels = RenderLabels(LabelsFor(t));
     std::shared_ptr<Series> s;
     if (auto it = by_labels.find(labels); it != by_labels.end()) {
       s = it->second;
     } else if (auto old = by_labels_.find(labels); old != by_labels_.end()) {
       s = old->second;  // same target across a reload: counters keep counting
     } else {
-      s = CreateSeries(labels);
+      s = CreateSeries(t, labels);
     }
-    s->interval->Set(std::chrono::duration<double>(t.env.interval).count());
-    by_labels[labels] = s;
+    Store(s->interval, std::chrono::duration<double>(t.env.interval).count());
     if (t.index >= by_index.size()) by_index.resize(t.index + 1);
     by_index[t.index] = s;
+    by_labels.emplace(std::move(labels), std::move(s));
   }
-  for (auto& [labels, s] : by_labels_)
-    if (!by_labels.contains(labels)) RemoveSeries(*s);
   by_index_ = std::move(by_index);
-  by_labels_ = std::move(by_labels);
+  by_labels_ = std::move(by_labels);  // the targets not in it are gone, and so are their series
 }
 
 ProbeMetrics::Series* ProbeMetrics::Find(const Target& target) const {
   if (target.index >= by_index_.size()) return nullptr;
   Series* s = by_index_[target.index].get();
-  if (s == nullptr) return nullptr;
   // An index from another config generation must not land on someone else's series.
-  auto id = s->labels.find("app_id");
-  auto env = s->labels.find("app_env");
-  if (id->second != target.app_id || env->second != target.app_env) return nullptr;
+  if (s == nullptr || s->app_id != target.app_id || s->app_env != target.app_env) return nullptr;
   return s;
 }
 
@@ -165,13 +131,13 @@ void ProbeMetrics::Record(const Target& target, const ProbeResult& result) {
     {
       std::unique_lock write(mu_);
       if (Find(target) == nullptr) {
-        auto labels = LabelsFor(target);
+        auto labels = RenderLabels(LabelsFor(target));
         auto it = by_labels_.find(labels);
-        auto series = it != by_labels_.end() ? it->second : CreateSeries(labels);
-        series->interval->Set(std::chrono::duration<double>(target.env.interval).count());
-        by_labels_[labels] = series;
+        auto series = it != by_labels_.end() ? it->second : CreateSeries(target, labels);
+        Store(series->interval, std::chrono::duration<double>(target.env.interval).count());
         if (target.index >= by_index_.size()) by_index_.resize(target.index + 1);
         by_index_[target.index] = series;
+        by_labels_[labels] = std::move(series);
       }
     }
     lock.lock();
@@ -179,40 +145,88 @@ void ProbeMetrics::Record(const Target& target, const ProbeResult& result) {
     if (s == nullptr) return;
   }
 
-  s->outcomes[static_cast<size_t>(result.outcome)]->Increment();
+  s->outcomes[static_cast<size_t>(result.outcome)].fetch_add(1, std::memory_order_relaxed);
 
   if (result.errcode) {
-    size_t slot = ErrcodeSlot(*result.errcode);
-    prometheus::Counter* c = s->errcodes[slot].load(std::memory_order_acquire);
-    if (c == nullptr) {
-      auto with = s->labels;
-      with["errcode"] = ErrcodeLabel(*result.errcode);
-      c = &errcodes_.Add(with);
-      s->errcodes[slot].store(c, std::memory_order_release);
-    }
-    c->Increment();
+    const size_t slot = ErrcodeSlot(*result.errcode);
+    s->errcodes[slot].fetch_add(1, std::memory_order_relaxed);
+    s->errcodes_seen.fetch_or(1u << slot, std::memory_order_release);
   }
 
-  s->duration->Observe(std::chrono::duration<double>(result.duration).count());
+  const double seconds = std::chrono::duration<double>(result.duration).count();
+  // Upper bounds are inclusive (le): the first bound >= the value.
+  const size_t bucket = static_cast<size_t>(
+      std::lower_bound(kDurationBounds.begin(), kDurationBounds.end(), seconds) -
+      kDurationBounds.begin());
+  s->duration_sum.fetch_add(seconds, std::memory_order_relaxed);
+  s->duration[bucket].fetch_add(1, std::memory_order_relaxed);
+
   const double now = Seconds(clock_.SystemNow());
-  s->last_run->Set(now);
-  if (result.outcome == Outcome::kOk) s->last_success->Set(now);
+  Store(s->last_run, now);
+  if (result.outcome == Outcome::kOk) Store(s->last_success, now);
 
   // Without an answer from Redis we know nothing new about the key: keep the last values.
   if (result.outcome != Outcome::kRedisError) {
-    prometheus::Gauge* present = s->token_present.load(std::memory_order_acquire);
-    if (present == nullptr) {
-      present = &token_present_.Add(s->labels);
-      s->token_present.store(present, std::memory_order_release);
-    }
-    present->Set(result.token_present ? 1 : 0);
-    prometheus::Gauge* ttl = s->token_ttl.load(std::memory_order_acquire);
-    if (ttl == nullptr) {
-      ttl = &token_ttl_.Add(s->labels);
-      s->token_ttl.store(ttl, std::memory_order_release);
-    }
-    ttl->Set(static_cast<double>(result.ttl_seconds));
+    Store(s->token_present, result.token_present ? 1 : 0);
+    Store(s->token_ttl, static_cast<double>(result.ttl_seconds));
+    s->token_known.store(true, std::memory_order_release);
   }
+}
+
+void ProbeMetrics::AppendText(TextWriter& out) const {
+  std::shared_lock lock(mu_);
+  // A family's samples must be contiguous: one pass over the targets per family.
+  auto each = [&](auto&& write) {
+    for (const auto& [labels, s] : by_labels_) write(labels, *s);
+  };
+
+  out.Header("wxcanary_probes_total", "counter", "Probes by outcome.");
+  each([&](const std::string& labels, const Series& s) {
+    for (Outcome o : kAllOutcomes)
+      out.Sample("wxcanary_probes_total", labels, "outcome", OutcomeName(o),
+                 Load(s.outcomes[static_cast<size_t>(o)]));
+  });
+
+  out.Header("wxcanary_probe_errcode_total", "counter",
+             "Probes by raw WeChat errcode (unknown codes fold into \"other\").");
+  each([&](const std::string& labels, const Series& s) {
+    const uint32_t seen = s.errcodes_seen.load(std::memory_order_acquire);
+    for (size_t slot = 0; slot <= kOtherErrcode; ++slot) {
+      if ((seen & (1u << slot)) == 0) continue;
+      const std::string code = slot == kOtherErrcode ? std::string("other")
+                                                     : std::to_string(kKnownErrcodes[slot]);
+      out.Sample("wxcanary_probe_errcode_total", labels, "errcode", code, Load(s.errcodes[slot]));
+    }
+  });
+
+  out.Header("wxcanary_probe_duration_seconds", "histogram",
+             "Probe duration: Redis read plus API call.");
+  each([&](const std::string& labels, const Series& s) {
+    std::array<uint64_t, kDurationBounds.size() + 1> counts;
+    for (size_t i = 0; i < counts.size(); ++i)
+      counts[i] = s.duration[i].load(std::memory_order_relaxed);
+    out.Histogram("wxcanary_probe_duration_seconds", labels, kDurationBounds, counts,
+                  Load(s.duration_sum));
+  });
+
+  auto gauge = [&](std::string_view name, std::string_view help,
+                   std::atomic<double> Series::*value, bool only_when_token_known) {
+    out.Header(name, "gauge", help);
+    each([&](const std::string& labels, const Series& s) {
+      if (only_when_token_known && !s.token_known.load(std::memory_order_acquire)) return;
+      out.Sample(name, labels, Load(s.*value));
+    });
+  };
+  gauge("wxcanary_probe_last_success_timestamp_seconds",
+        "Unix time of the last ok probe (0: none yet).", &Series::last_success, false);
+  gauge("wxcanary_probe_last_run_timestamp_seconds",
+        "Unix time of the last probe, any outcome (0: none yet).", &Series::last_run, false);
+  gauge("wxcanary_probe_interval_seconds", "Configured probe interval.", &Series::interval, false);
+  gauge("wxcanary_token_present", "1 when Redis held a usable token at the last probe.",
+        &Series::token_present, true);
+  gauge("wxcanary_token_ttl_seconds",
+        "Redis TTL of the token key at the last probe (-1 no expiry, -2 no key).",
+        &Series::token_ttl, true);
 }
 
 DaemonMetrics::DaemonMetrics(prometheus::Registry& registry, Clock& clock,
@@ -257,10 +271,6 @@ void DaemonMetrics::RetainRedis(const std::vector<std::string>& names) {
       ++it;
     }
   }
-}
-
-std::string Serialize(const prometheus::Registry& registry) {
-  return prometheus::TextSerializer().Serialize(registry.Collect());
 }
 
 }  // namespace wxcanary::telemetry

@@ -3,7 +3,6 @@
 #include <prometheus/labels.h>
 
 #include <array>
-#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -15,11 +14,10 @@
 #include "common/clock.h"
 #include "common/outcome.h"
 #include "probe/result.h"
+#include "telemetry/exposition.h"
 
 namespace prometheus {
-class Counter;
 class Gauge;
-class Histogram;
 class Registry;
 template <typename T>
 class Family;
@@ -38,12 +36,14 @@ std::string ErrcodeLabel(int code);
 /// The per-target probe metrics (wxcanary_probes_total{outcome}, _probe_errcode_total{errcode},
 /// _probe_duration_seconds, _probe_last_{success,run}_timestamp_seconds, _probe_interval_seconds,
 /// _token_present, _token_ttl_seconds), labelled app_id, app_env and the environment's extra
-/// labels. Series are created by SetTargets (every outcome at 0) and their handles cached per
-/// target index, so Record() does no label lookups. Thread-safe: Record() may run concurrently
-/// for different targets; SetTargets() waits for in-flight Record() calls.
-class ProbeMetrics final : public ResultSink {
+/// labels. Each target's values live in one block of atomics with its label set rendered once,
+/// written straight into the exposition at scrape time (no per-series label maps, no copies).
+/// Series are created by SetTargets (every outcome at 0) and found by target index, so Record()
+/// does no label lookups. Thread-safe: Record() and scrapes may run concurrently (Record() is
+/// never concurrent for one target); SetTargets() waits for in-flight Record() calls.
+class ProbeMetrics final : public ResultSink, private TextCollectable {
  public:
-  ProbeMetrics(prometheus::Registry& registry, Clock& clock);
+  ProbeMetrics(Exposition& exposition, Clock& clock);
   ~ProbeMetrics() override;
   ProbeMetrics(const ProbeMetrics&) = delete;
   ProbeMetrics& operator=(const ProbeMetrics&) = delete;
@@ -57,23 +57,16 @@ class ProbeMetrics final : public ResultSink {
  private:
   struct Series;
 
-  std::shared_ptr<Series> CreateSeries(const prometheus::Labels& labels);
-  void RemoveSeries(Series& s);
+  void AppendText(TextWriter& out) const override;
+  std::shared_ptr<Series> CreateSeries(const Target& target, std::string labels) const;
   Series* Find(const Target& target) const;
 
+  Exposition& exposition_;
   Clock& clock_;
-  prometheus::Family<prometheus::Counter>& probes_;
-  prometheus::Family<prometheus::Counter>& errcodes_;
-  prometheus::Family<prometheus::Histogram>& duration_;
-  prometheus::Family<prometheus::Gauge>& last_success_;
-  prometheus::Family<prometheus::Gauge>& last_run_;
-  prometheus::Family<prometheus::Gauge>& interval_;
-  prometheus::Family<prometheus::Gauge>& token_present_;
-  prometheus::Family<prometheus::Gauge>& token_ttl_;
 
-  mutable std::shared_mutex mu_;  // shared: Record; exclusive: SetTargets and late additions
+  mutable std::shared_mutex mu_;  // shared: Record and scrapes; exclusive: target changes
   std::vector<std::shared_ptr<Series>> by_index_;
-  std::map<prometheus::Labels, std::shared_ptr<Series>> by_labels_;
+  std::map<std::string, std::shared_ptr<Series>, std::less<>> by_labels_;  // rendered labels
 };
 
 /// Daemon-wide gauges: wxcanary_build_info{version,revision} = 1,
@@ -102,8 +95,5 @@ class DaemonMetrics {
   std::mutex mu_;
   std::map<std::string, prometheus::Gauge*, std::less<>> redis_;
 };
-
-/// The registry in the Prometheus text exposition format (what /metrics serves). Thread-safe.
-std::string Serialize(const prometheus::Registry& registry);
 
 }  // namespace wxcanary::telemetry

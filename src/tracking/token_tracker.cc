@@ -1,10 +1,5 @@
 #include "tracking/token_tracker.h"
 
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/gauge.h>
-#include <prometheus/registry.h>
-
 #include <algorithm>
 #include <deque>
 #include <mutex>
@@ -48,46 +43,6 @@ double ProjectDailyCalls(int refreshes_last_short, int refreshes_last_long,
   return std::max(long_estimate, short_estimate);
 }
 
-struct TokenTracker::Families {
-  explicit Families(prometheus::Registry& r)
-      : refreshes(prometheus::BuildCounter()
-                      .Name("wxcanary_token_refreshes_total")
-                      .Help("Times the cached token of this environment changed (new fingerprint).")
-                      .Register(r)),
-        age(prometheus::BuildGauge()
-                .Name("wxcanary_token_age_seconds")
-                .Help("Seconds since the current token's fingerprint was first seen; 0 when no "
-                      "token is cached.")
-                .Register(r)),
-        distinct(prometheus::BuildGauge()
-                     .Name("wxcanary_app_distinct_tokens")
-                     .Help("Different tokens the environments of this AppId hold right now; more "
-                           "than 1 past the grace period means they invalidate each other.")
-                     .Register(r)),
-        app_refreshes(prometheus::BuildCounter()
-                          .Name("wxcanary_app_token_refreshes_total")
-                          .Help("Token refreshes seen across all environments of this AppId.")
-                          .Register(r)),
-        projected(prometheus::BuildGauge()
-                      .Name("wxcanary_app_token_quota_projected_ratio")
-                      .Help("Projected /cgi-bin/token calls per day for this AppId over the daily "
-                            "quota (max of a 5 min and a 1 h sliding-window rate).")
-                      .Register(r)),
-        invalidations(prometheus::BuildCounter()
-                          .Name("wxcanary_token_invalidations_total")
-                          .Help("Cached tokens that died while Redis still held them, by the "
-                                "environment that refreshed the AppId most recently before "
-                                "(\"unknown\": none of the configured ones).")
-                          .Register(r)) {}
-
-  prometheus::Family<prometheus::Counter>& refreshes;
-  prometheus::Family<prometheus::Gauge>& age;
-  prometheus::Family<prometheus::Gauge>& distinct;
-  prometheus::Family<prometheus::Counter>& app_refreshes;
-  prometheus::Family<prometheus::Gauge>& projected;
-  prometheus::Family<prometheus::Counter>& invalidations;
-};
-
 // What the log and counter need of the failing probe; no token, so it may wait in memory.
 struct TokenTracker::Failure {
   Outcome outcome = Outcome::kOk;
@@ -126,9 +81,11 @@ struct TokenTracker::TargetState {
   };
   std::optional<Pending> pending;
 
-  prometheus::Counter* refreshes = nullptr;
-  prometheus::Gauge* age = nullptr;
-  std::map<std::string, prometheus::Counter*> invalidations;  // by cause_env
+  // Exported values, written straight into the exposition (see AppendText).
+  std::string labels;  // app_env, app_id rendered
+  uint64_t refreshes = 0;
+  double age = 0;
+  std::map<std::string, uint64_t> invalidations;  // by cause_env
 };
 
 struct TokenTracker::AppState {
@@ -140,19 +97,19 @@ struct TokenTracker::AppState {
   std::deque<MonotonicTime> quota_events;                  // distinct new fingerprints
   std::unordered_map<std::string, MonotonicTime> seen;     // fingerprint -> first seen in app
 
-  prometheus::Gauge* distinct = nullptr;
-  prometheus::Counter* refreshes = nullptr;
-  prometheus::Gauge* projected = nullptr;
+  std::string labels;  // app_id rendered
+  double distinct = 0;
+  uint64_t refreshes = 0;
+  double projected = 0;
 };
 
-TokenTracker::TokenTracker(prometheus::Registry& registry, telemetry::Logger& logger, Clock& clock,
-                           const config::Conflict& conflict)
-    : logger_(logger),
-      clock_(clock),
-      conflict_(conflict),
-      families_(std::make_unique<Families>(registry)) {}
+TokenTracker::TokenTracker(telemetry::Exposition& exposition, telemetry::Logger& logger,
+                           Clock& clock, const config::Conflict& conflict)
+    : exposition_(exposition), logger_(logger), clock_(clock), conflict_(conflict) {
+  exposition_.Add(*this);
+}
 
-TokenTracker::~TokenTracker() = default;
+TokenTracker::~TokenTracker() { exposition_.Remove(*this); }
 
 TokenTracker::AppState& TokenTracker::AppFor(const std::string& app_id) {
   auto& slot = apps_[app_id];
@@ -160,10 +117,7 @@ TokenTracker::AppState& TokenTracker::AppFor(const std::string& app_id) {
     slot = std::make_unique<AppState>();
     slot->app_id = app_id;
     slot->tracked_since = clock_.MonotonicNow();
-    const prometheus::Labels labels{{"app_id", app_id}};
-    slot->distinct = &families_->distinct.Add(labels);
-    slot->refreshes = &families_->app_refreshes.Add(labels);
-    slot->projected = &families_->projected.Add(labels);
+    slot->labels = telemetry::RenderLabels({{"app_id", app_id}});
   }
   return *slot;
 }
@@ -174,18 +128,13 @@ void TokenTracker::AddTarget(AppState& app, const Target& target) {
   t.interval = target.env.interval;  // a reload may change it; the history stays
   if (!inserted) return;
   t.app_env = target.app_env;
-  const prometheus::Labels labels{{"app_id", app.app_id}, {"app_env", target.app_env}};
-  t.refreshes = &families_->refreshes.Add(labels);
-  t.age = &families_->age.Add(labels);
+  t.labels = telemetry::RenderLabels({{"app_id", app.app_id}, {"app_env", target.app_env}});
 }
 
 void TokenTracker::DropTarget(AppState& app, const std::string& app_env) {
   auto it = app.targets.find(app_env);
   if (it == app.targets.end()) return;
-  families_->refreshes.Remove(it->second.refreshes);
-  families_->age.Remove(it->second.age);
   if (it->second.pending) --pending_;  // nobody to blame on behalf of a target no longer watched
-  for (auto& [cause, counter] : it->second.invalidations) families_->invalidations.Remove(counter);
   app.targets.erase(it);
 }
 
@@ -195,9 +144,7 @@ void TokenTracker::EnsureCauseSeries(AppState& app) {
   for (const auto& [env, unused] : app.targets) causes.push_back(env);
   for (auto& [env, t] : app.targets) {
     for (const auto& cause : causes) {
-      if (t.invalidations.count(cause)) continue;
-      t.invalidations[cause] = &families_->invalidations.Add(
-          {{"app_id", app.app_id}, {"app_env", env}, {"cause_env", cause}});
+      t.invalidations.try_emplace(cause, 0);
     }
   }
 }
@@ -218,11 +165,6 @@ void TokenTracker::SetTargets(const std::vector<Target>& targets) {
       for (const auto& [env, unused] : app.targets)
         if (w == wanted.end() || !w->second.count(env)) gone.push_back(env);
       for (const auto& env : gone) DropTarget(app, env);
-      if (w == wanted.end()) {
-        families_->distinct.Remove(app.distinct);
-        families_->app_refreshes.Remove(app.refreshes);
-        families_->projected.Remove(app.projected);
-      }
     }
     if (w == wanted.end()) {
       it = apps_.erase(it);
@@ -247,7 +189,7 @@ void TokenTracker::UpdateAppGauges(AppState& app, MonotonicTime now) {
   std::set<std::string_view> distinct;
   for (const auto& [env, t] : app.targets)
     if (!t.fingerprint.empty()) distinct.insert(t.fingerprint);
-  app.distinct->Set(static_cast<double>(distinct.size()));
+  app.distinct = static_cast<double>(distinct.size());
 
   while (!app.quota_events.empty() && now - app.quota_events.front() > kQuotaLongWindow)
     app.quota_events.pop_front();
@@ -256,7 +198,7 @@ void TokenTracker::UpdateAppGauges(AppState& app, MonotonicTime now) {
   const double per_day =
       ProjectDailyCalls(static_cast<int>(short_count), static_cast<int>(app.quota_events.size()),
                         now - app.tracked_since);
-  app.projected->Set(conflict_.daily_quota > 0 ? per_day / conflict_.daily_quota : 0.0);
+  app.projected = conflict_.daily_quota > 0 ? per_day / conflict_.daily_quota : 0.0;
 }
 
 void TokenTracker::Record(const Target& target, const ProbeResult& result) {
@@ -314,8 +256,8 @@ void TokenTracker::RecordLocked(const Target& target, const ProbeResult& result)
       t.refreshed = now;
       t.refreshed_wall = clock_.SystemNow();
       t.refreshed_to = fp;
-      t.refreshes->Increment();
-      app.refreshes->Increment();
+      ++t.refreshes;
+      ++app.refreshes;
       if (new_to_app) {
         app.quota_events.push_back(now);
         if (app.quota_events.size() > kMaxQuotaEvents) app.quota_events.pop_front();
@@ -332,7 +274,7 @@ void TokenTracker::RecordLocked(const Target& target, const ProbeResult& result)
     }
     t.last_fingerprint = fp;
   }
-  t.age->Set(t.fingerprint.empty() ? 0.0 : Seconds(now - t.first_seen));
+  t.age = t.fingerprint.empty() ? 0.0 : Seconds(now - t.first_seen);
 
   if (IsTokenError(result.outcome) && !fp.empty() &&
       (result.ttl_seconds > 0 || result.ttl_seconds == -1) && fp != t.reported_fingerprint) {
@@ -453,11 +395,7 @@ void TokenTracker::Report(AppState& app, TargetState& victim, const Failure& res
                           nanoseconds waited) {
   const std::string cause_env = cause ? cause->app_env : std::string(kUnknownCause);
 
-  auto& counter = victim.invalidations[cause_env];
-  if (!counter)
-    counter = &families_->invalidations.Add(
-        {{"app_id", app.app_id}, {"app_env", victim.app_env}, {"cause_env", cause_env}});
-  counter->Increment();
+  ++victim.invalidations[cause_env];
 
   const std::string ttl_text = result.ttl_seconds == -1
                                    ? std::string("without expiry")
@@ -491,6 +429,59 @@ void TokenTracker::Report(AppState& app, TargetState& victim, const Failure& res
   if (result.errcode) fields["wxcanary.wechat.errcode"] = *result.errcode;
   if (!result.rid.empty()) fields["wxcanary.wechat.rid"] = result.rid;
   logger_.Log(telemetry::Level::kError, "token_invalidated", message, fields);
+}
+
+void TokenTracker::AppendText(telemetry::TextWriter& out) const {
+  std::shared_lock lock(mu_);
+  // A family's samples must be contiguous: one pass over the apps per family.
+  auto each_app = [&](auto&& write) {
+    for (const auto& [id, app] : apps_) {
+      std::lock_guard app_lock(app->mu);
+      write(*app);
+    }
+  };
+  auto each_target = [&](auto&& write) {
+    each_app([&](const AppState& app) {
+      for (const auto& [env, t] : app.targets) write(t);
+    });
+  };
+
+  out.Header("wxcanary_token_refreshes_total", "counter",
+             "Times the cached token of this environment changed (new fingerprint).");
+  each_target([&](const TargetState& t) {
+    out.Sample("wxcanary_token_refreshes_total", t.labels, static_cast<double>(t.refreshes));
+  });
+  out.Header("wxcanary_token_age_seconds", "gauge",
+             "Seconds since the current token's fingerprint was first seen; 0 when no token is "
+             "cached.");
+  each_target([&](const TargetState& t) { out.Sample("wxcanary_token_age_seconds", t.labels, t.age); });
+  out.Header("wxcanary_app_distinct_tokens", "gauge",
+             "Different tokens the environments of this AppId hold right now; more than 1 past "
+             "the grace period means they invalidate each other.");
+  each_app([&](const AppState& app) {
+    out.Sample("wxcanary_app_distinct_tokens", app.labels, app.distinct);
+  });
+  out.Header("wxcanary_app_token_refreshes_total", "counter",
+             "Token refreshes seen across all environments of this AppId.");
+  each_app([&](const AppState& app) {
+    out.Sample("wxcanary_app_token_refreshes_total", app.labels,
+               static_cast<double>(app.refreshes));
+  });
+  out.Header("wxcanary_app_token_quota_projected_ratio", "gauge",
+             "Projected /cgi-bin/token calls per day for this AppId over the daily quota (max of "
+             "a 5 min and a 1 h sliding-window rate).");
+  each_app([&](const AppState& app) {
+    out.Sample("wxcanary_app_token_quota_projected_ratio", app.labels, app.projected);
+  });
+  out.Header("wxcanary_token_invalidations_total", "counter",
+             "Cached tokens that died while Redis still held them, by the environment that "
+             "refreshed the AppId most recently before (\"unknown\": none of the configured "
+             "ones).");
+  each_target([&](const TargetState& t) {
+    for (const auto& [cause, count] : t.invalidations)
+      out.Sample("wxcanary_token_invalidations_total", t.labels, "cause_env", cause,
+                 static_cast<double>(count));
+  });
 }
 
 }  // namespace wxcanary::tracking

@@ -12,11 +12,8 @@
 #include "common/clock.h"
 #include "config/config.h"
 #include "probe/result.h"
+#include "telemetry/exposition.h"
 #include "telemetry/log.h"
-
-namespace prometheus {
-class Registry;
-}
 
 namespace wxcanary::tracking {
 
@@ -50,11 +47,13 @@ double ProjectDailyCalls(int refreshes_last_short, int refreshes_last_long,
 /// probe interval of the victim plus kAttributionSlack after the failure). Exports wxcanary_token_refreshes_total,
 /// wxcanary_token_age_seconds, wxcanary_app_distinct_tokens, wxcanary_app_token_refreshes_total,
 /// wxcanary_app_token_quota_projected_ratio and wxcanary_token_invalidations_total.
-/// Thread-safe: Record() may run concurrently for any targets; SetTargets() may run any time.
-class TokenTracker final : public ResultSink {
+/// Its series are written from its own state at scrape time (no per-series label maps).
+/// Thread-safe: Record() may run concurrently for any targets; SetTargets() and scrapes may run
+/// any time.
+class TokenTracker final : public ResultSink, private telemetry::TextCollectable {
  public:
-  /// `registry`, `logger` and `clock` must outlive the tracker.
-  TokenTracker(prometheus::Registry& registry, telemetry::Logger& logger, Clock& clock,
+  /// `exposition`, `logger` and `clock` must outlive the tracker.
+  TokenTracker(telemetry::Exposition& exposition, telemetry::Logger& logger, Clock& clock,
                const config::Conflict& conflict);
   ~TokenTracker() override;
   TokenTracker(const TokenTracker&) = delete;
@@ -77,11 +76,11 @@ class TokenTracker final : public ResultSink {
   std::vector<std::string> AppIds() const;
 
  private:
-  struct Families;
   struct TargetState;
   struct AppState;
   struct Failure;
 
+  void AppendText(telemetry::TextWriter& out) const override;
   AppState& AppFor(const std::string& app_id);  // caller holds mu_ exclusively
   void AddTarget(AppState& app, const Target& target);
   void DropTarget(AppState& app, const std::string& app_env);
@@ -104,10 +103,10 @@ class TokenTracker final : public ResultSink {
                                            MonotonicTime now,
                                            std::chrono::nanoseconds window) const;
 
+  telemetry::Exposition& exposition_;
   telemetry::Logger& logger_;
   Clock& clock_;
   config::Conflict conflict_;
-  std::unique_ptr<Families> families_;
 
   // mu_ guards the shape of apps_ (shared for Record, exclusive for SetTargets); each
   // AppState has its own mutex for its contents, so targets of different apps never contend.

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
+#include <thread>
+
 #include "support/fakes.h"
 #include "telemetry/metrics_scrape.h"
 
@@ -29,14 +32,14 @@ ProbeResult Result(Outcome outcome, std::optional<int> errcode = std::nullopt,
 
 class ProbeMetricsTest : public ::testing::Test {
  protected:
-  std::string Scrape() const { return Serialize(registry_); }
+  std::string Scrape() const { return exposition_.Serialize(); }
   std::vector<std::string> Lines(const std::string& name) const {
     return SampleLines(Scrape(), name);
   }
 
-  prometheus::Registry registry_;
+  Exposition exposition_;
   FakeClock clock_;
-  ProbeMetrics metrics_{registry_, clock_};
+  ProbeMetrics metrics_{exposition_, clock_};
 };
 
 TEST_F(ProbeMetricsTest, exports_every_outcome_at_zero_before_the_first_probe) {
@@ -209,6 +212,52 @@ TEST_F(ProbeMetricsTest, records_a_target_that_was_never_announced) {
   metrics_.Record(t, Result(Outcome::kOk, 0));
   EXPECT_THAT(Lines("wxcanary_probes_total"),
               ::testing::Contains(R"(wxcanary_probes_total{app_env="dev",app_id="wx9",outcome="ok"} 1)"));
+}
+
+TEST(ProbeMetricsConcurrency, counts_every_record_while_scraped_and_reloaded) {
+  Exposition exposition;
+  FakeClock clock;
+  ProbeMetrics metrics(exposition, clock);
+  std::vector<Target> targets;
+  for (size_t i = 0; i < 8; ++i) targets.push_back(MakeTarget("wx" + std::to_string(i), "prod", i));
+  metrics.SetTargets(targets);
+  constexpr int kRounds = 2000;
+
+  std::atomic<bool> done{false};
+  std::thread scraper([&] {
+    double last = 0;
+    while (!done.load()) {
+      // Scrape while records and reloads go on; a counter never goes back.
+      for (const auto& line : SampleLines(exposition.Serialize(), "wxcanary_probes_total")) {
+        if (line.rfind(R"(wxcanary_probes_total{app_env="prod",app_id="wx0",outcome="ok"} )", 0) != 0)
+          continue;
+        const double now = std::stod(line.substr(line.rfind(' ') + 1));
+        EXPECT_GE(now, last);
+        last = now;
+      }
+    }
+  });
+  std::vector<std::thread> threads;
+  for (const auto& t : targets) {
+    threads.emplace_back([&metrics, t] {
+      for (int i = 0; i < kRounds; ++i) metrics.Record(t, Result(Outcome::kOk, 0));
+    });
+  }
+  for (int i = 0; i < 20; ++i) metrics.SetTargets(targets);  // reloads of the same set
+  for (auto& th : threads) th.join();
+  done = true;
+  scraper.join();
+
+  const std::string scrape = exposition.Serialize();
+  for (const auto& t : targets) {
+    const std::string labels = R"({app_env="prod",app_id=")" + t.app_id + R"("})";
+    EXPECT_THAT(SampleLines(scrape, "wxcanary_probe_duration_seconds_count"),
+                ::testing::Contains("wxcanary_probe_duration_seconds_count" + labels + " " +
+                                    std::to_string(kRounds)));
+    EXPECT_THAT(SampleLines(scrape, "wxcanary_probe_errcode_total"),
+                ::testing::Contains(R"(wxcanary_probe_errcode_total{app_env="prod",app_id=")" +
+                                    t.app_id + R"(",errcode="0"} )" + std::to_string(kRounds)));
+  }
 }
 
 TEST(DaemonMetrics, exports_build_info_reload_state_and_redis_up) {

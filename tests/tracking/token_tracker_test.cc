@@ -2,8 +2,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <prometheus/registry.h>
-#include <prometheus/text_serializer.h>
 
 #include <optional>
 #include <sstream>
@@ -24,13 +22,13 @@ using testing::MakeTarget;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-std::string Scrape(prometheus::Registry& registry) {
-  return prometheus::TextSerializer().Serialize(registry.Collect());
+std::string Scrape(const telemetry::Exposition& exposition) {
+  return exposition.Serialize();
 }
 
 // The value of one series in the text exposition; labels in the exposition's (sorted) order.
-std::optional<double> Value(prometheus::Registry& registry, const std::string& series) {
-  std::istringstream in(Scrape(registry));
+std::optional<double> Value(const telemetry::Exposition& exposition, const std::string& series) {
+  std::istringstream in(Scrape(exposition));
   std::string line;
   const std::string prefix = series + " ";
   while (std::getline(in, line))
@@ -62,11 +60,11 @@ std::string AppSeries(const std::string& name, const std::string& app) {
 class TokenTrackerTest : public ::testing::Test {
  protected:
   explicit TokenTrackerTest(config::Conflict conflict = {})
-      : tracker_(registry_, logger_, clock_, conflict) {}
+      : tracker_(exposition_, logger_, clock_, conflict) {}
 
   Target prod_ = MakeTarget("wxA", "prod", 0);
   Target test_ = MakeTarget("wxA", "test", 1);
-  prometheus::Registry registry_;
+  telemetry::Exposition exposition_;
   CapturingLogger logger_;
   FakeClock clock_;
   TokenTracker tracker_;
@@ -78,9 +76,9 @@ TEST_F(TokenTrackerTest, counts_a_refresh_when_fingerprint_changes) {
   clock_.Advance(seconds{30});
   tracker_.Record(prod_, Result("token-2", Outcome::kOk, 7190));
 
-  EXPECT_EQ(Value(registry_, Refreshes("wxA", "prod")), 1);
-  EXPECT_EQ(Value(registry_, Refreshes("wxA", "test")), 0);
-  EXPECT_EQ(Value(registry_, AppSeries("wxcanary_app_token_refreshes_total", "wxA")), 1);
+  EXPECT_EQ(Value(exposition_, Refreshes("wxA", "prod")), 1);
+  EXPECT_EQ(Value(exposition_, Refreshes("wxA", "test")), 0);
+  EXPECT_EQ(Value(exposition_, AppSeries("wxcanary_app_token_refreshes_total", "wxA")), 1);
   const auto events = logger_.WithAction("token_refreshed");
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].level, telemetry::Level::kInfo);
@@ -95,10 +93,10 @@ TEST_F(TokenTrackerTest, counts_a_refresh_when_fingerprint_changes) {
 
 TEST_F(TokenTrackerTest, first_sighting_is_not_a_refresh) {
   tracker_.SetTargets({prod_});
-  EXPECT_EQ(Value(registry_, Refreshes("wxA", "prod")), 0);
+  EXPECT_EQ(Value(exposition_, Refreshes("wxA", "prod")), 0);
   tracker_.Record(prod_, Result("token-1"));
   tracker_.Record(prod_, Result("token-1"));
-  EXPECT_EQ(Value(registry_, Refreshes("wxA", "prod")), 0);
+  EXPECT_EQ(Value(exposition_, Refreshes("wxA", "prod")), 0);
   EXPECT_TRUE(logger_.WithAction("token_refreshed").empty());
 }
 
@@ -115,10 +113,10 @@ void PrintTo(const SequenceCase& c, std::ostream* os) { *os << c.name; }
 class RefreshSequence : public ::testing::TestWithParam<SequenceCase> {};
 
 TEST_P(RefreshSequence, counts_refreshes) {
-  prometheus::Registry registry;
+  telemetry::Exposition exposition;
   CapturingLogger logger;
   FakeClock clock;
-  TokenTracker tracker(registry, logger, clock, {});
+  TokenTracker tracker(exposition, logger, clock, {});
   const Target t = MakeTarget("wxA", "prod");
   for (const auto& token : GetParam().tokens) {
     ProbeResult r;
@@ -130,7 +128,7 @@ TEST_P(RefreshSequence, counts_refreshes) {
     tracker.Record(t, r);
     clock.Advance(seconds{30});
   }
-  EXPECT_EQ(Value(registry, Refreshes("wxA", "prod")), GetParam().refreshes);
+  EXPECT_EQ(Value(exposition, Refreshes("wxA", "prod")), GetParam().refreshes);
   EXPECT_EQ(logger.WithAction("token_refreshed").size(),
             static_cast<size_t>(GetParam().refreshes));
 }
@@ -158,39 +156,39 @@ TEST_F(TokenTrackerTest, blames_a_newly_deployed_environment_for_its_first_fetch
   tracker_.Record(test_, Result("test-token"));
   clock_.Advance(seconds{301});
   tracker_.Record(prod_, Invalid("prod-token"));
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 1);
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 0);
-  EXPECT_EQ(Value(registry_, Refreshes("wxA", "test")), 1);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "test")), 1);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "unknown")), 0);
+  EXPECT_EQ(Value(exposition_, Refreshes("wxA", "test")), 1);
 }
 
 TEST_F(TokenTrackerTest, token_age_counts_from_first_sighting_of_the_fingerprint) {
   tracker_.SetTargets({prod_});
   const std::string age = R"(wxcanary_token_age_seconds{app_env="prod",app_id="wxA"})";
   tracker_.Record(prod_, Result("token-1"));
-  EXPECT_EQ(Value(registry_, age), 0);
+  EXPECT_EQ(Value(exposition_, age), 0);
   clock_.Advance(seconds{90});
   tracker_.Record(prod_, Result("token-1"));
-  EXPECT_EQ(Value(registry_, age), 90);
+  EXPECT_EQ(Value(exposition_, age), 90);
   clock_.Advance(seconds{30});
   tracker_.Record(prod_, Result("token-2"));
-  EXPECT_EQ(Value(registry_, age), 0);
+  EXPECT_EQ(Value(exposition_, age), 0);
   clock_.Advance(seconds{45});
   tracker_.Record(prod_, Result("token-2"));
-  EXPECT_EQ(Value(registry_, age), 45);
+  EXPECT_EQ(Value(exposition_, age), 45);
   tracker_.Record(prod_, Result("", Outcome::kTokenMissing));
-  EXPECT_EQ(Value(registry_, age), 0);
+  EXPECT_EQ(Value(exposition_, age), 0);
 }
 
 TEST_F(TokenTrackerTest, distinct_tokens_is_two_while_environments_hold_different_tokens) {
   tracker_.SetTargets({prod_, test_});
   const auto distinct = AppSeries("wxcanary_app_distinct_tokens", "wxA");
-  EXPECT_EQ(Value(registry_, distinct), 0);
+  EXPECT_EQ(Value(exposition_, distinct), 0);
   tracker_.Record(prod_, Result("prod-token"));
-  EXPECT_EQ(Value(registry_, distinct), 1);
+  EXPECT_EQ(Value(exposition_, distinct), 1);
   tracker_.Record(test_, Result("test-token"));
-  EXPECT_EQ(Value(registry_, distinct), 2);
+  EXPECT_EQ(Value(exposition_, distinct), 2);
   tracker_.Record(test_, Result("", Outcome::kTokenMissing));
-  EXPECT_EQ(Value(registry_, distinct), 1);
+  EXPECT_EQ(Value(exposition_, distinct), 1);
 }
 
 TEST_F(TokenTrackerTest, distinct_tokens_is_one_when_environments_share_a_stable_token) {
@@ -198,14 +196,14 @@ TEST_F(TokenTrackerTest, distinct_tokens_is_one_when_environments_share_a_stable
   const auto distinct = AppSeries("wxcanary_app_distinct_tokens", "wxA");
   tracker_.Record(prod_, Result("stable-1"));
   tracker_.Record(test_, Result("stable-1"));
-  EXPECT_EQ(Value(registry_, distinct), 1);
+  EXPECT_EQ(Value(exposition_, distinct), 1);
   // The platform rotates the stable token; both environments pick up the new one.
   clock_.Advance(minutes{110});
   tracker_.Record(prod_, Result("stable-2"));
   tracker_.Record(test_, Result("stable-2"));
-  EXPECT_EQ(Value(registry_, distinct), 1);
-  EXPECT_EQ(Value(registry_, AppSeries("wxcanary_app_token_refreshes_total", "wxA")), 2);
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 0);
+  EXPECT_EQ(Value(exposition_, distinct), 1);
+  EXPECT_EQ(Value(exposition_, AppSeries("wxcanary_app_token_refreshes_total", "wxA")), 2);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "test")), 0);
 }
 
 // The incident: prod caches a token, test fetches its own for the same AppId, the grace passes
@@ -220,9 +218,9 @@ TEST_F(TokenTrackerTest, attributes_an_invalidation_to_the_environment_that_refr
   clock_.Advance(seconds{310});
   tracker_.Record(prod_, Invalid("prod-token", 5400));
 
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 1);
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 0);
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "test", "prod")), 0);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "test")), 1);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "unknown")), 0);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "test", "prod")), 0);
   const auto events = logger_.WithAction("token_invalidated");
   ASSERT_EQ(events.size(), 1u);
   const auto& e = events[0];
@@ -254,8 +252,8 @@ TEST_F(TokenTrackerTest, attributes_to_unknown_when_no_configured_environment_re
   clock_.Advance(prod_.env.interval + kAttributionSlack);
   tracker_.Record(test_, Result("test-token"));
 
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 1);
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 0);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "unknown")), 1);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "test")), 0);
   const auto events = logger_.WithAction("token_invalidated");
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].fields["wxcanary.conflict.cause_env"], "unknown");
@@ -277,12 +275,12 @@ class AttributionWindow : public ::testing::TestWithParam<WindowCase> {};
 
 TEST_P(AttributionWindow, refreshes_older_than_the_window_are_not_the_cause) {
   const auto& c = GetParam();
-  prometheus::Registry registry;
+  telemetry::Exposition exposition;
   CapturingLogger logger;
   FakeClock clock;
   config::Conflict conflict;
   conflict.window = c.window;
-  TokenTracker tracker(registry, logger, clock, conflict);
+  TokenTracker tracker(exposition, logger, clock, conflict);
   Target prod = MakeTarget("wxA", "prod", 0);
   prod.env.interval = c.interval;
   const Target test = MakeTarget("wxA", "test", 1);
@@ -295,7 +293,7 @@ TEST_P(AttributionWindow, refreshes_older_than_the_window_are_not_the_cause) {
   // Past the deferral, with nothing new from test: "unknown" is settled now.
   clock.Advance(c.interval + kAttributionSlack);
   tracker.Record(test, Result("test-new"));
-  EXPECT_EQ(Value(registry, Invalidations("wxA", "prod", c.cause)), 1);
+  EXPECT_EQ(Value(exposition, Invalidations("wxA", "prod", c.cause)), 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -325,10 +323,10 @@ class AttributionDeferral : public ::testing::TestWithParam<DeferralCase> {};
 
 TEST_P(AttributionDeferral, waits_one_interval_plus_slack_for_a_culprit_after_the_failure) {
   const auto& c = GetParam();
-  prometheus::Registry registry;
+  telemetry::Exposition exposition;
   CapturingLogger logger;
   FakeClock clock;
-  TokenTracker tracker(registry, logger, clock, {});
+  TokenTracker tracker(exposition, logger, clock, {});
   const Target prod = MakeTarget("wxA", "prod", 0);  // interval 30 s: deadline 35 s
   const Target test = MakeTarget("wxA", "test", 1);
   tracker.SetTargets({prod, test});
@@ -336,7 +334,7 @@ TEST_P(AttributionDeferral, waits_one_interval_plus_slack_for_a_culprit_after_th
   tracker.Record(test, Result("test-old"));
   clock.Advance(seconds{600});  // test's first sighting is long out of any window
   tracker.Record(prod, Invalid("prod-token"));
-  EXPECT_EQ(Value(registry, Invalidations("wxA", "prod", "unknown")), 0);
+  EXPECT_EQ(Value(exposition, Invalidations("wxA", "prod", "unknown")), 0);
   EXPECT_TRUE(logger.WithAction("token_invalidated").empty());
 
   clock.Advance(c.culprit_seen_after);
@@ -348,7 +346,7 @@ TEST_P(AttributionDeferral, waits_one_interval_plus_slack_for_a_culprit_after_th
   tracker.Record(test, Result("test-new"));
 
   for (const auto* cause : {"prod", "test", "unknown"})
-    EXPECT_EQ(Value(registry, Invalidations("wxA", "prod", cause)), cause == c.cause ? 1 : 0)
+    EXPECT_EQ(Value(exposition, Invalidations("wxA", "prod", cause)), cause == c.cause ? 1 : 0)
         << cause;
   const auto events = logger.WithAction("token_invalidated");
   ASSERT_EQ(events.size(), 1u);
@@ -384,12 +382,12 @@ TEST_F(TokenTrackerTest, counts_unknown_once_and_only_after_the_deferral_deadlin
     clock_.Advance(seconds{5});
     tracker_.Record(test_, Result("test-token"));
     tracker_.Record(prod_, Invalid("prod-token"));
-    ASSERT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 0) << waited.count();
+    ASSERT_EQ(Value(exposition_, Invalidations("wxA", "prod", "unknown")), 0) << waited.count();
     ASSERT_TRUE(logger_.WithAction("token_invalidated").empty()) << waited.count();
   }
   clock_.Advance(seconds{5});  // exactly at the deadline
   tracker_.Record(test_, Result("test-token"));
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 1);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "unknown")), 1);
   ASSERT_EQ(logger_.WithAction("token_invalidated").size(), 1u);
 
   // A refresh of test now comes too late to be blamed, and nothing is counted twice.
@@ -398,8 +396,8 @@ TEST_F(TokenTrackerTest, counts_unknown_once_and_only_after_the_deferral_deadlin
   tracker_.Record(prod_, Invalid("prod-token"));
   clock_.Advance(minutes{5});
   tracker_.Record(prod_, Invalid("prod-token"));
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 1);
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 0);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "unknown")), 1);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "test")), 0);
   const auto events = logger_.WithAction("token_invalidated");
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].fields["wxcanary.conflict.cause_env"], "unknown");
@@ -416,8 +414,8 @@ TEST_F(TokenTrackerTest, the_victims_own_refresh_after_the_failure_is_not_the_ca
   tracker_.Record(prod_, Result("prod-2"));  // prod's app reacts by fetching a new token
   clock_.Advance(seconds{30});
   tracker_.Record(prod_, Result("prod-2"));
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 1);
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "prod")), 0);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "unknown")), 1);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "prod")), 0);
 }
 
 TEST_F(TokenTrackerTest, a_pending_invalidation_goes_with_its_target) {
@@ -433,7 +431,7 @@ TEST_F(TokenTrackerTest, a_pending_invalidation_goes_with_its_target) {
   clock_.Advance(minutes{5});
   tracker_.Record(test_, Result("test-2"));
   EXPECT_TRUE(logger_.WithAction("token_invalidated").empty());
-  EXPECT_THAT(Scrape(registry_), Not(HasSubstr(R"(app_env="prod")")));
+  EXPECT_THAT(Scrape(exposition_), Not(HasSubstr(R"(app_env="prod")")));
 
   // prod comes back: it starts clean, nothing of the old wait is left to settle.
   tracker_.SetTargets({prod_, test_});
@@ -442,7 +440,7 @@ TEST_F(TokenTrackerTest, a_pending_invalidation_goes_with_its_target) {
   tracker_.Record(prod_, Result("prod-1"));
   EXPECT_TRUE(logger_.WithAction("token_invalidated").empty());
   for (const auto* cause : {"prod", "test", "unknown"})
-    EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", cause)), 0) << cause;
+    EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", cause)), 0) << cause;
 }
 
 TEST_F(TokenTrackerTest, counts_an_invalidation_once_per_failing_fingerprint) {
@@ -455,7 +453,7 @@ TEST_F(TokenTrackerTest, counts_an_invalidation_once_per_failing_fingerprint) {
     tracker_.Record(prod_, Invalid("prod-1", 5400 - 30 * i));
     clock_.Advance(seconds{30});
   }
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 1);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "test")), 1);
   EXPECT_EQ(logger_.WithAction("token_invalidated").size(), 1u);
 
   // prod fetches a new token, test fetches again, prod's new token dies too: a second one.
@@ -464,7 +462,7 @@ TEST_F(TokenTrackerTest, counts_an_invalidation_once_per_failing_fingerprint) {
   clock_.Advance(seconds{300});
   tracker_.Record(prod_, Invalid("prod-2"));
   tracker_.Record(prod_, Invalid("prod-2"));
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 2);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "test")), 2);
   EXPECT_EQ(logger_.WithAction("token_invalidated").size(), 2u);
 }
 
@@ -478,12 +476,12 @@ TEST_F(TokenTrackerTest, no_attribution_when_redis_no_longer_holds_the_token) {
   ProbeResult expired = Result("prod-1", Outcome::kTokenExpired, 0, 42001);
   tracker_.Record(prod_, expired);
   tracker_.Record(prod_, Result("prod-1", Outcome::kApiError, 5000, 45009));
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 0);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "test")), 0);
   EXPECT_TRUE(logger_.WithAction("token_invalidated").empty());
 
   // A key without expiry (-1) is still held: that one counts.
   tracker_.Record(prod_, Result("prod-1", Outcome::kTokenExpired, -1, 42001));
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 1);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "test")), 1);
   EXPECT_THAT(logger_.WithAction("token_invalidated")[0].message, HasSubstr("without expiry"));
 }
 
@@ -500,9 +498,9 @@ TEST_F(TokenTrackerTest, prefers_another_environment_over_the_victims_own_refres
   tracker_.Record(prod_, Result("prod-2"));  // the victim itself, most recent of all
   clock_.Advance(seconds{60});
   tracker_.Record(prod_, Invalid("prod-2"));
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 1);
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "dev")), 0);
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "prod")), 0);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "test")), 1);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "dev")), 0);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "prod")), 0);
 }
 
 TEST_F(TokenTrackerTest, blames_the_victim_itself_when_only_it_refreshed) {
@@ -512,7 +510,7 @@ TEST_F(TokenTrackerTest, blames_the_victim_itself_when_only_it_refreshed) {
   tracker_.Record(prod_, Result("prod-2"));
   clock_.Advance(seconds{60});
   tracker_.Record(prod_, Invalid("prod-2"));
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "prod")), 1);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "prod")), 1);
 }
 
 TEST_F(TokenTrackerTest, an_environment_that_refreshed_to_the_failing_token_is_not_the_cause) {
@@ -526,7 +524,7 @@ TEST_F(TokenTrackerTest, an_environment_that_refreshed_to_the_failing_token_is_n
   tracker_.Record(prod_, Invalid("shared-1"));
   clock_.Advance(prod_.env.interval + kAttributionSlack);
   tracker_.Record(test_, Result("shared-1"));
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 1);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "unknown")), 1);
 }
 
 TEST_F(TokenTrackerTest, environments_of_other_apps_are_never_the_cause) {
@@ -540,19 +538,19 @@ TEST_F(TokenTrackerTest, environments_of_other_apps_are_never_the_cause) {
   // wxB refreshes again during the deferral; it still cannot be wxA's culprit. Its Record is
   // also what settles wxA's pending item once the deadline has passed.
   tracker_.Record(other, Result("b-3"));
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 0);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "unknown")), 0);
   clock_.Advance(prod_.env.interval + kAttributionSlack);
   tracker_.Record(other, Result("b-3"));
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "unknown")), 1);
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), std::nullopt);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "unknown")), 1);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "test")), std::nullopt);
 }
 
 TEST_F(TokenTrackerTest, exports_every_invalidation_series_at_zero) {
   tracker_.SetTargets({prod_, test_});
   for (const auto* victim : {"prod", "test"})
     for (const auto* cause : {"prod", "test", "unknown"})
-      EXPECT_EQ(Value(registry_, Invalidations("wxA", victim, cause)), 0) << victim << cause;
-  EXPECT_EQ(Value(registry_, AppSeries("wxcanary_app_token_quota_projected_ratio", "wxA")), 0);
+      EXPECT_EQ(Value(exposition_, Invalidations("wxA", victim, cause)), 0) << victim << cause;
+  EXPECT_EQ(Value(exposition_, AppSeries("wxcanary_app_token_quota_projected_ratio", "wxA")), 0);
 }
 
 TEST(ProjectDailyCalls, estimates_calls_per_day) {
@@ -583,9 +581,9 @@ TEST_F(TokenTrackerTest, quota_projection_stays_low_in_normal_operation) {
     tracker_.Record(prod_, Result("prod-" + std::to_string(tick / 230)));
     tracker_.Record(test_, Result("test-" + std::to_string((tick + 100) / 230)));
     clock_.Advance(seconds{30});
-    ASSERT_LT(*Value(registry_, ratio), 0.1) << "tick " << tick;
+    ASSERT_LT(*Value(exposition_, ratio), 0.1) << "tick " << tick;
   }
-  EXPECT_GT(*Value(registry_, AppSeries("wxcanary_app_token_refreshes_total", "wxA")), 4);
+  EXPECT_GT(*Value(exposition_, AppSeries("wxcanary_app_token_refreshes_total", "wxA")), 4);
 }
 
 TEST_F(TokenTrackerTest, quota_projection_exceeds_one_within_minutes_of_a_storm) {
@@ -597,12 +595,12 @@ TEST_F(TokenTrackerTest, quota_projection_exceeds_one_within_minutes_of_a_storm)
     clock_.Advance(seconds{30});
     tracker_.Record(prod_, Result("t-0"));
   }
-  EXPECT_LT(*Value(registry_, ratio), 0.01);
+  EXPECT_LT(*Value(exposition_, ratio), 0.01);
   int seconds_to_page = -1;
   for (int i = 1; i <= 60; ++i) {
     clock_.Advance(seconds{10});
     tracker_.Record(prod_, Result("storm-" + std::to_string(i)));
-    if (*Value(registry_, ratio) > 1.0) {
+    if (*Value(exposition_, ratio) > 1.0) {
       seconds_to_page = i * 10;
       break;
     }
@@ -623,8 +621,8 @@ TEST_F(TokenTrackerTest, quota_counts_a_token_two_environments_share_once) {
     clock_.Advance(seconds{30});
   }
   // 3 distinct new tokens in 5 min = 3 * 288 per day, not 6 * 288.
-  EXPECT_DOUBLE_EQ(*Value(registry_, ratio), 3 * 288.0 / 2000);
-  EXPECT_EQ(Value(registry_, AppSeries("wxcanary_app_token_refreshes_total", "wxA")), 6);
+  EXPECT_DOUBLE_EQ(*Value(exposition_, ratio), 3 * 288.0 / 2000);
+  EXPECT_EQ(Value(exposition_, AppSeries("wxcanary_app_token_refreshes_total", "wxA")), 6);
 }
 
 TEST_F(TokenTrackerTest, set_targets_drops_vanished_targets_and_keeps_the_others_history) {
@@ -638,21 +636,21 @@ TEST_F(TokenTrackerTest, set_targets_drops_vanished_targets_and_keeps_the_others
   // A reload removes app wxB and adds an env to wxA; test's refresh must not be forgotten.
   const Target dev = MakeTarget("wxA", "dev", 2);
   tracker_.SetTargets({prod_, test_, dev});
-  const auto text = Scrape(registry_);
+  const auto text = Scrape(exposition_);
   EXPECT_THAT(text, Not(HasSubstr(R"(app_id="wxB")")));
-  EXPECT_EQ(Value(registry_, Refreshes("wxA", "test")), 1);
-  EXPECT_EQ(Value(registry_, Refreshes("wxA", "dev")), 0);
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "dev", "test")), 0);
+  EXPECT_EQ(Value(exposition_, Refreshes("wxA", "test")), 1);
+  EXPECT_EQ(Value(exposition_, Refreshes("wxA", "dev")), 0);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "dev", "test")), 0);
 
   clock_.Advance(seconds{60});
   tracker_.Record(prod_, Invalid("prod-1"));
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "prod", "test")), 1);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "test")), 1);
 
   // test goes away: its own series go, the app's distinct count follows.
   tracker_.SetTargets({prod_, dev});
-  EXPECT_EQ(Value(registry_, Refreshes("wxA", "test")), std::nullopt);
-  EXPECT_EQ(Value(registry_, Invalidations("wxA", "test", "unknown")), std::nullopt);
-  EXPECT_EQ(Value(registry_, AppSeries("wxcanary_app_distinct_tokens", "wxA")), 1);
+  EXPECT_EQ(Value(exposition_, Refreshes("wxA", "test")), std::nullopt);
+  EXPECT_EQ(Value(exposition_, Invalidations("wxA", "test", "unknown")), std::nullopt);
+  EXPECT_EQ(Value(exposition_, AppSeries("wxcanary_app_distinct_tokens", "wxA")), 1);
 }
 
 TEST_F(TokenTrackerTest, never_exposes_a_token) {
@@ -663,18 +661,18 @@ TEST_F(TokenTrackerTest, never_exposes_a_token) {
   clock_.Advance(seconds{60});
   tracker_.Record(prod_, Invalid("SECRET-prod-token-value"));
   ASSERT_EQ(logger_.events().size(), 2u);
-  EXPECT_THAT(Scrape(registry_), Not(HasSubstr("SECRET")));
+  EXPECT_THAT(Scrape(exposition_), Not(HasSubstr("SECRET")));
   for (const auto& e : logger_.events()) {
     EXPECT_THAT(e.message, Not(HasSubstr("SECRET")));
     EXPECT_THAT(e.fields.dump(), Not(HasSubstr("SECRET")));
   }
 }
 
-TEST(TokenTrackerConcurrency, records_from_many_threads_lose_nothing) {
-  prometheus::Registry registry;
+TEST(TokenTrackerConcurrency, records_from_many_threads_lose_nothing_while_scraped) {
+  telemetry::Exposition exposition;
   CapturingLogger logger;
   FakeClock clock;
-  TokenTracker tracker(registry, logger, clock, {});
+  TokenTracker tracker(exposition, logger, clock, {});
   constexpr int kApps = 3, kEnvs = 4, kRounds = 200;
   std::vector<Target> targets;
   for (int a = 0; a < kApps; ++a)
@@ -694,9 +692,21 @@ TEST(TokenTrackerConcurrency, records_from_many_threads_lose_nothing) {
       }
     });
   }
+  // Scrapes read the state the records write: counters seen by one scrape never go back.
+  std::atomic<bool> done{false};
+  std::thread scraper([&] {
+    double last = 0;
+    while (!done.load()) {
+      const double now = Value(exposition, Refreshes("wx0", "env0")).value_or(-1);
+      EXPECT_GE(now, last);
+      last = now;
+    }
+  });
   // A reload of the same set in the middle must not lose anything either.
   tracker.SetTargets(targets);
   for (auto& th : threads) th.join();
+  done = true;
+  scraper.join();
   // Settle the failures still waiting for a culprit; a Redis error still moves time on.
   clock.Advance(std::chrono::hours{1});
   ProbeResult redis_error;
@@ -705,11 +715,11 @@ TEST(TokenTrackerConcurrency, records_from_many_threads_lose_nothing) {
 
   for (int a = 0; a < kApps; ++a) {
     const std::string app = "wx" + std::to_string(a);
-    EXPECT_EQ(Value(registry, AppSeries("wxcanary_app_token_refreshes_total", app)),
+    EXPECT_EQ(Value(exposition, AppSeries("wxcanary_app_token_refreshes_total", app)),
               kEnvs * (kRounds / 2 - 1));
-    EXPECT_EQ(Value(registry, AppSeries("wxcanary_app_distinct_tokens", app)), kEnvs);
+    EXPECT_EQ(Value(exposition, AppSeries("wxcanary_app_distinct_tokens", app)), kEnvs);
     for (int e = 0; e < kEnvs; ++e)
-      EXPECT_EQ(Value(registry, Refreshes(app, "env" + std::to_string(e))), kRounds / 2 - 1);
+      EXPECT_EQ(Value(exposition, Refreshes(app, "env" + std::to_string(e))), kRounds / 2 - 1);
   }
   EXPECT_EQ(logger.WithAction("token_invalidated").size(),
             static_cast<size_t>(kApps * kEnvs * kRounds / 10));

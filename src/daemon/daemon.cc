@@ -110,7 +110,7 @@ int Main(int argc, char** argv) {
   tracking::TokenTracker tracker(*exposition, *log, clock, cfg.conflict);
   heal::RedisHealStore heal_store(cfg.redis);
   heal::StableTokenFetcher fetcher(cfg.wechat, tracking::AppSecrets(cfg));
-  heal::Healer healer(cfg.heal, heal_store, &fetcher, *registry, *log, clock, InstanceId());
+  heal::Healer healer(cfg.heal, heal_store, &fetcher, *exposition, *log, clock, InstanceId());
 
   // Order matters only for reading the log: the probe event comes before what it caused.
   probe::Runner runner(clock, *registry, {&probe_metrics, &probe_log, &tracker, &healer},

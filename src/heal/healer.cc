@@ -1,12 +1,7 @@
 #include "heal/healer.h"
 
-#include <prometheus/counter.h>
-#include <prometheus/family.h>
-#include <prometheus/histogram.h>
-#include <prometheus/registry.h>
-
 #include <algorithm>
-#include <set>
+#include <bitset>
 
 #include "common/duration.h"
 
@@ -21,12 +16,24 @@ using std::chrono::seconds;
 constexpr std::string_view kEvict = "evict";
 constexpr std::string_view kDryRun = "dry_run";
 constexpr std::string_view kRefresh = "refresh";
+constexpr std::array<std::string_view, 3> kActions = {kEvict, kDryRun, kRefresh};
 constexpr std::array<std::string_view, 6> kResults = {
     "done", "skipped_changed", "skipped_cooldown", "skipped_budget", "skipped_locked", "error"};
+constexpr size_t kHealSeries = kActions.size() * kResults.size();
+using HealSet = std::bitset<kHealSeries>;  // which (action, result) series exist
+
+template <size_t N>
+size_t IndexOf(const std::array<std::string_view, N>& names, std::string_view name) {
+  return static_cast<size_t>(std::find(names.begin(), names.end(), name) - names.begin());
+}
+
+size_t SeriesSlot(std::string_view action, std::string_view result) {
+  return IndexOf(kActions, action) * kResults.size() + IndexOf(kResults, result);
+}
 
 // Only a few per hour happen; the buckets span "next probe" to "next morning".
-const prometheus::Histogram::BucketBoundaries kRecoveryBuckets = {
-    5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600};
+constexpr std::array<double, 12> kRecoveryBounds = {5,   15,   30,   60,   120,  300,
+                                                    600, 1200, 1800, 3600, 7200, 21600};
 
 // What a probe outcome says about the token it used.
 enum class Evidence { kDead, kNotDead, kNone };
@@ -45,13 +52,13 @@ std::string_view ActionOf(config::HealMode mode) {
   return mode == config::HealMode::kDryRun ? kDryRun : kEvict;
 }
 
-std::set<std::pair<std::string, std::string>> WantedSeries(const config::Environment& env) {
-  std::set<std::pair<std::string, std::string>> out;
+HealSet WantedSeries(const config::Environment& env) {
+  HealSet out;
   if (env.heal == config::HealMode::kOff) return out;
-  for (auto r : kResults) out.emplace(ActionOf(env.heal), r);
+  for (auto r : kResults) out.set(SeriesSlot(ActionOf(env.heal), r));
   if (env.heal == config::HealMode::kEvict && env.heal_refresh &&
       env.storage == config::Storage::kString) {
-    for (auto r : kResults) out.emplace(kRefresh, r);
+    for (auto r : kResults) out.set(SeriesSlot(kRefresh, r));
   }
   return out;
 }
@@ -71,57 +78,44 @@ struct Healer::State {
 
   std::optional<MonotonicTime> last_action;  // starts the cooldown
 
-  std::map<std::pair<std::string, std::string>, prometheus::Counter*> counters;
-  prometheus::Histogram* recovery = nullptr;
+  // Exported values, written straight into the exposition (see AppendText).
+  std::string labels;  // app_env, app_id rendered
+  std::array<uint64_t, kHealSeries> heals{};
+  HealSet exported;
+  bool recovery_exported = false;
+  std::array<uint64_t, kRecoveryBounds.size() + 1> recovery{};
+  double recovery_sum = 0;
+
+  explicit State(const Target& target)
+      : labels(telemetry::RenderLabels({{"app_id", target.app_id}, {"app_env", target.app_env}})) {}
 };
 
 Healer::Healer(config::Heal settings, HealStore& store, TokenFetcher* fetcher,
-               prometheus::Registry& registry, telemetry::Logger& logger, Clock& clock,
+               telemetry::Exposition& exposition, telemetry::Logger& logger, Clock& clock,
                std::string instance_id)
-    : settings_(settings),
+    : exposition_(exposition),
+      settings_(settings),
       store_(store),
       fetcher_(fetcher),
       logger_(logger),
       clock_(clock),
-      instance_id_(std::move(instance_id)),
-      heals_(prometheus::BuildCounter()
-                 .Name("wxcanary_heals_total")
-                 .Help("Self-heal decisions by action (evict, dry_run, refresh) and result.")
-                 .Register(registry)),
-      recovery_(prometheus::BuildHistogram()
-                    .Name("wxcanary_heal_recovery_seconds")
-                    .Help("From the first failing probe of an episode to the first ok probe "
-                          "after a heal evicted the stale token.")
-                    .Register(registry)) {}
+      instance_id_(std::move(instance_id)) {
+  exposition_.Add(*this);
+}
 
-Healer::~Healer() = default;
+Healer::~Healer() { exposition_.Remove(*this); }
 
 void Healer::EnsureSeries(State& state, const Target& target) {
-  auto wanted = WantedSeries(target.env);
-  for (auto it = state.counters.begin(); it != state.counters.end();) {
-    if (wanted.count(it->first) == 0) {
-      heals_.Remove(it->second);
-      it = state.counters.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  for (const auto& [action, result] : wanted) {
-    if (state.counters.count({action, result}) == 0) {
-      state.counters[{action, result}] = &heals_.Add({{"app_id", target.app_id},
-                                                      {"app_env", target.app_env},
-                                                      {"action", action},
-                                                      {"result", result}});
-    }
-  }
+  const HealSet wanted = WantedSeries(target.env);
+  for (size_t slot = 0; slot < kHealSeries; ++slot)
+    if (state.exported[slot] && !wanted[slot]) state.heals[slot] = 0;  // removed: restarts at 0
+  state.exported = wanted;
   const bool wants_recovery = target.env.heal == config::HealMode::kEvict;
-  if (wants_recovery && state.recovery == nullptr) {
-    state.recovery = &recovery_.Add({{"app_id", target.app_id}, {"app_env", target.app_env}},
-                                    kRecoveryBuckets);
-  } else if (!wants_recovery && state.recovery != nullptr) {
-    recovery_.Remove(state.recovery);
-    state.recovery = nullptr;
+  if (!wants_recovery && state.recovery_exported) {
+    state.recovery = {};
+    state.recovery_sum = 0;
   }
+  state.recovery_exported = wants_recovery;
   state.mode = target.env.heal;
 }
 
@@ -131,39 +125,57 @@ void Healer::SetTargets(const std::vector<Target>& targets) {
   for (const auto& t : targets) {
     Key key{t.app_id, t.app_env};
     auto it = targets_.find(key);
-    auto state = it != targets_.end() ? it->second : std::make_shared<State>();
+    auto state = it != targets_.end() ? it->second : std::make_shared<State>(t);
     std::lock_guard state_lock(state->mu);
     EnsureSeries(*state, t);
     next[key] = state;
   }
-  for (auto& [key, state] : targets_) {
-    if (next.count(key) != 0) continue;
-    std::lock_guard state_lock(state->mu);
-    for (auto& [labels, counter] : state->counters) heals_.Remove(counter);
-    if (state->recovery != nullptr) recovery_.Remove(state->recovery);
-    state->counters.clear();
-    state->recovery = nullptr;
-  }
-  targets_ = std::move(next);
+  targets_ = std::move(next);  // the targets not in it are gone, and so are their series
 }
 
 std::shared_ptr<Healer::State> Healer::StateFor(const Target& target) {
   std::lock_guard lock(mu_);
   auto& state = targets_[{target.app_id, target.app_env}];
-  if (!state) state = std::make_shared<State>();
+  if (!state) state = std::make_shared<State>(target);
   return state;
 }
 
-void Healer::Count(State& state, const Target& target, std::string_view action,
-                   std::string_view result) {
-  auto& counter = state.counters[{std::string(action), std::string(result)}];
-  if (counter == nullptr) {
-    counter = &heals_.Add({{"app_id", target.app_id},
-                           {"app_env", target.app_env},
-                           {"action", std::string(action)},
-                           {"result", std::string(result)}});
+void Healer::Count(State& state, std::string_view action, std::string_view result) {
+  const size_t slot = SeriesSlot(action, result);
+  state.exported.set(slot);
+  ++state.heals[slot];
+}
+
+void Healer::AppendText(telemetry::TextWriter& out) const {
+  // A snapshot of the states, so probes looking up theirs never wait for a scrape.
+  std::vector<std::shared_ptr<State>> states;
+  {
+    std::lock_guard lock(mu_);
+    states.reserve(targets_.size());
+    for (const auto& [key, state] : targets_) states.push_back(state);
   }
-  counter->Increment();
+  out.Header("wxcanary_heals_total", "counter",
+             "Self-heal decisions by action (evict, dry_run, refresh) and result.");
+  for (const auto& state : states) {
+    std::lock_guard lock(state->mu);
+    for (size_t a = 0; a < kActions.size(); ++a)
+      for (size_t r = 0; r < kResults.size(); ++r) {
+        const size_t slot = a * kResults.size() + r;
+        if (!state->exported[slot]) continue;
+        out.Sample("wxcanary_heals_total", state->labels,
+                   {{"action", kActions[a]}, {"result", kResults[r]}},
+                   static_cast<double>(state->heals[slot]));
+      }
+  }
+  out.Header("wxcanary_heal_recovery_seconds", "histogram",
+             "From the first failing probe of an episode to the first ok probe after a heal "
+             "evicted the stale token.");
+  for (const auto& state : states) {
+    std::lock_guard lock(state->mu);
+    if (!state->recovery_exported) continue;
+    out.Histogram("wxcanary_heal_recovery_seconds", state->labels, kRecoveryBounds,
+                  state->recovery, state->recovery_sum);
+  }
 }
 
 bool Healer::TakeBudget(MonotonicTime now) {
@@ -192,8 +204,10 @@ void Healer::Record(const Target& target, const ProbeResult& result) {
       return;
     case Evidence::kNotDead:
       if (result.outcome == Outcome::kOk) {
-        if (state.in_episode && state.healed && state.recovery != nullptr) {
-          state.recovery->Observe(std::chrono::duration<double>(now - state.episode_start).count());
+        if (state.in_episode && state.healed && state.recovery_exported) {
+          const double took = std::chrono::duration<double>(now - state.episode_start).count();
+          ++state.recovery[telemetry::BucketOf(kRecoveryBounds, took)];
+          state.recovery_sum += took;
         }
         state.in_episode = false;
         state.healed = false;
@@ -273,7 +287,7 @@ void Healer::Heal(State& state, const Target& target, const ProbeResult& result,
     logger_.Log(level, event_action, message, f);
   };
   auto skip = [&](std::string_view res, const std::string& why) {
-    Count(state, target, action, res);
+    Count(state, action, res);
     log(telemetry::Level::kWarn, "heal_skipped", action, res,
         action + " of " + where + " skipped: " + why + " (" + reason + ")");
   };
@@ -294,7 +308,7 @@ void Healer::Heal(State& state, const Target& target, const ProbeResult& result,
   auto locked = store_.TryLock(target.env, instance_id_, settings_.lock_ttl, &error);
   if (!locked.has_value()) {
     ReturnBudget(now);
-    Count(state, target, action, "error");
+    Count(state, action, "error");
     log(telemetry::Level::kError, "heal_skipped", action, "error",
         action + " of " + where + " failed taking the heal lock", error, "failure");
     return;
@@ -311,7 +325,7 @@ void Healer::Heal(State& state, const Target& target, const ProbeResult& result,
   if (target.env.heal == config::HealMode::kDryRun) {
     // The lock stays held until its TTL, exactly as after a real eviction, so peers in
     // dry_run report skipped_locked as they would in evict mode.
-    Count(state, target, kDryRun, "done");
+    Count(state, kDryRun, "done");
     log(telemetry::Level::kWarn, "heal_dry_run", kDryRun, "done",
         "dry run: would evict stale token from " + where + " (" + reason + ")", {}, "success");
     return;
@@ -320,7 +334,7 @@ void Healer::Heal(State& state, const Target& target, const ProbeResult& result,
   auto deleted = store_.CompareAndDelete(target.env, result.raw_value, &error);
   if (!deleted.has_value()) {
     store_.Unlock(target.env, instance_id_);
-    Count(state, target, kEvict, "error");
+    Count(state, kEvict, "error");
     log(telemetry::Level::kError, "heal_skipped", kEvict, "error",
         "evict of " + where + " failed", error, "failure");
     return;
@@ -334,7 +348,7 @@ void Healer::Heal(State& state, const Target& target, const ProbeResult& result,
   // Keep the lock until its TTL: a peer that confirmed the same episode sees skipped_locked
   // instead of racing our refresh.
   state.healed = true;
-  Count(state, target, kEvict, "done");
+  Count(state, kEvict, "done");
   log(telemetry::Level::kWarn, "token_evicted", kEvict, "done",
       "evicted stale token from " + where + " (" + reason + ")", {}, "success");
 
@@ -373,7 +387,7 @@ void Healer::Refresh(State& state, const Target& target, const std::string& stal
   std::string error;
   auto fetched = fetcher_->Fetch(target.app_id, &error);
   if (!fetched.has_value()) {
-    Count(state, target, kRefresh, "error");
+    Count(state, kRefresh, "error");
     log(telemetry::Level::kError, "heal_skipped", "error",
         "refresh of " + where + " failed fetching a stable token", error, "failure");
     return;
@@ -381,7 +395,7 @@ void Healer::Refresh(State& state, const Target& target, const std::string& stal
   const auto margin = duration_cast<seconds>(settings_.refresh_margin);
   const seconds ttl = fetched->expires_in - margin;
   if (ttl <= seconds{0}) {
-    Count(state, target, kRefresh, "error");
+    Count(state, kRefresh, "error");
     log(telemetry::Level::kError, "heal_skipped", "error",
         "refresh of " + where + " skipped: expires_in " +
             std::to_string(fetched->expires_in.count()) + "s leaves no TTL after refresh_margin " +
@@ -392,18 +406,18 @@ void Healer::Refresh(State& state, const Target& target, const std::string& stal
   const std::string fresh = fetched->token.Fingerprint();
   auto written = store_.CompareAndSet(target.env, Secret{}, fetched->token, ttl, &error);
   if (!written.has_value()) {
-    Count(state, target, kRefresh, "error");
+    Count(state, kRefresh, "error");
     log(telemetry::Level::kError, "heal_skipped", "error",
         "refresh of " + where + " failed writing the token", error, "failure", fresh);
     return;
   }
   if (*written == 0) {
-    Count(state, target, kRefresh, "skipped_changed");
+    Count(state, kRefresh, "skipped_changed");
     log(telemetry::Level::kWarn, "heal_skipped", "skipped_changed",
         "refresh of " + where + " skipped: the app wrote a token first", {}, {}, fresh);
     return;
   }
-  Count(state, target, kRefresh, "done");
+  Count(state, kRefresh, "done");
   log(telemetry::Level::kWarn, "heal_refreshed", "done",
       "wrote a stable token to " + where + " with ttl " + std::to_string(ttl.count()) + "s", {},
       "success", fresh);

@@ -15,15 +15,8 @@
 #include "config/config.h"
 #include "heal/heal_store.h"
 #include "probe/result.h"
+#include "telemetry/exposition.h"
 #include "telemetry/log.h"
-
-namespace prometheus {
-class Registry;
-template <typename T>
-class Family;
-class Counter;
-class Histogram;
-}  // namespace prometheus
 
 namespace wxcanary::heal {
 
@@ -44,13 +37,15 @@ class TokenFetcher {
 
 /// Evicts a confirmed-dead token from Redis, never a fresh one: N consecutive token errors on
 /// one fingerprint, then cooldown -> budget -> Redis lock -> compare-and-delete (or dry run),
-/// then an optional stable_token refresh. Record() and SetTargets() are thread-safe.
-class Healer final : public ResultSink {
+/// then an optional stable_token refresh. Exports wxcanary_heals_total{action,result} and
+/// wxcanary_heal_recovery_seconds for the targets with healing on, written from its state at
+/// scrape time. Record(), SetTargets() and scrapes are thread-safe.
+class Healer final : public ResultSink, private telemetry::TextCollectable {
  public:
   /// `fetcher` may be null (refresh then never happens). `instance_id` owns the Redis locks,
   /// so it must differ between wxcanary instances sharing a Redis.
   Healer(config::Heal settings, HealStore& store, TokenFetcher* fetcher,
-         prometheus::Registry& registry, telemetry::Logger& logger, Clock& clock,
+         telemetry::Exposition& exposition, telemetry::Logger& logger, Clock& clock,
          std::string instance_id);
   ~Healer() override;
   Healer(const Healer&) = delete;
@@ -69,11 +64,12 @@ class Healer final : public ResultSink {
             MonotonicTime now);
   void Refresh(State& state, const Target& target, const std::string& stale_fingerprint,
                const std::string& reason);
-  void Count(State& state, const Target& target, std::string_view action,
-             std::string_view result);
+  void Count(State& state, std::string_view action, std::string_view result);
+  void AppendText(telemetry::TextWriter& out) const override;
   bool TakeBudget(MonotonicTime now);
   void ReturnBudget(MonotonicTime taken);
 
+  telemetry::Exposition& exposition_;
   const config::Heal settings_;
   HealStore& store_;
   TokenFetcher* fetcher_;
@@ -81,10 +77,7 @@ class Healer final : public ResultSink {
   Clock& clock_;
   const std::string instance_id_;
 
-  prometheus::Family<prometheus::Counter>& heals_;
-  prometheus::Family<prometheus::Histogram>& recovery_;
-
-  std::mutex mu_;  // guards targets_ (the map, not the states: each has its own mutex)
+  mutable std::mutex mu_;  // guards targets_ (the map, not the states: each has its own mutex)
   std::map<Key, std::shared_ptr<State>> targets_;
 
   std::mutex budget_mu_;

@@ -27,20 +27,15 @@ void AppendEscaped(std::string& out, std::string_view s, bool quote_too) {
   }
 }
 
-// The offset in rendered `labels` where a label named `name` goes to keep them sorted: before
-// the first label whose name is greater. Label names are [a-zA-Z_][a-zA-Z0-9_]*, values are
-// quoted with \" and \\ escaped, so the scan needs no full parser.
-size_t InsertionPoint(std::string_view labels, std::string_view name) {
-  size_t pos = 0;
-  while (pos < labels.size()) {
-    const size_t eq = labels.find('=', pos);
-    if (eq == std::string_view::npos) break;
-    if (labels.substr(pos, eq - pos) > name) return pos;
-    size_t i = eq + 2;  // past ="
-    while (i < labels.size() && labels[i] != '"') i += labels[i] == '\\' ? 2 : 1;
-    pos = i + 2;  // past the closing quote and the comma
-  }
-  return labels.size();
+// The end (one past the closing quote) of the rendered label starting at `pos`. Label names
+// are [a-zA-Z_][a-zA-Z0-9_]* and values are quoted with \" and \\ escaped, so the scan needs
+// no full parser.
+size_t LabelEnd(std::string_view labels, size_t pos) {
+  size_t i = labels.find('=', pos);
+  if (i == std::string_view::npos) return labels.size();
+  i += 2;  // past ="
+  while (i < labels.size() && labels[i] != '"') i += labels[i] == '\\' ? 2 : 1;
+  return std::min(i + 1, labels.size());
 }
 
 }  // namespace
@@ -55,6 +50,11 @@ std::string RenderLabels(const prometheus::Labels& labels) {
     out += '"';
   }
   return out;
+}
+
+size_t BucketOf(std::span<const double> bounds, double value) {
+  return static_cast<size_t>(std::lower_bound(bounds.begin(), bounds.end(), value) -
+                             bounds.begin());
 }
 
 void TextWriter::Header(std::string_view name, std::string_view type, std::string_view help) {
@@ -102,21 +102,33 @@ void TextWriter::Sample(std::string_view name, std::string_view labels, double v
   Value(value);
 }
 
-void TextWriter::Sample(std::string_view name, std::string_view labels, std::string_view label,
-                        std::string_view label_value, double value) {
-  const size_t at = InsertionPoint(labels, label);
+void TextWriter::Sample(std::string_view name, std::string_view labels,
+                        std::initializer_list<Label> extra, double value) {
   out_ += name;
   out_ += '{';
-  out_ += labels.substr(0, at);
-  if (at > 0 && at == labels.size()) out_ += ',';
-  out_ += label;
-  out_ += "=\"";
-  AppendEscaped(out_, label_value, /*quote_too=*/true);
-  out_ += '"';
-  if (at < labels.size()) {
-    out_ += ',';
-    out_ += labels.substr(at);
+  bool first = true;
+  auto separate = [&] {
+    if (!first) out_ += ',';
+    first = false;
+  };
+  auto put_extra = [&](const Label& l) {
+    separate();
+    out_ += l.name;
+    out_ += "=\"";
+    AppendEscaped(out_, l.value, /*quote_too=*/true);
+    out_ += '"';
+  };
+  const Label* next = extra.begin();
+  for (size_t pos = 0; pos < labels.size();) {
+    const size_t end = LabelEnd(labels, pos);
+    const std::string_view label = labels.substr(pos, end - pos);
+    const std::string_view label_name = label.substr(0, label.find('='));
+    while (next != extra.end() && next->name < label_name) put_extra(*next++);
+    separate();
+    out_ += label;
+    pos = end + 1;  // past the comma
   }
+  while (next != extra.end()) put_extra(*next++);
   out_ += '}';
   Value(value);
 }

@@ -3,6 +3,7 @@
 #include <prometheus/labels.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -33,9 +34,15 @@ class TextWriter {
   void Header(std::string_view name, std::string_view type, std::string_view help);
   /// `name{labels} value`; `labels` as RenderLabels makes them, may be empty.
   void Sample(std::string_view name, std::string_view labels, double value);
-  /// The same with one more label merged in at its sorted place (as a label map orders it).
-  void Sample(std::string_view name, std::string_view labels, std::string_view label,
-              std::string_view label_value, double value);
+  /// A label not in the rendered set, e.g. {"outcome", "ok"}.
+  struct Label {
+    std::string_view name;
+    std::string_view value;
+  };
+  /// The same with more labels (sorted by name) merged in at their sorted places, as a label
+  /// map orders them.
+  void Sample(std::string_view name, std::string_view labels, std::initializer_list<Label> extra,
+              double value);
   /// A histogram's `_bucket` (cumulative, `le` last as prometheus-cpp writes it), `_sum` and
   /// `_count` lines, from per-bucket counts: counts.size() == bounds.size() + 1 (the last is
   /// above every bound). `_count` is the total of `counts`, so it always equals the +Inf bucket.
@@ -48,6 +55,10 @@ class TextWriter {
 
   std::string& out_;
 };
+
+/// The histogram bucket of `value`: the first bound >= value (bounds are inclusive, `le`), or
+/// bounds.size() when above them all. Pure.
+size_t BucketOf(std::span<const double> bounds, double value);
 
 /// Something that writes its own families straight from its state at scrape time.
 class TextCollectable {

@@ -154,12 +154,8 @@ void ProbeMetrics::Record(const Target& target, const ProbeResult& result) {
   }
 
   const double seconds = std::chrono::duration<double>(result.duration).count();
-  // Upper bounds are inclusive (le): the first bound >= the value.
-  const size_t bucket = static_cast<size_t>(
-      std::lower_bound(kDurationBounds.begin(), kDurationBounds.end(), seconds) -
-      kDurationBounds.begin());
   s->duration_sum.fetch_add(seconds, std::memory_order_relaxed);
-  s->duration[bucket].fetch_add(1, std::memory_order_relaxed);
+  s->duration[BucketOf(kDurationBounds, seconds)].fetch_add(1, std::memory_order_relaxed);
 
   const double now = Seconds(clock_.SystemNow());
   Store(s->last_run, now);
@@ -183,7 +179,7 @@ void ProbeMetrics::AppendText(TextWriter& out) const {
   out.Header("wxcanary_probes_total", "counter", "Probes by outcome.");
   each([&](const std::string& labels, const Series& s) {
     for (Outcome o : kAllOutcomes)
-      out.Sample("wxcanary_probes_total", labels, "outcome", OutcomeName(o),
+      out.Sample("wxcanary_probes_total", labels, {{"outcome", OutcomeName(o)}},
                  Load(s.outcomes[static_cast<size_t>(o)]));
   });
 
@@ -195,7 +191,8 @@ void ProbeMetrics::AppendText(TextWriter& out) const {
       if ((seen & (1u << slot)) == 0) continue;
       const std::string code = slot == kOtherErrcode ? std::string("other")
                                                      : std::to_string(kKnownErrcodes[slot]);
-      out.Sample("wxcanary_probe_errcode_total", labels, "errcode", code, Load(s.errcodes[slot]));
+      out.Sample("wxcanary_probe_errcode_total", labels, {{"errcode", code}},
+                 Load(s.errcodes[slot]));
     }
   });
 

@@ -479,7 +479,7 @@ void TokenTracker::AppendText(telemetry::TextWriter& out) const {
              "ones).");
   each_target([&](const TargetState& t) {
     for (const auto& [cause, count] : t.invalidations)
-      out.Sample("wxcanary_token_invalidations_total", t.labels, "cause_env", cause,
+      out.Sample("wxcanary_token_invalidations_total", t.labels, {{"cause_env", cause}},
                  static_cast<double>(count));
   });
 }

@@ -2,8 +2,6 @@
 
 // Test doubles for healing: an in-memory HealStore and a scripted TokenFetcher.
 
-#include <prometheus/registry.h>
-
 #include <map>
 #include <mutex>
 #include <optional>
@@ -13,6 +11,8 @@
 #include "common/clock.h"
 #include "heal/heal_store.h"
 #include "heal/healer.h"
+#include "support/scrape.h"
+#include "telemetry/exposition.h"
 
 namespace wxcanary::heal::testing {
 
@@ -151,51 +151,31 @@ class FakeFetcher final : public TokenFetcher {
   std::vector<std::string> apps_;
 };
 
-/// Value of one series in `registry`, or nullopt when it does not exist. For histograms,
-/// the sample count (and `sum` gets the sample sum).
-inline std::optional<double> MetricValue(prometheus::Registry& registry, const std::string& name,
+/// Value of one series of `exposition` whose labels include `labels`, or nullopt when none
+/// does. For histograms, the sample count (and `sum` gets the sample sum).
+inline std::optional<double> MetricValue(const telemetry::Exposition& exposition,
+                                         const std::string& name,
                                          const std::map<std::string, std::string>& labels,
                                          double* sum = nullptr) {
-  for (const auto& family : registry.Collect()) {
-    if (family.name != name) continue;
-    for (const auto& m : family.metric) {
-      std::map<std::string, std::string> have;
-      for (const auto& l : m.label) have[l.name] = l.value;
-      if (have != labels) continue;
-      if (family.type == prometheus::MetricType::Histogram) {
-        if (sum != nullptr) *sum = m.histogram.sample_sum;
-        return static_cast<double>(m.histogram.sample_count);
-      }
-      return m.counter.value;
-    }
+  const wxcanary::testing::Scrape scrape(exposition.Serialize());
+  if (auto count = scrape.Value(name + "_count", labels)) {
+    if (sum != nullptr) *sum = scrape.Value(name + "_sum", labels).value_or(-1);
+    return count;
   }
-  return std::nullopt;
+  return scrape.Value(name, labels);
 }
 
-/// Sum of the counters of a family whose labels include all of `subset`: one Collect() for a
+/// Sum of the counters of a family whose labels include all of `subset`: one scrape for a
 /// whole table of series.
-inline double CounterSum(prometheus::Registry& registry, const std::string& name,
+inline double CounterSum(const telemetry::Exposition& exposition, const std::string& name,
                          const std::map<std::string, std::string>& subset) {
-  double sum = 0;
-  for (const auto& family : registry.Collect()) {
-    if (family.name != name) continue;
-    for (const auto& m : family.metric) {
-      size_t matched = 0;
-      for (const auto& l : m.label) {
-        auto it = subset.find(l.name);
-        if (it != subset.end() && it->second == l.value) ++matched;
-      }
-      if (matched == subset.size()) sum += m.counter.value;
-    }
-  }
-  return sum;
+  return wxcanary::testing::Scrape(exposition.Serialize()).Sum(name, subset);
 }
 
-/// Number of series of a family.
-inline size_t SeriesCount(prometheus::Registry& registry, const std::string& name) {
-  for (const auto& family : registry.Collect())
-    if (family.name == name) return family.metric.size();
-  return 0;
+/// Number of series of a family (a histogram counts once).
+inline size_t SeriesCount(const telemetry::Exposition& exposition, const std::string& name) {
+  const wxcanary::testing::Scrape scrape(exposition.Serialize());
+  return scrape.Count(name) + scrape.Count(name + "_count");
 }
 
 }  // namespace wxcanary::heal::testing

@@ -1,7 +1,6 @@
 #include "heal/healer.h"
 
 #include <gtest/gtest.h>
-#include <prometheus/registry.h>
 
 #include "heal/fake_heal_store.h"
 #include "support/fakes.h"
@@ -35,8 +34,8 @@ class HealerTest : public ::testing::Test {
   // Rebuilds the healer (e.g. after changing settings_).
   void Make(TokenFetcher* fetcher = nullptr) {
     healer_.reset();
-    registry_ = std::make_unique<prometheus::Registry>();
-    healer_ = std::make_unique<Healer>(settings_, store_, fetcher, *registry_, logger_, clock_,
+    exposition_ = std::make_unique<telemetry::Exposition>();
+    healer_ = std::make_unique<Healer>(settings_, store_, fetcher, *exposition_, logger_, clock_,
                                        "instance-a");
   }
 
@@ -56,7 +55,7 @@ class HealerTest : public ::testing::Test {
   }
 
   double Heals(const Target& t, const std::string& action, const std::string& result) {
-    return MetricValue(*registry_, "wxcanary_heals_total",
+    return MetricValue(*exposition_, "wxcanary_heals_total",
                        {{"app_id", t.app_id}, {"app_env", t.app_env}, {"action", action},
                         {"result", result}})
         .value_or(-1);
@@ -66,7 +65,7 @@ class HealerTest : public ::testing::Test {
   FakeClock clock_;
   FakeHealStore store_{clock_};
   CapturingLogger logger_;
-  std::unique_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<telemetry::Exposition> exposition_;
   std::unique_ptr<Healer> healer_;
 };
 
@@ -146,7 +145,7 @@ TEST_F(HealerTest, heal_off_never_touches_redis) {
   for (int i = 0; i < 5; ++i) Probe(t, Dead());
   EXPECT_EQ(store_.Get(t.env), kStale);
   EXPECT_EQ(store_.lock_calls(), 0);
-  EXPECT_EQ(testing::SeriesCount(*registry_, "wxcanary_heals_total"), 0u);
+  EXPECT_EQ(testing::SeriesCount(*exposition_, "wxcanary_heals_total"), 0u);
   EXPECT_TRUE(logger_.events().empty());
 }
 
@@ -329,13 +328,13 @@ TEST_F(HealerTest, recovery_histogram_spans_first_failure_to_first_ok_after_a_he
   Probe(t, Ok());     // t=120: recovered, 90 s after the first failure
 
   double sum = 0;
-  auto count = MetricValue(*registry_, "wxcanary_heal_recovery_seconds",
+  auto count = MetricValue(*exposition_, "wxcanary_heal_recovery_seconds",
                            {{"app_id", "wx0001"}, {"app_env", "prod"}}, &sum);
   EXPECT_EQ(count, 1);
   EXPECT_DOUBLE_EQ(sum, 90.0);
 
   Probe(t, Ok());  // only the first ok after a heal is observed
-  count = MetricValue(*registry_, "wxcanary_heal_recovery_seconds",
+  count = MetricValue(*exposition_, "wxcanary_heal_recovery_seconds",
                       {{"app_id", "wx0001"}, {"app_env", "prod"}}, &sum);
   EXPECT_EQ(count, 1);
 }
@@ -345,7 +344,7 @@ TEST_F(HealerTest, recovery_is_not_observed_when_no_heal_happened) {
   healer_->SetTargets({t});
   Probe(t, Dead());
   Probe(t, Ok());
-  EXPECT_EQ(MetricValue(*registry_, "wxcanary_heal_recovery_seconds",
+  EXPECT_EQ(MetricValue(*exposition_, "wxcanary_heal_recovery_seconds",
                         {{"app_id", "wx0001"}, {"app_env", "prod"}}),
             0);
 }
@@ -359,12 +358,12 @@ TEST_F(HealerTest, series_exist_at_zero_for_the_env_action_and_go_with_the_targe
     EXPECT_EQ(Heals(evict, "evict", r), 0) << r;
     EXPECT_EQ(Heals(dry, "dry_run", r), 0) << r;
   }
-  EXPECT_EQ(testing::SeriesCount(*registry_, "wxcanary_heals_total"), 12u);
-  EXPECT_EQ(testing::SeriesCount(*registry_, "wxcanary_heal_recovery_seconds"), 1u);
+  EXPECT_EQ(testing::SeriesCount(*exposition_, "wxcanary_heals_total"), 12u);
+  EXPECT_EQ(testing::SeriesCount(*exposition_, "wxcanary_heal_recovery_seconds"), 1u);
 
   healer_->SetTargets({dry});
-  EXPECT_EQ(testing::SeriesCount(*registry_, "wxcanary_heals_total"), 6u);
-  EXPECT_EQ(testing::SeriesCount(*registry_, "wxcanary_heal_recovery_seconds"), 0u);
+  EXPECT_EQ(testing::SeriesCount(*exposition_, "wxcanary_heals_total"), 6u);
+  EXPECT_EQ(testing::SeriesCount(*exposition_, "wxcanary_heal_recovery_seconds"), 0u);
   EXPECT_EQ(Heals(evict, "evict", "done"), -1);
 }
 

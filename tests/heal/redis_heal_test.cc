@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
-#include <prometheus/registry.h>
 
 #include <condition_variable>
 #include <latch>
@@ -152,16 +151,16 @@ class RedisHealTest : public ::testing::Test {
     settings_.budget_per_hour = 1'000'000;  // the race runs many heals
   }
 
-  std::unique_ptr<Healer> MakeHealer(prometheus::Registry& registry, HealStore& store,
+  std::unique_ptr<Healer> MakeHealer(telemetry::Exposition& exposition, HealStore& store,
                                      const std::string& instance,
                                      TokenFetcher* fetcher = nullptr) {
-    return std::make_unique<Healer>(settings_, store, fetcher, registry, logger_, clock_,
+    return std::make_unique<Healer>(settings_, store, fetcher, exposition, logger_, clock_,
                                     instance);
   }
 
-  double Heals(prometheus::Registry& registry, const Target& t, const std::string& action,
+  double Heals(telemetry::Exposition& exposition, const Target& t, const std::string& action,
                const std::string& result) {
-    return MetricValue(registry, "wxcanary_heals_total",
+    return MetricValue(exposition, "wxcanary_heals_total",
                        {{"app_id", t.app_id}, {"app_env", t.app_env}, {"action", action},
                         {"result", result}})
         .value_or(0);
@@ -187,8 +186,8 @@ TEST_F(RedisHealTest, every_layout_is_evicted_only_while_it_holds_the_failing_va
        R"({"access_token":"FRESH-2","expires_at":1700014400})"},
       {config::Storage::kHash, "STALE-3", "FRESH-3"},
   };
-  prometheus::Registry registry;
-  auto healer = MakeHealer(registry, store_, "instance-a");
+  telemetry::Exposition exposition;
+  auto healer = MakeHealer(exposition, store_, "instance-a");
   for (const auto& l : layouts) {
     for (bool rewritten : {false, true}) {
       SCOPED_TRACE(std::string(l.stale) + (rewritten ? " rewritten" : " unchanged"));
@@ -215,15 +214,15 @@ TEST_F(RedisHealTest, every_layout_is_evicted_only_while_it_holds_the_failing_va
       } else {
         EXPECT_EQ(server_.Cli({"GET", key}), rewritten ? l.fresh : "");
       }
-      EXPECT_EQ(Heals(registry, t, "evict", rewritten ? "skipped_changed" : "done"), 1);
+      EXPECT_EQ(Heals(exposition, t, "evict", rewritten ? "skipped_changed" : "done"), 1);
     }
   }
 }
 
 TEST_F(RedisHealTest, a_token_rewritten_during_the_heal_is_never_deleted) {
   constexpr int kIterations = 1200;
-  prometheus::Registry registry;
-  auto healer = MakeHealer(registry, store_, "instance-a");
+  telemetry::Exposition exposition;
+  auto healer = MakeHealer(exposition, store_, "instance-a");
   AppClient app(server_.port());
   Racer racer(server_.port());
   std::mt19937 rng(20261130);
@@ -262,9 +261,9 @@ TEST_F(RedisHealTest, a_token_rewritten_during_the_heal_is_never_deleted) {
   }
   EXPECT_EQ(fresh_deleted, 0) << "of " << rewrites << " rewrites";
   EXPECT_EQ(stale_left, 0);
-  const double done = testing::CounterSum(registry, "wxcanary_heals_total",
+  const double done = testing::CounterSum(exposition, "wxcanary_heals_total",
                                           {{"action", "evict"}, {"result", "done"}});
-  const double changed = testing::CounterSum(registry, "wxcanary_heals_total",
+  const double changed = testing::CounterSum(exposition, "wxcanary_heals_total",
                                              {{"action", "evict"}, {"result", "skipped_changed"}});
   EXPECT_EQ(done + changed, kIterations);
   EXPECT_GE(changed, kIterations / 3);  // at least every rewrite-before-heal
@@ -276,7 +275,7 @@ TEST_F(RedisHealTest, a_token_rewritten_during_the_heal_is_never_deleted) {
 TEST_F(RedisHealTest, two_instances_on_one_key_only_one_acts) {
   constexpr int kRounds = 50;
   RedisHealStore other_store({{"main", RedisConfig(server_)}});
-  prometheus::Registry reg_a, reg_b;
+  telemetry::Exposition reg_a, reg_b;
   auto a = MakeHealer(reg_a, store_, "instance-a");
   auto b = MakeHealer(reg_b, other_store, "instance-b");
   AppClient app(server_.port());
@@ -309,8 +308,8 @@ TEST_F(RedisHealTest, two_instances_on_one_key_only_one_acts) {
 
 TEST_F(RedisHealTest, the_lock_is_set_nx_with_the_configured_ttl_and_owner) {
   settings_.lock_ttl = 7s;
-  prometheus::Registry registry;
-  auto healer = MakeHealer(registry, store_, "instance-a");
+  telemetry::Exposition exposition;
+  auto healer = MakeHealer(exposition, store_, "instance-a");
   Target t = MakeTarget("ACCESS_TOKEN_CACHE:wx0001");
   server_.Cli({"SET", t.env.key, "STALE"});
   auto dead = DeadProbe(reader_, t);
@@ -323,8 +322,8 @@ TEST_F(RedisHealTest, the_lock_is_set_nx_with_the_configured_ttl_and_owner) {
 }
 
 TEST_F(RedisHealTest, dry_run_deletes_nothing_in_redis) {
-  prometheus::Registry registry;
-  auto healer = MakeHealer(registry, store_, "instance-a");
+  telemetry::Exposition exposition;
+  auto healer = MakeHealer(exposition, store_, "instance-a");
   Target t = MakeTarget("ACCESS_TOKEN_CACHE:wx0001", config::Storage::kString,
                         config::HealMode::kDryRun);
   server_.Cli({"SET", t.env.key, "STALE", "EX", "5400"});
@@ -332,15 +331,15 @@ TEST_F(RedisHealTest, dry_run_deletes_nothing_in_redis) {
   healer->Record(t, dead);
   healer->Record(t, dead);
   EXPECT_EQ(server_.Cli({"GET", t.env.key}), "STALE");
-  EXPECT_EQ(Heals(registry, t, "dry_run", "done"), 1);
+  EXPECT_EQ(Heals(exposition, t, "dry_run", "done"), 1);
   EXPECT_EQ(logger_.WithAction("heal_dry_run").at(0).fields["wxcanary.heal.reason"],
             "2 consecutive 40001 with redis ttl 5400s");
 }
 
 TEST_F(RedisHealTest, refresh_writes_the_fetched_token_with_a_ttl) {
   testing::FakeFetcher fetcher("STABLE-TOKEN", 7200s);
-  prometheus::Registry registry;
-  auto healer = MakeHealer(registry, store_, "instance-a", &fetcher);
+  telemetry::Exposition exposition;
+  auto healer = MakeHealer(exposition, store_, "instance-a", &fetcher);
   Target t = MakeTarget("ACCESS_TOKEN_CACHE:wx0001");
   t.env.heal_refresh = true;
   server_.Cli({"SET", t.env.key, "STALE"});
@@ -351,19 +350,19 @@ TEST_F(RedisHealTest, refresh_writes_the_fetched_token_with_a_ttl) {
   const int ttl = std::stoi(server_.Cli({"TTL", t.env.key}));
   EXPECT_GT(ttl, 6800);
   EXPECT_LE(ttl, 6900);  // 7200 - 300 margin
-  EXPECT_EQ(Heals(registry, t, "refresh", "done"), 1);
+  EXPECT_EQ(Heals(exposition, t, "refresh", "done"), 1);
 }
 
 TEST_F(RedisHealTest, redis_down_is_a_heal_error_not_a_crash) {
-  prometheus::Registry registry;
-  auto healer = MakeHealer(registry, store_, "instance-a");
+  telemetry::Exposition exposition;
+  auto healer = MakeHealer(exposition, store_, "instance-a");
   Target t = MakeTarget("ACCESS_TOKEN_CACHE:wx0001");
   server_.Cli({"SET", t.env.key, "STALE"});
   auto dead = DeadProbe(reader_, t);
   server_.Kill();
   healer->Record(t, dead);
   healer->Record(t, dead);
-  EXPECT_EQ(Heals(registry, t, "evict", "error"), 1);
+  EXPECT_EQ(Heals(exposition, t, "evict", "error"), 1);
   auto events = logger_.WithAction("heal_skipped");
   ASSERT_EQ(events.size(), 1u);
   EXPECT_FALSE(events[0].fields["error.message"].get<std::string>().empty());

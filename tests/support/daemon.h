@@ -10,31 +10,9 @@
 #include <vector>
 
 #include "support/process.h"
+#include "support/scrape.h"
 
 namespace wxcanary::testing {
-
-/// Prometheus text exposition, parsed just enough for assertions.
-class Scrape {
- public:
-  explicit Scrape(std::string text);
-  /// Value of the sample `name` whose labels include all of `labels`; nullopt when absent,
-  /// and an error (via ADD_FAILURE) when more than one sample matches.
-  [[nodiscard]] std::optional<double> Value(const std::string& name,
-                                            const std::map<std::string, std::string>& labels = {}) const;
-  /// Sum over every sample of `name` whose labels include `labels`.
-  [[nodiscard]] double Sum(const std::string& name,
-                           const std::map<std::string, std::string>& labels = {}) const;
-  [[nodiscard]] const std::string& text() const { return text_; }
-
- private:
-  struct Sample {
-    std::string name;
-    std::map<std::string, std::string> labels;
-    double value;
-  };
-  std::string text_;
-  std::vector<Sample> samples_;
-};
 
 /// The wxcanary binary running with a config written by the test, its metrics on a free
 /// loopback port, stdout (the JSON log) captured. Stopped when destroyed. Not thread-safe.

@@ -43,7 +43,7 @@ TEST_P(LabelInsertion, puts_the_extra_label_where_a_sorted_label_map_would) {
   all.emplace(c.label, "v");
   // The reference: the whole set rendered from a map, i.e. prometheus-cpp's order.
   ASSERT_EQ(c.expected, "m{" + RenderLabels(all) + "} 1\n");
-  EXPECT_EQ(Written([&](TextWriter& w) { w.Sample("m", RenderLabels(c.labels), c.label, "v", 1); }),
+  EXPECT_EQ(Written([&](TextWriter& w) { w.Sample("m", RenderLabels(c.labels), {{c.label, "v"}}, 1); }),
             c.expected);
 }
 
@@ -67,6 +67,16 @@ INSTANTIATE_TEST_SUITE_P(
                    "b",
                    R"(m{a="x\\",b="v",c="1"} 1)" "\n"}),
     [](const auto& info) { return info.param.name; });
+
+TEST(TextWriter, merges_several_extra_labels_in_name_order) {
+  const std::string labels = RenderLabels({{"app_env", "prod"}, {"app_id", "wx1"}});
+  EXPECT_EQ(Written([&](TextWriter& w) {
+              w.Sample("h", labels, {{"action", "evict"}, {"result", "done"}}, 2);
+            }),
+            R"(h{action="evict",app_env="prod",app_id="wx1",result="done"} 2)" "\n");
+  EXPECT_EQ(Written([&](TextWriter& w) { w.Sample("h", "", {{"a", "1"}, {"b", "q\""}}, 0); }),
+            R"(h{a="1",b="q\""} 0)" "\n");
+}
 
 struct ValueCase {
   double value;

@@ -275,6 +275,52 @@ TEST_F(DaemonTest, log_lines_are_ecs_json_with_the_head_in_order) {
   EXPECT_GE(lines, 2);
 }
 
+// promtool's exit status and findings for `text` on its stdin (`check metrics` parses strictly
+// and lints names, types, help and duplicates).
+std::pair<int, std::string> PromtoolCheckMetrics(const TempDir& dir, const std::string& text,
+                                                 const std::string& name) {
+  const auto file = dir.path() / (name + ".prom");
+  std::ofstream(file) << text;
+  Subprocess p({"sh", "-c", "exec promtool check metrics < '" + file.string() + "'"},
+               dir.path() / (name + ".out"));
+  const int status = p.Wait(std::chrono::seconds{30});
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, p.Output()};
+}
+
+TEST_F(DaemonTest, metrics_pass_promtool_check_metrics_with_every_per_target_family) {
+  CacheFreshToken();
+  // Extra labels that sort around the merged ones and need escaping; healing on, so its
+  // families are exported too.
+  Daemon d(ConfigYaml(sim_, redis_,
+                      {{"prod", 0, "string",
+                        "        heal: evict\n        labels: {team: 'pay\"x\\y', zone: a}\n"},
+                       {"test", 1, "string", "        heal: dry_run\n"}}));
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
+    return Outcomes(s, "prod", "ok") >= 1 && Outcomes(s, "test", "token_missing") >= 1;
+  }));
+  const std::string text = d.ScrapeMetrics().text();
+  for (const char* family :
+       {"wxcanary_probes_total", "wxcanary_probe_errcode_total", "wxcanary_probe_duration_seconds",
+        "wxcanary_probe_last_success_timestamp_seconds", "wxcanary_probe_interval_seconds",
+        "wxcanary_token_present", "wxcanary_token_ttl_seconds", "wxcanary_token_refreshes_total",
+        "wxcanary_token_age_seconds", "wxcanary_app_distinct_tokens",
+        "wxcanary_token_invalidations_total", "wxcanary_heals_total",
+        "wxcanary_heal_recovery_seconds", "wxcanary_probe_lateness_seconds", "wxcanary_build_info"})
+    EXPECT_NE(text.find(std::string("# TYPE ") + family + " "), std::string::npos) << family;
+  EXPECT_NE(text.find(R"(outcome="ok",team="pay\"x\\y",zone="a"})"), std::string::npos) << text;
+
+  TempDir dir;
+  const auto [status, findings] = PromtoolCheckMetrics(dir, text, "scrape");
+  EXPECT_EQ(status, 0) << findings;
+  EXPECT_EQ(findings, "");
+  // The check itself is live: the same text with the label value left unescaped fails.
+  std::string unescaped = text;
+  const auto at = unescaped.find(R"(pay\"x)");
+  ASSERT_NE(at, std::string::npos);
+  unescaped.erase(at + 3, 1);  // pay"x
+  EXPECT_NE(PromtoolCheckMetrics(dir, unescaped, "unescaped").first, 0);
+}
+
 TEST(DaemonCli, config_check_prints_targets_and_rejects_bad_files) {
   TempDir dir;
   auto good = dir.path() / "good.yml";

@@ -66,7 +66,7 @@ INSTANTIATE_TEST_SUITE_P(
                    {{"a", "x\\"}, {"c", "1"}},
                    "b",
                    R"(m{a="x\\",b="v",c="1"} 1)" "\n"}),
-    [](const auto& info) { return info.param.name; });
+    [](const ::testing::TestParamInfo<InsertCase>& p) { return p.param.name; });
 
 TEST(TextWriter, merges_several_extra_labels_in_name_order) {
   const std::string labels = RenderLabels({{"app_env", "prod"}, {"app_id", "wx1"}});

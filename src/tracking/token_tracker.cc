@@ -446,33 +446,30 @@ void TokenTracker::AppendText(telemetry::TextWriter& out) const {
     });
   };
 
-  out.Header("wxcanary_token_refreshes_total", "counter",
-             "Times the cached token of this environment changed (new fingerprint).");
-  each_target([&](const TargetState& t) {
-    out.Sample("wxcanary_token_refreshes_total", t.labels, static_cast<double>(t.refreshes));
-  });
-  out.Header("wxcanary_token_age_seconds", "gauge",
-             "Seconds since the current token's fingerprint was first seen; 0 when no token is "
-             "cached.");
-  each_target([&](const TargetState& t) { out.Sample("wxcanary_token_age_seconds", t.labels, t.age); });
-  out.Header("wxcanary_app_distinct_tokens", "gauge",
-             "Different tokens the environments of this AppId hold right now; more than 1 past "
-             "the grace period means they invalidate each other.");
-  each_app([&](const AppState& app) {
-    out.Sample("wxcanary_app_distinct_tokens", app.labels, app.distinct);
-  });
-  out.Header("wxcanary_app_token_refreshes_total", "counter",
-             "Token refreshes seen across all environments of this AppId.");
-  each_app([&](const AppState& app) {
-    out.Sample("wxcanary_app_token_refreshes_total", app.labels,
-               static_cast<double>(app.refreshes));
-  });
-  out.Header("wxcanary_app_token_quota_projected_ratio", "gauge",
-             "Projected /cgi-bin/token calls per day for this AppId over the daily quota (max of "
-             "a 5 min and a 1 h sliding-window rate).");
-  each_app([&](const AppState& app) {
-    out.Sample("wxcanary_app_token_quota_projected_ratio", app.labels, app.projected);
-  });
+  // A family with one sample per state: its header, then `value` of each.
+  auto family = [&](auto each, std::string_view name, std::string_view type,
+                    std::string_view help, auto value) {
+    out.Header(name, type, help);
+    each([&](const auto& state) { out.Sample(name, state.labels, value(state)); });
+  };
+  family(each_target, "wxcanary_token_refreshes_total", "counter",
+         "Times the cached token of this environment changed (new fingerprint).",
+         [](const TargetState& t) { return static_cast<double>(t.refreshes); });
+  family(each_target, "wxcanary_token_age_seconds", "gauge",
+         "Seconds since the current token's fingerprint was first seen; 0 when no token is "
+         "cached.",
+         [](const TargetState& t) { return t.age; });
+  family(each_app, "wxcanary_app_distinct_tokens", "gauge",
+         "Different tokens the environments of this AppId hold right now; more than 1 past the "
+         "grace period means they invalidate each other.",
+         [](const AppState& app) { return app.distinct; });
+  family(each_app, "wxcanary_app_token_refreshes_total", "counter",
+         "Token refreshes seen across all environments of this AppId.",
+         [](const AppState& app) { return static_cast<double>(app.refreshes); });
+  family(each_app, "wxcanary_app_token_quota_projected_ratio", "gauge",
+         "Projected /cgi-bin/token calls per day for this AppId over the daily quota (max of a "
+         "5 min and a 1 h sliding-window rate).",
+         [](const AppState& app) { return app.projected; });
   out.Header("wxcanary_token_invalidations_total", "counter",
              "Cached tokens that died while Redis still held them, by the environment that "
              "refreshed the AppId most recently before (\"unknown\": none of the configured "

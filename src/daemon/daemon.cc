@@ -11,6 +11,7 @@
 #include <prometheus/registry.h>
 
 #include "common/clock.h"
+#include "common/memory.h"
 #include "config/config.h"
 #include "daemon/notify.h"
 #include "daemon/options.h"
@@ -127,7 +128,7 @@ int Main(int argc, char** argv) {
     WebConfig web_config;
     if (!opts.web_config_file.empty()) web_config = LoadWebConfig(opts.web_config_file);
     web = std::make_unique<WebServer>(
-        [exposition] { return exposition->Serialize(); },
+        [exposition] { return exposition->SerializeChunks(); },
         [&runner] { return runner.Progressing(std::chrono::seconds{30}); }, web_config);
   } catch (const std::exception& e) {
     std::cerr << "wxcanary: --web.config.file \"" << opts.web_config_file << "\": " << e.what()
@@ -160,6 +161,7 @@ int Main(int argc, char** argv) {
 
   Notifier notifier;
   notifier.Ready();
+  ReturnFreedMemory();  // what parsing the config left behind
   const bool test_hooks = std::getenv("WXCANARY_TEST_HOOKS") != nullptr;
   auto watchdog = notifier.WatchdogInterval();
   // Ping at half the interval systemd asked for; wake at least once a second otherwise.
@@ -209,6 +211,7 @@ int Main(int argc, char** argv) {
                Fields{{"wxcanary.config.file", opts.config_file}, {"error.message", e.what()}});
     }
     notifier.Ready();
+    ReturnFreedMemory();
   }
 
   notifier.Stopping();

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "daemon/web_config.h"
 
@@ -18,10 +19,11 @@ namespace wxcanary::daemon {
 /// (auth covers every path). Serves from its own thread pool; thread-safe.
 class WebServer {
  public:
-  /// `metrics` renders the exposition text; `healthy` decides /-/healthy's answer.
+  /// `metrics` renders the exposition text (in chunks, sent one after another); `healthy`
+  /// decides /-/healthy's answer.
   /// Throws std::runtime_error (one line naming the file) when the TLS certificate or key
   /// cannot be used.
-  WebServer(std::function<std::string()> metrics, std::function<bool()> healthy,
+  WebServer(std::function<std::vector<std::string>()> metrics, std::function<bool()> healthy,
             const WebConfig& web = {});
   ~WebServer();
   WebServer(const WebServer&) = delete;

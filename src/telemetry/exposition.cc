@@ -57,24 +57,36 @@ size_t BucketOf(std::span<const double> bounds, double value) {
                              bounds.begin());
 }
 
+TextWriter::TextWriter(std::vector<std::string>& chunks) : chunks_(&chunks) {
+  chunks_->emplace_back().reserve(kChunkBytes + kChunkBytes / 16);
+  out_ = &chunks_->back();
+}
+
+void TextWriter::EndLine() {
+  *out_ += '\n';
+  if (chunks_ == nullptr || out_->size() < kChunkBytes) return;
+  chunks_->emplace_back().reserve(kChunkBytes + kChunkBytes / 16);
+  out_ = &chunks_->back();  // the vector may have moved the others; their buffers stay put
+}
+
 void TextWriter::Header(std::string_view name, std::string_view type, std::string_view help) {
-  out_ += "# HELP ";
-  out_ += name;
-  out_ += ' ';
-  AppendEscaped(out_, help, /*quote_too=*/false);
-  out_ += "\n# TYPE ";
-  out_ += name;
-  out_ += ' ';
-  out_ += type;
-  out_ += '\n';
+  *out_ += "# HELP ";
+  *out_ += name;
+  *out_ += ' ';
+  AppendEscaped(*out_, help, /*quote_too=*/false);
+  *out_ += "\n# TYPE ";
+  *out_ += name;
+  *out_ += ' ';
+  *out_ += type;
+  EndLine();
 }
 
 void TextWriter::Value(double v) {
-  out_ += ' ';
+  *out_ += ' ';
   if (std::isnan(v)) {
-    out_ += "NaN";
+    *out_ += "NaN";
   } else if (std::isinf(v)) {
-    out_ += v > 0 ? "+Inf" : "-Inf";
+    *out_ += v > 0 ? "+Inf" : "-Inf";
   } else {
     char buf[32];
     // Integral values (counts, timestamps in whole seconds, TTLs) as integers, like %g would
@@ -82,41 +94,41 @@ void TextWriter::Value(double v) {
     auto [end, ec] = (std::trunc(v) == v && std::fabs(v) < 9.0e15)
                          ? std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(v))
                          : std::to_chars(buf, buf + sizeof buf, v);
-    out_.append(buf, end);
+    out_->append(buf, end);
   }
-  out_ += '\n';
+  EndLine();
 }
 
 void TextWriter::OpenSample(std::string_view name, std::string_view suffix) {
-  out_ += name;
-  out_ += suffix;
+  *out_ += name;
+  *out_ += suffix;
 }
 
 void TextWriter::Sample(std::string_view name, std::string_view labels, double value) {
-  out_ += name;
+  *out_ += name;
   if (!labels.empty()) {
-    out_ += '{';
-    out_ += labels;
-    out_ += '}';
+    *out_ += '{';
+    *out_ += labels;
+    *out_ += '}';
   }
   Value(value);
 }
 
 void TextWriter::Sample(std::string_view name, std::string_view labels,
                         std::initializer_list<Label> extra, double value) {
-  out_ += name;
-  out_ += '{';
+  *out_ += name;
+  *out_ += '{';
   bool first = true;
   auto separate = [&] {
-    if (!first) out_ += ',';
+    if (!first) *out_ += ',';
     first = false;
   };
   auto put_extra = [&](const Label& l) {
     separate();
-    out_ += l.name;
-    out_ += "=\"";
-    AppendEscaped(out_, l.value, /*quote_too=*/true);
-    out_ += '"';
+    *out_ += l.name;
+    *out_ += "=\"";
+    AppendEscaped(*out_, l.value, /*quote_too=*/true);
+    *out_ += '"';
   };
   const Label* next = extra.begin();
   for (size_t pos = 0; pos < labels.size();) {
@@ -125,11 +137,11 @@ void TextWriter::Sample(std::string_view name, std::string_view labels,
     const std::string_view label_name = label.substr(0, label.find('='));
     while (next != extra.end() && next->name < label_name) put_extra(*next++);
     separate();
-    out_ += label;
+    *out_ += label;
     pos = end + 1;  // past the comma
   }
   while (next != extra.end()) put_extra(*next++);
-  out_ += '}';
+  *out_ += '}';
   Value(value);
 }
 
@@ -141,18 +153,18 @@ void TextWriter::Histogram(std::string_view name, std::string_view labels,
     cumulative += counts[i];
     OpenSample(name, "_bucket{");
     if (!labels.empty()) {
-      out_ += labels;
-      out_ += ',';
+      *out_ += labels;
+      *out_ += ',';
     }
-    out_ += "le=\"";
+    *out_ += "le=\"";
     if (i < bounds.size()) {
       char buf[32];
       auto [end, ec] = std::to_chars(buf, buf + sizeof buf, bounds[i]);
-      out_.append(buf, end);
+      out_->append(buf, end);
     } else {
-      out_ += "+Inf";
+      *out_ += "+Inf";
     }
-    out_ += "\"}";
+    *out_ += "\"}";
     Value(static_cast<double>(cumulative));
   }
   OpenSample(name, "_sum");
@@ -174,13 +186,24 @@ void Exposition::Remove(const TextCollectable& collectable) {
   std::erase(collectables_, &collectable);
 }
 
-std::string Exposition::Serialize() const {
-  std::string out = telemetry::Serialize(*registry_);
+std::vector<std::string> Exposition::SerializeChunks() const {
+  std::vector<std::string> chunks;
+  if (auto daemon_wide = telemetry::Serialize(*registry_); !daemon_wide.empty())
+    chunks.push_back(std::move(daemon_wide));  // small: a few families without target labels
   std::lock_guard lock(mu_);
-  out.reserve(last_size_ + last_size_ / 8);
-  TextWriter writer(out);
+  TextWriter writer(chunks);
   for (const auto* c : collectables_) c->AppendText(writer);
-  last_size_ = out.size();
+  if (chunks.back().empty()) chunks.pop_back();  // the writer rolled over after its last line
+  return chunks;
+}
+
+std::string Exposition::Serialize() const {
+  const auto chunks = SerializeChunks();
+  size_t size = 0;
+  for (const auto& c : chunks) size += c.size();
+  std::string out;
+  out.reserve(size);
+  for (const auto& c : chunks) out += c;
   return out;
 }
 

@@ -23,12 +23,17 @@ namespace wxcanary::telemetry {
 /// at every scrape) were most of the daemon's memory and scrape time. Pure.
 std::string RenderLabels(const prometheus::Labels& labels);
 
-/// Appends the Prometheus text exposition format (0.0.4) to a string, one line per call, with
-/// no intermediate copies. Integral values are written as integers, others in the shortest form
-/// that reads back exactly. Not thread-safe (one writer per scrape).
+/// Appends the Prometheus text exposition format (0.0.4) to a string, or to a list of chunks
+/// of about kChunkBytes that each end at a line end (no buffer is ever regrown and copied, so a
+/// large scrape never holds its text twice). One line per call, no intermediate copies.
+/// Integral values are written as integers, others in the shortest form that reads back
+/// exactly. Not thread-safe (one writer per scrape).
 class TextWriter {
  public:
-  explicit TextWriter(std::string& out) : out_(out) {}
+  static constexpr size_t kChunkBytes = 256 * 1024;
+
+  explicit TextWriter(std::string& out) : out_(&out) {}
+  explicit TextWriter(std::vector<std::string>& chunks);
 
   /// The `# HELP` and `# TYPE` lines that open a family.
   void Header(std::string_view name, std::string_view type, std::string_view help);
@@ -50,10 +55,12 @@ class TextWriter {
                  std::span<const uint64_t> counts, double sum);
 
  private:
-  void Value(double v);
+  void Value(double v);  // and the line end
+  void EndLine();
   void OpenSample(std::string_view name, std::string_view suffix);
 
-  std::string& out_;
+  std::string* out_;
+  std::vector<std::string>* chunks_ = nullptr;
 };
 
 /// The histogram bucket of `value`: the first bound >= value (bounds are inclusive, `le`), or
@@ -85,14 +92,15 @@ class Exposition {
   void Add(const TextCollectable& collectable);
   void Remove(const TextCollectable& collectable);
 
-  /// The whole exposition in the text format.
+  /// The whole exposition in the text format, in chunks (see TextWriter): what /metrics sends.
+  std::vector<std::string> SerializeChunks() const;
+  /// The same in one string.
   std::string Serialize() const;
 
  private:
   std::unique_ptr<prometheus::Registry> registry_;
   mutable std::mutex mu_;
   std::vector<const TextCollectable*> collectables_;
-  mutable size_t last_size_ = 0;  // reserve hint: one allocation per scrape, not log2(size)
 };
 
 /// prometheus-cpp's registry alone in the text format. Thread-safe.

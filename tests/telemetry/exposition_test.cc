@@ -147,5 +147,35 @@ TEST(Exposition, serves_the_registry_then_every_collectable_until_it_is_removed)
   EXPECT_THAT(exposition.Serialize(), HasSubstr("wx_registry_total 2"));
 }
 
+class ManyLines final : public TextCollectable {
+ public:
+  void AppendText(TextWriter& out) const override {
+    out.Header("wx_many", "gauge", "Enough lines for several chunks.");
+    for (int i = 0; i < 20'000; ++i)
+      out.Sample("wx_many", RenderLabels({{"i", std::to_string(i)}}), {{"k", "v"}}, i);
+  }
+};
+
+TEST(Exposition, serves_large_text_in_line_aligned_chunks_that_join_to_the_whole) {
+  Exposition exposition;
+  ManyLines many;
+  exposition.Add(many);
+  const auto chunks = exposition.SerializeChunks();
+  ASSERT_GE(chunks.size(), 3u);
+  std::string joined;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    ASSERT_FALSE(chunks[i].empty()) << i;
+    EXPECT_EQ(chunks[i].back(), '\n') << i;
+    // The writer rolls over once a chunk reaches the size, at the next line end.
+    if (i + 1 < chunks.size()) {
+      EXPECT_GE(chunks[i].size(), TextWriter::kChunkBytes) << i;
+      EXPECT_LT(chunks[i].size(), TextWriter::kChunkBytes + 100) << i;
+    }
+    joined += chunks[i];
+  }
+  EXPECT_EQ(joined, exposition.Serialize());
+  EXPECT_NE(joined.find("wx_many{i=\"19999\",k=\"v\"} 19999\n"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace wxcanary::telemetry

@@ -142,8 +142,9 @@ TEST(ScaleLoad, every_scheduled_probe_of_500_targets_at_1s_is_accounted_for) {
   EXPECT_LE(total, kTargets * w_max + 50) << "window " << w_min << ".." << w_max << " s";
   EXPECT_EQ(last.not_ok, 0) << NotOkLines(last_text) << d.Output().substr(0, 2000);
   // A run is skipped only while the previous run of the same target is still in flight, i.e.
-  // when the box cannot keep up (ASan build, other tests running alongside on 2 cores: up to
-  // ~10% seen). Zero skips at 10k targets is a speed target, measured by scripts/bench.
+  // when the box cannot keep up. ctest runs this test alone (RUN_SERIAL): squeezed between
+  // other tests, the ASan build skipped up to a third. The bound leaves room for a slow CI
+  // box; zero skips at 10k targets is a speed target, measured by scripts/bench.
   EXPECT_LT(last.skipped, 0.2 * total) << "skipped " << last.skipped << " of " << total;
   // Lateness is reported, not asserted: it is a speed target, measured by scripts/bench; here
   // (sanitized build, shared 2 cores) it only says whether the accounting ran under pressure.

@@ -17,14 +17,12 @@
 #include "probe/result.h"
 #include "telemetry/exposition.h"
 #include "telemetry/log.h"
+#include "wechat/stable_token.h"
 
 namespace wxcanary::heal {
 
 /// A token obtained for a refresh, and how long WeChat says it lives.
-struct FetchedToken {
-  Secret token;
-  std::chrono::seconds expires_in{0};
-};
+using wechat::FetchedToken;
 
 /// Gets a token for an app without invalidating anybody's (getStableAccessToken,
 /// force_refresh false). Implementations are thread-safe.

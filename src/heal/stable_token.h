@@ -11,6 +11,7 @@
 #include "common/secret.h"
 #include "config/config.h"
 #include "heal/healer.h"
+#include "wechat/stable_token.h"
 
 namespace wxcanary::wechat {
 class Client;
@@ -18,13 +19,9 @@ class Client;
 
 namespace wxcanary::heal {
 
-/// The JSON body of a getStableAccessToken call. force_refresh is always false: a forced
-/// refresh would invalidate the token every other environment of the AppId is using. Pure.
-std::string StableTokenRequestBody(const std::string& app_id, const Secret& secret);
-
-/// Reads a /cgi-bin/stable_token answer. nullopt with a one-line `error` (errcode, errmsg,
-/// never the token) when there is no usable token. Pure; thread-safe.
-std::optional<FetchedToken> ParseStableTokenResponse(std::string_view body, std::string* error);
+// The request and answer of /cgi-bin/stable_token are shared with the quota reader.
+using wechat::ParseStableTokenResponse;
+using wechat::StableTokenRequestBody;
 
 /// TokenFetcher over POST /cgi-bin/stable_token (never /cgi-bin/token, never force_refresh)
 /// for the apps whose secret is configured. One client behind a mutex: refreshes are rare.

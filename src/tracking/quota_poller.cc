@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "wechat/stable_token.h"
+
 namespace wxcanary::tracking {
 
 namespace {
@@ -16,15 +18,6 @@ using telemetry::Fields;
 using telemetry::Level;
 
 constexpr std::string_view kTokenCgi = "/cgi-bin/token";
-
-// WeChat errmsgs do not echo tokens today; make sure one never reaches a log if they start to.
-std::string Scrub(std::string text, const Secret& token) {
-  if (token.empty()) return text;
-  const std::string& t = token.Reveal();
-  for (size_t pos = text.find(t); pos != std::string::npos; pos = text.find(t, pos))
-    text.replace(pos, t.size(), token.Fingerprint());
-  return text;
-}
 
 // The JSON object of a 200 answer, or why there is none.
 std::optional<json> ParseAnswer(const wechat::HttpResponse& r, std::string* error) {
@@ -57,14 +50,6 @@ std::map<std::string, Secret> AppSecrets(const config::Config& config) {
   for (const auto& app : config.apps)
     if (!app.secret_value.empty()) out.emplace(app.app_id, app.secret_value);
   return out;
-}
-
-std::string StableTokenBody(const std::string& app_id, const Secret& secret) {
-  return json{{"grant_type", "client_credential"},
-              {"appid", app_id},
-              {"secret", secret.Reveal()},
-              {"force_refresh", false}}
-      .dump();
 }
 
 QuotaPoller::QuotaPoller(prometheus::Registry& registry, telemetry::Logger& logger, Clock& clock,
@@ -119,20 +104,10 @@ int QuotaPoller::PollDue() {
 
 std::optional<Secret> QuotaPoller::StableToken(const std::string& app_id, const Secret& secret,
                                                std::string* error) {
-  std::string why;
-  auto j = ParseAnswer(post_("/cgi-bin/stable_token", StableTokenBody(app_id, secret)), &why);
-  if (!j) {
-    *error = "stable_token: " + why;
-    return std::nullopt;
-  }
-  auto token = j->find("access_token");
-  if (token == j->end() || !token->is_string() || token->get<std::string>().empty()) {
-    const auto code = Errcode(*j);
-    *error = "stable_token: errcode " + (code ? std::to_string(*code) : std::string("missing")) +
-             " " + Scrub(j->value("errmsg", std::string()), secret);
-    return std::nullopt;
-  }
-  return Secret(token->get<std::string>());
+  auto fetched = wechat::ParseStableTokenAnswer(
+      post_("/cgi-bin/stable_token", wechat::StableTokenRequestBody(app_id, secret)), error);
+  if (!fetched) return std::nullopt;
+  return std::move(fetched->token);
 }
 
 void QuotaPoller::Fail(const std::string& app_id, const std::string& message,
@@ -161,7 +136,8 @@ void QuotaPoller::PollOne(const std::string& app_id, const Secret& secret) {
   const auto quota = j->find("quota");
   if ((code && *code != 0) || quota == j->end() || !quota->is_object()) {
     std::string errmsg, rid;
-    wechat::SplitRid(Scrub(j->value("errmsg", std::string()), *token), &errmsg, &rid);
+    wechat::SplitRid(wechat::ScrubToken(j->value("errmsg", std::string()), *token), &errmsg,
+                     &rid);
     return Fail(app_id,
                 code && *code != 0 ? "quota/get answered errcode " + std::to_string(*code)
                                    : "quota/get answer has no \"quota\" object",

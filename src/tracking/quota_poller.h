@@ -30,10 +30,6 @@ inline constexpr std::chrono::minutes kMinQuotaPollInterval{10};
 /// The AppIds whose secret is configured, with it: the only apps whose quota can be read.
 std::map<std::string, Secret> AppSecrets(const config::Config& config);
 
-/// Body of POST /cgi-bin/stable_token with force_refresh false: it returns the token every
-/// environment already shares and invalidates nothing. Pure.
-std::string StableTokenBody(const std::string& app_id, const Secret& secret);
-
 /// Reads the real daily usage of /cgi-bin/token per AppId (POST /cgi-bin/openapi/quota/get
 /// {"cgi_path":"/cgi-bin/token"}) at most once per max(config.quota_poll_interval, 10 min) per
 /// app, and exports wxcanary_app_token_quota_used{app_id} / wxcanary_app_token_quota_limit{app_id}

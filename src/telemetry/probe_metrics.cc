@@ -49,9 +49,8 @@ std::string ErrcodeLabel(int code) {
 
 // One target's values: ~0.5 KB, against ~25 label maps (two copies each) in prometheus-cpp.
 struct ProbeMetrics::Series {
-  std::string app_id;
-  std::string app_env;
-  std::string labels;  // rendered
+  std::string app_id;   // checked against an index from another config generation
+  std::string app_env;  // (the rendered labels are the key of by_labels_)
   std::array<std::atomic<uint64_t>, kAllOutcomes.size()> outcomes{};
   std::array<std::atomic<uint64_t>, kKnownErrcodes.size() + 1> errcodes{};
   std::atomic<uint32_t> errcodes_seen{0};  // bit per slot: a code's series exists from first sight
@@ -82,34 +81,33 @@ prometheus::Labels ProbeMetrics::LabelsFor(const Target& target) {
   return labels;
 }
 
-std::shared_ptr<ProbeMetrics::Series> ProbeMetrics::CreateSeries(const Target& target,
-                                                                 std::string labels) const {
-  auto s = std::make_shared<Series>();
-  s->app_id = target.app_id;
-  s->app_env = target.app_env;
-  s->labels = std::move(labels);
-  return s;
+void ProbeMetrics::Place(const Target& t, const SeriesMap& previous,
+                         std::vector<std::shared_ptr<Series>>& by_index, SeriesMap& by_labels) {
+  auto labels = RenderLabels(LabelsFor(t));
+  auto it = by_labels.find(labels);
+  if (it == by_labels.end()) {
+    // The same target across a reload keeps its series: counters keep counting.
+    auto old = previous.find(labels);
+    std::shared_ptr<Series> series;
+    if (old != previous.end()) {
+      series = old->second;
+    } else {
+      series = std::make_shared<Series>();
+      series->app_id = t.app_id;
+      series->app_env = t.app_env;
+    }
+    it = by_labels.emplace(std::move(labels), std::move(series)).first;
+  }
+  Store(it->second->interval, std::chrono::duration<double>(t.env.interval).count());
+  if (t.index >= by_index.size()) by_index.resize(t.index + 1);
+  by_index[t.index] = it->second;
 }
 
 void ProbeMetrics::SetTargets(const std::vector<Target>& targets) {
   std::unique_lock lock(mu_);
   std::vector<std::shared_ptr<Series>> by_index(targets.size());
-  std::map<std::string, std::shared_ptr<Series>, std::less<>> by_labels;
-  for (const auto& t : targets) {
-    auto labels = RenderLabels(LabelsFor(t));
-    std::shared_ptr<Series> s;
-    if (auto it = by_labels.find(labels); it != by_labels.end()) {
-      s = it->second;
-    } else if (auto old = by_labels_.find(labels); old != by_labels_.end()) {
-      s = old->second;  // same target across a reload: counters keep counting
-    } else {
-      s = CreateSeries(t, labels);
-    }
-    Store(s->interval, std::chrono::duration<double>(t.env.interval).count());
-    if (t.index >= by_index.size()) by_index.resize(t.index + 1);
-    by_index[t.index] = s;
-    by_labels.emplace(std::move(labels), std::move(s));
-  }
+  SeriesMap by_labels;
+  for (const auto& t : targets) Place(t, by_labels_, by_index, by_labels);
   by_index_ = std::move(by_index);
   by_labels_ = std::move(by_labels);  // the targets not in it are gone, and so are their series
 }
@@ -130,15 +128,7 @@ void ProbeMetrics::Record(const Target& target, const ProbeResult& result) {
     lock.unlock();
     {
       std::unique_lock write(mu_);
-      if (Find(target) == nullptr) {
-        auto labels = RenderLabels(LabelsFor(target));
-        auto it = by_labels_.find(labels);
-        auto series = it != by_labels_.end() ? it->second : CreateSeries(target, labels);
-        Store(series->interval, std::chrono::duration<double>(target.env.interval).count());
-        if (target.index >= by_index_.size()) by_index_.resize(target.index + 1);
-        by_index_[target.index] = series;
-        by_labels_[labels] = std::move(series);
-      }
+      if (Find(target) == nullptr) Place(target, by_labels_, by_index_, by_labels_);
     }
     lock.lock();
     s = Find(target);

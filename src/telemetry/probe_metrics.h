@@ -56,9 +56,12 @@ class ProbeMetrics final : public ResultSink, private TextCollectable {
 
  private:
   struct Series;
+  using SeriesMap = std::map<std::string, std::shared_ptr<Series>, std::less<>>;  // by labels
 
   void AppendText(TextWriter& out) const override;
-  std::shared_ptr<Series> CreateSeries(const Target& target, std::string labels) const;
+  // Puts t's series (found in `by_labels`, else kept from `previous`, else new) at t.index.
+  static void Place(const Target& t, const SeriesMap& previous,
+                    std::vector<std::shared_ptr<Series>>& by_index, SeriesMap& by_labels);
   Series* Find(const Target& target) const;
 
   Exposition& exposition_;
@@ -66,7 +69,7 @@ class ProbeMetrics final : public ResultSink, private TextCollectable {
 
   mutable std::shared_mutex mu_;  // shared: Record and scrapes; exclusive: target changes
   std::vector<std::shared_ptr<Series>> by_index_;
-  std::map<std::string, std::shared_ptr<Series>, std::less<>> by_labels_;  // rendered labels
+  SeriesMap by_labels_;
 };
 
 /// Daemon-wide gauges: wxcanary_build_info{version,revision} = 1,

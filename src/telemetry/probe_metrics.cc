@@ -140,7 +140,10 @@ void ProbeMetrics::Record(const Target& target, const ProbeResult& result) {
   if (result.errcode) {
     const size_t slot = ErrcodeSlot(*result.errcode);
     s->errcodes[slot].fetch_add(1, std::memory_order_relaxed);
-    s->errcodes_seen.fetch_or(1u << slot, std::memory_order_release);
+    // Set once per code: a plain load on every later probe, not a locked read-modify-write.
+    const uint32_t bit = 1u << slot;
+    if ((s->errcodes_seen.load(std::memory_order_relaxed) & bit) == 0)
+      s->errcodes_seen.fetch_or(bit, std::memory_order_release);
   }
 
   const double seconds = std::chrono::duration<double>(result.duration).count();

@@ -89,6 +89,14 @@ Server::Server(SimState& state, SimClock& clock, FaultTable& faults, ServerOptio
   http_->set_keep_alive_timeout(5);
   http_->set_payload_max_length(kMaxPayload);
   http_->set_tcp_nodelay(true);
+  // cpp-httplib 0.11 listens with a backlog of 5 (compiled into Debian's libcpp-httplib), so a
+  // client opening more connections at once than the accept thread drains saw SYNs dropped and
+  // a 1 s retransmit (a probe's "Connection timed out" on loopback). Remember the socket; Bind()
+  // raises its backlog.
+  http_->set_socket_options([this](socket_t sock) {
+    httplib::default_socket_options(sock);
+    listen_fd_ = sock;
+  });
 
   auto handler = [this](const httplib::Request& req, httplib::Response& res) {
     try {
@@ -135,6 +143,10 @@ int Server::Bind() {
   if (port <= 0)
     throw std::runtime_error("cannot listen on " + options_.host + ":" +
                              std::to_string(options_.port));
+  // Linux lets listen() on a listening socket change its backlog (capped at somaxconn).
+  if (listen_fd_ >= 0 && ::listen(listen_fd_, SOMAXCONN) != 0)
+    throw std::runtime_error("cannot raise the listen backlog on " + options_.host + ":" +
+                             std::to_string(port));
   return port;
 }
 

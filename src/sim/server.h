@@ -49,6 +49,7 @@ class Server {
   FaultTable& faults_;
   ServerOptions options_;
   std::unique_ptr<httplib::Server> http_;
+  int listen_fd_ = -1;  // the listening socket, owned by http_
 };
 
 /// Makes the peer see a TCP reset on the connection that carried req (no HTTP answer at all).

@@ -7,7 +7,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
+#include <csignal>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <set>
@@ -247,6 +250,45 @@ TEST(WxSimHttp, reset_fault_drops_the_connection_without_an_answer) {
   auto res = fresh.Get(Q("/cgi-bin/getcallbackip", t));
   EXPECT_FALSE(res) << "got an HTTP answer: " << res->status;
   EXPECT_EQ(Errcode(sim.Get(Q("/cgi-bin/getcallbackip", t))), 0);
+}
+
+// A burst of connections while the accept thread is not running (the process stopped) must
+// still complete the TCP handshake: the kernel queues them up to the listen backlog. With
+// cpp-httplib's own backlog of 5, only 6 of 32 did; the rest sat in SYN_SENT until a 1 s
+// retransmit, which a probe with a sub-second timeout reports as "Connection timed out".
+TEST(WxSimHttp, a_burst_of_connections_is_queued_not_dropped) {
+  WxSim sim;
+  constexpr int kBurst = 32;
+  ASSERT_EQ(::kill(sim.process().pid(), SIGSTOP), 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(sim.port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::vector<int> fds;
+  for (int i = 0; i < kBurst; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ASSERT_GE(fd, 0);
+    fds.push_back(fd);
+    int rc = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+    ASSERT_TRUE(rc == 0 || errno == EINPROGRESS) << std::strerror(errno);
+  }
+  // A queued connection is writable once its handshake is done; give them 500 ms (a dropped
+  // SYN is retransmitted only after 1 s).
+  int connected = 0;
+  const auto deadline = steady_clock::now() + std::chrono::milliseconds{500};
+  for (int fd : fds) {
+    pollfd p{fd, POLLOUT, 0};
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady_clock::now());
+    if (::poll(&p, 1, static_cast<int>(std::max<long>(0, left.count()))) == 1) {
+      int err = -1;
+      socklen_t len = sizeof err;
+      if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) ++connected;
+    }
+  }
+  ::kill(sim.process().pid(), SIGCONT);
+  for (int fd : fds) ::close(fd);
+  EXPECT_EQ(connected, kBurst);
+  EXPECT_EQ(sim.Get("/cgi-bin/getcallbackip").status, 200);
 }
 
 TEST(WxSimHttp, admin_rejects_bad_input_and_reset_forgets_tokens) {

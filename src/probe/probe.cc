@@ -1,6 +1,6 @@
 #include "probe/probe.h"
 
-#include <algorithm>
+#include <string>
 
 namespace wxcanary::probe {
 
@@ -38,8 +38,19 @@ ProbeResult RunProbe(const Target& target, source::RedisConnection& redis, wecha
   r.raw_value = std::move(read.raw_value);
   r.fingerprint = r.token.Fingerprint();
 
-  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(clock.MonotonicNow() - t0);
-  auto remaining = std::max(target.env.timeout - elapsed, std::chrono::milliseconds{1});
+  const auto elapsed =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock.MonotonicNow() - t0);
+  const auto remaining = target.env.timeout - elapsed;
+  if (remaining <= std::chrono::milliseconds::zero()) {
+    // The read used the whole budget (a stalled Redis or process). A call with no time left
+    // could only fail as curl's "Connection timed out after 0 milliseconds", which blames the
+    // API; say where the time went instead, and do not send it.
+    r.outcome = Outcome::kTransportError;
+    r.detail = "probe timeout " + std::to_string(target.env.timeout.count()) +
+               " ms used up before the call: the Redis read took " +
+               std::to_string(elapsed.count()) + " ms";
+    return finish();
+  }
   wechat::HttpResponse response = client.Probe(target.env, r.token, remaining);
   wechat::Classification c = wechat::Classify(target.env.probe, response, r.token);
   r.outcome = c.outcome;

@@ -98,23 +98,30 @@ std::string FormatJsonLine(SystemTime ts, Level level, std::string_view action,
   nlohmann::detail::serializer<Fields> json(
       nlohmann::detail::output_adapter<char, std::string>(out), ' ',
       nlohmann::detail::error_handler_t::replace);
+  // Strings (message, action, keys) go through one string value per thread, reassigned in
+  // place: a Fields(std::string) per string cost two allocations each, ~30 per probe event.
+  thread_local Fields scratch = std::string();
+  auto dump_string = [&](std::string_view s) {
+    scratch.get_ref<std::string&>().assign(s);
+    json.dump(scratch, false, false, 0);
+  };
   out += R"({"@timestamp":")";
   out += Rfc3339Millis(ts);
   out += R"(","log.level":")";
   out += LevelName(level);
   out += R"(","message":)";
-  json.dump(Fields(std::string(message)), false, false, 0);
+  dump_string(message);
   out += R"(,"ecs.version":")";
   out += kEcsVersion;
   out += R"(","service.name":")";
   out += kServiceName;
   out += R"(","event.action":)";
-  json.dump(Fields(std::string(action)), false, false, 0);
+  dump_string(action);
   if (fields.is_object()) {
     for (const auto& [key, value] : fields.items()) {
       if (IsHeadKey(key)) continue;  // the head is ours: a field cannot reorder or forge it
       out += ',';
-      json.dump(Fields(key), false, false, 0);
+      dump_string(key);
       out += ':';
       json.dump(value, false, false, 0);
     }

@@ -3,25 +3,53 @@
 #include <openssl/evp.h>
 
 #include <array>
+#include <memory>
 
 namespace wxcanary {
 
-std::string Sha256Hex(std::string_view data) {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+namespace {
+
+using Digest = std::array<unsigned char, 32>;
+
+// SHA-256 with the algorithm fetched once per process and one context per thread: EVP_Digest
+// with EVP_sha256() fetched it implicitly and made a new context on every call (3 heap
+// allocations per hash; a probe hashes its token at least once).
+Digest Sha256(std::string_view data) {
+  static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                                &EVP_MD_CTX_free);
+  Digest out{};
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md.data(), &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(static_cast<size_t>(len) * 2, '0');
-  for (unsigned int i = 0; i < len; ++i) {
-    out[2 * i] = kHex[md[i] >> 4];
-    out[2 * i + 1] = kHex[md[i] & 0xF];
+  if (md == nullptr || !ctx || EVP_DigestInit_ex2(ctx.get(), md, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), out.data(), &len) != 1 || len != out.size()) {
+    // Not expected with the default provider; should it happen, the one-shot call decides.
+    EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr);
   }
   return out;
 }
 
+std::string Hex(const unsigned char* bytes, size_t n) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(n * 2, '0');
+  for (size_t i = 0; i < n; ++i) {
+    out[2 * i] = kHex[bytes[i] >> 4];
+    out[2 * i + 1] = kHex[bytes[i] & 0xF];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Sha256Hex(std::string_view data) {
+  const Digest d = Sha256(data);
+  return Hex(d.data(), d.size());
+}
+
 std::string Fingerprint(std::string_view token) {
   if (token.empty()) return {};
-  return Sha256Hex(token).substr(0, 8);
+  const Digest d = Sha256(token);
+  return Hex(d.data(), 4);  // 8 hex chars
 }
 
 }  // namespace wxcanary

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <thread>
+#include <vector>
+
 #include "common/secret.h"
 
 namespace wxcanary {
@@ -15,6 +19,25 @@ TEST(Fingerprint, is_first_8_hex_of_sha256) {
 }
 
 TEST(Fingerprint, empty_token_has_no_fingerprint) { EXPECT_EQ(Fingerprint(""), ""); }
+
+TEST(Fingerprint, reused_context_gives_each_input_its_own_digest_on_every_thread) {
+  // Known answers: sha256("") and sha256 of 1,000,000 x 'a' (FIPS 180-2), and "abc" again
+  // after them, so a context carrying state from the previous hash would show.
+  const std::string million(1'000'000, 'a');
+  auto check = [&] {
+    EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    EXPECT_EQ(Sha256Hex(million),
+              "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    EXPECT_EQ(Fingerprint("abc"), "ba7816bf");
+  };
+  check();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 20; ++i) check();
+    });
+  for (auto& th : threads) th.join();
+}
 
 TEST(Secret, fingerprint_matches_free_function_and_compares_by_value) {
   Secret a("token-1"), b("token-1"), c("token-2");

@@ -2,6 +2,7 @@
 // Everything here treats the body as hostile: it never throws, never echoes the body into
 // `detail`, and never lets the token or invalid UTF-8 out.
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <exception>
@@ -156,14 +157,19 @@ void ReplaceAll(std::string* s, std::string_view from, std::string_view to) {
   }
 }
 
+// RFC 3986 unreserved characters: the ones percent-encoding leaves as they are.
+bool IsUnreserved(unsigned char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+         c == '_' || c == '.' || c == '~';
+}
+
 // RFC 3986 percent-encoding, the form the token takes in a URL query.
 std::string PercentEncode(std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
-        c == '_' || c == '.' || c == '~') {
+    if (IsUnreserved(c)) {
       out.push_back(ch);
     } else {
       out.push_back('%');
@@ -354,13 +360,23 @@ void SplitRid(std::string_view errmsg, std::string* message, std::string* rid) {
   if (rid) *rid = std::move(found);
 }
 
+bool NeedsPercentEncoding(std::string_view s) {
+  return std::any_of(s.begin(), s.end(),
+                     [](char ch) { return !IsUnreserved(static_cast<unsigned char>(ch)); });
+}
+
 std::string ScrubToken(std::string_view text, const Secret& token) {
   std::string out(text);
   if (token.empty()) return out;
+  // The common case (every ok answer's "ok") holds neither form: no fingerprint, no copies.
+  const std::string_view raw = token.Reveal();
+  const std::string encoded = NeedsPercentEncoding(raw) ? PercentEncode(raw) : std::string();
+  if (text.find(raw) == std::string_view::npos &&
+      (encoded.empty() || text.find(encoded) == std::string_view::npos))
+    return out;
   const std::string replacement = "<" + token.Fingerprint() + ">";
-  ReplaceAll(&out, token.Reveal(), replacement);
-  const std::string encoded = PercentEncode(token.Reveal());
-  if (encoded != token.Reveal()) ReplaceAll(&out, encoded, replacement);
+  ReplaceAll(&out, raw, replacement);
+  if (!encoded.empty()) ReplaceAll(&out, encoded, replacement);
   return out;
 }
 

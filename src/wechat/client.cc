@@ -7,6 +7,7 @@
 #include <array>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -71,6 +72,35 @@ struct Client::Impl {
   std::array<char, CURL_ERROR_SIZE> errbuf{};
   std::string buffer;
   bool too_large = false;
+  std::string probe_url;  // Probe's request URL, rebuilt in place
+
+  // Probe's request body and what it was made from: consecutive probes almost always send the
+  // same canary (one content for every target), so it is serialized only when that changes.
+  std::string probe_body;
+  config::ProbeKind body_kind = config::ProbeKind::kApiDomainIp;
+  std::string body_content, body_openid;
+  int body_scene = 0;
+
+  void SetProbeBody(const config::Environment& env) {
+    if (!probe_body.empty() && env.probe == body_kind && env.content == body_content &&
+        env.scene == body_scene && env.openid == body_openid)
+      return;
+    // dump() with `replace` so stray invalid UTF-8 in configured content cannot throw.
+    constexpr auto kReplace = nlohmann::json::error_handler_t::replace;
+    if (env.probe == config::ProbeKind::kMsgSecCheckV2) {
+      probe_body = nlohmann::ordered_json{{"content", env.content},
+                                          {"version", 2},
+                                          {"scene", env.scene},
+                                          {"openid", env.openid}}
+                       .dump(-1, ' ', false, kReplace);
+    } else {
+      probe_body = nlohmann::ordered_json{{"content", env.content}}.dump(-1, ' ', false, kReplace);
+    }
+    body_kind = env.probe;
+    body_content = env.content;
+    body_scene = env.scene;
+    body_openid = env.openid;
+  }
 
   explicit Impl(config::WeChat c) : cfg(std::move(c)), base(cfg.base_url) {
     while (!base.empty() && base.back() == '/') base.pop_back();
@@ -115,7 +145,7 @@ struct Client::Impl {
   // One request. `post_body` null means GET. Every string in the result is scrubbed of
   // `secrets` before it leaves.
   HttpResponse Perform(const std::string& url, const std::string* post_body,
-                       std::chrono::milliseconds timeout, const std::vector<Secret>& secrets) {
+                       std::chrono::milliseconds timeout, std::span<const Secret> secrets) {
     HttpResponse r;
     if (!easy && !Init()) {
       r.transport_error = "curl_easy_init failed";
@@ -176,33 +206,23 @@ Client::~Client() = default;
 
 HttpResponse Client::Probe(const config::Environment& env, const Secret& token,
                            std::chrono::milliseconds timeout) {
-  std::string path;
-  std::string body;
-  bool post = true;
-  // dump() with `replace` so stray invalid UTF-8 in configured content cannot throw.
-  constexpr auto kReplace = nlohmann::json::error_handler_t::replace;
-  switch (env.probe) {
-    case config::ProbeKind::kApiDomainIp:
-      path = "/cgi-bin/get_api_domain_ip";
-      post = false;
-      break;
-    case config::ProbeKind::kMsgSecCheck:
-      path = "/wxa/msg_sec_check";
-      body = nlohmann::ordered_json{{"content", env.content}}.dump(-1, ' ', false, kReplace);
-      break;
-    case config::ProbeKind::kMsgSecCheckV2:
-      path = "/wxa/msg_sec_check";
-      body = nlohmann::ordered_json{{"content", env.content},
-                                    {"version", 2},
-                                    {"scene", env.scene},
-                                    {"openid", env.openid}}
-                 .dump(-1, ' ', false, kReplace);
-      break;
+  const std::string_view path =
+      env.probe == config::ProbeKind::kApiDomainIp ? "/cgi-bin/get_api_domain_ip"
+                                                   : "/wxa/msg_sec_check";
+  const bool post = env.probe != config::ProbeKind::kApiDomainIp;
+  if (post) impl_->SetProbeBody(env);
+  // The URL is rebuilt in one buffer kept per client.
+  std::string& url = impl_->probe_url;
+  url.assign(impl_->base).append(path).append("?access_token=");
+  const std::string& raw = token.Reveal();
+  if (NeedsPercentEncoding(raw)) {
+    // Since curl 7.82 curl_easy_escape ignores the handle, so a failed init does not matter.
+    url += EscapeQueryValue(impl_->easy.get(), raw);
+  } else {
+    url += raw;
   }
-  // Since curl 7.82 curl_easy_escape ignores the handle, so a failed init does not matter here.
-  const std::string escaped = EscapeQueryValue(impl_->easy.get(), token.Reveal());
-  const std::string url = impl_->base + path + "?access_token=" + escaped;
-  return impl_->Perform(url, post ? &body : nullptr, timeout, {token});
+  return impl_->Perform(url, post ? &impl_->probe_body : nullptr, timeout,
+                        std::span<const Secret>(&token, 1));
 }
 
 HttpResponse Client::PostJson(const std::string& path_and_query, const std::string& body,

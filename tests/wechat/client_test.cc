@@ -196,6 +196,41 @@ TEST(Client, msg_sec_check_bodies_are_json_per_version) {
                             {"openid", "oABC123_openid"}}));
 }
 
+// One client serves many targets in turn and keeps the last body it built: every probe must
+// still send its own target's content, version, scene and openid.
+TEST(Client, consecutive_probes_send_each_targets_own_body) {
+  ApiServer server;
+  Client client(Cfg(HttpBase(server)));
+  auto env = [](ProbeKind kind, std::string content, int scene, std::string openid) {
+    config::Environment e = Env(kind);
+    e.content = std::move(content);
+    e.scene = scene;
+    e.openid = std::move(openid);
+    return e;
+  };
+  const std::vector<config::Environment> envs = {
+      env(ProbeKind::kMsgSecCheck, "a", 1, "o1"),   env(ProbeKind::kMsgSecCheck, "a", 1, "o1"),
+      env(ProbeKind::kMsgSecCheck, "b", 1, "o1"),   env(ProbeKind::kMsgSecCheckV2, "b", 1, "o1"),
+      env(ProbeKind::kMsgSecCheckV2, "b", 4, "o1"), env(ProbeKind::kMsgSecCheckV2, "b", 4, "o2"),
+      env(ProbeKind::kApiDomainIp, "b", 4, "o2"),   env(ProbeKind::kMsgSecCheck, "a", 1, "o1"),
+  };
+  for (const auto& e : envs) ASSERT_TRUE(client.Probe(e, kToken, 2s).transport_ok);
+  const auto seen = server.seen();
+  ASSERT_EQ(seen.size(), envs.size());
+  for (size_t i = 0; i < envs.size(); ++i) {
+    const auto& e = envs[i];
+    if (e.probe == ProbeKind::kApiDomainIp) {
+      EXPECT_EQ(seen[i].body, "") << i;
+      continue;
+    }
+    nlohmann::json want{{"content", e.content}};
+    if (e.probe == ProbeKind::kMsgSecCheckV2)
+      want = {{"content", e.content}, {"version", 2}, {"scene", e.scene}, {"openid", e.openid}};
+    EXPECT_EQ(nlohmann::json::parse(seen[i].body), want) << i;
+    EXPECT_EQ(seen[i].token, kToken.Reveal()) << i;
+  }
+}
+
 TEST(Client, post_json_and_get_reach_other_paths) {
   ApiServer server;
   Client client(Cfg(HttpBase(server)));

@@ -33,6 +33,8 @@ using Fields = nlohmann::ordered_json;
 class Logger {
  public:
   virtual ~Logger() = default;
+  /// Writes one event. Nothing passed in may be referenced after Log returns (callers reuse
+  /// their buffers for the next event): an implementation copies what it keeps.
   virtual void Log(Level level, std::string_view action, std::string_view message,
                    const Fields& fields) = 0;
   [[nodiscard]] virtual bool Enabled(Level level) const = 0;

@@ -65,35 +65,92 @@ std::string ProbeLog::MessageFor(const Target& target, const ProbeResult& result
   return m;
 }
 
+namespace {
+
+// Writes an event's fields into `f` in order, reusing what the previous event of this thread
+// left there: a key already in its place is kept, a string value is reassigned in place, and
+// whatever follows a change of layout is dropped. Building a fresh ordered_json cost ~50 heap
+// allocations per probe (a key string, a value string and its buffer per field, regrowth).
+class InPlaceFields {
+ public:
+  explicit InPlaceFields(Fields& f) : obj_(Object(f)) {}
+  InPlaceFields(const InPlaceFields&) = delete;
+  InPlaceFields& operator=(const InPlaceFields&) = delete;
+  ~InPlaceFields() { obj_.erase(obj_.begin() + static_cast<std::ptrdiff_t>(next_), obj_.end()); }
+
+  void Set(std::string_view key, std::string_view value) {
+    Fields& slot = Slot(key);
+    if (slot.is_string()) {
+      slot.get_ref<std::string&>().assign(value);
+    } else {
+      slot = std::string(value);
+    }
+  }
+  void Set(std::string_view key, const char* value) { Set(key, std::string_view(value)); }
+  void Set(std::string_view key, int64_t value) { Slot(key) = value; }
+  void Set(std::string_view key, int value) { Slot(key) = value; }
+  void Set(std::string_view key, bool value) { Slot(key) = value; }
+
+ private:
+  static Fields::object_t& Object(Fields& f) {
+    if (!f.is_object()) f = Fields::object();
+    return f.get_ref<Fields::object_t&>();
+  }
+  Fields& Slot(std::string_view key) {
+    auto at = obj_.begin() + static_cast<std::ptrdiff_t>(next_);
+    if (at == obj_.end() || at->first != key) {
+      obj_.erase(at, obj_.end());  // the layout changed here (an optional field came or went)
+      obj_.emplace_back(std::string(key), nullptr);
+      at = obj_.end() - 1;
+    }
+    ++next_;
+    return at->second;
+  }
+
+  Fields::object_t& obj_;
+  size_t next_ = 0;
+};
+
+void FillFields(Fields& fields, const Target& target, const ProbeResult& result) {
+  InPlaceFields f(fields);
+  f.Set("event.outcome", result.outcome == Outcome::kOk ? "success" : "failure");
+  f.Set("event.duration", static_cast<int64_t>(result.duration.count()));
+  f.Set("labels.app_id", target.app_id);
+  f.Set("labels.app_env", target.app_env);
+  for (const auto& [k, v] : target.env.labels) {
+    if (k != "app_id" && k != "app_env") f.Set("labels." + k, v);
+  }
+  f.Set("wxcanary.probe.kind", config::ProbeKindName(target.env.probe));
+  f.Set("wxcanary.probe.outcome", OutcomeName(result.outcome));
+  if (result.content_flagged) f.Set("wxcanary.probe.content_flagged", true);
+  f.Set("wxcanary.redis.name", target.env.redis);
+  f.Set("wxcanary.redis.key", target.env.key);
+  if (!result.fingerprint.empty()) f.Set("wxcanary.token.fingerprint", result.fingerprint);
+  if (result.outcome != Outcome::kRedisError) f.Set("wxcanary.token.ttl_seconds", result.ttl_seconds);
+  if (result.errcode) {
+    f.Set("wxcanary.wechat.errcode", *result.errcode);
+    if (!result.errmsg.empty()) f.Set("wxcanary.wechat.errmsg", Scrub(result.errmsg, result));
+    if (!result.rid.empty()) f.Set("wxcanary.wechat.rid", result.rid);
+  }
+  if (!result.detail.empty()) f.Set("error.message", Scrub(result.detail, result));
+}
+
+}  // namespace
+
 Fields ProbeLog::FieldsFor(const Target& target, const ProbeResult& result) {
   Fields f = Fields::object();
-  f["event.outcome"] = result.outcome == Outcome::kOk ? "success" : "failure";
-  f["event.duration"] = static_cast<int64_t>(result.duration.count());
-  f["labels.app_id"] = target.app_id;
-  f["labels.app_env"] = target.app_env;
-  for (const auto& [k, v] : target.env.labels) {
-    if (k != "app_id" && k != "app_env") f["labels." + k] = v;
-  }
-  f["wxcanary.probe.kind"] = config::ProbeKindName(target.env.probe);
-  f["wxcanary.probe.outcome"] = OutcomeName(result.outcome);
-  if (result.content_flagged) f["wxcanary.probe.content_flagged"] = true;
-  f["wxcanary.redis.name"] = target.env.redis;
-  f["wxcanary.redis.key"] = target.env.key;
-  if (!result.fingerprint.empty()) f["wxcanary.token.fingerprint"] = result.fingerprint;
-  if (result.outcome != Outcome::kRedisError) f["wxcanary.token.ttl_seconds"] = result.ttl_seconds;
-  if (result.errcode) {
-    f["wxcanary.wechat.errcode"] = *result.errcode;
-    if (!result.errmsg.empty()) f["wxcanary.wechat.errmsg"] = Scrub(result.errmsg, result);
-    if (!result.rid.empty()) f["wxcanary.wechat.rid"] = result.rid;
-  }
-  if (!result.detail.empty()) f["error.message"] = Scrub(result.detail, result);
+  FillFields(f, target, result);
   return f;
 }
 
 void ProbeLog::Record(const Target& target, const ProbeResult& result) {
   const Level level = LevelFor(result);
   if (!logger_.Enabled(level)) return;
-  logger_.Log(level, "probe", MessageFor(target, result), FieldsFor(target, result));
+  // Log() formats the event before it returns, so one set of fields per thread can serve
+  // every event that thread records.
+  thread_local Fields fields = Fields::object();
+  FillFields(fields, target, result);
+  logger_.Log(level, "probe", MessageFor(target, result), fields);
 }
 
 }  // namespace wxcanary::telemetry

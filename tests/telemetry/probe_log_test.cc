@@ -193,5 +193,42 @@ TEST(ProbeLog, adds_extra_labels_and_skips_disabled_levels) {
   EXPECT_EQ(f["labels.team"], "pay");
 }
 
+// Record reuses one set of fields per thread: each event must carry exactly the fields a
+// fresh build gives (same keys, order and values), whichever event came before it.
+TEST(ProbeLog, consecutive_events_with_different_fields_each_get_their_own) {
+  auto labelled = ProdTarget();
+  labelled.env.labels = {{"team", "pay"}, {"zone", "sh"}};
+  auto invalid = WithToken(Outcome::kTokenInvalid);
+  invalid.errcode = 40001;
+  invalid.errmsg = "invalid credential, access_token is invalid or not latest";
+  invalid.rid = "6656f0b7-4d1c2b9a-3e2f1a0b";
+  auto flagged = WithToken(Outcome::kOk);
+  flagged.content_flagged = true;
+  flagged.errcode = 0;
+  flagged.errmsg = "ok";
+  ProbeResult down;
+  down.outcome = Outcome::kRedisError;
+  down.detail = "Connection refused";
+  ProbeResult missing;
+  missing.outcome = Outcome::kTokenMissing;
+  missing.detail = "no token at key";
+  const std::vector<std::pair<Target, ProbeResult>> sequence = {
+      {ProdTarget(), WithToken(Outcome::kOk)}, {ProdTarget(), invalid}, {labelled, invalid},
+      {ProdTarget(), flagged},                 {labelled, down},        {ProdTarget(), missing},
+      {labelled, WithToken(Outcome::kOk)},     {ProdTarget(), WithToken(Outcome::kOk)}};
+  CapturingLogger logger;
+  ProbeLog log(logger);
+  for (const auto& [t, r] : sequence) log.Record(t, r);
+  const auto events = logger.events();
+  ASSERT_EQ(events.size(), sequence.size());
+  for (size_t i = 0; i < sequence.size(); ++i) {
+    const Fields want = ProbeLog::FieldsFor(sequence[i].first, sequence[i].second);
+    EXPECT_EQ(events[i].fields.dump(), want.dump()) << "event " << i;
+  }
+  EXPECT_EQ(events[2].fields["labels.zone"], "sh");
+  EXPECT_FALSE(events[3].fields.contains("labels.team"));
+  EXPECT_EQ(events[4].fields.size(), 11u);  // no fingerprint, ttl or errcode for a Redis error
+}
+
 }  // namespace
 }  // namespace wxcanary::telemetry

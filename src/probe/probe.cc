@@ -41,10 +41,10 @@ ProbeResult RunProbe(const Target& target, source::RedisConnection& redis, wecha
   const auto elapsed =
       std::chrono::duration_cast<std::chrono::milliseconds>(clock.MonotonicNow() - t0);
   const auto remaining = target.env.timeout - elapsed;
-  if (remaining <= std::chrono::milliseconds::zero()) {
-    // The read used the whole budget (a stalled Redis or process). A call with no time left
-    // could only fail as curl's "Connection timed out after 0 milliseconds", which blames the
-    // API; say where the time went instead, and do not send it.
+  if (remaining < kMinCallBudget) {
+    // The read used (nearly) the whole budget: a stalled Redis or process. A call with no time
+    // left could only fail as curl's "Connection timed out after 0 milliseconds", which blames
+    // the API; say where the time went instead, and do not send it.
     r.outcome = Outcome::kTransportError;
     r.detail = "probe timeout " + std::to_string(target.env.timeout.count()) +
                " ms used up before the call: the Redis read took " +

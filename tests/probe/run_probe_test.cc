@@ -80,5 +80,13 @@ TEST_F(RunProbeTest, a_read_that_used_the_whole_timeout_skips_the_call_and_says_
   EXPECT_EQ(CallsSeen(), 0);
 }
 
+TEST_F(RunProbeTest, less_than_the_minimum_call_budget_left_also_skips_the_call) {
+  SteppingClock clock(target_.env.timeout - kMinCallBudget + 1ms);  // 9 ms left
+  ProbeResult r = RunProbe(target_, *redis_conn_, *client_, clock);
+  EXPECT_EQ(r.outcome, Outcome::kTransportError);
+  EXPECT_EQ(r.detail, "probe timeout 900 ms used up before the call: the Redis read took 891 ms");
+  EXPECT_EQ(CallsSeen(), 0);
+}
+
 }  // namespace
 }  // namespace wxcanary::probe

@@ -13,20 +13,16 @@ using Digest = std::array<unsigned char, 32>;
 
 // SHA-256 with the algorithm fetched once per process and one context per thread: EVP_Digest
 // with EVP_sha256() fetched it implicitly and made a new context on every call (3 heap
-// allocations per hash; a probe hashes its token at least once).
-Digest Sha256(std::string_view data) {
+// allocations per hash; a probe hashes its token at least once). False only if libcrypto
+// cannot hash at all (no default provider).
+bool Sha256(std::string_view data, Digest* out) {
   static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
                                                                                 &EVP_MD_CTX_free);
-  Digest out{};
   unsigned int len = 0;
-  if (md == nullptr || !ctx || EVP_DigestInit_ex2(ctx.get(), md, nullptr) != 1 ||
-      EVP_DigestUpdate(ctx.get(), data.data(), data.size()) != 1 ||
-      EVP_DigestFinal_ex(ctx.get(), out.data(), &len) != 1 || len != out.size()) {
-    // Not expected with the default provider; should it happen, the one-shot call decides.
-    EVP_Digest(data.data(), data.size(), out.data(), &len, EVP_sha256(), nullptr);
-  }
-  return out;
+  return md != nullptr && ctx && EVP_DigestInit_ex2(ctx.get(), md, nullptr) == 1 &&
+         EVP_DigestUpdate(ctx.get(), data.data(), data.size()) == 1 &&
+         EVP_DigestFinal_ex(ctx.get(), out->data(), &len) == 1 && len == out->size();
 }
 
 std::string Hex(const unsigned char* bytes, size_t n) {
@@ -41,14 +37,15 @@ std::string Hex(const unsigned char* bytes, size_t n) {
 
 }  // namespace
 
+// Both give "" when libcrypto cannot hash: a made-up digest would look like a real one.
 std::string Sha256Hex(std::string_view data) {
-  const Digest d = Sha256(data);
-  return Hex(d.data(), d.size());
+  Digest d{};
+  return Sha256(data, &d) ? Hex(d.data(), d.size()) : std::string();
 }
 
 std::string Fingerprint(std::string_view token) {
-  if (token.empty()) return {};
-  const Digest d = Sha256(token);
+  Digest d{};
+  if (token.empty() || !Sha256(token, &d)) return {};
   return Hex(d.data(), 4);  // 8 hex chars
 }
 

@@ -31,7 +31,8 @@ int RemainingMs(steady_clock::time_point now, steady_clock::time_point until) {
 
 // Non-blocking connect bounded by `until`; the socket stays non-blocking so that no later send
 // can block the worker longer than we choose to poll.
-UniqueFd ConnectBefore(const std::string& host, int port, steady_clock::time_point until) {
+UniqueFd ConnectBefore(const std::string& host, int port, milliseconds user_timeout,
+                       steady_clock::time_point until) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -46,6 +47,8 @@ UniqueFd ConnectBefore(const std::string& host, int port, steady_clock::time_poi
     int one = 1;
     ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     ::setsockopt(fd.get(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    const auto user_ms = static_cast<unsigned>(user_timeout.count());
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof user_ms);
     int rc = ::connect(fd.get(), ai->ai_addr, ai->ai_addrlen);
     if (rc != 0 && errno != EINPROGRESS) continue;
     if (rc != 0) {
@@ -69,6 +72,23 @@ void UniqueFd::reset(int fd) {
 
 TcpSink::TcpSink(Options options, std::function<void(uint64_t)> on_drop)
     : options_(std::move(options)), on_drop_(std::move(on_drop)), backoff_(options_.backoff_min) {}
+
+TcpSink::~TcpSink() {
+  if (!fd_.valid() || pending_.empty()) return;
+  // Give the half-sent line its last chance, then make sure no fragment of it follows.
+  WriteSome(pending_, WaitLimit(steady_clock::now(), options_.send_timeout));
+  if (!pending_.empty()) {
+    Abort();
+    pending_.clear();
+    on_drop_(1);
+  }
+}
+
+void TcpSink::Abort() {
+  linger hard{1, 0};
+  ::setsockopt(fd_.get(), SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  fd_.reset();
+}
 
 void TcpSink::BeginShutdown(std::chrono::steady_clock::time_point deadline) {
   int64_t ns = deadline.time_since_epoch().count();
@@ -109,7 +129,8 @@ bool TcpSink::EnsureConnected(SteadyTime now) {
   if (fd_.valid() && PeerClosed()) Disconnect(now);
   if (fd_.valid()) return true;
   if (now < next_attempt_) return false;
-  fd_ = ConnectBefore(options_.host, options_.port, WaitLimit(now, options_.connect_timeout));
+  fd_ = ConnectBefore(options_.host, options_.port, options_.user_timeout,
+                      WaitLimit(now, options_.connect_timeout));
   if (!fd_.valid()) {
     SteadyTime after = steady_clock::now();
     next_attempt_ = after + backoff_;
@@ -155,7 +176,10 @@ void TcpSink::sink_it_(const spdlog::details::log_msg& msg) {
     on_drop_(1);
     return;
   }
-  SteadyTime until = WaitLimit(now, options_.send_timeout);
+  // A peer that took nothing for stall_reset gets no more waiting: each event tries the socket
+  // once and is dropped if it does not go, so the worker keeps up with the queue meanwhile.
+  const bool stalled = now - last_progress_ > options_.stall_reset;
+  SteadyTime until = stalled ? now : WaitLimit(now, options_.send_timeout);
 
   // Finish the line a stalled peer left half-sent first: the stream must stay line-framed.
   bool ok = true;
@@ -181,9 +205,14 @@ void TcpSink::sink_it_(const spdlog::details::log_msg& msg) {
   }
   on_drop_(1);
   now = steady_clock::now();
-  // A peer that takes nothing for this long (stalled reader, silent partition) gets a fresh
-  // connection; a broken one is replaced at once.
-  if (!ok || now - last_progress_ > options_.stall_reset) Disconnect(now);
+  if (!ok) {
+    Disconnect(now);  // broken: the peer is gone, and with it whatever it had of a line
+  } else if (now - last_progress_ > options_.stall_reset && pending_.empty()) {
+    // Stalled reader or silent partition: a fresh connection, but only at a line boundary. With
+    // a line half sent the connection stays until the peer takes the rest (or TCP_USER_TIMEOUT
+    // declares it dead): closing it now would leave a fragment at the end of its stream.
+    Disconnect(now);
+  }
 }
 
 }  // namespace wxcanary::telemetry

@@ -42,6 +42,13 @@ class UniqueFd {
 /// and reported through `on_drop` (never retried, never queued beyond one partial line), and a
 /// lost connection is re-established with exponential backoff (100 ms .. 5 s). Used from one
 /// spdlog worker thread; BeginShutdown() may be called from any thread.
+///
+/// The reader only ever receives whole lines: a line whose first byte went out is finished on the
+/// same connection before anything else (json_lines turns a fragment left at a connection's end
+/// into a _jsonparsefailure event). A stalled connection is replaced only at a line boundary; with
+/// a line half sent it is kept, new events are dropped, and the kernel's user timeout ends it if
+/// the peer is really gone. At destruction a line that cannot be finished in time is discarded
+/// with a reset (SO_LINGER 0), so its unsent part never reaches the reader.
 class TcpSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
   struct Options {
@@ -51,12 +58,15 @@ class TcpSink final : public spdlog::sinks::base_sink<std::mutex> {
     std::chrono::milliseconds send_timeout{100};
     std::chrono::milliseconds backoff_min{100};
     std::chrono::milliseconds backoff_max{5000};
-    /// A connection that took no byte this long while events keep coming is replaced.
+    /// A connection that took no byte this long while events keep coming is replaced (at a line
+    /// boundary only; see above).
     std::chrono::milliseconds stall_reset{10'000};
+    /// TCP_USER_TIMEOUT: unacknowledged data this old means the peer is gone (not just slow).
+    std::chrono::milliseconds user_timeout{30'000};
   };
 
   TcpSink(Options options, std::function<void(uint64_t)> on_drop);
-  ~TcpSink() override = default;
+  ~TcpSink() override;
   TcpSink(const TcpSink&) = delete;
   TcpSink& operator=(const TcpSink&) = delete;
 
@@ -76,6 +86,8 @@ class TcpSink final : public spdlog::sinks::base_sink<std::mutex> {
   /// Writes data_[0..] until done or `until`; returns false on a broken connection.
   bool WriteSome(std::string& data, SteadyTime until);
   void Disconnect(SteadyTime now);
+  /// Closes with RST so that the kernel discards what it still holds of a half-sent line.
+  void Abort();
   SteadyTime WaitLimit(SteadyTime now, std::chrono::milliseconds budget) const;
 
   Options options_;

@@ -11,7 +11,7 @@
 
 namespace wxcanary::testing {
 
-LineServer::LineServer(Options options) : options_(options) {
+LineServer::LineServer(Options options) : options_(options), stalled_(options.stalled) {
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -46,16 +46,24 @@ std::vector<std::string> LineServer::lines() const {
   return lines_;
 }
 
+std::vector<std::string> LineServer::fragments() const {
+  std::lock_guard lock(mu_);
+  return fragments_;
+}
+
 void LineServer::Run() {
   std::map<int, std::string> conns;  // fd -> partial line
   while (!stop_.load()) {
     std::vector<pollfd> fds{{listen_fd_, POLLIN, 0}};
-    if (!options_.stalled)
+    if (!stalled_.load())
       for (auto& [fd, buf] : conns) fds.push_back({fd, POLLIN, 0});
     if (::poll(fds.data(), fds.size(), 20) <= 0) continue;
     if (fds[0].revents & POLLIN) {
       int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd >= 0) conns.emplace(fd, std::string{});
+      if (fd >= 0) {
+        conns.emplace(fd, std::string{});
+        accepted_.fetch_add(1);
+      }
     }
     for (size_t i = 1; i < fds.size(); ++i) {
       if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
@@ -63,6 +71,10 @@ void LineServer::Run() {
       ssize_t n = ::recv(fds[i].fd, buf, sizeof buf, 0);
       auto& partial = conns[fds[i].fd];
       if (n <= 0) {
+        if (!partial.empty()) {
+          std::lock_guard lock(mu_);
+          fragments_.push_back(partial);
+        }
         ::close(fds[i].fd);
         conns.erase(fds[i].fd);
         continue;

@@ -10,7 +10,9 @@
 namespace wxcanary::testing {
 
 /// A plain TCP listener on 127.0.0.1 standing in for Logstash: collects newline-terminated
-/// lines, or (stalled) accepts connections and never reads them. Thread-safe accessors.
+/// lines, or (stalled) accepts connections and does not read them until SetStalled(false).
+/// Bytes left after a connection's last newline when it ends (EOF or reset) are kept apart as
+/// fragments: what Logstash's json_lines would turn into a _jsonparsefailure event. Thread-safe.
 class LineServer {
  public:
   struct Options {
@@ -25,6 +27,11 @@ class LineServer {
 
   [[nodiscard]] int port() const { return port_; }
   std::vector<std::string> lines() const;
+  /// Tail bytes without a newline that connections ended with, one entry per such connection.
+  std::vector<std::string> fragments() const;
+  /// Connections accepted so far.
+  int connections() const { return accepted_.load(); }
+  void SetStalled(bool stalled) { stalled_.store(stalled); }
   /// Lines received so far, or waits (polling, up to timeout) until `pred` holds for them.
   template <typename Pred>
   bool WaitFor(Pred pred, std::chrono::milliseconds timeout) const {
@@ -45,6 +52,9 @@ class LineServer {
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> stalled_{false};
+  std::atomic<int> accepted_{0};
+  std::vector<std::string> fragments_;
   mutable std::mutex mu_;
   std::vector<std::string> lines_;
   std::thread thread_;

@@ -15,6 +15,9 @@
 #include "telemetry/log.h"
 #include "telemetry/metrics_scrape.h"
 #include "telemetry/probe_metrics.h"
+#include "telemetry/tcp_sink.h"
+
+#include <spdlog/logger.h>
 
 namespace wxcanary::telemetry {
 namespace {
@@ -332,6 +335,82 @@ TEST(TcpSink, a_stalled_listener_never_slows_log_calls_and_drops_are_counted) {
   std::cout << "logger destruction with a stalled peer and a full queue: " << exit_s << " s\n";
   EXPECT_LT(exit_s, 3.0);
   EXPECT_GE(Dropped(registry, "tcp"), dropped);
+}
+
+
+// Issue 21.1: a reader that stops taking bytes (Logstash paused, SIGSTOP) for longer than the
+// sink's stall_reset, then resumes. What the reader receives on every connection must be whole
+// lines: the replaced connection used to end with the first part of a line and no newline,
+// which json_lines turns into a _jsonparsefailure document.
+TEST(TcpSink, a_reader_that_stalls_and_resumes_receives_only_whole_lines) {
+  LineServer server({.stalled = true, .rcvbuf = 4096});
+  std::atomic<uint64_t> dropped{0};
+  TcpSink::Options options;
+  options.host = "127.0.0.1";
+  options.port = server.port();
+  options.send_timeout = 5ms;
+  options.stall_reset = 300ms;
+  options.backoff_min = 10ms;
+  auto sink = std::make_shared<TcpSink>(options, [&](uint64_t n) { dropped += n; });
+  auto logger = std::make_shared<spdlog::logger>("tcp", sink);
+  logger->set_pattern("%v");
+  const std::string padding(600, 'x');  // probe-event sized
+  auto log_for = [&](std::chrono::milliseconds how_long, int& seq) {
+    const auto end = std::chrono::steady_clock::now() + how_long;
+    while (std::chrono::steady_clock::now() < end) {
+      logger->info("{{\"seq\":{},\"pad\":\"{}\"}}", seq++, padding);
+      std::this_thread::sleep_for(200us);
+    }
+  };
+  int seq = 0;
+  log_for(1500ms, seq);  // the socket fills, the reader takes nothing for 5x stall_reset
+  server.SetStalled(false);
+  log_for(1000ms, seq);  // the reader catches up; events keep coming
+  logger.reset();
+  sink.reset();  // close: everything sent so far reaches the reader, then EOF
+  // The reader drains what the kernel still holds, then sees EOF: wait until nothing new comes.
+  for (size_t seen = SIZE_MAX; seen != server.lines().size();) {
+    seen = server.lines().size();
+    std::this_thread::sleep_for(300ms);
+  }
+  server.Stop();
+
+  const auto lines = server.lines();
+  const auto fragments = server.fragments();
+  std::cout << seq << " events, " << lines.size() << " whole lines received, " << dropped
+            << " dropped, " << server.connections() << " connection(s), " << fragments.size()
+            << " fragment(s)\n";
+  for (const auto& f : fragments)
+    ADD_FAILURE() << "a connection ended inside a line: " << f.size() << " bytes starting "
+                  << f.substr(0, 40);
+  ASSERT_GT(lines.size(), 0u);
+  for (const auto& line : lines) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << line.substr(0, 60);
+  }
+  EXPECT_EQ(lines.size() + dropped, static_cast<size_t>(seq));  // every event delivered or counted
+}
+
+// Destruction with a half-sent line and a reader that never resumes: the sink gives the line one
+// send timeout, then resets the connection (the kernel drops the unsent part) and counts the line
+// as dropped; a graceful close would linger in the kernel and deliver the rest later.
+TEST(TcpSink, destruction_with_a_stalled_reader_is_bounded_and_counts_the_half_sent_line) {
+  LineServer server({.stalled = true, .rcvbuf = 4096});
+  std::atomic<uint64_t> dropped{0};
+  TcpSink::Options options;
+  options.host = "127.0.0.1";
+  options.port = server.port();
+  options.send_timeout = 5ms;
+  auto sink = std::make_shared<TcpSink>(options, [&](uint64_t n) { dropped += n; });
+  auto logger = std::make_shared<spdlog::logger>("tcp", sink);
+  logger->set_pattern("%v");
+  const std::string big(64 * 1024, 'y');  // larger than what both socket buffers hold at once
+  for (int i = 0; i < 64; ++i) logger->info("{{\"seq\":{},\"pad\":\"{}\"}}", i, big);
+  const auto t0 = std::chrono::steady_clock::now();
+  logger.reset();
+  sink.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);  // bounded: no lingering close
+  EXPECT_GT(dropped, 0u);
 }
 
 }  // namespace

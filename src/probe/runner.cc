@@ -159,11 +159,9 @@ void Runner::WorkerLoop() {
                                                                                  : config::Redis{});
     }
     ProbeResult result = RunProbe(target, *conn, client, clock_);
-    if (result.outcome == Outcome::kRedisError) {
-      ReportRedis(target.env.redis, false);
-    } else {
-      ReportRedis(target.env.redis, true);
-    }
+    // Redis' health is the connection's, not the probe's outcome: a reply such as WRONGTYPE
+    // means the server is up and one key is wrong.
+    ReportRedis(target.env.redis, conn->healthy());
     for (auto* sink : sinks_) sink->Record(target, result);
     in_flight_[job.target] = false;
     completed_.fetch_add(1, std::memory_order_relaxed);

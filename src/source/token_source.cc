@@ -5,6 +5,8 @@
 #include <sys/time.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <array>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -128,6 +130,37 @@ std::optional<std::string> Unquote(std::string_view raw, std::string* error) {
   return j.get<std::string>();
 }
 
+// A copy of a JSON text with every number that overflows a double (1e400) replaced by 0: the
+// parser rejects the whole document for one, and such a number is never the token we read.
+std::string WithoutHugeNumbers(std::string_view raw) {
+  std::string out;
+  out.reserve(raw.size());
+  bool in_string = false;
+  for (size_t i = 0; i < raw.size();) {
+    const char c = raw[i];
+    if (in_string) {
+      out.push_back(c);
+      if (c == '\\' && i + 1 < raw.size()) out.push_back(raw[++i]);
+      else if (c == '"') in_string = false;
+      ++i;
+      continue;
+    }
+    if (c == '"') in_string = true;
+    if (c != '-' && (c < '0' || c > '9')) {
+      out.push_back(c);
+      ++i;
+      continue;
+    }
+    size_t end = i + 1;
+    while (end < raw.size() && std::strchr("0123456789+-.eE", raw[end]) != nullptr) ++end;
+    const std::string number(raw.substr(i, end - i));
+    const double value = std::strtod(number.c_str(), nullptr);
+    out += std::isfinite(value) ? number : "0";
+    i = end;
+  }
+  return out;
+}
+
 std::optional<std::string> AtPath(std::string_view raw, const std::string& path,
                                   std::string* error) {
   Json doc;
@@ -136,7 +169,14 @@ std::optional<std::string> AtPath(std::string_view raw, const std::string& path,
   } catch (const Json::parse_error& e) {
     *error = "value is not JSON (parse error at byte " + std::to_string(e.byte) + ")";
     return std::nullopt;
-  } catch (const Json::exception& e) {  // e.g. a number too large for a double (out_of_range)
+  } catch (const Json::out_of_range&) {
+    // A number too large for a double somewhere in the document: read the rest anyway.
+    doc = Json::parse(WithoutHugeNumbers(raw), nullptr, /*allow_exceptions=*/false);
+    if (doc.is_discarded()) {
+      *error = "value is not usable JSON (a number out of range)";
+      return std::nullopt;
+    }
+  } catch (const Json::exception& e) {
     *error = "value is not usable JSON (error " + std::to_string(e.id) + ")";
     return std::nullopt;
   }
@@ -371,11 +411,29 @@ TokenRead RedisConnection::Read(const config::Environment& env) {
   void* raw_ttl = nullptr;
   if (redisGetReply(ctx_.get(), &raw_ttl) != REDIS_OK) return io_error("TTL " + env.key);
   Reply ttl(static_cast<redisReply*>(raw_ttl));
-  healthy_ = true;  // the server answered; a WRONGTYPE is about the key, not the server
+  // The server answered, so it is up: an error reply is about the key (WRONGTYPE, an ACL's
+  // NOPERM), except the few that say the server cannot serve data at all right now.
+  healthy_ = true;
 
   if (value->type == REDIS_REPLY_ERROR) {
+    const std::string text = ReplyText(value.get());
+    if (text.rfind("WRONGTYPE", 0) == 0) {
+      // The target's problem, not Redis': name what is there and what the config expects.
+      std::string type_error;
+      Reply type = Command({"TYPE", env.key}, &type_error);
+      const std::string found = type && type->type == REDIS_REPLY_STATUS ? ReplyText(type.get())
+                                                                         : "another type";
+      out.status = TokenRead::Status::kUndecodable;
+      out.error = Scrub("key " + env.key + " holds a " + found + ", not the " +
+                        (hash ? "hash" : "string") + " that storage " +
+                        std::string(config::StorageName(env.storage)) + " reads");
+      return out;
+    }
+    for (const char* unavailable : {"LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN"}) {
+      if (text.rfind(unavailable, 0) == 0) healthy_ = false;
+    }
     out.status = TokenRead::Status::kRedisError;
-    out.error = Scrub(cmd + ": " + ReplyText(value.get()));
+    out.error = Scrub(cmd + ": " + text);
     return out;
   }
   if (ttl->type != REDIS_REPLY_INTEGER) {

@@ -197,6 +197,27 @@ TEST_F(DaemonTest, survives_redis_going_away_and_recovers) {
   EXPECT_TRUE(down && up);
 }
 
+// Issue 21.2: a key of the wrong type on a healthy Redis is that target's problem. It used to
+// set wxcanary_redis_up to 0 and log redis_down, paging WxCanaryRedisDown for a healthy server.
+TEST_F(DaemonTest, a_key_of_the_wrong_type_is_the_targets_problem_not_redis_down) {
+  CacheFreshToken(0);
+  redis_.Cli({"RPUSH", Key(), "not", "a", "token"}, 1);
+  Daemon d(ConfigYaml(sim_, redis_, {{"prod", 0}, {"listed", 1}}));
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
+    return Outcomes(s, "listed", "token_missing") >= 3 && Outcomes(s, "prod", "ok") >= 3;
+  })) << d.ScrapeMetrics().text();
+  const Scrape s = d.ScrapeMetrics();
+  EXPECT_EQ(s.Value("wxcanary_redis_up", {{"redis", "r1"}}), 1);
+  EXPECT_EQ(Outcomes(s, "listed", "redis_error"), 0);
+  bool named = false;
+  for (const auto& e : d.LogEvents()) {
+    EXPECT_NE(e.value("event.action", ""), "redis_down") << e.dump();
+    if (e.value("labels.app_env", "") == "listed")
+      named |= e.dump().find("holds a list, not the string that storage string reads") != std::string::npos;
+  }
+  EXPECT_TRUE(named) << "no log event names the type found";
+}
+
 TEST_F(DaemonTest, classifies_api_faults_and_recovers) {
   CacheFreshToken();
   Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}));
@@ -340,6 +361,25 @@ TEST(DaemonCli, config_check_prints_targets_and_rejects_bad_files) {
   st = ko.Wait(10s);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 0);
   EXPECT_NE(ko.Output().find(bad.string()), std::string::npos) << ko.Output();
+}
+
+// Issue 17.1: a second wxcanary on the port of a running one must fail, not share the port
+// (SO_REUSEPORT let both listen: scrapes alternated and every target was probed twice).
+TEST_F(DaemonTest, a_second_daemon_on_the_same_port_exits_1_naming_the_address) {
+  CacheFreshToken();
+  Daemon first(ConfigYaml(sim_, redis_, {{"prod"}}));
+  const std::string address = "127.0.0.1:" + std::to_string(first.port());
+  TempDir dir;
+  Subprocess second({BuiltBinary("wxcanary").string(), "--config.file=" + first.config_path().string(),
+                     "--web.listen-address=" + address},
+                    dir.path() / "second.out");
+  const int st = second.Wait(10s);
+  ASSERT_TRUE(WIFEXITED(st)) << second.Output();
+  EXPECT_EQ(WEXITSTATUS(st), 1);
+  EXPECT_EQ(second.Output(), "wxcanary: --web.listen-address: cannot listen on \"" + address +
+                                 "\": Address already in use\n");
+  EXPECT_TRUE(first.process().running());
+  EXPECT_EQ(first.Get("/-/healthy").first, 200);
 }
 
 }  // namespace

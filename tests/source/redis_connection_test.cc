@@ -140,13 +140,35 @@ TEST(RedisConnectionRead, maps_absent_empty_undecodable_and_wrong_type) {
   EXPECT_TRUE(bad.token.empty());
   EXPECT_GT(bad.ttl_seconds, 0);
 
+  EXPECT_EQ(empty.error, "value is empty");
+
+  // A key of the wrong type is the target's problem (issue 21.2), named with what is there.
   TokenRead wrong = conn.Read(Env("alist"));
-  EXPECT_EQ(wrong.status, Status::kRedisError);
-  EXPECT_EQ(wrong.error,
-            "GET alist: WRONGTYPE Operation against a key holding the wrong kind of value");
+  EXPECT_EQ(wrong.status, Status::kUndecodable);
+  EXPECT_EQ(wrong.error, "key alist holds a list, not the string that storage string reads");
   // The server answered: the connection stays usable and healthy.
   EXPECT_TRUE(conn.healthy());
   EXPECT_EQ(conn.Read(Env("noexpiry")).status, Status::kOk);
+
+  TokenRead hash_on_string = conn.Read(Env("noexpiry", Storage::kHash, "", "wx1"));
+  EXPECT_EQ(hash_on_string.status, Status::kUndecodable);
+  EXPECT_EQ(hash_on_string.error, "key noexpiry holds a string, not the hash that storage hash reads");
+  TokenRead json_on_hash = conn.Read(Env("h", Storage::kJson, "access_token"));
+  EXPECT_EQ(json_on_hash.error, "key h holds a hash, not the string that storage json reads");
+  EXPECT_TRUE(conn.healthy());
+}
+
+// A JSON value with a number no double holds elsewhere in it still yields its token (issue 21.5:
+// it used to fail as "error 406").
+TEST(RedisConnectionRead, reads_a_token_beside_a_number_out_of_double_range) {
+  RedisServer redis;
+  redis.Cli({"SET", "huge", R"({"n":1e400,"m":[-2E+999,"1e400 in a string"],"access_token":"tokBig"})"});
+  RedisConnection conn(RedisCfg(redis));
+  TokenRead r = conn.Read(Env("huge", Storage::kJson, "access_token"));
+  ASSERT_EQ(r.status, Status::kOk) << r.error;
+  EXPECT_EQ(r.token.Reveal(), "tokBig");
+  TokenRead n = conn.Read(Env("huge", Storage::kJson, "n"));
+  EXPECT_EQ(n.error, R"(json_path "n" is a number, not a string)");
 }
 
 TEST(RedisConnectionRead, selects_the_configured_db) {

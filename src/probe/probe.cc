@@ -23,7 +23,7 @@ ProbeResult RunProbe(const Target& target, source::RedisConnection& redis, wecha
       return finish();
     case source::TokenRead::Status::kMissing:
       r.outcome = Outcome::kTokenMissing;
-      r.detail = "no token at key";
+      r.detail = read.error.empty() ? "no token at key" : read.error;  // the reader's reason
       return finish();
     case source::TokenRead::Status::kUndecodable:
       r.outcome = Outcome::kTokenMissing;

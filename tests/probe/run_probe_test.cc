@@ -88,5 +88,25 @@ TEST_F(RunProbeTest, less_than_the_minimum_call_budget_left_also_skips_the_call)
   EXPECT_EQ(CallsSeen(), 0);
 }
 
+// Issue 21.5: the reader's precise reason reaches the probe result (and so the log), instead of
+// one "no token at key" for an absent key, an empty value and a JSON null alike.
+TEST_F(RunProbeTest, a_missing_token_keeps_the_readers_reason) {
+  SteppingClock clock(1ms);
+  target_.env.key = "absent";
+  EXPECT_EQ(RunProbe(target_, *redis_conn_, *client_, clock).detail, "key does not exist");
+  redis_.Cli({"SET", "empty", ""});
+  target_.env.key = "empty";
+  ProbeResult empty = RunProbe(target_, *redis_conn_, *client_, clock);
+  EXPECT_EQ(empty.outcome, Outcome::kTokenMissing);
+  EXPECT_EQ(empty.detail, "value is empty");
+  redis_.Cli({"SET", "null", R"({"access_token":null})"});
+  target_.env.key = "null";
+  target_.env.storage = config::Storage::kJson;
+  target_.env.json_path = "access_token";
+  EXPECT_EQ(RunProbe(target_, *redis_conn_, *client_, clock).detail,
+            R"(json_path "access_token" is null, not a string)");
+  EXPECT_EQ(CallsSeen(), 0);
+}
+
 }  // namespace
 }  // namespace wxcanary::probe

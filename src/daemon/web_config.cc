@@ -26,6 +26,9 @@ const std::set<std::string> kUnsupportedTlsKeys = {
     "max_version",      "prefer_server_cipher_suites", "client_allowed_sans"};
 const std::set<std::string> kUnsupportedTopKeys = {"http_server_config"};
 
+// bcrypt hashes the first 72 bytes of a password and ignores the rest.
+constexpr size_t kBcryptMaxPassword = 72;
+
 // Compared against when the user is unknown, so a miss costs one bcrypt run like a hit.
 constexpr const char* kDummyHash = "$2b$10$CjpvM0kCXVHheo8eeDEnf.CttEQRNV3mZ.9evJEdnJkO31DiKrJQa";
 
@@ -206,6 +209,12 @@ bool BasicAuth::CheckHeader(std::string_view authorization) {
 }
 
 bool BasicAuth::Verify(const std::string& user, const std::string& password) {
+  // crypt_r reads C strings and bcrypt only the first 72 bytes: "right\0anything" and
+  // "<right 72 bytes>anything" would verify as the right password. Neither can be one.
+  if (user.find('\0') != std::string::npos || password.find('\0') != std::string::npos ||
+      password.size() > kBcryptMaxPassword) {
+    return false;
+  }
   auto it = users_.find(user);
   const bool known = it != users_.end();
   const std::string& hash = known ? it->second : std::string(kDummyHash);

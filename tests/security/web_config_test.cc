@@ -176,6 +176,20 @@ TEST(BasicAuth, parses_the_authorization_header) {
   for (const auto& c : cases) EXPECT_EQ(auth.CheckHeader(c.header), c.ok) << c.header;
 }
 
+// Issue 21.4: crypt_r reads a C string and bcrypt the first 72 bytes, so "right\0anything" and
+// "<right 72 bytes>anything" verified as the right password. The header path is what a client
+// controls: NUL bytes come in through base64.
+TEST(BasicAuth, rejects_what_bcrypt_would_silently_truncate) {
+  const std::string long72(72, 'L');
+  BasicAuth auth({{"prom", BcryptHash("right")}, {"long", BcryptHash(long72)}});
+  EXPECT_TRUE(auth.CheckHeader("Basic " + Base64("prom:right")));
+  EXPECT_FALSE(auth.CheckHeader("Basic " + Base64(std::string("prom:right\0anything", 20))));
+  EXPECT_FALSE(auth.CheckHeader("Basic " + Base64(std::string("prom:right\0", 11))));
+  EXPECT_FALSE(auth.CheckHeader("Basic " + Base64(std::string("prom\0x:right", 13))));
+  EXPECT_TRUE(auth.CheckHeader("Basic " + Base64("long:" + long72)));
+  EXPECT_FALSE(auth.CheckHeader("Basic " + Base64("long:" + long72 + "anything")));
+}
+
 TEST(BasicAuth, caches_successes_but_not_failures) {
   BasicAuth auth({{"alice", BcryptHash("pw")}});
   EXPECT_TRUE(auth.Verify("alice", "pw"));

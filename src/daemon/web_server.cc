@@ -6,7 +6,14 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
 #include <stdexcept>
 
 #include "common/memory.h"
@@ -73,12 +80,81 @@ std::unique_ptr<httplib::Server> MakeTlsServer(const WebConfig& web) {
   return server;
 }
 
+// httplib's default pool has 8 threads, and a connection holds its thread while it idles in
+// keep-alive or dribbles its headers (5 s per read): 8 idle sockets used to stall /-/healthy for
+// 5 s and 24 a scrape for 14 s. Here every connection gets a thread of its own as it arrives, up
+// to kMaxConnectionThreads (a sleeping thread costs a few KiB of RSS); only past that do new
+// connections wait for a free one. Threads idle for a while exit, down to a small core.
+class ConnectionThreads final : public httplib::TaskQueue {
+ public:
+  explicit ConnectionThreads(size_t max_threads) : max_threads_(max_threads) {}
+  ~ConnectionThreads() override { shutdown(); }
+  ConnectionThreads(const ConnectionThreads&) = delete;
+  ConnectionThreads& operator=(const ConnectionThreads&) = delete;
+
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard lock(mu_);
+    jobs_.push_back(std::move(fn));
+    if (idle_ < jobs_.size() && live_ < max_threads_) {
+      ++live_;
+      std::thread([this] { Work(); }).detach();
+    } else {
+      work_cv_.notify_one();
+    }
+  }
+
+  void shutdown() override {
+    std::unique_lock lock(mu_);
+    stopping_ = true;
+    work_cv_.notify_all();
+    done_cv_.wait(lock, [this] { return live_ == 0; });
+  }
+
+ private:
+  static constexpr size_t kCoreThreads = 4;
+  static constexpr auto kIdleExit = std::chrono::seconds(30);
+
+  void Work() {
+    std::unique_lock lock(mu_);
+    while (true) {
+      ++idle_;
+      const bool woke = work_cv_.wait_for(lock, kIdleExit, [this] { return stopping_ || !jobs_.empty(); });
+      --idle_;
+      if (jobs_.empty() && (stopping_ || (!woke && live_ > kCoreThreads))) break;
+      if (jobs_.empty()) continue;
+      auto fn = std::move(jobs_.front());
+      jobs_.pop_front();
+      lock.unlock();
+      fn();  // serves one connection until it closes (httplib closes idle ones after 5 s)
+      lock.lock();
+    }
+    --live_;
+    done_cv_.notify_all();  // under the lock: shutdown() cannot return before we let go of it
+  }
+
+  const size_t max_threads_;
+  std::mutex mu_;
+  std::condition_variable work_cv_;
+  std::condition_variable done_cv_;
+  std::deque<std::function<void()>> jobs_;
+  size_t live_ = 0;
+  size_t idle_ = 0;
+  bool stopping_ = false;
+};
+
 }  // namespace
 
 WebServer::WebServer(std::function<std::vector<std::string>()> metrics, std::function<bool()> healthy,
                      const WebConfig& web)
     : auth_(web.auth() ? std::make_unique<BasicAuth>(web.basic_auth_users) : nullptr),
       server_(web.tls() ? MakeTlsServer(web) : std::make_unique<httplib::Server>()) {
+  server_->new_task_queue = [] { return new ConnectionThreads(kMaxConnectionThreads); };
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, which let a second wxcanary bind the
+  // same port without an error and take half of the scrapes (every target probed twice).
+  server_->set_socket_options([](int sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   if (auth_) {
     // Every path, health included: what is reachable without credentials tells an attacker
     // what runs here, and Prometheus/systemd checks can carry credentials anyway.
@@ -138,11 +214,13 @@ WebServer::~WebServer() { Stop(); }
 
 int WebServer::Start(const std::string& host, int port) {
   std::string bind_host = host.empty() ? "0.0.0.0" : host;
+  errno = 0;
   int bound = port == 0 ? server_->bind_to_any_port(bind_host)
                         : (server_->bind_to_port(bind_host, port) ? port : -1);
   if (bound <= 0) {
-    throw std::runtime_error("cannot listen on \"" + host + ":" + std::to_string(port) +
-                             "\": address in use or not available");
+    const int err = errno;
+    throw std::runtime_error("cannot listen on \"" + host + ":" + std::to_string(port) + "\": " +
+                             (err != 0 ? std::strerror(err) : "address not available"));
   }
   thread_ = std::thread([this] { server_->listen_after_bind(); });
   return bound;

@@ -16,9 +16,13 @@ namespace wxcanary::daemon {
 
 /// The daemon's HTTP endpoint: `/` (landing page), `/metrics` (Prometheus text format),
 /// `/-/healthy` and `/-/ready`; over HTTPS and behind basic auth when the web config asks
-/// (auth covers every path). Serves from its own thread pool; thread-safe.
+/// (auth covers every path). Each connection is served by a thread of its own (up to
+/// kMaxConnectionThreads at once), so idle or slow clients cannot queue ahead of a scrape or a
+/// health check; thread-safe.
 class WebServer {
  public:
+  static constexpr size_t kMaxConnectionThreads = 512;
+
   /// `metrics` renders the exposition text (in chunks, sent one after another); `healthy`
   /// decides /-/healthy's answer.
   /// Throws std::runtime_error (one line naming the file) when the TLS certificate or key

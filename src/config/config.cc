@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -37,12 +38,29 @@ constexpr std::string_view kInheritableKeys[] = {
 };
 constexpr std::string_view kEnvOnlyKeys[] = {"name", "redis", "key", "labels"};
 
+// A name as it may stand in a path: plain names as they are, anything else (a map key holding
+// a newline, a NUL, a dot) quoted and escaped, so that an error stays one readable line.
+std::string PathName(std::string_view key) {
+  const bool plain = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+    return std::isgraph(static_cast<unsigned char>(c)) && c != '"' && c != '[' && c != ']' &&
+           c != '\\';
+  });
+  return plain ? std::string(key) : "[" + Quote(key) + "]";
+}
+
 [[noreturn]] void Fail(std::string_view path, const std::string& problem) {
-  throw ConfigError(std::string(path.empty() ? kRootPath : path) + ": " + problem);
+  std::string message = std::string(path.empty() ? kRootPath : path) + ": " + problem;
+  // Belt and braces for the one-line promise: every value above is quoted where it is shown,
+  // but a control character that slipped through must not split a log line.
+  for (char& c : message)
+    if (static_cast<unsigned char>(c) < 0x20) c = '?';
+  throw ConfigError(message);
 }
 
 std::string Child(std::string_view path, std::string_view key) {
-  return path.empty() ? std::string(key) : std::string(path) + "." + std::string(key);
+  const std::string name = PathName(key);
+  if (path.empty()) return name;
+  return name.front() == '[' ? std::string(path) + name : std::string(path) + "." + name;
 }
 
 std::string Index(std::string_view path, size_t i) {

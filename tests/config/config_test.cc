@@ -348,5 +348,39 @@ TEST(Config, accepts_sections_in_any_order_and_null_optional_sections) {
   EXPECT_EQ(c.TargetCount(), 1u);
 }
 
+
+// Issue 21.6: the config fuzzer's reproducer (a map key holding a NUL byte, kept in
+// tests/fuzz/corpus/config_fuzz) and keys holding a newline or a quote: every error is one line
+// that shows the key escaped.
+TEST(Config, errors_on_keys_with_control_characters_stay_one_line) {
+  static const char kNulKey[] = "redis:\n  prod:J      e\0nvironments:\n  _CACHE:{app_id}\"\n";
+  const std::string nul_key(kNulKey, sizeof kNulKey - 1);
+  const std::string cases[] = {
+      nul_key,
+      "redis:\n  \"a\\nb\": {address: 127.0.0.1:6379}\napps: []\n",
+      "redis:\n  \"a\\\"b\": 7\n",
+      "\"x\\ry\": 1\n",
+  };
+  for (const auto& yaml : cases) {
+    try {
+      LoadString(yaml);
+      ADD_FAILURE() << "accepted";
+    } catch (const ConfigError& e) {
+      const std::string what = e.what();
+      EXPECT_EQ(what.find_first_of(std::string("\n\r\0", 3)), std::string::npos) << what;
+      EXPECT_FALSE(what.empty());
+    }
+  }
+}
+
+TEST(Config, a_key_that_is_not_a_plain_name_is_quoted_in_the_error_path) {
+  try {
+    LoadString("redis:\n  \"a\\nb\": {address: 127.0.0.1:6379, bogus: 1}\n");
+    FAIL() << "accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()), R"(redis["a\nb"]: unknown key "bogus")");
+  }
+}
+
 }  // namespace
 }  // namespace wxcanary::config

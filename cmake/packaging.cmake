@@ -18,6 +18,8 @@ file(READ ${PROJECT_SOURCE_DIR}/systemd/wxcanary.service wxcanary_unit)
 string(REPLACE "/usr/bin/wxcanary" "${CMAKE_INSTALL_FULL_BINDIR}/wxcanary" wxcanary_unit
        "${wxcanary_unit}")
 string(REPLACE "/etc/wxcanary/" "${WXCANARY_CONFIG_DIR}/" wxcanary_unit "${wxcanary_unit}")
+string(REPLACE "/etc/default/wxcanary" "${CMAKE_INSTALL_FULL_SYSCONFDIR}/default/wxcanary"
+       wxcanary_unit "${wxcanary_unit}")
 string(REPLACE "/usr/share/doc/wxcanary/" "${CMAKE_INSTALL_FULL_DOCDIR}/" wxcanary_unit
        "${wxcanary_unit}")
 file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/systemd/wxcanary.service CONTENT "${wxcanary_unit}"
@@ -34,6 +36,21 @@ install(FILES ${PROJECT_SOURCE_DIR}/systemd/wxcanary.yml
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 install(FILES ${PROJECT_SOURCE_DIR}/systemd/wxcanary.yml DESTINATION ${WXCANARY_CONFIG_DIR}
         PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+# Extra flags for the unit ($ARGS), a conffile like the config.
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/default DESTINATION ${CMAKE_INSTALL_FULL_SYSCONFDIR}/default
+        RENAME wxcanary PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+# Documentation: the README (its Deploying section is what postinst points at), the docs, the
+# licence in Debian's copyright format and a changelog (both required in a .deb).
+install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/docs)
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/copyright DESTINATION ${CMAKE_INSTALL_DOCDIR})
+set(WXCANARY_MAINTAINER "wxcanary maintainers <wxcanary@example.com>" CACHE STRING
+    "Maintainer field of the .deb and its changelog (scripts/package sets it from DEBFULLNAME/DEBEMAIL)")
+configure_file(${PROJECT_SOURCE_DIR}/packaging/changelog.in ${PROJECT_BINARY_DIR}/packaging/changelog @ONLY)
+# gzip -n: no name or time stamp in the header, so the package is reproducible.
+execute_process(COMMAND gzip -9nc ${PROJECT_BINARY_DIR}/packaging/changelog
+                OUTPUT_FILE ${PROJECT_BINARY_DIR}/packaging/changelog.gz COMMAND_ERROR_IS_FATAL ANY)
+install(FILES ${PROJECT_BINARY_DIR}/packaging/changelog.gz DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/alerts/wxcanary.rules.yml
               ${PROJECT_SOURCE_DIR}/alerts/alertmanager.example.yml
               ${PROJECT_SOURCE_DIR}/alerts/runbook.md
@@ -54,20 +71,29 @@ datadir=@CMAKE_INSTALL_FULL_DATADIR@
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME wxcanary)
 set(CPACK_PACKAGE_VENDOR "wxcanary")
-set(CPACK_PACKAGE_CONTACT "wxcanary maintainers <wxcanary@localhost>")
+set(CPACK_PACKAGE_CONTACT "${WXCANARY_MAINTAINER}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${PROJECT_DESCRIPTION}")
 set(CPACK_PACKAGE_VERSION "${PROJECT_VERSION}")
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${CPACK_PACKAGE_CONTACT}")
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+set(CPACK_PACKAGE_DESCRIPTION [=[wxcanary reads each WeChat access token exactly where an application caches
+it in Redis, sends a periodic canary API call with it, and exports what it
+finds as Prometheus metrics and ECS JSON logs: token age and TTL, refreshes,
+every probe outcome by errcode, and environments that fight over one AppId.
+Optionally it evicts a stale token so the application fetches a fresh one.
+The package ships a hardened systemd unit, an example config, alert rules
+with a runbook, and a Grafana dashboard.]=])
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 # Runtime library dependencies (libcurl, hiredis, yaml-cpp, prometheus-cpp, ...) from the
 # binaries themselves, via dpkg-shlibdeps.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "prometheus")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "redis-server, prometheus-alertmanager")
-# Strip the RelWithDebInfo binaries: a smaller package, and a faster one to build in tests.
-set(CPACK_STRIP_FILES ON)
+# Strip the RelWithDebInfo binary: CPack moves its symbols to wxcanary-dbgsym_VERSION_ARCH.ddeb
+# (under /usr/lib/debug/.build-id/, where gdb looks) and strips the copy in the .deb. Not
+# CPACK_STRIP_FILES: that strips first, leaving nothing for the -dbgsym package.
+set(CPACK_DEBIAN_DEBUGINFO_PACKAGE ON)
 # Lay out the package exactly as `cmake --install` does for the configured prefix, including
 # the absolute /etc path when the prefix is /usr.
 set(CPACK_PACKAGING_INSTALL_PREFIX "${CMAKE_INSTALL_PREFIX}")
@@ -77,38 +103,16 @@ if(NOT CMAKE_INSTALL_PREFIX STREQUAL "/usr")
                  "-DCMAKE_INSTALL_PREFIX=/usr for the Debian layout")
 endif()
 
-# Maintainer scripts: make systemd see the unit (and forget it on removal) without enabling
-# or starting it: the example config must be edited first.
+# Maintainer scripts (packaging/): make systemd see the unit (and forget it on removal) without
+# enabling or starting it: the example config must be edited first, which postinst says.
 set(wxcanary_deb_dir ${PROJECT_BINARY_DIR}/packaging/deb)
-file(WRITE ${wxcanary_deb_dir}/conffiles "${WXCANARY_CONFIG_DIR}/wxcanary.yml\n")
-file(WRITE ${wxcanary_deb_dir}/postinst [=[#!/bin/sh
-set -e
-if [ -d /run/systemd/system ]; then
-  systemctl daemon-reload >/dev/null || true
-  # A running wxcanary picks up a new binary on restart; the config is left as the admin has it.
-  if [ "$1" = configure ] && [ -n "$2" ]; then
-    systemctl try-restart wxcanary.service >/dev/null || true
-  fi
-fi
-exit 0
-]=])
-file(WRITE ${wxcanary_deb_dir}/prerm [=[#!/bin/sh
-set -e
-if [ -d /run/systemd/system ] && [ "$1" = remove ]; then
-  systemctl stop wxcanary.service >/dev/null || true
-fi
-exit 0
-]=])
-file(WRITE ${wxcanary_deb_dir}/postrm [=[#!/bin/sh
-set -e
-if [ -d /run/systemd/system ]; then
-  systemctl daemon-reload >/dev/null || true
-fi
-exit 0
-]=])
-file(CHMOD ${wxcanary_deb_dir}/postinst ${wxcanary_deb_dir}/prerm ${wxcanary_deb_dir}/postrm
-     FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
-                      WORLD_READ WORLD_EXECUTE)
+file(WRITE ${wxcanary_deb_dir}/conffiles
+     "${WXCANARY_CONFIG_DIR}/wxcanary.yml\n${CMAKE_INSTALL_FULL_SYSCONFDIR}/default/wxcanary\n")
+foreach(script postinst prerm postrm)
+  file(COPY ${PROJECT_SOURCE_DIR}/packaging/${script} DESTINATION ${wxcanary_deb_dir}
+       FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
+                        WORLD_READ WORLD_EXECUTE)
+endforeach()
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${wxcanary_deb_dir}/conffiles ${wxcanary_deb_dir}/postinst ${wxcanary_deb_dir}/prerm
     ${wxcanary_deb_dir}/postrm)

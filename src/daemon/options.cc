@@ -22,12 +22,14 @@ std::optional<std::pair<std::string, int>> ParseListenAddress(const std::string&
 
 ParsedOptions ParseOptions(const std::vector<std::string>& args) {
   Options o;
+  o.config_file = kDefaultConfigFile;
   std::string level = "info", format = "json";
   CLI::App app{"wxcanary: canary probes for cached WeChat access tokens", "wxcanary"};
-  app.set_version_flag("--version", std::string("wxcanary ") + kVersion + " (" + kRevision + ")");
-  app.add_option("--config.file", o.config_file, "YAML config file")->required();
+  app.set_version_flag("-V,--version", VersionText(), "Print version and build information, and exit");
+  app.option_defaults()->always_capture_default();  // --help shows each option's default
+  app.add_option("--config.file", o.config_file, "YAML config file");
   app.add_option("--web.listen-address", o.listen_address,
-                 "Address for /metrics, / and /-/healthy (default :10090)");
+                 "Address for /metrics, /, /-/healthy and /-/ready");
   app.add_option("--web.config.file", o.web_config_file,
                  "TLS and basic-auth settings (exporter-toolkit web config format)");
   app.add_option("--log.level", level, "debug|info|warn|error")
@@ -35,7 +37,7 @@ ParsedOptions ParseOptions(const std::vector<std::string>& args) {
   app.add_option("--log.format", format, "json|text")->check(CLI::IsMember({"json", "text"}));
   std::string shard;
   app.add_option("--shard", shard,
-                 "I/N: probe only the apps whose app_id hashes to shard I of N (0-based)");
+                 "I/N: probe only the apps whose app_id hashes to shard I of N (0-based; default: all apps)");
   app.add_flag("--config.check", o.config_check,
                "Validate the config, print what would be monitored, and exit");
 
@@ -47,7 +49,7 @@ ParsedOptions ParseOptions(const std::vector<std::string>& args) {
     out.output = app.help();
     return out;
   } catch (const CLI::CallForVersion&) {
-    out.output = std::string("wxcanary ") + kVersion + " (" + kRevision + ")\n";
+    out.output = VersionText();
     return out;
   } catch (const CLI::ParseError& e) {
     out.exit_code = 2;

@@ -23,7 +23,12 @@ printf 'app-secret-do-not-print\n' >"$tmp/creds/wx1234567890abcdef"
 if env -u CREDENTIALS_DIRECTORY "$bin" --config.file="$tmp/wxcanary.yml" --config.check >"$tmp/out" 2>&1; then
   echo "FAIL: loaded credentials without \$CREDENTIALS_DIRECTORY"; exit 1
 fi
-grep -q 'CREDENTIALS_DIRECTORY' "$tmp/out" || { echo "FAIL: unclear error:"; cat "$tmp/out"; exit 1; }
+# ... and says how to run the check by hand (README "Deploying": systemd credentials).
+for needle in 'password_credential: credential "redis-main" needs $CREDENTIALS_DIRECTORY' \
+              'LoadCredential=' 'CREDENTIALS_DIRECTORY=DIR wxcanary --config.check'; do
+  grep -qF -e "$needle" "$tmp/out" || { echo "FAIL: error lacks '$needle':"; cat "$tmp/out"; exit 1; }
+done
+[ "$(wc -l <"$tmp/out")" -eq 1 ] || { echo "FAIL: error is not one line:"; cat "$tmp/out"; exit 1; }
 
 CREDENTIALS_DIRECTORY="$tmp/creds" "$bin" --config.file="$tmp/wxcanary.yml" --config.check \
   >"$tmp/out" 2>&1 || { echo "FAIL: credentials not loaded:"; cat "$tmp/out"; exit 1; }

@@ -1,8 +1,10 @@
 #include "config/config.h"
 
+#include <openssl/evp.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -17,6 +19,8 @@
 
 #include "common/quote.h"
 #include "common/duration.h"
+#include "common/fingerprint.h"
+#include "common/jdk_string.h"
 
 namespace wxcanary::config {
 
@@ -35,6 +39,7 @@ constexpr std::string_view kRootPath = "(root)";
 constexpr std::string_view kInheritableKeys[] = {
     "storage", "json_path", "hash_field", "probe",  "content",      "openid",
     "scene",   "interval",  "timeout",    "heal",   "heal_refresh",
+    "sdk",     "encoding",  "key_encoding", "expiry_path", "expiry_key",
 };
 constexpr std::string_view kEnvOnlyKeys[] = {"name", "redis", "key", "labels"};
 
@@ -189,6 +194,11 @@ E Enum(const YAML::Node& n, std::string_view path,
 
 constexpr std::pair<std::string_view, Storage> kStorages[] = {
     {"string", Storage::kString}, {"json", Storage::kJson}, {"hash", Storage::kHash}};
+constexpr std::pair<std::string_view, Encoding> kEncodings[] = {
+    {"auto", Encoding::kAuto}, {"plain", Encoding::kPlain}, {"json_string", Encoding::kJsonString},
+    {"jdk", Encoding::kJdk},   {"php", Encoding::kPhp}};
+constexpr std::pair<std::string_view, KeyEncoding> kKeyEncodings[] = {
+    {"plain", KeyEncoding::kPlain}, {"jdk", KeyEncoding::kJdk}};
 constexpr std::pair<std::string_view, ProbeKind> kProbeKinds[] = {
     {"msg_sec_check", ProbeKind::kMsgSecCheck},
     {"msg_sec_check_v2", ProbeKind::kMsgSecCheckV2},
@@ -302,7 +312,11 @@ Secret ResolveSecret(const SecretRef& ref, std::string_view key_path,
       // systemd LoadCredential=: the unit's credentials appear as files in this directory.
       const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
       if (!dir || !*dir)
-        Fail(key_path, "credential " + Quote(ref.name) + " needs $CREDENTIALS_DIRECTORY, which is not set");
+        // Typically `--config.check` run by hand: say how to supply the directory.
+        Fail(key_path, "credential " + Quote(ref.name) +
+                           " needs $CREDENTIALS_DIRECTORY, which is not set (systemd sets it from "
+                           "LoadCredential=; to check by hand: CREDENTIALS_DIRECTORY=DIR wxcanary "
+                           "--config.check, DIR holding one file per credential name)");
       value = ReadFileOrFail(std::filesystem::path(dir) / ref.name,
                              std::string(dir) + "/" + ref.name, key_path);
       break;
@@ -365,12 +379,41 @@ void DecodeWeChat(const YAML::Node& node, const std::filesystem::path& base_dir,
   }
 }
 
+// sentinels: [host:port, ...], master_name, sentinel_password_*: a Sentinel-managed master.
+void DecodeSentinel(const YAML::Node& node, const std::string& path,
+                    const std::filesystem::path& base_dir, Redis* r) {
+  const YAML::Node list = node["sentinels"];
+  if (node["master_name"]) r->master_name = Scalar(node["master_name"], Child(path, "master_name"));
+  if (!list) {
+    if (node["master_name"]) Fail(Child(path, "master_name"), "needs sentinels");
+    for (const char* k : {"sentinel_password_file", "sentinel_password_env",
+                          "sentinel_password_credential"})
+      if (node[k]) Fail(Child(path, k), "needs sentinels");
+    return;
+  }
+  const std::string lp = Child(path, "sentinels");
+  if (!list.IsSequence() || list.size() == 0) Fail(lp, "expected a non-empty list of host:port");
+  if (node["address"]) Fail(lp, "and address both set: a Sentinel names the master");
+  for (size_t i = 0; i < list.size(); ++i) {
+    std::string text = Scalar(list[i], Index(lp, i));
+    std::pair<std::string, int> hp;
+    if (!ParseHostPort(text, &hp.first, &hp.second)) Fail(Index(lp, i), Quote(text) + " is not host:port");
+    r->sentinels.push_back(std::move(hp));
+  }
+  if (r->master_name.empty()) Fail(Child(path, "master_name"), "required with sentinels");
+  std::string used = DecodeSecretRef(node, path, "sentinel_password", &r->sentinel_password);
+  if (!used.empty())
+    r->sentinel_password_value = ResolveSecret(r->sentinel_password, Child(path, used), base_dir);
+}
+
 void DecodeRedis(const std::string& name, const YAML::Node& node, const std::string& path,
                  const std::filesystem::path& base_dir, Redis* r) {
   r->name = name;
   auto entries = CheckedMap(node, path,
                             {"address", "db", "username", "password_file", "password_env",
-                             "password_credential", "connect_timeout", "read_timeout"});
+                             "password_credential", "connect_timeout", "read_timeout",
+                             "sentinels", "master_name", "sentinel_password_file",
+                             "sentinel_password_env", "sentinel_password_credential"});
   for (const auto& [key, value] : entries) {
     std::string p = Child(path, key);
     if (key == "address") {
@@ -397,6 +440,7 @@ void DecodeRedis(const std::string& name, const YAML::Node& node, const std::str
   }
   std::string used = DecodeSecretRef(node, path, "password", &r->password);
   if (!used.empty()) r->password_value = ResolveSecret(r->password, Child(path, used), base_dir);
+  DecodeSentinel(node, path, base_dir, r);
 }
 
 void DecodeConflict(const YAML::Node& node, Conflict* c) {
@@ -488,6 +532,176 @@ void DecodeLogging(const YAML::Node& node, Logging* l) {
   }
 }
 
+bool IsDottedPath(std::string_view s);
+
+const SdkPreset* FindPreset(std::string_view name) {
+  for (const auto& preset : SdkPresets())
+    if (preset.name == name) return &preset;
+  return nullptr;
+}
+
+// The keys of an environment that say where and how the SDK stores the token.
+void ApplySdkKey(const std::string& key, const YAML::Node& value, const std::string& p,
+                 Environment* env) {
+  if (key == "sdk") {
+    env->sdk = Scalar(value, p);
+    if (FindPreset(env->sdk) == nullptr) {
+      std::vector<std::string> names;
+      for (const auto& preset : SdkPresets()) names.emplace_back(preset.name);
+      Fail(p, "unknown sdk " + Quote(env->sdk) + " (expected " + JoinOr(names) + ")");
+    }
+  } else if (key == "encoding") {
+    env->encoding = Enum(value, p, kEncodings);
+  } else if (key == "key_encoding") {
+    env->key_encoding = Enum(value, p, kKeyEncodings);
+  } else if (key == "expiry_path") {
+    env->expiry_path = Scalar(value, p);
+  } else if (key == "expiry_key") {
+    env->expiry_key_template = Scalar(value, p);
+  }
+}
+
+// Fills what env.sdk's preset sets and the config does not (`set_keys`: the keys the
+// environment or `defaults:` gave). An SDK whose format cannot be read fails here.
+void ApplyPreset(const std::set<std::string>& set_keys, const std::string& path, Environment* env) {
+  if (env->sdk.empty()) return;
+  const SdkPreset& preset = *FindPreset(env->sdk);
+  if (!preset.unsupported.empty())
+    Fail(Child(path, "sdk"), Quote(env->sdk) + " cannot be read: " + std::string(preset.unsupported));
+  auto unset = [&](const char* k) { return set_keys.count(k) == 0; };
+  if (unset("key")) env->key_template = std::string(preset.key_template);
+  if (unset("encoding")) env->encoding = preset.encoding;
+  if (unset("key_encoding")) env->key_encoding = preset.key_encoding;
+  if (unset("storage")) env->storage = preset.storage;
+  if (unset("json_path")) env->json_path = std::string(preset.json_path);
+  if (unset("expiry_path")) env->expiry_path = std::string(preset.expiry_path);
+  if (unset("expiry_key")) env->expiry_key_template = std::string(preset.expiry_key_template);
+}
+
+std::string Md5Hex(std::string_view data) {
+  // MD5 is what the SDKs hash their cache keys with; it identifies a key, it protects nothing.
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), digest.data(), &len, EVP_md5(), nullptr) != 1)
+    throw ConfigError("key: libcrypto cannot compute MD5");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char b : std::string_view(reinterpret_cast<const char*>(digest.data()), len)) {
+    hex += kHex[b >> 4];
+    hex += kHex[b & 0xF];
+  }
+  return hex;
+}
+
+// What a key template can refer to. `secret` is empty when the app has none.
+struct KeyInputs {
+  const std::string& app_id;
+  const std::string& app_env;
+  const Secret& secret;
+  bool has_secret;
+};
+
+constexpr std::string_view kPlaceholderHelp =
+    "(expected {app_id}, {app_env}, {secret} or {md5(...)} of app_id, app_env, secret and "
+    "credentials_json joined with +)";
+
+// One name inside a template; sets *used_secret when it reads the app secret.
+std::string KeyTerm(std::string_view name, const KeyInputs& in, const std::string& tmpl,
+                    const std::string& path, bool* used_secret) {
+  auto secret = [&]() -> const std::string& {
+    if (!in.has_secret)
+      Fail(path, Quote(tmpl) + " uses the app secret: set secret_file, secret_env or "
+                               "secret_credential on the apps entry");
+    *used_secret = true;
+    return in.secret.Reveal();
+  };
+  if (name == "app_id") return in.app_id;
+  if (name == "app_env") return in.app_env;
+  if (name == "secret") return secret();
+  // EasyWeChat 4 hashes PHP's json_encode() of the token request's credentials.
+  if (name == "credentials_json")
+    return R"({"grant_type":"client_credential","appid":")" + in.app_id + R"(","secret":")" +
+           secret() + R"("})";
+  Fail(path, "unknown placeholder " + Quote("{" + std::string(name) + "}") + " in " + Quote(tmpl) +
+                 " " + std::string(kPlaceholderHelp));
+}
+
+// Expands a key template; any other brace is a typo that would silently watch the wrong key.
+std::string ExpandKeyTemplate(const std::string& tmpl, const KeyInputs& in, const std::string& path,
+                              bool* used_secret) {
+  std::string out;
+  for (size_t i = 0; i < tmpl.size();) {
+    if (tmpl[i] == '{') {
+      size_t close = tmpl.find('}', i);
+      if (close == std::string::npos) Fail(path, "unclosed \"{\" in " + Quote(tmpl));
+      std::string_view name = std::string_view(tmpl).substr(i + 1, close - i - 1);
+      if (name.rfind("md5(", 0) == 0 && name.size() > 5 && name.back() == ')') {
+        std::string_view args = name.substr(4, name.size() - 5);
+        std::string joined;
+        for (size_t start = 0; start <= args.size();) {
+          size_t plus = args.find('+', start);
+          if (plus == std::string_view::npos) plus = args.size();
+          joined += KeyTerm(args.substr(start, plus - start), in, tmpl, path, used_secret);
+          start = plus + 1;
+        }
+        out += Md5Hex(joined);
+      } else {
+        out += KeyTerm(name, in, tmpl, path, used_secret);
+      }
+      i = close + 1;
+    } else if (tmpl[i] == '}') {
+      Fail(path, "unmatched \"}\" in " + Quote(tmpl));
+    } else {
+      out += tmpl[i++];
+    }
+  }
+  return out;
+}
+
+// Sets env->key (the shown form), redis_key and expiry_key from the templates.
+void ResolveKeys(const App& app, const std::string& path, Environment* env) {
+  const KeyInputs in{app.app_id, env->name, app.secret_value, app.secret.set()};
+  bool used_secret = false;
+  std::string key = ExpandKeyTemplate(env->key_template, in, Child(path, "key"), &used_secret);
+  if (key.empty()) Fail(Child(path, "key"), "must not be empty");
+  env->key_from_secret = used_secret;
+  std::string bytes = env->key_encoding == KeyEncoding::kJdk ? JdkSerializeString(key) : key;
+  if (used_secret) {
+    env->key = "[secret-derived key " + Fingerprint(key) + "]";
+    env->redis_key = Secret(std::move(bytes));
+  } else {
+    env->key = key;
+    if (bytes != key) env->redis_key = Secret(std::move(bytes));
+  }
+  if (!env->expiry_key_template.empty()) {
+    bool expiry_secret = false;
+    std::string ek = ExpandKeyTemplate(env->expiry_key_template, in, Child(path, "expiry_key"),
+                                       &expiry_secret);
+    if (expiry_secret)
+      Fail(Child(path, "expiry_key"), "must not use the app secret (it is shown in logs)");
+    env->expiry_key = env->key_encoding == KeyEncoding::kJdk ? JdkSerializeString(ek) : ek;
+  }
+}
+
+// The checks on where the token and its expiry are read from, after the preset is applied.
+void ValidateDecoding(const std::string& path, const Environment& env) {
+  const bool document = env.storage == Storage::kJson || !env.json_path.empty();
+  if (!env.expiry_path.empty() && !IsDottedPath(env.expiry_path))
+    Fail(Child(path, "expiry_path"),
+         Quote(env.expiry_path) + " is not a dotted path (e.g. AccessTokenExpireTime)");
+  if (!env.expiry_path.empty() && !document)
+    Fail(Child(path, "expiry_path"), "needs a JSON or PHP array value (set json_path)");
+  if (!env.expiry_path.empty() && !env.expiry_key_template.empty())
+    Fail(Child(path, "expiry_key"), "and expiry_path both set: the expiry comes from one place");
+  // Spring would JDK-serialize the hash field too; nobody has asked for that layout yet.
+  if (env.storage == Storage::kHash && env.key_encoding == KeyEncoding::kJdk)
+    Fail(Child(path, "key_encoding"), "jdk is not supported with storage hash");
+  if (env.heal_refresh && env.encoding != Encoding::kAuto && env.encoding != Encoding::kPlain)
+    Fail(Child(path, "heal_refresh"), "true writes a plain token, which an app reading encoding " +
+                                          Quote(std::string(EncodingName(env.encoding))) +
+                                          " cannot read (use heal: evict alone)");
+}
+
 // Applies one inheritable key (see kInheritableKeys) to `env`.
 void ApplyEnvKey(const std::string& key, const YAML::Node& value, const std::string& p,
                  Environment* env) {
@@ -502,39 +716,19 @@ void ApplyEnvKey(const std::string& key, const YAML::Node& value, const std::str
   else if (key == "timeout") env->timeout = Duration(value, p);
   else if (key == "heal") env->heal = Enum(value, p, kHealModes);
   else if (key == "heal_refresh") env->heal_refresh = Bool(value, p);
+  else ApplySdkKey(key, value, p, env);
 }
 
-Environment DecodeDefaults(const YAML::Node& node) {
+// `set_keys` receives the keys given, so that an sdk preset fills only the others.
+Environment DecodeDefaults(const YAML::Node& node, std::set<std::string>* set_keys) {
   Environment env;
   if (!node || node.IsNull()) return env;
   std::vector<std::string_view> allowed(std::begin(kInheritableKeys), std::end(kInheritableKeys));
-  for (const auto& [key, value] : MapEntries(node, "defaults", &allowed))
+  for (const auto& [key, value] : MapEntries(node, "defaults", &allowed)) {
     ApplyEnvKey(key, value, Child("defaults", key), &env);
-  return env;
-}
-
-// Expands {app_id} and {app_env}; any other brace is a typo that would silently watch the wrong key.
-std::string ExpandKey(const std::string& tmpl, const std::string& app_id, const std::string& app_env,
-                      const std::string& path) {
-  std::string out;
-  for (size_t i = 0; i < tmpl.size();) {
-    if (tmpl[i] == '{') {
-      size_t close = tmpl.find('}', i);
-      if (close == std::string::npos) Fail(path, "unclosed \"{\" in " + Quote(tmpl));
-      std::string name = tmpl.substr(i, close - i + 1);
-      if (name == "{app_id}") out += app_id;
-      else if (name == "{app_env}") out += app_env;
-      else
-        Fail(path, "unknown placeholder " + Quote(name) + " in " + Quote(tmpl) +
-                       " (expected {app_id} or {app_env})");
-      i = close + 1;
-    } else if (tmpl[i] == '}') {
-      Fail(path, "unmatched \"}\" in " + Quote(tmpl));
-    } else {
-      out += tmpl[i++];
-    }
+    set_keys->insert(key);
   }
-  return out;
+  return env;
 }
 
 bool IsDottedPath(std::string_view s) {
@@ -566,13 +760,13 @@ void DecodeLabels(const YAML::Node& node, const std::string& path,
 }
 
 Environment DecodeEnvironment(const YAML::Node& node, const std::string& path,
-                              const Environment& defaults, const App& app,
-                              const std::map<std::string, Redis>& redis) {
+                              const Environment& defaults, std::set<std::string> set_keys,
+                              const App& app, const std::map<std::string, Redis>& redis) {
   std::vector<std::string_view> allowed(std::begin(kInheritableKeys), std::end(kInheritableKeys));
   allowed.insert(allowed.end(), std::begin(kEnvOnlyKeys), std::end(kEnvOnlyKeys));
   Environment env = defaults;
   auto entries = MapEntries(node, path, &allowed);
-  for (std::string_view required : {"name", "redis", "key"})
+  for (std::string_view required : {"name", "redis"})
     if (!node[std::string(required)]) Fail(path, "missing required key " + Quote(required));
 
   for (const auto& [key, value] : entries) {
@@ -589,7 +783,13 @@ Environment DecodeEnvironment(const YAML::Node& node, const std::string& path,
     } else {
       ApplyEnvKey(key, value, p, &env);
     }
+    set_keys.insert(key);
   }
+  ApplyPreset(set_keys, path, &env);
+  if (env.key_template.empty())
+    Fail(path, env.sdk.empty() ? std::string("missing required key \"key\"")
+                               : "missing required key \"key\" (sdk " + Quote(env.sdk) +
+                                     " leaves the key to the app)");
 
   // Validate the merged result (own keys over defaults), in the order a reader checks them.
   if (!redis.count(env.redis)) {
@@ -599,8 +799,7 @@ Environment DecodeEnvironment(const YAML::Node& node, const std::string& path,
                                    (names.empty() ? " (no redis: section)"
                                                   : " (defined: " + JoinOr(names) + ")"));
   }
-  env.key = ExpandKey(env.key_template, app.app_id, env.name, Child(path, "key"));
-  if (env.key.empty()) Fail(Child(path, "key"), "must not be empty");
+  ResolveKeys(app, path, &env);
 
   if (env.timeout <= milliseconds::zero())
     Fail(Child(path, "timeout"), Quote(FormatDuration(env.timeout)) + " must be greater than 0");
@@ -613,12 +812,13 @@ Environment DecodeEnvironment(const YAML::Node& node, const std::string& path,
     Fail(Child(path, "json_path"), "required for storage json");
   if (env.storage == Storage::kHash && env.hash_field.empty())
     Fail(Child(path, "hash_field"), "required for storage hash");
-  if (node["json_path"] && env.storage == Storage::kString)
+  if (node["json_path"] && env.storage == Storage::kString && env.encoding != Encoding::kPhp)
     Fail(Child(path, "json_path"), "only applies to storage json or hash (storage is \"string\")");
   if (node["hash_field"] && env.storage != Storage::kHash)
     Fail(Child(path, "hash_field"), "only applies to storage hash (storage is " + Quote(storage) + ")");
   if (!env.json_path.empty() && !IsDottedPath(env.json_path))
     Fail(Child(path, "json_path"), Quote(env.json_path) + " is not a dotted path (e.g. data.access_token)");
+  ValidateDecoding(path, env);
 
   const std::string probe(ProbeKindName(env.probe));
   if (env.probe == ProbeKind::kMsgSecCheckV2 && env.openid.empty())
@@ -663,7 +863,8 @@ Config Decode(const YAML::Node& root, const std::filesystem::path& base_dir) {
   if (root["conflict"] && !root["conflict"].IsNull()) DecodeConflict(root["conflict"], &cfg.conflict);
   if (root["heal"] && !root["heal"].IsNull()) DecodeHeal(root["heal"], &cfg.heal);
   if (root["logging"] && !root["logging"].IsNull()) DecodeLogging(root["logging"], &cfg.logging);
-  const Environment defaults = DecodeDefaults(root["defaults"]);
+  std::set<std::string> default_keys;
+  const Environment defaults = DecodeDefaults(root["defaults"], &default_keys);
 
   const YAML::Node apps = root["apps"];
   if (!apps || apps.IsNull() || (apps.IsSequence() && apps.size() == 0))
@@ -692,7 +893,7 @@ Config Decode(const YAML::Node& root, const std::filesystem::path& base_dir) {
     std::map<std::string, size_t> env_index;
     for (size_t j = 0; j < envs.size(); ++j) {
       std::string jp = Index(ep, j);
-      Environment env = DecodeEnvironment(envs[j], jp, defaults, app, cfg.redis);
+      Environment env = DecodeEnvironment(envs[j], jp, defaults, default_keys, app, cfg.redis);
       if (auto [it, inserted] = env_index.emplace(env.name, j); !inserted)
         Fail(Child(jp, "name"), Quote(env.name) + " duplicates " + Index(ep, it->second) + " of app " +
                                     Quote(app.app_id));
@@ -724,7 +925,66 @@ std::string_view HealModeName(HealMode m) {
   return "unknown";
 }
 
+std::string_view EncodingName(Encoding e) {
+  for (const auto& [name, value] : kEncodings)
+    if (value == e) return name;
+  return "unknown";
+}
+
+std::string_view KeyEncodingName(KeyEncoding e) {
+  for (const auto& [name, value] : kKeyEncodings)
+    if (value == e) return name;
+  return "unknown";
+}
+
+const std::vector<SdkPreset>& SdkPresets() {
+  // Facts from each SDK's own source (see README, "Which sdk preset"); every field can be
+  // overridden by the environment. {secret} keys are shown only as a fingerprint.
+  static const std::vector<SdkPreset> kPresets = [] {
+    std::vector<SdkPreset> v;
+    auto add = [&v](SdkPreset p) { v.push_back(p); };
+    add({.name = "wxjava", .key_template = "wx:access_token:{app_id}", .encoding = Encoding::kPlain});
+    add({.name = "wxjava-ma", .key_template = "wa:access_token:{app_id}",
+         .encoding = Encoding::kPlain});
+    add({.name = "silenceper", .key_template = "gowechat_officialaccount__access_token_{app_id}",
+         .encoding = Encoding::kPlain});
+    add({.name = "silenceper-stable",
+         .key_template = "gowechat_officialaccount__stable_access_token_{app_id}",
+         .encoding = Encoding::kPlain});
+    add({.name = "silenceper-ma", .key_template = "gowechat_miniprogram__access_token_{app_id}",
+         .encoding = Encoding::kPlain});
+    add({.name = "easywechat6", .key_template = "official_account.access_token.{app_id}.{secret}.0",
+         .encoding = Encoding::kPhp});
+    add({.name = "easywechat6-mini", .key_template = "mini_app.access_token.{app_id}.{secret}.0",
+         .encoding = Encoding::kPhp});
+    add({.name = "easywechat4",
+         .key_template = "easywechat.kernel.access_token.{md5(credentials_json)}",
+         .encoding = Encoding::kPhp, .json_path = "access_token"});
+    add({.name = "powerwechat", .key_template = "powerwechat.access_token.{md5(app_id+secret)}",
+         .storage = Storage::kJson, .json_path = "access_token"});
+    add({.name = "senparc",
+         .key_template =
+             "Senparc:DefaultCache:Container:Senparc.Weixin.MP.Containers.AccessTokenBag:{app_id}",
+         .storage = Storage::kJson, .json_path = "AccessTokenResult.access_token",
+         .expiry_path = "AccessTokenExpireTime"});
+    add({.name = "wechatpy", .key_template = "wechatpy:{app_id}_access_token",
+         .encoding = Encoding::kJsonString,
+         .expiry_key_template = "wechatpy:{app_id}_access_token_expires_at"});
+    add({.name = "spring-jdk", .encoding = Encoding::kJdk, .key_encoding = KeyEncoding::kJdk});
+    add({.name = "spring-json", .encoding = Encoding::kJsonString});
+    add({.name = "wxjava-redisson", .key_template = "wx:access_token:{app_id}",
+         .unsupported = "Redisson's default codec (Kryo5) is binary: configure StringCodec on the "
+                        "RedissonClient WxJava uses, then use sdk: wxjava"});
+    add({.name = "jfinal-weixin", .key_template = "jfinal_weixin:{app_id}",
+         .unsupported = "jfinal-weixin stores FST-serialized objects: configure its Redis cache "
+                        "with a String serializer, or keep the token under a plain key"});
+    return v;
+  }();
+  return kPresets;
+}
+
 std::string Redis::Address() const {
+  if (!sentinels.empty()) return "sentinel:" + master_name;
   if (!unix_socket.empty()) return "unix:" + unix_socket;
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
   return host + ":" + std::to_string(port);
@@ -778,6 +1038,26 @@ Config LoadFile(const std::filesystem::path& path) {
   return cfg;
 }
 
+// " sdk=... encoding=... key_encoding=jdk expiry=...": how the value is decoded, for
+// --config.check; nothing for a plain key read the default way.
+static std::string DescribeDecoding(const Environment& env) {
+  std::string out;
+  if (env.sdk.empty() && env.encoding == Encoding::kAuto && env.key_encoding == KeyEncoding::kPlain &&
+      env.expiry_path.empty() && env.expiry_key_template.empty())
+    return out;
+  if (!env.sdk.empty()) out += " sdk=" + env.sdk;
+  out += " encoding=" + std::string(EncodingName(env.encoding));
+  if (env.key_encoding != KeyEncoding::kPlain)
+    out += " key_encoding=" + std::string(KeyEncodingName(env.key_encoding));
+  if (!env.expiry_path.empty()) out += " expiry=value(" + env.expiry_path + ")";
+  else if (!env.expiry_key_template.empty())
+    out += " expiry=key(" + (env.key_encoding == KeyEncoding::kJdk
+                                 ? std::string(env.expiry_key_template)
+                                 : env.expiry_key) + ")";
+  else out += " expiry=ttl";
+  return out;
+}
+
 std::string Describe(const Config& config) {
   std::ostringstream out;
   out << "wxcanary: " << config.TargetCount() << " targets in " << config.apps.size() << " apps, "
@@ -796,9 +1076,10 @@ std::string Describe(const Config& config) {
         out << "(" << env.hash_field;
         if (!env.json_path.empty()) out << "," << env.json_path;
         out << ")";
-      } else if (env.storage == Storage::kJson) {
+      } else if (env.storage == Storage::kJson || !env.json_path.empty()) {
         out << "(" << env.json_path << ")";
       }
+      out << DescribeDecoding(env);
       out << " probe=" << ProbeKindName(env.probe);
       if (env.probe == ProbeKind::kMsgSecCheckV2) out << "(scene=" << env.scene << ")";
       out << " interval=" << FormatDuration(env.interval)

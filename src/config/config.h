@@ -40,23 +40,48 @@ struct Redis {
   Secret password_value;  // resolved at load time
   milliseconds connect_timeout{1000};
   milliseconds read_timeout{1000};
-  /// "host:port" or "unix:/path": the label value of wxcanary_redis_up{redis} is the name.
+  /// Sentinel: non-empty means the master of `master_name` is asked of these (in order) at
+  /// every (re)connect, so a failover is followed without a restart; host/port are unused.
+  std::vector<std::pair<std::string, int>> sentinels;
+  std::string master_name;
+  SecretRef sentinel_password;  // AUTH to the sentinels (their own requirepass)
+  Secret sentinel_password_value;
+  /// "host:port", "unix:/path" or "sentinel:<master_name>": the label value of
+  /// wxcanary_redis_up{redis} is the name.
   [[nodiscard]] std::string Address() const;
 };
 
 enum class Storage { kString, kJson, kHash };
+/// How the stored bytes wrap the value. kAuto takes a plain token, a JSON string literal, a
+/// JDK-serialized String or a PHP-serialized string, whichever the bytes unambiguously are.
+enum class Encoding { kAuto, kPlain, kJsonString, kJdk, kPhp };
+/// How the key's bytes are written: as text, or JDK-serialized like Spring's default RedisTemplate.
+enum class KeyEncoding { kPlain, kJdk };
 enum class ProbeKind { kMsgSecCheck, kMsgSecCheckV2, kApiDomainIp };
 enum class HealMode { kOff, kDryRun, kEvict };
 
 std::string_view StorageName(Storage s);
+std::string_view EncodingName(Encoding e);
+std::string_view KeyEncodingName(KeyEncoding e);
 std::string_view ProbeKindName(ProbeKind k);
 std::string_view HealModeName(HealMode m);
 
 struct Environment {
   std::string name;  // the app_env label
   std::string redis;  // name of a Redis entry
-  std::string key_template;  // as written, e.g. "ACCESS_TOKEN_CACHE:{app_id}"
-  std::string key;           // expanded ({app_id}, {app_env})
+  std::string sdk;           // preset that filled the fields below not set explicitly; "" none
+  std::string key_template;  // as written (or from the preset), e.g. "ACCESS_TOKEN_CACHE:{app_id}"
+  /// The key as it may be shown in logs, metrics and errors: the expanded template, or, when the
+  /// template uses the app secret, "[secret-derived key <fingerprint>]". Never the bytes to send
+  /// for a secret-derived or JDK-encoded key: use RedisKey(env) for that.
+  std::string key;
+  Secret redis_key;          // the bytes sent to Redis when they differ from `key`; empty = key
+  bool key_from_secret = false;  // the template uses {secret}: the key itself is a secret
+  KeyEncoding key_encoding = KeyEncoding::kPlain;
+  Encoding encoding = Encoding::kAuto;
+  std::string expiry_path;  // dotted path in the (JSON or PHP array) value to the expiry time
+  std::string expiry_key_template;  // companion key holding the expiry time (wechatpy)
+  std::string expiry_key;           // expanded; bytes as sent (encoded like the key)
   Storage storage = Storage::kString;
   std::string json_path;   // storage json: dotted path, e.g. "access_token" or "data.token"
   std::string hash_field;  // storage hash: the field holding the token (or a JSON value)
@@ -70,6 +95,27 @@ struct Environment {
   HealMode heal = HealMode::kOff;
   bool heal_refresh = false;  // write a stable_token after evicting (needs the app secret)
 };
+
+/// The key bytes to send to Redis for env (its JDK form, or the secret-derived key).
+inline const std::string& RedisKey(const Environment& env) {
+  return env.redis_key.empty() ? env.key : env.redis_key.Reveal();
+}
+
+/// An SDK preset: the key, decoding and expiry source an SDK uses by default.
+struct SdkPreset {
+  std::string_view name = {};
+  std::string_view key_template = {};  // "" = the app chooses: `key` stays required
+  Encoding encoding = Encoding::kAuto;
+  KeyEncoding key_encoding = KeyEncoding::kPlain;
+  Storage storage = Storage::kString;
+  std::string_view json_path = {};
+  std::string_view expiry_path = {};
+  std::string_view expiry_key_template = {};
+  std::string_view unsupported = {};  // non-empty: the SDK's format cannot be read; why and what to do
+};
+
+/// Every preset `sdk:` accepts, in README order. Thread-safe (constant).
+const std::vector<SdkPreset>& SdkPresets();
 
 struct App {
   std::string app_id;

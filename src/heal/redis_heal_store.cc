@@ -10,7 +10,9 @@ namespace {
 bool SameRedis(const config::Redis& a, const config::Redis& b) {
   return a.host == b.host && a.port == b.port && a.unix_socket == b.unix_socket &&
          a.db == b.db && a.username == b.username && a.password_value == b.password_value &&
-         a.connect_timeout == b.connect_timeout && a.read_timeout == b.read_timeout;
+         a.connect_timeout == b.connect_timeout && a.read_timeout == b.read_timeout &&
+         a.sentinels == b.sentinels && a.master_name == b.master_name &&
+         a.sentinel_password_value == b.sentinel_password_value;
 }
 
 }  // namespace

@@ -6,16 +6,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <array>
 #include <cstdio>
-#include <nlohmann/json.hpp>
 #include <utility>
 
 namespace wxcanary::source {
 namespace {
-
-using Json = nlohmann::json;
 
 constexpr std::chrono::milliseconds kFirstBackoff{100};
 constexpr std::chrono::milliseconds kMaxBackoff{5000};
@@ -88,162 +86,9 @@ std::string OneLine(std::string s) {
 
 std::string Quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-std::string TypeWithArticle(const Json& j) {
-  switch (j.type()) {
-    case Json::value_t::null: return "null";
-    case Json::value_t::object: return "an object";
-    case Json::value_t::array: return "an array";
-    case Json::value_t::boolean: return "a boolean";
-    case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned:
-    case Json::value_t::number_float: return "a number";
-    default: return std::string("a ") + j.type_name();
-  }
-}
-
-// Tokens are opaque printable strings; anything else in a plain value is a serialization bug
-// (a trailing newline, a Java object dump) that would make every probe fail confusingly.
-bool CheckOpaque(std::string_view v, std::string_view what, std::string* error) {
-  if (v.empty()) {
-    *error = std::string(what) + " is empty";
-    return false;
-  }
-  for (size_t i = 0; i < v.size(); ++i) {
-    auto c = static_cast<unsigned char>(v[i]);
-    if (c <= 0x20 || c == 0x7f) {
-      *error = std::string(what) + " contains whitespace or a control character at byte " +
-               std::to_string(i) + " (tokens are opaque printable strings)";
-      return false;
-    }
-  }
-  return true;
-}
-
-// Some Java serializers (Jackson into RedisTemplate) store a string as its JSON literal.
-std::optional<std::string> Unquote(std::string_view raw, std::string* error) {
-  if (raw.size() < 2 || raw.front() != '"' || raw.back() != '"') return std::string(raw);
-  Json j = Json::parse(raw, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_string()) {
-    *error = "value looks JSON-quoted but is not a valid JSON string";
-    return std::nullopt;
-  }
-  return j.get<std::string>();
-}
-
-// A copy of a JSON text with every number that overflows a double (1e400) replaced by 0: the
-// parser rejects the whole document for one, and such a number is never the token we read.
-std::string WithoutHugeNumbers(std::string_view raw) {
-  std::string out;
-  out.reserve(raw.size());
-  bool in_string = false;
-  for (size_t i = 0; i < raw.size();) {
-    const char c = raw[i];
-    if (in_string) {
-      out.push_back(c);
-      if (c == '\\' && i + 1 < raw.size()) out.push_back(raw[++i]);
-      else if (c == '"') in_string = false;
-      ++i;
-      continue;
-    }
-    if (c == '"') in_string = true;
-    if (c != '-' && (c < '0' || c > '9')) {
-      out.push_back(c);
-      ++i;
-      continue;
-    }
-    size_t end = i + 1;
-    while (end < raw.size() && std::strchr("0123456789+-.eE", raw[end]) != nullptr) ++end;
-    const std::string number(raw.substr(i, end - i));
-    const double value = std::strtod(number.c_str(), nullptr);
-    out += std::isfinite(value) ? number : "0";
-    i = end;
-  }
-  return out;
-}
-
-std::optional<std::string> AtPath(std::string_view raw, const std::string& path,
-                                  std::string* error) {
-  Json doc;
-  try {
-    doc = Json::parse(raw);
-  } catch (const Json::parse_error& e) {
-    *error = "value is not JSON (parse error at byte " + std::to_string(e.byte) + ")";
-    return std::nullopt;
-  } catch (const Json::out_of_range&) {
-    // A number too large for a double somewhere in the document: read the rest anyway.
-    doc = Json::parse(WithoutHugeNumbers(raw), nullptr, /*allow_exceptions=*/false);
-    if (doc.is_discarded()) {
-      *error = "value is not usable JSON (a number out of range)";
-      return std::nullopt;
-    }
-  } catch (const Json::exception& e) {
-    *error = "value is not usable JSON (error " + std::to_string(e.id) + ")";
-    return std::nullopt;
-  }
-  // A JSON document double-encoded as a JSON string: decode once more.
-  if (doc.is_string() && !path.empty()) {
-    Json inner = Json::parse(doc.get<std::string>(), nullptr, false);
-    if (!inner.is_discarded()) doc = std::move(inner);
-  }
-  const Json* cur = &doc;
-  size_t start = 0;
-  while (!path.empty() && start <= path.size()) {
-    size_t dot = path.find('.', start);
-    std::string seg = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    const Json* next = nullptr;
-    if (cur->is_object()) {
-      auto it = cur->find(seg);
-      if (it != cur->end()) next = &*it;
-    } else if (cur->is_array() && !seg.empty() &&
-               std::all_of(seg.begin(), seg.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      size_t idx = std::stoul(seg);
-      if (idx < cur->size()) next = &(*cur)[idx];
-    }
-    if (next == nullptr) {
-      *error = "json_path " + Quoted(path) + " not found";
-      return std::nullopt;
-    }
-    cur = next;
-    if (dot == std::string::npos) break;
-    start = dot + 1;
-  }
-  if (!cur->is_string()) {
-    *error = "json_path " + Quoted(path) + " is " + TypeWithArticle(*cur) +
-             ", not a string";
-    return std::nullopt;
-  }
-  std::string token = cur->get<std::string>();
-  if (!CheckOpaque(token, "json_path " + Quoted(path), error)) return std::nullopt;
-  return token;
-}
-
 std::string ReplyText(const redisReply* r) { return std::string(r->str, r->len); }
 
 }  // namespace
-
-std::optional<std::string> DecodeToken(const config::Environment& env, std::string_view raw,
-                                       std::string* error) {
-  std::string scratch;
-  if (error == nullptr) error = &scratch;
-  error->clear();
-  if (raw.empty()) {
-    *error = "value is empty";
-    return std::nullopt;
-  }
-  if (raw.size() > kMaxValueBytes) {
-    *error = "value is " + std::to_string(raw.size()) + " bytes, over the " +
-             std::to_string(kMaxValueBytes) + "-byte limit";
-    return std::nullopt;
-  }
-  // json_path on a string or hash value means the value is a JSON document.
-  if (env.storage == config::Storage::kJson || !env.json_path.empty()) {
-    return AtPath(raw, env.json_path, error);
-  }
-  auto token = Unquote(raw, error);
-  if (!token) return std::nullopt;
-  if (!CheckOpaque(*token, "value", error)) return std::nullopt;
-  return token;
-}
 
 void RedisConnection::ContextDeleter::operator()(redisContext* c) const { redisFree(c); }
 void RedisConnection::ReplyDeleter::operator()(redisReply* r) const { freeReplyObject(r); }
@@ -281,12 +126,21 @@ bool RedisConnection::EnsureConnected(std::string* error) {
     *error = "reconnect backoff";
     return false;
   }
-  const std::string where = cfg_.unix_socket.empty()
-                                ? cfg_.host + ":" + std::to_string(cfg_.port)
-                                : "unix:" + cfg_.unix_socket;
+  std::string host = cfg_.host;
+  int port = cfg_.port;
+  // Under Sentinel the master is looked up at every connect: after a failover the old
+  // connection breaks (Sentinel kills the demoted master's clients) and the next one finds
+  // the new master.
+  if (!cfg_.sentinels.empty() && !ResolveMaster(&host, &port, error)) {
+    healthy_ = false;
+    ScheduleReconnect();
+    return false;
+  }
+  const std::string where = cfg_.unix_socket.empty() ? host + ":" + std::to_string(port)
+                                                     : "unix:" + cfg_.unix_socket;
   const timeval connect_tv = ToTimeval(cfg_.connect_timeout);
   std::unique_ptr<redisContext, ContextDeleter> ctx(
-      cfg_.unix_socket.empty() ? redisConnectWithTimeout(cfg_.host.c_str(), cfg_.port, connect_tv)
+      cfg_.unix_socket.empty() ? redisConnectWithTimeout(host.c_str(), port, connect_tv)
                                : redisConnectUnixWithTimeout(cfg_.unix_socket.c_str(), connect_tv));
   if (!ctx || ctx->err != 0) {
     *error = Scrub("connect " + where + ": " + (ctx ? ctx->errstr : "cannot allocate context"));
@@ -327,6 +181,54 @@ bool RedisConnection::EnsureConnected(std::string* error) {
   return true;
 }
 
+bool RedisConnection::ResolveMaster(std::string* host, int* port, std::string* error) {
+  std::string tried;
+  const timeval tv = ToTimeval(cfg_.connect_timeout);
+  for (const auto& [shost, sport] : cfg_.sentinels) {
+    const std::string at = shost + ":" + std::to_string(sport);
+    tried += (tried.empty() ? "" : "; ") + at + ": ";
+    std::unique_ptr<redisContext, ContextDeleter> s(redisConnectWithTimeout(shost.c_str(), sport, tv));
+    if (!s || s->err != 0) {
+      tried += s ? s->errstr : "cannot allocate context";
+      continue;
+    }
+    redisSetTimeout(s.get(), ToTimeval(cfg_.read_timeout));
+    auto command = [&](std::vector<std::string> argv) {
+      std::vector<const char*> args;
+      std::vector<size_t> lens;
+      for (const auto& a : argv) {
+        args.push_back(a.data());
+        lens.push_back(a.size());
+      }
+      return Reply(static_cast<redisReply*>(redisCommandArgv(
+          s.get(), static_cast<int>(args.size()), args.data(), lens.data())));
+    };
+    if (!cfg_.sentinel_password_value.empty()) {
+      Reply auth = command({"AUTH", cfg_.sentinel_password_value.Reveal()});
+      if (!auth || auth->type == REDIS_REPLY_ERROR) {
+        tried += "AUTH failed" + (auth ? ": " + ReplyText(auth.get()) : std::string());
+        continue;
+      }
+    }
+    Reply r = command({"SENTINEL", "get-master-addr-by-name", cfg_.master_name});
+    if (!r) {
+      tried += s->errstr[0] != '\0' ? s->errstr : "I/O error";
+      continue;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING) {
+      *host = ReplyText(r->element[0]);
+      *port = std::atoi(ReplyText(r->element[1]).c_str());
+      if (*port > 0) return true;
+    }
+    tried += r->type == REDIS_REPLY_ERROR ? ReplyText(r.get())
+                                          : "does not know master " + Quoted(cfg_.master_name);
+  }
+  *error = Scrub("sentinel " + Quoted(cfg_.master_name) + ": no sentinel named the master (" +
+                 tried + ")");
+  return false;
+}
+
 RedisConnection::Reply RedisConnection::Command(const std::vector<std::string>& argv,
                                                 std::string* error) {
   std::vector<const char*> args;
@@ -351,7 +253,7 @@ RedisConnection::Reply RedisConnection::Command(const std::vector<std::string>& 
 RedisConnection::Reply RedisConnection::Eval(const std::string& script, const std::string& sha1,
                                              const std::vector<std::string>& keys,
                                              const std::vector<std::string>& args,
-                                             std::string* error) {
+                                             const std::string& shown, std::string* error) {
   std::vector<std::string> argv = {"EVALSHA", sha1, std::to_string(keys.size())};
   argv.insert(argv.end(), keys.begin(), keys.end());
   argv.insert(argv.end(), args.begin(), args.end());
@@ -364,8 +266,7 @@ RedisConnection::Reply RedisConnection::Eval(const std::string& script, const st
   if (!r) return nullptr;
   if (r->type == REDIS_REPLY_ERROR) {
     // Script errors quote the command, never ARGV values.
-    *error = Scrub("EVAL on " + (keys.empty() ? std::string() : keys[0]) + ": " +
-                   ReplyText(r.get()));
+    *error = Scrub("EVAL on " + shown + ": " + ReplyText(r.get()));
     healthy_ = true;
     return nullptr;
   }
@@ -386,13 +287,16 @@ TokenRead RedisConnection::Read(const config::Environment& env) {
     return out;
   }
 
-  // Pipelined: the value and its TTL in one round trip.
-  std::array<const char*, 3> get_argv{hash ? "HGET" : "GET", env.key.c_str(),
-                                      env.hash_field.c_str()};
-  std::array<size_t, 3> get_len{hash ? size_t{4} : size_t{3}, env.key.size(),
-                                env.hash_field.size()};
-  std::array<const char*, 2> ttl_argv{"TTL", env.key.c_str()};
-  std::array<size_t, 2> ttl_len{3, env.key.size()};
+  // Pipelined: the value and its TTL (and the companion expiry key) in one round trip. `key` is
+  // what goes to Redis; messages name env.key, its shown form (a fingerprint when secret-derived).
+  const std::string& key = config::RedisKey(env);
+  const bool companion = !env.expiry_key.empty();
+  std::array<const char*, 3> get_argv{hash ? "HGET" : "GET", key.c_str(), env.hash_field.c_str()};
+  std::array<size_t, 3> get_len{hash ? size_t{4} : size_t{3}, key.size(), env.hash_field.size()};
+  std::array<const char*, 2> ttl_argv{"TTL", key.c_str()};
+  std::array<size_t, 2> ttl_len{3, key.size()};
+  std::array<const char*, 2> expiry_argv{"GET", env.expiry_key.c_str()};
+  std::array<size_t, 2> expiry_len{3, env.expiry_key.size()};
   const std::string cmd = std::string(get_argv[0]) + " " + env.key;
   auto io_error = [&](const std::string& what) {
     out.status = TokenRead::Status::kRedisError;
@@ -402,7 +306,9 @@ TokenRead RedisConnection::Read(const config::Environment& env) {
   };
   if (redisAppendCommandArgv(ctx_.get(), hash ? 3 : 2, get_argv.data(), get_len.data()) !=
           REDIS_OK ||
-      redisAppendCommandArgv(ctx_.get(), 2, ttl_argv.data(), ttl_len.data()) != REDIS_OK) {
+      redisAppendCommandArgv(ctx_.get(), 2, ttl_argv.data(), ttl_len.data()) != REDIS_OK ||
+      (companion && redisAppendCommandArgv(ctx_.get(), 2, expiry_argv.data(), expiry_len.data()) !=
+                        REDIS_OK)) {
     return io_error(cmd);
   }
   void* raw_get = nullptr;
@@ -411,6 +317,12 @@ TokenRead RedisConnection::Read(const config::Environment& env) {
   void* raw_ttl = nullptr;
   if (redisGetReply(ctx_.get(), &raw_ttl) != REDIS_OK) return io_error("TTL " + env.key);
   Reply ttl(static_cast<redisReply*>(raw_ttl));
+  Reply expiry;
+  if (companion) {
+    void* raw_expiry = nullptr;
+    if (redisGetReply(ctx_.get(), &raw_expiry) != REDIS_OK) return io_error("GET expiry_key");
+    expiry.reset(static_cast<redisReply*>(raw_expiry));
+  }
   // The server answered, so it is up: an error reply is about the key (WRONGTYPE, an ACL's
   // NOPERM), except the few that say the server cannot serve data at all right now.
   healthy_ = true;
@@ -420,7 +332,7 @@ TokenRead RedisConnection::Read(const config::Environment& env) {
     if (text.rfind("WRONGTYPE", 0) == 0) {
       // The target's problem, not Redis': name what is there and what the config expects.
       std::string type_error;
-      Reply type = Command({"TYPE", env.key}, &type_error);
+      Reply type = Command({"TYPE", key}, &type_error);
       const std::string found = type && type->type == REDIS_REPLY_STATUS ? ReplyText(type.get())
                                                                          : "another type";
       out.status = TokenRead::Status::kUndecodable;
@@ -462,14 +374,42 @@ TokenRead RedisConnection::Read(const config::Environment& env) {
     return out;
   }
   out.raw_value = Secret(ReplyText(value.get()));
-  auto token = DecodeToken(env, out.raw_value.Reveal(), &out.error);
-  if (!token) {
+  auto decoded = DecodeValue(env, out.raw_value.Reveal(), &out.error);
+  if (!decoded) {
     out.status = TokenRead::Status::kUndecodable;
     return out;
   }
+  out.expires_at = decoded->expires_at;
+  if (companion && !CompanionExpiry(env, expiry.get(), &out)) return out;
+  if (out.ttl_seconds == -1 && out.expires_at) {
+    const auto left = std::chrono::duration_cast<std::chrono::seconds>(*out.expires_at -
+                                                                       clock_.SystemNow());
+    out.ttl_seconds = std::max<int64_t>(0, left.count());
+  }
   out.status = TokenRead::Status::kOk;
-  out.token = Secret(std::move(*token));
+  out.token = Secret(std::move(decoded->token));
   return out;
+}
+
+bool RedisConnection::CompanionExpiry(const config::Environment& env, const redisReply* reply,
+                                      TokenRead* out) const {
+  // No companion value: the app has not written one (yet); the key's own TTL stands.
+  if (reply->type == REDIS_REPLY_NIL) return true;
+  std::string text = reply->type == REDIS_REPLY_STRING ? ReplyText(reply) : std::string();
+  // wechatpy writes it through its JSON serializer: a number, perhaps a quoted one.
+  if (text.size() >= 2 && text.front() == '"' && text.back() == '"') text = text.substr(1, text.size() - 2);
+  auto at = ParseExpiry(text);
+  if (!at) {
+    out->status = reply->type == REDIS_REPLY_ERROR ? TokenRead::Status::kRedisError
+                                                    : TokenRead::Status::kUndecodable;
+    out->error = reply->type == REDIS_REPLY_ERROR
+                     ? Scrub("GET expiry_key " + env.expiry_key_template + ": " + ReplyText(reply))
+                     : "expiry_key " + Quoted(env.expiry_key_template) +
+                           " does not hold a time (Unix seconds or an ISO 8601 date-time)";
+    return false;
+  }
+  out->expires_at = at;
+  return true;
 }
 
 std::optional<int> RedisConnection::CompareAndDelete(const config::Environment& env,
@@ -483,9 +423,11 @@ std::optional<int> RedisConnection::CompareAndDelete(const config::Environment& 
   }
   if (!EnsureConnected(error)) return std::nullopt;
   const bool hash = env.storage == config::Storage::kHash;
-  Reply r = hash ? Eval(HdelIfEqual().text, HdelIfEqual().sha1, {env.key},
-                        {expected.Reveal(), env.hash_field}, error)
-                 : Eval(DelIfEqual().text, DelIfEqual().sha1, {env.key}, {expected.Reveal()}, error);
+  const std::string& key = config::RedisKey(env);
+  Reply r = hash ? Eval(HdelIfEqual().text, HdelIfEqual().sha1, {key},
+                        {expected.Reveal(), env.hash_field}, env.key, error)
+                 : Eval(DelIfEqual().text, DelIfEqual().sha1, {key}, {expected.Reveal()}, env.key,
+                        error);
   if (!r) return std::nullopt;
   if (r->type != REDIS_REPLY_INTEGER) {
     *error = "compare-and-delete on " + env.key + ": unexpected reply type";
@@ -511,10 +453,11 @@ std::optional<int> RedisConnection::CompareAndSet(const config::Environment& env
   if (!EnsureConnected(error)) return std::nullopt;
   const bool hash = env.storage == config::Storage::kHash;
   const std::string secs = std::to_string(ttl.count());
-  Reply r = hash ? Eval(HsetIfEqual().text, HsetIfEqual().sha1, {env.key},
-                        {expected.Reveal(), value.Reveal(), env.hash_field, secs}, error)
-                 : Eval(SetIfEqual().text, SetIfEqual().sha1, {env.key},
-                        {expected.Reveal(), value.Reveal(), secs}, error);
+  const std::string& key = config::RedisKey(env);
+  Reply r = hash ? Eval(HsetIfEqual().text, HsetIfEqual().sha1, {key},
+                        {expected.Reveal(), value.Reveal(), env.hash_field, secs}, env.key, error)
+                 : Eval(SetIfEqual().text, SetIfEqual().sha1, {key},
+                        {expected.Reveal(), value.Reveal(), secs}, env.key, error);
   if (!r) return std::nullopt;
   if (r->type != REDIS_REPLY_INTEGER) {
     *error = "compare-and-set on " + env.key + ": unexpected reply type";
@@ -551,7 +494,7 @@ std::optional<bool> RedisConnection::Unlock(const std::string& key, const std::s
     return std::nullopt;
   }
   if (!EnsureConnected(error)) return std::nullopt;
-  Reply r = Eval(DelIfEqual().text, DelIfEqual().sha1, {key}, {owner}, error);
+  Reply r = Eval(DelIfEqual().text, DelIfEqual().sha1, {key}, {owner}, key, error);
   if (!r) return std::nullopt;
   if (r->type != REDIS_REPLY_INTEGER) {
     *error = "unlock " + key + ": unexpected reply type";

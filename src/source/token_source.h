@@ -9,6 +9,7 @@
 #include "common/clock.h"
 #include "common/secret.h"
 #include "config/config.h"
+#include "source/value_decoder.h"
 
 struct redisContext;
 struct redisReply;
@@ -21,23 +22,17 @@ struct TokenRead {
   Status status = Status::kOk;
   Secret token;        // decoded token (kOk only)
   Secret raw_value;    // the stored string (string value or hash field) as read
-  int64_t ttl_seconds = -2;  // -2 no key, -1 no expiry
+  /// -2 no key, -1 no expiry. A key without a TTL whose value (env.expiry_path) or companion key
+  /// (env.expiry_key) says when the token expires reports the seconds left until then (0 once
+  /// past), so that TTL metrics and "Redis still holds it" see what the app sees.
+  int64_t ttl_seconds = -2;
+  std::optional<SystemTime> expires_at;  // from the value or the companion key, when configured
   std::string error;   // one line, for kUndecodable / kRedisError; never contains the value
                        // (also a short reason for kMissing: no key, no field, empty value)
 };
 
-/// Largest stored value DecodeToken accepts; real tokens are <= 512 chars.
-inline constexpr size_t kMaxValueBytes = 64 * 1024;
-
-/// Extracts the token from a stored value: the value itself (kString, kHash without path; a
-/// JSON-quoted "\"abc\"" is unquoted), or a string at a dotted json_path inside a JSON value.
-/// Returns nullopt with a one-line `error` (never containing the value) when the value is empty,
-/// over kMaxValueBytes, holds whitespace/control chars, is not JSON, or the path is absent / not a
-/// string. Pure; thread-safe.
-std::optional<std::string> DecodeToken(const config::Environment& env, std::string_view raw,
-                                       std::string* error);
-
-/// One connection to one Redis server. Reconnects lazily after an error, with backoff
+/// One connection to one Redis server (under Sentinel: to the master the sentinels name at each
+/// connect, so a failover is followed). Reconnects lazily after an error, with backoff
 /// (100 ms doubling to 5 s, measured on `clock`); while backing off every call fails fast with
 /// "reconnect backoff" without touching the network. Errors never contain values or passwords.
 /// Not thread-safe: each worker owns its own.
@@ -48,7 +43,7 @@ class RedisConnection {
   RedisConnection(const RedisConnection&) = delete;
   RedisConnection& operator=(const RedisConnection&) = delete;
 
-  /// Reads the value and its TTL in one round trip (pipelined GET/HGET + TTL).
+  /// Reads the value and its TTL (and env.expiry_key, if set) in one round trip (pipelined).
   TokenRead Read(const config::Environment& env);
 
   /// Atomically deletes env's key (or hash field) only if it still holds exactly `expected`
@@ -82,6 +77,8 @@ class RedisConnection {
   using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 
   bool EnsureConnected(std::string* error);
+  /// Asks cfg_.sentinels, in order, for the current address of cfg_.master_name.
+  bool ResolveMaster(std::string* host, int* port, std::string* error);
   void Drop();
   void ScheduleReconnect();
   /// One command, one round trip. Null with `error` set on an I/O error (connection dropped).
@@ -89,7 +86,10 @@ class RedisConnection {
   /// EVALSHA with a NOSCRIPT fallback to EVAL. Null with `error` set on any failure.
   Reply Eval(const std::string& script, const std::string& sha1,
              const std::vector<std::string>& keys, const std::vector<std::string>& args,
-             std::string* error);
+             const std::string& shown_key, std::string* error);
+  /// Reads env.expiry_key's reply into out->expires_at. False with out's status and error set
+  /// when it holds something that is not a time.
+  bool CompanionExpiry(const config::Environment& env, const redisReply* reply, TokenRead* out) const;
   std::string Scrub(std::string message) const;
 
   config::Redis cfg_;

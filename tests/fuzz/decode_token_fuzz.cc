@@ -1,5 +1,5 @@
 // Fuzzes source::DecodeToken over every storage layout (string, JSON with a path, hash field
-// with and without JSON): it never throws, accepted tokens are non-empty printable text, and a
+// with and without JSON) and SDK encoding (PHP, JDK, JSON string, plain): it never throws, accepted tokens are non-empty printable text, and a
 // rejection's message never quotes the value.
 
 #include <cstddef>
@@ -14,12 +14,14 @@
 namespace {
 
 using wxcanary::fuzz::Check;
+using wxcanary::config::Encoding;
 using wxcanary::config::Storage;
 
 struct Layout {
   Storage storage;
   const char* json_path;
   const char* hash_field;
+  Encoding encoding = Encoding::kAuto;
 };
 
 // The layouts the README names: plain string (the incident), WxJava/EasyWeChat JSON,
@@ -33,6 +35,13 @@ constexpr Layout kLayouts[] = {
     {Storage::kHash, "access_token", "value"},
     {Storage::kHash, "data.token", "value"},
     {Storage::kJson, "0", ""},
+    // The SDK encodings: PHP serialize() (string, array), JDK String, JSON literal.
+    {Storage::kString, "", "", Encoding::kPhp},
+    {Storage::kString, "access_token", "", Encoding::kPhp},
+    {Storage::kString, "", "", Encoding::kJdk},
+    {Storage::kString, "access_token", "", Encoding::kJdk},
+    {Storage::kString, "", "", Encoding::kJsonString},
+    {Storage::kString, "", "", Encoding::kPlain},
 };
 
 bool IsTokenChar(char c) {
@@ -51,6 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   env.storage = layout.storage;
   env.json_path = layout.json_path;
   env.hash_field = layout.hash_field;
+  env.encoding = layout.encoding;
 
   const std::string_view raw(reinterpret_cast<const char*>(data + 1), size - 1);
   std::string error;

@@ -435,5 +435,81 @@ TEST(RedisConnectionBench, ten_thousand_sequential_reads) {
   ::testing::Test::RecordProperty("read_10k_ms", static_cast<int>(ms));
 }
 
+
+TEST(RedisConnectionRead, a_key_without_ttl_takes_its_ttl_from_the_value_or_companion_key) {
+  RedisServer redis;
+  FakeClock clock;  // 1'700'000'000 s
+  const std::string bag_1000 =
+      R"({"AccessTokenExpireTime":"2023-11-15T06:30:00+08:00","R":{"access_token":"tokBag"}})";
+  redis.Cli({"SET", "bag", bag_1000});
+  redis.Cli({"SET", "bag_ttl", bag_1000, "EX", "600"});
+  redis.Cli({"SET", "bag_past",
+             R"({"AccessTokenExpireTime":"2023-11-14T22:00:00Z","R":{"access_token":"tokBag"}})"});
+  redis.Cli({"SET", "py", "\"tokPy\""});
+  redis.Cli({"SET", "py_expires_at", "1700000500"});
+  redis.Cli({"SET", "py_quoted", "\"1700000500\""});
+  redis.Cli({"SET", "py_junk", "soon"});
+  RedisConnection conn(RedisCfg(redis), clock);
+
+  config::Environment bag = Env("bag", Storage::kJson, "R.access_token");
+  bag.expiry_path = "AccessTokenExpireTime";
+  TokenRead r = conn.Read(bag);
+  ASSERT_EQ(r.status, Status::kOk) << r.error;
+  EXPECT_EQ(r.ttl_seconds, 1000);  // 22:30:00Z is 1000 s after the clock
+  EXPECT_EQ(r.expires_at, SystemTime{std::chrono::seconds{1'700'001'000}});
+
+  bag.key = "bag_ttl";  // the key's own TTL wins when it has one
+  r = conn.Read(bag);
+  EXPECT_GE(r.ttl_seconds, 590);
+  EXPECT_LE(r.ttl_seconds, 600);
+
+  bag.key = "bag_past";  // past its expiry: the app would fetch anew; nothing left
+  r = conn.Read(bag);
+  ASSERT_EQ(r.status, Status::kOk) << r.error;
+  EXPECT_EQ(r.ttl_seconds, 0);
+
+  config::Environment py = Env("py");
+  py.encoding = config::Encoding::kJsonString;
+  for (const char* companion : {"py_expires_at", "py_quoted"}) {
+    py.expiry_key = py.expiry_key_template = companion;
+    r = conn.Read(py);
+    ASSERT_EQ(r.status, Status::kOk) << r.error;
+    EXPECT_EQ(r.token.Reveal(), "tokPy");
+    EXPECT_EQ(r.ttl_seconds, 500) << companion;
+  }
+  py.expiry_key = py.expiry_key_template = "py_absent";
+  r = conn.Read(py);
+  ASSERT_EQ(r.status, Status::kOk) << r.error;
+  EXPECT_EQ(r.ttl_seconds, -1);
+  py.expiry_key = py.expiry_key_template = "py_junk";
+  r = conn.Read(py);
+  EXPECT_EQ(r.status, Status::kUndecodable);
+  EXPECT_EQ(r.error, R"(expiry_key "py_junk" does not hold a time (Unix seconds or an ISO 8601 )"
+                     R"(date-time))");
+}
+
+TEST(RedisConnectionRead, a_secret_derived_key_is_read_by_its_bytes_and_named_by_its_fingerprint) {
+  RedisServer redis;
+  const std::string real_key = "official_account.access_token.wx1.TOPSECRETvalue.0";
+  redis.Cli({"SET", real_key, R"(s:6:"tokPhp";)"});
+  RedisConnection conn(RedisCfg(redis));
+  config::Environment env = Env("[secret-derived key 1a2b3c4d]");
+  env.redis_key = Secret(real_key);
+  env.key_from_secret = true;
+  TokenRead r = conn.Read(env);
+  ASSERT_EQ(r.status, Status::kOk) << r.error;
+  EXPECT_EQ(r.token.Reveal(), "tokPhp");
+
+  std::string error;
+  EXPECT_EQ(conn.CompareAndDelete(env, Secret(R"(s:6:"tokPhp";)"), &error), 1) << error;
+  EXPECT_EQ(redis.Cli({"EXISTS", real_key}), "0");
+
+  redis.Cli({"LPUSH", real_key, "x"});  // WRONGTYPE: the message names the key, as shown
+  r = conn.Read(env);
+  EXPECT_EQ(r.status, Status::kRedisError);
+  EXPECT_NE(r.error.find("[secret-derived key 1a2b3c4d]"), std::string::npos) << r.error;
+  EXPECT_EQ(r.error.find("TOPSECRET"), std::string::npos) << r.error;
+}
+
 }  // namespace
 }  // namespace wxcanary::source

@@ -13,8 +13,10 @@
 #include "common/clock.h"
 #include "common/memory.h"
 #include "config/config.h"
+#include "daemon/commands.h"
 #include "daemon/notify.h"
 #include "daemon/options.h"
+#include "daemon/status_page.h"
 #include "daemon/version.h"
 #include "daemon/web_server.h"
 #include "heal/heal_store.h"
@@ -63,6 +65,8 @@ std::string Targets(size_t n) { return std::to_string(n) + (n == 1 ? " target" :
 
 int Main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  // One-shot operator commands (wxcanary probe / evict): no daemon, no signals, no log sinks.
+  if (IsCommand(args)) return RunCommand(args, std::cin, std::cout, std::cerr);
   ParsedOptions parsed = ParseOptions(args);
   if (!parsed.options) {
     (parsed.exit_code == 0 ? std::cout : std::cerr) << parsed.output;
@@ -117,7 +121,9 @@ int Main(int argc, char** argv) {
   probe::Runner runner(clock, *registry, {&probe_metrics, &probe_log, &tracker, &healer},
                        [&](const std::string& redis, bool up) {
                          daemon_metrics.SetRedisUp(redis, up);
-                         log->Log(up ? Level::kInfo : Level::kError, up ? "redis_up" : "redis_down",
+                         // redis_up is WARN, not INFO: --log.level=warn must show the end of
+                         // the outage it showed begin.
+                         log->Log(up ? Level::kWarn : Level::kError, up ? "redis_up" : "redis_down",
                                   "redis " + redis + (up ? " is reachable" : " is unreachable"),
                                   Fields{{"wxcanary.redis.name", redis}});
                        });
@@ -135,6 +141,20 @@ int Main(int argc, char** argv) {
               << "\n";
     return 1;
   }
+  // The status page and its JSON twin, read from the sinks' snapshots at each request.
+  auto status = [&](bool json) {
+    return [&, json](const std::multimap<std::string, std::string>& params) {
+      auto targets = CollectStatus(probe_metrics, tracker, healer);
+      const auto query = StatusQuery::Parse(params);
+      if (json)
+        return WebServer::Page{200, "application/json",
+                               RenderStatusJson(std::move(targets), query, clock.SystemNow())};
+      return WebServer::Page{200, "text/html; charset=utf-8",
+                             RenderStatusPage(std::move(targets), query, clock.SystemNow())};
+    };
+  };
+  web->Route("/", status(false));
+  web->Route("/api/v1/targets", status(true));
   auto [host, port] = *ParseListenAddress(opts.listen_address);
   int bound = 0;
   try {
@@ -201,7 +221,8 @@ int Main(int argc, char** argv) {
       cfg = std::move(next);
       daemon_metrics.RetainRedis(RedisNames(cfg));
       daemon_metrics.ConfigLoaded(true);
-      log->Log(Level::kInfo, "config_reloaded", "config reloaded: " + Targets(cfg.TargetCount()),
+      // WARN: an operator's change, visible at --log.level=warn.
+      log->Log(Level::kWarn, "config_reloaded", "config reloaded: " + Targets(cfg.TargetCount()),
                Fields{{"wxcanary.config.file", opts.config_file},
                       {"wxcanary.config.targets", cfg.TargetCount()}});
     } catch (const config::ConfigError& e) {

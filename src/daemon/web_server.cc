@@ -168,9 +168,6 @@ WebServer::WebServer(std::function<std::vector<std::string>()> metrics, std::fun
       return httplib::Server::HandlerResponse::Handled;
     });
   }
-  server_->Get("/", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(kLandingPage, "text/html; charset=utf-8");
-  });
   server_->Get("/metrics", [metrics = std::move(metrics)](const httplib::Request&,
                                                           httplib::Response& res) {
     // Sent chunk by chunk as rendered: at 10,000 targets the body is tens of MB, and one
@@ -212,7 +209,20 @@ WebServer::WebServer(std::function<std::vector<std::string>()> metrics, std::fun
 
 WebServer::~WebServer() { Stop(); }
 
+void WebServer::Route(const std::string& path, PageHandler handler) {
+  server_->Get(path, [handler = std::move(handler)](const httplib::Request& req,
+                                                    httplib::Response& res) {
+    Page page = handler(req.params);
+    res.status = page.status;
+    res.set_content(std::move(page.body), page.content_type);
+  });
+}
+
 int WebServer::Start(const std::string& host, int port) {
+  // Registered last: httplib takes the first match, so a Route("/") made before wins.
+  server_->Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(kLandingPage, "text/html; charset=utf-8");
+  });
   std::string bind_host = host.empty() ? "0.0.0.0" : host;
   errno = 0;
   int bound = port == 0 ? server_->bind_to_any_port(bind_host)

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -32,6 +33,18 @@ class WebServer {
   ~WebServer();
   WebServer(const WebServer&) = delete;
   WebServer& operator=(const WebServer&) = delete;
+
+  /// An answer of a page registered with Route().
+  struct Page {
+    int status = 200;
+    std::string content_type;
+    std::string body;
+  };
+  /// Builds a page from the request's query parameters.
+  using PageHandler = std::function<Page(const std::multimap<std::string, std::string>& query)>;
+  /// Serves GET `path` with `handler` (behind the same TLS and basic auth as every path); a
+  /// route for "/" replaces the landing page. Call before Start().
+  void Route(const std::string& path, PageHandler handler);
 
   /// Binds host:port (host "" = all interfaces, port 0 = any) and starts serving.
   /// Returns the bound port; throws std::runtime_error naming the address when it cannot bind.

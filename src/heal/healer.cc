@@ -86,6 +86,13 @@ struct Healer::State {
   std::array<uint64_t, kRecoveryBounds.size() + 1> recovery{};
   double recovery_sum = 0;
 
+  // For Snapshot(): the last heal that acted (done, error) and the last one skipped.
+  std::string_view last_decision_action;
+  std::string_view last_decision_result;
+  std::optional<SystemTime> last_decision_at;
+  std::string_view last_skip_result;
+  std::optional<SystemTime> last_skip_at;
+
   explicit State(const Target& target)
       : labels(telemetry::RenderLabels({{"app_id", target.app_id}, {"app_env", target.app_env}})) {}
 };
@@ -144,6 +151,41 @@ void Healer::Count(State& state, std::string_view action, std::string_view resul
   const size_t slot = SeriesSlot(action, result);
   state.exported.set(slot);
   ++state.heals[slot];
+  // Views of static storage, not of the caller's strings.
+  const std::string_view res = kResults[IndexOf(kResults, result)];
+  if (res.substr(0, 8) == "skipped_") {
+    state.last_skip_result = res;
+    state.last_skip_at = clock_.SystemNow();
+  } else {
+    state.last_decision_action = kActions[IndexOf(kActions, action)];
+    state.last_decision_result = res;
+    state.last_decision_at = clock_.SystemNow();
+  }
+}
+
+std::vector<Healer::TargetSnapshot> Healer::Snapshot() const {
+  std::vector<std::pair<Key, std::shared_ptr<State>>> states;
+  {
+    std::lock_guard lock(mu_);
+    states.assign(targets_.begin(), targets_.end());
+  }
+  std::vector<TargetSnapshot> out;
+  out.reserve(states.size());
+  for (const auto& [key, state] : states) {
+    TargetSnapshot s;
+    s.app_id = key.first;
+    s.app_env = key.second;
+    std::lock_guard lock(state->mu);
+    s.mode = state->mode;
+    s.last_action = std::string(state->last_decision_action);
+    s.last_result = std::string(state->last_decision_result);
+    s.last_at = state->last_decision_at;
+    s.last_skip = std::string(state->last_skip_result);
+    s.last_skip_at = state->last_skip_at;
+    s.streak = state->streak;
+    out.push_back(std::move(s));
+  }
+  return out;
 }
 
 void Healer::AppendText(telemetry::TextWriter& out) const {

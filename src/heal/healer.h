@@ -52,6 +52,21 @@ class Healer final : public ResultSink, private telemetry::TextCollectable {
   void SetTargets(const std::vector<Target>& targets) override;
   void Record(const Target& target, const ProbeResult& result) override;
 
+  /// The last heal decisions of one target, for the status page.
+  struct TargetSnapshot {
+    std::string app_id;
+    std::string app_env;
+    config::HealMode mode = config::HealMode::kOff;
+    std::string last_action;  // of the last heal that acted: evict, dry_run, refresh; "" if none
+    std::string last_result;  // done or error
+    std::optional<SystemTime> last_at;
+    std::string last_skip;  // the last skip: skipped_cooldown, skipped_changed, ...; "" if none
+    std::optional<SystemTime> last_skip_at;
+    int streak = 0;  // consecutive token errors on one token so far
+  };
+  /// Every target's, by (app_id, app_env). Thread-safe; O(targets).
+  std::vector<TargetSnapshot> Snapshot() const;
+
  private:
   struct State;
   using Key = std::pair<std::string, std::string>;  // (app_id, app_env)

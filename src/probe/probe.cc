@@ -53,6 +53,7 @@ ProbeResult RunProbe(const Target& target, source::RedisConnection& redis, wecha
   }
   wechat::HttpResponse response = client.Probe(target.env, r.token, remaining);
   wechat::Classification c = wechat::Classify(target.env.probe, response, r.token);
+  if (response.transport_ok) r.http_status = response.http_status;
   r.outcome = c.outcome;
   r.errcode = c.errcode;
   r.errmsg = std::move(c.errmsg);

@@ -35,6 +35,7 @@ struct ProbeResult {
   int64_t ttl_seconds = -2;  // Redis TTL: -2 no key, -1 no expiry
 
   // From the API.
+  long http_status = 0;        // 0 when no HTTP answer arrived (or no call was sent)
   std::optional<int> errcode;  // absent when the call did not return WeChat JSON
   std::string errmsg;          // rid and any token removed
   std::string rid;             // parsed out of errmsg, "" when none

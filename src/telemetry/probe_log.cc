@@ -1,5 +1,6 @@
 #include "telemetry/probe_log.h"
 
+#include <map>
 #include <regex>
 
 #include "config/config.h"
@@ -143,14 +144,90 @@ Fields ProbeLog::FieldsFor(const Target& target, const ProbeResult& result) {
   return f;
 }
 
-void ProbeLog::Record(const Target& target, const ProbeResult& result) {
-  const Level level = LevelFor(result);
-  if (!logger_.Enabled(level)) return;
+void ProbeLog::SetTargets(const std::vector<Target>& targets) {
+  std::map<std::pair<std::string, std::string>, State> old;
+  for (auto& st : states_) old[{st.app_id, st.app_env}] = std::move(st);
+  states_.assign(targets.size(), State{});
+  for (const auto& t : targets) {
+    if (t.index >= states_.size()) continue;
+    auto it = old.find({t.app_id, t.app_env});
+    if (it != old.end()) states_[t.index] = std::move(it->second);
+    states_[t.index].app_id = t.app_id;
+    states_[t.index].app_env = t.app_env;
+  }
+}
+
+void ProbeLog::Emit(Level level, std::string_view action, const Target& target,
+                    const ProbeResult& result, const std::string& message,
+                    const State* recovered_from) {
   // Log() formats the event before it returns, so one set of fields per thread can serve
   // every event that thread records.
   thread_local Fields fields = Fields::object();
   FillFields(fields, target, result);
-  logger_.Log(level, "probe", MessageFor(target, result), fields);
+  if (recovered_from != nullptr) {
+    fields["wxcanary.probe.previous_outcome"] = std::string(OutcomeName(recovered_from->outcome));
+    if (recovered_from->errcode) fields["wxcanary.probe.previous_errcode"] = *recovered_from->errcode;
+    fields["wxcanary.probe.failed_seconds"] =
+        std::chrono::duration_cast<std::chrono::seconds>(result.started -
+                                                         recovered_from->failing_since)
+            .count();
+  }
+  logger_.Log(level, action, message, fields);
+}
+
+void ProbeLog::Record(const Target& target, const ProbeResult& result) {
+  const Level level = LevelFor(result);
+  State* st = target.index < states_.size() && states_[target.index].app_id == target.app_id &&
+                      states_[target.index].app_env == target.app_env
+                  ? &states_[target.index]
+                  : nullptr;
+  if (st == nullptr) {  // not a target of SetTargets(): every probe at its level
+    if (logger_.Enabled(level)) Emit(level, "probe", target, result, MessageFor(target, result), nullptr);
+    return;
+  }
+  const bool failed = result.outcome != Outcome::kOk;
+  const bool same = st->seen && st->outcome == result.outcome && st->errcode == result.errcode &&
+                    st->flagged == result.content_flagged;
+  const State before = *st;
+  st->seen = true;
+  st->outcome = result.outcome;
+  st->errcode = result.errcode;
+  st->flagged = result.content_flagged;
+  if (failed && (!before.seen || before.outcome == Outcome::kOk)) st->failing_since = result.started;
+
+  if (same) {
+    if (failed && result.started - st->last_logged >= kFailureReminder) {
+      st->last_logged = result.started;
+      if (!logger_.Enabled(level)) return;
+      const auto secs = std::chrono::duration_cast<std::chrono::seconds>(result.started -
+                                                                         st->failing_since);
+      Emit(level, "probe", target, result,
+           MessageFor(target, result) + " (failing for " + std::to_string(secs.count()) + " s)",
+           nullptr);
+      return;
+    }
+    if (logger_.Enabled(Level::kDebug))
+      Emit(Level::kDebug, "probe", target, result, MessageFor(target, result), nullptr);
+    return;
+  }
+  st->last_logged = result.started;
+  if (!failed && before.seen && before.outcome != Outcome::kOk) {
+    const Level recovered = std::max(level, Level::kWarn);
+    if (!logger_.Enabled(recovered)) return;
+    const auto secs =
+        std::chrono::duration_cast<std::chrono::seconds>(result.started - before.failing_since);
+    std::string m = MessageFor(target, result) + "; recovered after " +
+                    std::to_string(secs.count()) + " s of " +
+                    std::string(OutcomeName(before.outcome));
+    if (before.errcode) m += " (errcode " + std::to_string(*before.errcode) + ")";
+    Emit(recovered, "probe_recovered", target, result, m, &before);
+    return;
+  }
+  if (logger_.Enabled(level)) Emit(level, "probe", target, result, MessageFor(target, result), nullptr);
+}
+
+std::string ScrubProbeText(std::string text, const ProbeResult& result) {
+  return Scrub(std::move(text), result);
 }
 
 }  // namespace wxcanary::telemetry

@@ -1,20 +1,33 @@
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "probe/result.h"
 #include "telemetry/log.h"
 
 namespace wxcanary::telemetry {
 
-/// Writes one "probe" event per result: ERROR for a dead token (40001/40014/42001) and a
-/// missing one, WARN for other failures and for flagged canary content, INFO for ok. The token
-/// itself never reaches the event: only its fingerprint, and any copy of it in an API message or
-/// error detail is masked. Thread-safe (the Logger is).
+/// A repeated failure is logged again at its own level this often (DEBUG in between).
+inline constexpr std::chrono::minutes kFailureReminder{10};
+
+/// Logs state changes, not every probe. A "probe" event at LevelFor() (ERROR for a dead token
+/// (40001/40014/42001) and a missing one, WARN for other failures and flagged canary content,
+/// INFO for ok) when a target's state (outcome, errcode, flagged) changes or is first seen;
+/// the same state again is DEBUG, except that a failure is repeated at its level every
+/// kFailureReminder with how long it has failed. The first ok after failures is a
+/// "probe_recovered" event at WARN (so --log.level=warn sees the end of what it saw begin) with
+/// how long the target failed. Targets not given by SetTargets() get every probe at its level.
+/// The token itself never reaches the event: only its fingerprint, and any copy of it in an
+/// API message or error detail is masked. Thread-safe as a ResultSink: Record() concurrently for
+/// different targets, never with SetTargets().
 class ProbeLog final : public ResultSink {
  public:
   explicit ProbeLog(Logger& logger) : logger_(logger) {}
 
+  void SetTargets(const std::vector<Target>& targets) override;
   void Record(const Target& target, const ProbeResult& result) override;
 
   /// The level of the event for `result`. Pure.
@@ -26,7 +39,24 @@ class ProbeLog final : public ResultSink {
   static Fields FieldsFor(const Target& target, const ProbeResult& result);
 
  private:
+  struct State {
+    std::string app_id, app_env;  // whose state this is (kept across reloads by name)
+    bool seen = false;
+    Outcome outcome = Outcome::kOk;
+    std::optional<int> errcode;
+    bool flagged = false;
+    SystemTime failing_since{};  // first failure of the current failing streak
+    SystemTime last_logged{};    // last event at the state's own level
+  };
+  void Emit(Level level, std::string_view action, const Target& target, const ProbeResult& result,
+            const std::string& message, const State* recovered_from);
+
   Logger& logger_;
+  std::vector<State> states_;  // by Target::index
 };
+
+/// `text` (an errmsg or error detail of `result`) with any copy of its token or raw Redis value
+/// and any access_token= query value masked, as the probe event has it. Pure.
+std::string ScrubProbeText(std::string text, const ProbeResult& result);
 
 }  // namespace wxcanary::telemetry

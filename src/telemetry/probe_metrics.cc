@@ -1,5 +1,7 @@
 #include "telemetry/probe_metrics.h"
 
+#include "telemetry/probe_log.h"
+
 #include <prometheus/check_names.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
@@ -62,6 +64,18 @@ struct ProbeMetrics::Series {
   std::atomic<bool> token_known{false};  // Redis has answered once
   std::atomic<double> token_present{0};
   std::atomic<double> token_ttl{0};
+
+  // The last probe's details, for Snapshot(). Written by the one worker probing this target,
+  // read by the status page: a lock nobody else waits for. Strings keep their capacity, so an
+  // ok probe after an ok probe allocates nothing here.
+  mutable std::mutex last_mu;
+  std::optional<Outcome> last_outcome;
+  std::optional<int> last_errcode;
+  std::string last_errmsg;
+  std::string last_rid;
+  std::string last_detail;
+  std::string fingerprint;
+  std::optional<SystemTime> failing_since;
 };
 
 ProbeMetrics::ProbeMetrics(Exposition& exposition, Clock& clock)
@@ -150,7 +164,30 @@ void ProbeMetrics::Record(const Target& target, const ProbeResult& result) {
   s->duration_sum.fetch_add(seconds, std::memory_order_relaxed);
   s->duration[BucketOf(kDurationBounds, seconds)].fetch_add(1, std::memory_order_relaxed);
 
-  const double now = Seconds(clock_.SystemNow());
+  const SystemTime wall = clock_.SystemNow();
+  const double now = Seconds(wall);
+  {
+    std::lock_guard last(s->last_mu);
+    const bool ok = result.outcome == Outcome::kOk;
+    if (ok) {
+      s->failing_since.reset();
+    } else if (!s->failing_since) {
+      s->failing_since = wall;
+    }
+    s->last_outcome = result.outcome;
+    s->last_errcode = result.errcode;
+    s->last_rid = result.rid;
+    if (ok) {
+      s->last_errmsg = result.errmsg;
+      s->last_detail.clear();
+    } else {
+      s->last_errmsg = ScrubProbeText(result.errmsg, result);
+      s->last_detail = ScrubProbeText(result.detail, result);
+    }
+    // Without an answer from Redis the token is the one seen last.
+    if (result.outcome != Outcome::kRedisError)
+      s->fingerprint = result.token_present ? result.fingerprint : std::string();
+  }
   Store(s->last_run, now);
   if (result.outcome == Outcome::kOk) Store(s->last_success, now);
 
@@ -160,6 +197,41 @@ void ProbeMetrics::Record(const Target& target, const ProbeResult& result) {
     Store(s->token_ttl, static_cast<double>(result.ttl_seconds));
     s->token_known.store(true, std::memory_order_release);
   }
+}
+
+std::vector<ProbeMetrics::TargetSnapshot> ProbeMetrics::Snapshot() const {
+  std::shared_lock lock(mu_);
+  std::vector<TargetSnapshot> out;
+  out.reserve(by_labels_.size());
+  auto time_of = [](const std::atomic<double>& v) -> std::optional<SystemTime> {
+    const double t = v.load(std::memory_order_relaxed);
+    if (t <= 0) return std::nullopt;
+    return SystemTime{std::chrono::duration_cast<SystemTime::duration>(
+        std::chrono::duration<double>(t))};
+  };
+  for (const auto& [labels, s] : by_labels_) {
+    TargetSnapshot t;
+    t.app_id = s->app_id;
+    t.app_env = s->app_env;
+    for (const auto& n : s->outcomes) t.probes += n.load(std::memory_order_relaxed);
+    t.token_known = s->token_known.load(std::memory_order_acquire);
+    t.token_present = Load(s->token_present) != 0;
+    t.ttl_seconds = static_cast<int64_t>(Load(s->token_ttl));
+    t.last_run = time_of(s->last_run);
+    t.last_success = time_of(s->last_success);
+    {
+      std::lock_guard last(s->last_mu);
+      t.last_outcome = s->last_outcome;
+      t.last_errcode = s->last_errcode;
+      t.last_errmsg = s->last_errmsg;
+      t.last_rid = s->last_rid;
+      t.last_detail = s->last_detail;
+      t.fingerprint = s->fingerprint;
+      t.failing_since = s->failing_since;
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
 }
 
 void ProbeMetrics::AppendText(TextWriter& out) const {

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -53,6 +54,28 @@ class ProbeMetrics final : public ResultSink, private TextCollectable {
 
   /// The label set of a target's series (app_id, app_env, then extra labels). Pure.
   static prometheus::Labels LabelsFor(const Target& target);
+
+  /// What the last probes of one target found, for the status page. No token: only its
+  /// fingerprint, and errmsg/detail scrubbed as in the log.
+  struct TargetSnapshot {
+    std::string app_id;
+    std::string app_env;
+    uint64_t probes = 0;                  // of any outcome
+    std::optional<Outcome> last_outcome;  // nullopt: not probed yet
+    std::optional<int> last_errcode;
+    std::string last_errmsg;  // WeChat's errmsg, rid removed
+    std::string last_rid;
+    std::string last_detail;  // curl / Redis / parse error of a failure
+    bool token_known = false;  // Redis has answered once; the token fields below are from it
+    bool token_present = false;
+    std::string fingerprint;  // "" when no token is cached
+    int64_t ttl_seconds = -2;
+    std::optional<SystemTime> last_run;
+    std::optional<SystemTime> last_success;
+    std::optional<SystemTime> failing_since;  // first failure since the last ok (or ever)
+  };
+  /// Every current target's snapshot, in label order. Thread-safe; O(targets).
+  std::vector<TargetSnapshot> Snapshot() const;
 
  private:
   struct Series;

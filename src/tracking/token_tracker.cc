@@ -86,6 +86,10 @@ struct TokenTracker::TargetState {
   uint64_t refreshes = 0;
   double age = 0;
   std::map<std::string, uint64_t> invalidations;  // by cause_env
+
+  // The last invalidation reported, for Snapshot().
+  std::string last_cause_env;
+  std::optional<SystemTime> last_invalidation;
 };
 
 struct TokenTracker::AppState {
@@ -262,7 +266,7 @@ void TokenTracker::RecordLocked(const Target& target, const ProbeResult& result)
         app.quota_events.push_back(now);
         if (app.quota_events.size() > kMaxQuotaEvents) app.quota_events.pop_front();
       }
-      logger_.Log(telemetry::Level::kInfo, "token_refreshed",
+      logger_.Log(telemetry::Level::kWarn, "token_refreshed",
                   "cached token of app " + app.app_id + " env " + t.app_env + " changed (" +
                       (t.last_fingerprint.empty() ? std::string("none") : t.last_fingerprint) +
                       " -> " + fp + ")",
@@ -331,6 +335,29 @@ std::vector<std::string> TokenTracker::AppIds() const {
   return ids;
 }
 
+std::vector<TokenTracker::TargetSnapshot> TokenTracker::Snapshot() const {
+  std::shared_lock lock(mu_);
+  std::vector<TargetSnapshot> out;
+  for (const auto& [id, app] : apps_) {
+    std::lock_guard app_lock(app->mu);
+    for (const auto& [env, t] : app->targets) {
+      TargetSnapshot s;
+      s.app_id = id;
+      s.app_env = env;
+      s.fingerprint = t.fingerprint;
+      s.token_age_seconds = t.age;
+      s.distinct_tokens = static_cast<int>(app->distinct);
+      s.refreshes = t.refreshes;
+      for (const auto& [cause, n] : t.invalidations) s.invalidations += n;
+      s.last_cause_env = t.last_cause_env;
+      s.last_invalidation = t.last_invalidation;
+      s.attribution_pending = t.pending.has_value();
+      out.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
 void TokenTracker::Attribute(AppState& app, TargetState& victim, const ProbeResult& result,
                              MonotonicTime now) {
   const nanoseconds window =
@@ -396,6 +423,8 @@ void TokenTracker::Report(AppState& app, TargetState& victim, const Failure& res
   const std::string cause_env = cause ? cause->app_env : std::string(kUnknownCause);
 
   ++victim.invalidations[cause_env];
+  victim.last_cause_env = cause_env;
+  victim.last_invalidation = clock_.SystemNow();
 
   const std::string ttl_text = result.ttl_seconds == -1
                                    ? std::string("without expiry")

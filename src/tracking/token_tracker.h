@@ -75,6 +75,22 @@ class TokenTracker final : public ResultSink, private telemetry::TextCollectable
   /// App ids currently tracked (from SetTargets or seen in Record), sorted.
   std::vector<std::string> AppIds() const;
 
+  /// What the tracker knows of one target, for the status page (fingerprints only).
+  struct TargetSnapshot {
+    std::string app_id;
+    std::string app_env;
+    std::string fingerprint;       // current, "" while no token is cached
+    double token_age_seconds = 0;  // as wxcanary_token_age_seconds
+    int distinct_tokens = 0;       // of the whole AppId, as wxcanary_app_distinct_tokens
+    uint64_t refreshes = 0;
+    uint64_t invalidations = 0;    // over all causes
+    std::string last_cause_env;    // of the last invalidation ("unknown": none configured)
+    std::optional<SystemTime> last_invalidation;
+    bool attribution_pending = false;  // a failure waits for a culprit's refresh to show
+  };
+  /// Every tracked target, by (app_id, app_env). Thread-safe; O(targets).
+  std::vector<TargetSnapshot> Snapshot() const;
+
  private:
   struct TargetState;
   struct AppState;

@@ -204,11 +204,14 @@ Client::Client(config::WeChat cfg) : impl_(nullptr) {
 
 Client::~Client() = default;
 
+std::string_view ProbePath(config::ProbeKind kind) {
+  return kind == config::ProbeKind::kApiDomainIp ? "/cgi-bin/get_api_domain_ip"
+                                                 : "/wxa/msg_sec_check";
+}
+
 HttpResponse Client::Probe(const config::Environment& env, const Secret& token,
                            std::chrono::milliseconds timeout) {
-  const std::string_view path =
-      env.probe == config::ProbeKind::kApiDomainIp ? "/cgi-bin/get_api_domain_ip"
-                                                   : "/wxa/msg_sec_check";
+  const std::string_view path = ProbePath(env.probe);
   const bool post = env.probe != config::ProbeKind::kApiDomainIp;
   if (post) impl_->SetProbeBody(env);
   // The URL is rebuilt in one buffer kept per client.

@@ -56,6 +56,9 @@ bool NeedsPercentEncoding(std::string_view s);
 Classification Classify(config::ProbeKind kind, const HttpResponse& response,
                         const Secret& token);
 
+/// The API path the canary call of `kind` goes to, e.g. "/cgi-bin/get_api_domain_ip". Pure.
+std::string_view ProbePath(config::ProbeKind kind);
+
 /// A keep-alive HTTPS client for the WeChat API, one per worker. Certificates are always
 /// verified (ca_file, when set, replaces the system CA bundle; there is no switch to turn
 /// verification off).

@@ -135,6 +135,61 @@ TEST_F(DaemonTest, the_incident_reports_token_invalid_within_one_interval_while_
   EXPECT_EQ(s.text().find(prod_token), std::string::npos);
 }
 
+// /api/v1/targets (the status page's data as JSON): the failing target first, with its
+// errcode, rid and the environment whose refresh killed its token; the token only by fingerprint.
+TEST_F(DaemonTest, api_targets_lists_the_failing_target_first_with_its_errcode) {
+  const std::string prod_token = CacheFreshToken(0);
+  const std::string dev_token = CacheFreshToken(1);
+  Daemon d(ConfigYaml(sim_, redis_, {{"prod", 0}, {"dev", 1}}));
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
+    return Outcomes(s, "prod", "ok") >= 1 && Outcomes(s, "dev", "ok") >= 1;
+  }));
+  auto [status, body] = d.Get("/api/v1/targets");
+  ASSERT_EQ(status, 200);
+  auto j = nlohmann::json::parse(body);
+  EXPECT_EQ(j["counts"]["targets"], 2);
+  EXPECT_EQ(j["counts"]["failing"], 0);
+  EXPECT_EQ(j["targets"][0]["app_env"], "dev");  // all ok: by name
+
+  const std::string dev_new = CacheFreshToken(1);  // dev fetches: prod's token dies
+  sim_.Advance(301);
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
+    return s.Value("wxcanary_token_invalidations_total", L("prod", {{"cause_env", "dev"}}))
+               .value_or(0) == 1;
+  }));
+  std::tie(status, body) = d.Get("/api/v1/targets");
+  ASSERT_EQ(status, 200);
+  j = nlohmann::json::parse(body);
+  EXPECT_EQ(j["counts"]["failing"], 1);
+  ASSERT_EQ(j["targets"].size(), 2u) << body;
+  const auto& prod = j["targets"][0];
+  EXPECT_EQ(prod["app_env"], "prod") << body;
+  EXPECT_EQ(prod["state"], "failing");
+  EXPECT_EQ(prod["last_outcome"], "token_invalid");
+  EXPECT_EQ(prod["errcode"], 40001);
+  EXPECT_TRUE(std::regex_match(prod.value("rid", ""),
+                               std::regex("[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}")))
+      << prod.dump();
+  EXPECT_EQ(prod["token"]["fingerprint"], Fingerprint(prod_token));
+  EXPECT_GT(prod["token"]["ttl_seconds"].get<int>(), 7000);
+  EXPECT_EQ(prod["conflict"]["cause_env"], "dev");
+  EXPECT_TRUE(prod["failing_since"].is_string());
+  EXPECT_EQ(j["targets"][1]["app_env"], "dev");
+  EXPECT_EQ(j["targets"][1]["state"], "ok");
+  EXPECT_EQ(j["targets"][1]["token"]["fingerprint"], Fingerprint(dev_new));
+
+  // The filter applies to the API too; the HTML page shows the same row first.
+  j = nlohmann::json::parse(d.Get("/api/v1/targets?app_env=dev").second);
+  ASSERT_EQ(j["targets"].size(), 1u);
+  EXPECT_EQ(j["targets"][0]["app_env"], "dev");
+  const std::string page = d.Get("/").second;
+  EXPECT_LT(page.find("data-app-env=\"prod\""), page.find("data-app-env=\"dev\"")) << page;
+  for (const std::string& token : {prod_token, dev_token, dev_new}) {
+    EXPECT_EQ(body.find(token), std::string::npos);
+    EXPECT_EQ(page.find(token), std::string::npos);
+  }
+}
+
 TEST_F(DaemonTest, reports_expired_missing_and_ttl_less_tokens) {
   CacheFreshToken();
   Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}));

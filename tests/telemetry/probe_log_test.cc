@@ -230,5 +230,69 @@ TEST(ProbeLog, consecutive_events_with_different_fields_each_get_their_own) {
   EXPECT_EQ(events[4].fields.size(), 11u);  // no fingerprint, ttl or errcode for a Redis error
 }
 
+// Log state changes, not every probe (issue 16): what a day of probes leaves in the log.
+TEST(ProbeLog, logs_state_changes_and_keeps_repeats_at_debug) {
+  CapturingLogger logger;
+  ProbeLog log(logger);
+  const Target prod = ProdTarget();
+  log.SetTargets({prod});
+  const SystemTime t0 = SystemTime{} + std::chrono::hours{1000};
+  auto at = [&](ProbeResult r, std::chrono::seconds s, std::optional<int> errcode = std::nullopt) {
+    r.started = t0 + s;
+    r.errcode = errcode;
+    return r;
+  };
+  using std::chrono::seconds;
+  log.Record(prod, at(WithToken(Outcome::kOk), seconds{0}, 0));     // first seen: INFO
+  log.Record(prod, at(WithToken(Outcome::kOk), seconds{30}, 0));    // same: DEBUG
+  log.Record(prod, at(WithToken(Outcome::kOk), seconds{60}, 0));    // same: DEBUG
+  log.Record(prod, at(WithToken(Outcome::kTokenInvalid), seconds{90}, 40001));   // ERROR
+  log.Record(prod, at(WithToken(Outcome::kTokenInvalid), seconds{120}, 40001));  // DEBUG
+  log.Record(prod, at(WithToken(Outcome::kTokenExpired), seconds{150}, 42001));  // new: ERROR
+  log.Record(prod, at(WithToken(Outcome::kTokenExpired), seconds{750}, 42001));  // 10 min: ERROR
+  log.Record(prod, at(WithToken(Outcome::kTokenExpired), seconds{780}, 42001));  // DEBUG
+  log.Record(prod, at(WithToken(Outcome::kOk), seconds{810}, 0));   // recovered: WARN
+  log.Record(prod, at(WithToken(Outcome::kOk), seconds{840}, 0));   // DEBUG
+
+  const auto e = logger.events();
+  ASSERT_EQ(e.size(), 10u);
+  const std::vector<Level> levels = {Level::kInfo,  Level::kDebug, Level::kDebug, Level::kError,
+                                     Level::kDebug, Level::kError, Level::kError, Level::kDebug,
+                                     Level::kWarn,  Level::kDebug};
+  for (size_t i = 0; i < e.size(); ++i) EXPECT_EQ(e[i].level, levels[i]) << "event " << i;
+  EXPECT_EQ(e[6].action, "probe");
+  EXPECT_NE(e[6].message.find("(failing for 660 s)"), std::string::npos) << e[6].message;
+  EXPECT_EQ(e[8].action, "probe_recovered");
+  EXPECT_EQ(e[8].fields["wxcanary.probe.outcome"], "ok");
+  EXPECT_EQ(e[8].fields["wxcanary.probe.previous_outcome"], "token_expired");
+  EXPECT_EQ(e[8].fields["wxcanary.probe.previous_errcode"], 42001);
+  EXPECT_EQ(e[8].fields["wxcanary.probe.failed_seconds"], 720);  // since the first failure
+  EXPECT_NE(e[8].message.find("recovered after 720 s of token_expired (errcode 42001)"),
+            std::string::npos)
+      << e[8].message;
+  EXPECT_EQ(e[8].message.find(kToken), std::string::npos);
+  // The next event of the thread gets its own fields again, without the recovery's.
+  EXPECT_FALSE(e[9].fields.contains("wxcanary.probe.failed_seconds"));
+}
+
+TEST(ProbeLog, keeps_a_targets_state_across_a_reload_and_forgets_removed_ones) {
+  CapturingLogger logger;
+  ProbeLog log(logger);
+  Target prod = ProdTarget();
+  Target test = MakeTarget("wx123", "test");
+  log.SetTargets({prod});
+  log.Record(prod, WithToken(Outcome::kTokenInvalid));  // ERROR
+  test.index = 0;
+  prod.index = 1;
+  log.SetTargets({test, prod});  // reload: prod moved
+  log.Record(prod, WithToken(Outcome::kTokenInvalid));  // still the same failure: DEBUG
+  log.Record(test, WithToken(Outcome::kOk));            // new target: INFO
+  const auto e = logger.events();
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_EQ(e[0].level, Level::kError);
+  EXPECT_EQ(e[1].level, Level::kDebug);
+  EXPECT_EQ(e[2].level, Level::kInfo);
+}
+
 }  // namespace
 }  // namespace wxcanary::telemetry

@@ -81,7 +81,7 @@ TEST_F(TokenTrackerTest, counts_a_refresh_when_fingerprint_changes) {
   EXPECT_EQ(Value(exposition_, AppSeries("wxcanary_app_token_refreshes_total", "wxA")), 1);
   const auto events = logger_.WithAction("token_refreshed");
   ASSERT_EQ(events.size(), 1u);
-  EXPECT_EQ(events[0].level, telemetry::Level::kInfo);
+  EXPECT_EQ(events[0].level, telemetry::Level::kWarn);  // visible at --log.level=warn
   EXPECT_EQ(events[0].fields.dump(),
             telemetry::Fields({{"labels.app_id", "wxA"},
                                {"labels.app_env", "prod"},

@@ -1,4 +1,5 @@
 // The logger end to end: real files, a real stdout fd, a real TCP listener on loopback.
+#include <functional>
 #include <fcntl.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -338,6 +339,26 @@ TEST(TcpSink, a_stalled_listener_never_slows_log_calls_and_drops_are_counted) {
 }
 
 
+// A TcpSink to `server` behind a logger that writes each message as it is ("%v"), with a 5 ms
+// send timeout (so stalls show at once) and its dropped events added to `dropped`; `tune`
+// changes further options.
+struct RawTcp {
+  std::shared_ptr<TcpSink> sink;
+  std::shared_ptr<spdlog::logger> logger;
+};
+RawTcp RawTcpLogger(const LineServer& server, std::atomic<uint64_t>& dropped,
+                    const std::function<void(TcpSink::Options&)>& tune = {}) {
+  TcpSink::Options options;
+  options.host = "127.0.0.1";
+  options.port = server.port();
+  options.send_timeout = 5ms;
+  if (tune) tune(options);
+  auto sink = std::make_shared<TcpSink>(options, [&dropped](uint64_t n) { dropped += n; });
+  auto logger = std::make_shared<spdlog::logger>("tcp", sink);
+  logger->set_pattern("%v");
+  return {std::move(sink), std::move(logger)};
+}
+
 // Issue 21.1: a reader that stops taking bytes (Logstash paused, SIGSTOP) for longer than the
 // sink's stall_reset, then resumes. What the reader receives on every connection must be whole
 // lines: the replaced connection used to end with the first part of a line and no newline,
@@ -345,15 +366,10 @@ TEST(TcpSink, a_stalled_listener_never_slows_log_calls_and_drops_are_counted) {
 TEST(TcpSink, a_reader_that_stalls_and_resumes_receives_only_whole_lines) {
   LineServer server({.stalled = true, .rcvbuf = 4096});
   std::atomic<uint64_t> dropped{0};
-  TcpSink::Options options;
-  options.host = "127.0.0.1";
-  options.port = server.port();
-  options.send_timeout = 5ms;
-  options.stall_reset = 300ms;
-  options.backoff_min = 10ms;
-  auto sink = std::make_shared<TcpSink>(options, [&](uint64_t n) { dropped += n; });
-  auto logger = std::make_shared<spdlog::logger>("tcp", sink);
-  logger->set_pattern("%v");
+  auto [sink, logger] = RawTcpLogger(server, dropped, [](TcpSink::Options& o) {
+    o.stall_reset = 300ms;
+    o.backoff_min = 10ms;
+  });
   const std::string padding(600, 'x');  // probe-event sized
   auto log_for = [&](std::chrono::milliseconds how_long, int& seq) {
     const auto end = std::chrono::steady_clock::now() + how_long;
@@ -397,13 +413,7 @@ TEST(TcpSink, a_reader_that_stalls_and_resumes_receives_only_whole_lines) {
 TEST(TcpSink, destruction_with_a_stalled_reader_is_bounded_and_counts_the_half_sent_line) {
   LineServer server({.stalled = true, .rcvbuf = 4096});
   std::atomic<uint64_t> dropped{0};
-  TcpSink::Options options;
-  options.host = "127.0.0.1";
-  options.port = server.port();
-  options.send_timeout = 5ms;
-  auto sink = std::make_shared<TcpSink>(options, [&](uint64_t n) { dropped += n; });
-  auto logger = std::make_shared<spdlog::logger>("tcp", sink);
-  logger->set_pattern("%v");
+  auto [sink, logger] = RawTcpLogger(server, dropped);
   const std::string big(64 * 1024, 'y');  // larger than what both socket buffers hold at once
   for (int i = 0; i < 64; ++i) logger->info("{{\"seq\":{},\"pad\":\"{}\"}}", i, big);
   const auto t0 = std::chrono::steady_clock::now();

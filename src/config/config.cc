@@ -765,6 +765,7 @@ Environment DecodeEnvironment(const YAML::Node& node, const std::string& path,
   std::vector<std::string_view> allowed(std::begin(kInheritableKeys), std::end(kInheritableKeys));
   allowed.insert(allowed.end(), std::begin(kEnvOnlyKeys), std::end(kEnvOnlyKeys));
   Environment env = defaults;
+  const bool inherits_json_path = set_keys.count("json_path") && !node["json_path"];
   auto entries = MapEntries(node, path, &allowed);
   for (std::string_view required : {"name", "redis"})
     if (!node[std::string(required)]) Fail(path, "missing required key " + Quote(required));
@@ -786,6 +787,11 @@ Environment DecodeEnvironment(const YAML::Node& node, const std::string& path,
     set_keys.insert(key);
   }
   ApplyPreset(set_keys, path, &env);
+  // defaults.json_path reaches only the environments where json_path applies (storage json or
+  // hash, or a PHP array), as an own json_path would: a storage string environment would
+  // otherwise parse its plain token as JSON and every probe would be token_missing.
+  if (inherits_json_path && env.storage == Storage::kString && env.encoding != Encoding::kPhp)
+    env.json_path.clear();
   if (env.key_template.empty())
     Fail(path, env.sdk.empty() ? std::string("missing required key \"key\"")
                                : "missing required key \"key\" (sdk " + Quote(env.sdk) +

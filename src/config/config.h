@@ -128,6 +128,7 @@ struct WeChat {
   std::string base_url = "https://api.weixin.qq.com";
   std::string ca_file;  // optional CA bundle used instead of the system one; always verified
   milliseconds timeout{5'000};
+  bool operator==(const WeChat&) const = default;
 };
 
 struct Conflict {
@@ -136,6 +137,7 @@ struct Conflict {
   std::optional<milliseconds> window;
   int daily_quota = 2000;  // /cgi-bin/token calls per AppId per day
   milliseconds quota_poll_interval{600'000};  // never below 10 min
+  bool operator==(const Conflict&) const = default;
 };
 
 struct Heal {
@@ -155,10 +157,12 @@ struct LogSink {
   std::string host;  // tcp
   int port = 0;
   int queue_size = 8192;
+  bool operator==(const LogSink&) const = default;
 };
 
 struct Logging {
   std::vector<LogSink> sinks;  // empty = one stdout sink
+  bool operator==(const Logging&) const = default;
 };
 
 struct Config {
@@ -173,6 +177,15 @@ struct Config {
 
   [[nodiscard]] size_t TargetCount() const;
 };
+
+/// The AppIds whose secret is configured, with it: the only apps whose quota can be read or
+/// whose token can be refreshed. Pure.
+inline std::map<std::string, Secret> AppSecrets(const Config& config) {
+  std::map<std::string, Secret> out;
+  for (const auto& app : config.apps)
+    if (!app.secret_value.empty()) out.emplace(app.app_id, app.secret_value);
+  return out;
+}
 
 /// Reads, decodes and validates a YAML config; resolves secrets (files, environment,
 /// $CREDENTIALS_DIRECTORY). Throws ConfigError. Thread-safe (no shared state).

@@ -61,6 +61,12 @@ std::string InstanceId() {
 
 std::string Targets(size_t n) { return std::to_string(n) + (n == 1 ? " target" : " targets"); }
 
+// The settings a running daemon cannot take: a reload that changes one is rejected whole.
+void CheckRestartOnly(const config::Config& running, const config::Config& next) {
+  if (!(running.logging == next.logging))
+    throw config::ConfigError("logging: the log sinks changed; they need a restart");
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -114,7 +120,7 @@ int Main(int argc, char** argv) {
   telemetry::ProbeLog probe_log(*log);
   tracking::TokenTracker tracker(*exposition, *log, clock, cfg.conflict);
   heal::RedisHealStore heal_store(cfg.redis);
-  heal::StableTokenFetcher fetcher(cfg.wechat, tracking::AppSecrets(cfg));
+  heal::StableTokenFetcher fetcher(cfg);
   heal::Healer healer(cfg.heal, heal_store, &fetcher, *exposition, *log, clock, InstanceId());
 
   // Order matters only for reading the log: the probe event comes before what it caused.
@@ -168,6 +174,19 @@ int Main(int argc, char** argv) {
   // Reads the real /cgi-bin/token usage of apps with a secret, at most every 10 minutes.
   auto quota = tracking::MakeQuotaPoller(*registry, *log, clock, cfg);
   quota->Start();
+
+  // The one place a reloaded config reaches the long-lived parts, each through its Apply (the
+  // runner's is Start: it replaces the targets and hands them to the sinks). Called only after
+  // `next` passed every check, and none of these throws: a reload reaches all or none.
+  auto apply = [&](const config::Config& next) {
+    heal_store.SetRedis(next.redis);
+    fetcher.Apply(next);
+    tracker.Apply(next);
+    healer.Apply(next);
+    quota->Apply(next);
+    runner.Start(next);
+    daemon_metrics.RetainRedis(RedisNames(next));
+  };
   daemon_metrics.ConfigLoaded(true);
   log->Log(Level::kInfo, "daemon_started",
            "wxcanary " + std::string(kVersion) + " probing " + Targets(cfg.TargetCount()) +
@@ -214,12 +233,12 @@ int Main(int argc, char** argv) {
     // SIGHUP: reload. An invalid file leaves the running config untouched.
     notifier.Reloading();
     try {
+      // Validate first (the file, then what the running parts would refuse), then apply.
       config::Config next = probe::SelectShard(config::LoadFile(opts.config_file), opts.shard);
-      heal_store.SetRedis(next.redis);
-      runner.Start(next);
-      quota->SetApps(tracking::AppSecrets(next));
+      CheckRestartOnly(cfg, next);
+      probe::Runner::Check(next);
+      apply(next);
       cfg = std::move(next);
-      daemon_metrics.RetainRedis(RedisNames(cfg));
       daemon_metrics.ConfigLoaded(true);
       // WARN: an operator's change, visible at --log.level=warn.
       log->Log(Level::kWarn, "config_reloaded", "config reloaded: " + Targets(cfg.TargetCount()),

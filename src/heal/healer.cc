@@ -66,16 +66,21 @@ HealSet WantedSeries(const config::Environment& env) {
 }  // namespace
 
 struct Healer::State {
-  std::mutex mu;  // Record() for one target is never concurrent; SetTargets() may be
+  // Serializes Record() of this target and is held through its heal's Redis and HTTP I/O.
+  // Scrapes, Snapshot() and SetTargets() never take it, so a stuck heal stalls none of them.
+  std::mutex record_mu;
+  // Guards everything below that a scrape, Snapshot() or SetTargets() reads; never held
+  // across I/O.
+  std::mutex mu;
   config::HealMode mode = config::HealMode::kOff;
 
-  std::string fingerprint;  // of the token the streak is about
-  int streak = 0;           // consecutive token errors on `fingerprint`
+  int streak = 0;  // consecutive token errors on `fingerprint`; written under both mutexes
 
+  // Only Record() reads and writes these (under record_mu).
+  std::string fingerprint;  // of the token the streak is about
   bool in_episode = false;  // a token error was seen and no ok probe since
   MonotonicTime episode_start{};
   bool healed = false;  // a key was evicted during this episode
-
   std::optional<MonotonicTime> last_action;  // starts the cooldown
 
   // Exported values, written straight into the exposition (see AppendText).
@@ -101,13 +106,23 @@ Healer::Healer(config::Heal settings, HealStore& store, TokenFetcher* fetcher,
                telemetry::Exposition& exposition, telemetry::Logger& logger, Clock& clock,
                std::string instance_id)
     : exposition_(exposition),
-      settings_(settings),
       store_(store),
       fetcher_(fetcher),
       logger_(logger),
       clock_(clock),
-      instance_id_(std::move(instance_id)) {
+      instance_id_(std::move(instance_id)),
+      settings_(settings) {
   exposition_.Add(*this);
+}
+
+void Healer::Apply(const config::Config& config) {
+  std::lock_guard lock(settings_mu_);
+  settings_ = config.heal;
+}
+
+config::Heal Healer::Settings() const {
+  std::lock_guard lock(settings_mu_);
+  return settings_;
 }
 
 Healer::~Healer() { exposition_.Remove(*this); }
@@ -148,6 +163,7 @@ std::shared_ptr<Healer::State> Healer::StateFor(const Target& target) {
 }
 
 void Healer::Count(State& state, std::string_view action, std::string_view result) {
+  std::lock_guard lock(state.mu);
   const size_t slot = SeriesSlot(action, result);
   state.exported.set(slot);
   ++state.heals[slot];
@@ -220,10 +236,10 @@ void Healer::AppendText(telemetry::TextWriter& out) const {
   }
 }
 
-bool Healer::TakeBudget(MonotonicTime now) {
+bool Healer::TakeBudget(MonotonicTime now, int budget_per_hour) {
   std::lock_guard lock(budget_mu_);
   while (!budget_.empty() && now - budget_.front() >= std::chrono::hours{1}) budget_.pop_front();
-  if (static_cast<int>(budget_.size()) >= settings_.budget_per_hour) return false;
+  if (static_cast<int>(budget_.size()) >= budget_per_hour) return false;
   budget_.push_back(now);
   return true;
 }
@@ -237,13 +253,27 @@ void Healer::ReturnBudget(MonotonicTime taken) {
 void Healer::Record(const Target& target, const ProbeResult& result) {
   auto state_ptr = StateFor(target);
   State& state = *state_ptr;
-  std::lock_guard lock(state.mu);
-  if (state.mode != target.env.heal) EnsureSeries(state, target);
+  std::lock_guard record(state.record_mu);
+  const config::Heal settings = Settings();
   const MonotonicTime now = clock_.MonotonicNow();
+  int streak = 0;
+  {
+    std::lock_guard lock(state.mu);
+    if (state.mode != target.env.heal) EnsureSeries(state, target);
+    if (!Decide(state, result, now)) return;
+    streak = state.streak;
+  }
+  if (target.env.heal == config::HealMode::kOff) return;
+  if (streak < std::max(1, settings.confirmations)) return;
+  // Nothing to compare against means nothing we could delete safely.
+  if (result.raw_value.empty()) return;
+  Heal(state, target, result, now, streak, settings);
+}
 
+bool Healer::Decide(State& state, const ProbeResult& result, MonotonicTime now) {
   switch (EvidenceOf(result.outcome)) {
     case Evidence::kNone:
-      return;
+      return false;
     case Evidence::kNotDead:
       if (result.outcome == Outcome::kOk) {
         if (state.in_episode && state.healed && state.recovery_exported) {
@@ -256,7 +286,7 @@ void Healer::Record(const Target& target, const ProbeResult& result) {
       }
       state.streak = 0;
       state.fingerprint.clear();
-      return;
+      return false;
     case Evidence::kDead:
       break;
   }
@@ -272,11 +302,7 @@ void Healer::Record(const Target& target, const ProbeResult& result) {
     state.fingerprint = result.fingerprint;
     state.streak = 1;
   }
-  if (target.env.heal == config::HealMode::kOff) return;
-  if (state.streak < std::max(1, settings_.confirmations)) return;
-  // Nothing to compare against means nothing we could delete safely.
-  if (result.raw_value.empty()) return;
-  Heal(state, target, result, now);
+  return true;
 }
 
 namespace {
@@ -309,11 +335,11 @@ std::string KeyText(const Target& target) {
 }  // namespace
 
 void Healer::Heal(State& state, const Target& target, const ProbeResult& result,
-                  MonotonicTime now) {
+                  MonotonicTime now, int streak, const config::Heal& settings) {
   const std::string action(ActionOf(target.env.heal));
   const std::string cause = result.errcode ? std::to_string(*result.errcode)
                                            : std::string(OutcomeName(result.outcome));
-  const std::string reason = std::to_string(state.streak) + " consecutive " + cause +
+  const std::string reason = std::to_string(streak) + " consecutive " + cause +
                              " with redis ttl " + std::to_string(result.ttl_seconds) + "s";
   const std::string where = KeyText(target);
 
@@ -334,20 +360,20 @@ void Healer::Heal(State& state, const Target& target, const ProbeResult& result,
         action + " of " + where + " skipped: " + why + " (" + reason + ")");
   };
 
-  if (state.last_action && now - *state.last_action < settings_.cooldown) {
+  if (state.last_action && now - *state.last_action < settings.cooldown) {
     skip("skipped_cooldown",
          "last heal of this target " +
              FormatDuration(duration_cast<milliseconds>(now - *state.last_action)) +
-             " ago, cooldown " + FormatDuration(settings_.cooldown));
+             " ago, cooldown " + FormatDuration(settings.cooldown));
     return;
   }
-  if (!TakeBudget(now)) {
+  if (!TakeBudget(now, settings.budget_per_hour)) {
     skip("skipped_budget",
-         "budget of " + std::to_string(settings_.budget_per_hour) + " heals per hour spent");
+         "budget of " + std::to_string(settings.budget_per_hour) + " heals per hour spent");
     return;
   }
   std::string error;
-  auto locked = store_.TryLock(target.env, instance_id_, settings_.lock_ttl, &error);
+  auto locked = store_.TryLock(target.env, instance_id_, settings.lock_ttl, &error);
   if (!locked.has_value()) {
     ReturnBudget(now);
     Count(state, action, "error");
@@ -394,11 +420,11 @@ void Healer::Heal(State& state, const Target& target, const ProbeResult& result,
   log(telemetry::Level::kWarn, "token_evicted", kEvict, "done",
       "evicted stale token from " + where + " (" + reason + ")", {}, "success");
 
-  if (target.env.heal_refresh) Refresh(state, target, result.fingerprint, reason);
+  if (target.env.heal_refresh) Refresh(state, target, result.fingerprint, reason, settings);
 }
 
 void Healer::Refresh(State& state, const Target& target, const std::string& stale_fingerprint,
-                     const std::string& reason) {
+                     const std::string& reason, const config::Heal& settings) {
   const std::string where = KeyText(target);
   auto log = [&](telemetry::Level level, std::string_view event_action, std::string_view res,
                  const std::string& message, const std::string& error = {},
@@ -434,14 +460,14 @@ void Healer::Refresh(State& state, const Target& target, const std::string& stal
         "refresh of " + where + " failed fetching a stable token", error, "failure");
     return;
   }
-  const auto margin = duration_cast<seconds>(settings_.refresh_margin);
+  const auto margin = duration_cast<seconds>(settings.refresh_margin);
   const seconds ttl = fetched->expires_in - margin;
   if (ttl <= seconds{0}) {
     Count(state, kRefresh, "error");
     log(telemetry::Level::kError, "heal_skipped", "error",
         "refresh of " + where + " skipped: expires_in " +
             std::to_string(fetched->expires_in.count()) + "s leaves no TTL after refresh_margin " +
-            FormatDuration(settings_.refresh_margin),
+            FormatDuration(settings.refresh_margin),
         {}, "failure");
     return;
   }

@@ -37,7 +37,8 @@ class TokenFetcher {
 /// one fingerprint, then cooldown -> budget -> Redis lock -> compare-and-delete (or dry run),
 /// then an optional stable_token refresh. Exports wxcanary_heals_total{action,result} and
 /// wxcanary_heal_recovery_seconds for the targets with healing on, written from its state at
-/// scrape time. Record(), SetTargets() and scrapes are thread-safe.
+/// scrape time. Record(), SetTargets(), Apply() and scrapes are thread-safe; the Redis and
+/// stable_token I/O of a heal runs outside every lock a scrape or Snapshot() takes.
 class Healer final : public ResultSink, private telemetry::TextCollectable {
  public:
   /// `fetcher` may be null (refresh then never happens). `instance_id` owns the Redis locks,
@@ -51,6 +52,10 @@ class Healer final : public ResultSink, private telemetry::TextCollectable {
 
   void SetTargets(const std::vector<Target>& targets) override;
   void Record(const Target& target, const ProbeResult& result) override;
+
+  /// Takes config.heal for the heals that start from now on (a reload); the targets come
+  /// through SetTargets.
+  void Apply(const config::Config& config);
 
   /// The last heal decisions of one target, for the status page.
   struct TargetSnapshot {
@@ -73,22 +78,30 @@ class Healer final : public ResultSink, private telemetry::TextCollectable {
 
   std::shared_ptr<State> StateFor(const Target& target);
   void EnsureSeries(State& state, const Target& target);
-  void Heal(State& state, const Target& target, const ProbeResult& result,
-            MonotonicTime now);
+  // Updates the streak and episode of `state` (caller holds state.mu and state.record_mu);
+  // false when the result cannot lead to a heal.
+  bool Decide(State& state, const ProbeResult& result, MonotonicTime now);
+  // Caller holds state.record_mu, not state.mu: these do the I/O.
+  void Heal(State& state, const Target& target, const ProbeResult& result, MonotonicTime now,
+            int streak, const config::Heal& settings);
   void Refresh(State& state, const Target& target, const std::string& stale_fingerprint,
-               const std::string& reason);
+               const std::string& reason, const config::Heal& settings);
+  // Takes state.mu.
   void Count(State& state, std::string_view action, std::string_view result);
   void AppendText(telemetry::TextWriter& out) const override;
-  bool TakeBudget(MonotonicTime now);
+  config::Heal Settings() const;
+  bool TakeBudget(MonotonicTime now, int budget_per_hour);
   void ReturnBudget(MonotonicTime taken);
 
   telemetry::Exposition& exposition_;
-  const config::Heal settings_;
   HealStore& store_;
   TokenFetcher* fetcher_;
   telemetry::Logger& logger_;
   Clock& clock_;
   const std::string instance_id_;
+
+  mutable std::mutex settings_mu_;
+  config::Heal settings_;  // guarded by settings_mu_; Record() takes a copy
 
   mutable std::mutex mu_;  // guards targets_ (the map, not the states: each has its own mutex)
   std::map<Key, std::shared_ptr<State>> targets_;

@@ -30,17 +30,25 @@ class StableTokenFetcher final : public TokenFetcher {
  public:
   /// `secrets`: app_id -> its AppSecret; apps not in it get an error.
   StableTokenFetcher(config::WeChat wechat, std::map<std::string, Secret> secrets);
+  /// The WeChat settings and the secrets of `config`'s apps (AppSecrets).
+  explicit StableTokenFetcher(const config::Config& config);
   ~StableTokenFetcher() override;
   StableTokenFetcher(const StableTokenFetcher&) = delete;
   StableTokenFetcher& operator=(const StableTokenFetcher&) = delete;
 
+  /// Takes a reloaded config's WeChat settings and app secrets for the fetches from now on; a
+  /// fetch in progress finishes with the old ones.
+  void Apply(const config::Config& config);
+
   std::optional<FetchedToken> Fetch(const std::string& app_id, std::string* error) override;
 
  private:
-  const config::WeChat wechat_;
-  const std::map<std::string, Secret> secrets_;
-  std::mutex mu_;
-  std::unique_ptr<wechat::Client> client_;  // created on first use
+  std::mutex settings_mu_;  // guards wechat_ and secrets_
+  config::WeChat wechat_;
+  std::map<std::string, Secret> secrets_;
+  std::mutex mu_;  // one fetch at a time over client_
+  std::unique_ptr<wechat::Client> client_;  // created on first use and after wechat_ changes
+  config::WeChat client_wechat_;            // what client_ was made with; guarded by mu_
 };
 
 }  // namespace wxcanary::heal

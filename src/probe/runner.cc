@@ -59,14 +59,41 @@ size_t Runner::target_count() const {
   return targets_.size();
 }
 
+std::chrono::milliseconds Runner::LongestProbe(const config::Config& config) {
+  std::chrono::milliseconds longest{0};
+  for (const auto& app : config.apps) {
+    for (const auto& env : app.environments) {
+      auto probe = env.timeout;
+      if (auto it = config.redis.find(env.redis); it != config.redis.end())
+        probe += it->second.connect_timeout + it->second.read_timeout;
+      longest = std::max(longest, probe);
+    }
+  }
+  return longest + std::chrono::seconds{1};
+}
+
+void Runner::Check(const config::Config& config) {
+  // A config that passed config::Load* always passes; one built in code may not, and a
+  // silent 127.0.0.1:6379 would probe somebody else's Redis.
+  for (const auto& app : config.apps)
+    for (const auto& env : app.environments)
+      if (!config.redis.count(env.redis))
+        throw config::ConfigError("target " + app.app_id + "/" + env.name + ": unknown redis \"" +
+                                  env.redis + "\"");
+}
+
 void Runner::Start(const config::Config& config) {
+  Check(config);  // before anything stops
   StopThreads();
   config_ = config;
-  targets_ = TargetsOf(config_);
-  in_flight_ = std::make_unique<std::atomic<bool>[]>(targets_.size());
-  for (auto* sink : sinks_) sink->SetTargets(targets_);
+  std::vector<Target> targets = TargetsOf(config_);
+  in_flight_ = std::make_unique<std::atomic<bool>[]>(targets.size());
+  for (auto* sink : sinks_) sink->SetTargets(targets);
+  longest_probe_ns_ =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(LongestProbe(config_)).count();
   {
     std::lock_guard lock(mu_);
+    targets_ = std::move(targets);
     stop_ = false;
     // Runs queued for the old target set never happen: count them, so every scheduled run is
     // either a probe or a skip.
@@ -102,8 +129,11 @@ bool Runner::Progressing(std::chrono::milliseconds stall) const {
   auto limit = std::chrono::duration_cast<std::chrono::nanoseconds>(stall).count();
   if (now - heartbeat_ns_.load() > limit) return false;
   std::lock_guard lock(mu_);
-  // Work waiting while no worker has picked anything up for a whole stall: workers are stuck.
-  return queue_.empty() || now - last_pickup_ns_.load() <= limit;
+  // Work waiting while no worker has picked anything up for longer than any probe may take
+  // (and a whole stall): workers are stuck. Every worker inside a probe that is allowed 30 s
+  // against a blackholed API is not, and must not get the daemon restarted.
+  const int64_t busy = std::max(limit, longest_probe_ns_.load());
+  return queue_.empty() || now - last_pickup_ns_.load() <= busy;
 }
 
 void Runner::SchedulerLoop() {
@@ -153,18 +183,13 @@ void Runner::WorkerLoop() {
 
     const Target& target = targets_[job.target];
     auto& conn = redis[target.env.redis];
-    if (!conn) {
-      auto it = config_.redis.find(target.env.redis);
-      conn = std::make_unique<source::RedisConnection>(it != config_.redis.end() ? it->second
-                                                                                 : config::Redis{});
-    }
+    if (!conn) conn = std::make_unique<source::RedisConnection>(config_.redis.at(target.env.redis));
     ProbeResult result = RunProbe(target, *conn, client, clock_);
     // Redis' health is the connection's, not the probe's outcome: a reply such as WRONGTYPE
     // means the server is up and one key is wrong.
     ReportRedis(target.env.redis, conn->healthy());
     for (auto* sink : sinks_) sink->Record(target, result);
     in_flight_[job.target] = false;
-    completed_.fetch_add(1, std::memory_order_relaxed);
   }
 }
 

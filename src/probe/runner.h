@@ -42,16 +42,24 @@ class Runner {
   Runner& operator=(const Runner&) = delete;
 
   /// Starts probing `config`'s targets, or replaces the running set (reload). In-flight probes
-  /// of the old set finish first; sinks get SetTargets() before the first new probe.
+  /// of the old set finish first; sinks get SetTargets() before the first new probe. Throws
+  /// config::ConfigError (and changes nothing) when a target names a Redis `config` lacks.
   void Start(const config::Config& config);
+  /// What Start() checks before it changes anything: every target's Redis exists. Throws
+  /// config::ConfigError naming the target and the Redis. Pure.
+  static void Check(const config::Config& config);
   /// Stops and joins every thread. Idempotent.
   void Stop();
 
   /// True while the scheduler loop is turning and queued probes are being picked up within
-  /// `stall`: what the systemd watchdog pings on.
+  /// max(`stall`, the longest a probe of the config may take): what the systemd watchdog pings
+  /// on. Workers busy with probes against a blackholed API are slow, not stuck.
   [[nodiscard]] bool Progressing(std::chrono::milliseconds stall) const;
-  [[nodiscard]] uint64_t probes_completed() const { return completed_.load(); }
   [[nodiscard]] size_t target_count() const;
+
+  /// The longest one probe of `config` may legitimately take: its timeout plus its Redis'
+  /// connect and read timeouts, plus a second of slack. Pure.
+  static std::chrono::milliseconds LongestProbe(const config::Config& config);
 
   /// Test hook: blocks the scheduler loop until Stop(), as a wedged scheduler would.
   void WedgeForTesting() { wedged_ = true; }
@@ -75,9 +83,10 @@ class Runner {
   prometheus::Histogram* lateness_;
   prometheus::Counter* skipped_;
 
-  // One generation of targets and threads; replaced whole by Start().
+  // One generation of targets and threads; replaced whole by Start() while no worker runs.
   config::Config config_;
-  std::vector<Target> targets_;
+  std::vector<Target> targets_;  // written under mu_ (target_count() reads it there)
+  std::atomic<int64_t> longest_probe_ns_{0};
   std::unique_ptr<std::atomic<bool>[]> in_flight_;
   Schedule schedule_;
 
@@ -92,7 +101,6 @@ class Runner {
 
   std::atomic<int64_t> heartbeat_ns_{0};    // scheduler loop, monotonic
   std::atomic<int64_t> last_pickup_ns_{0};  // a worker took a job
-  std::atomic<uint64_t> completed_{0};
 
   std::mutex redis_mu_;
   std::map<std::string, bool> redis_state_;  // last reported reachability

@@ -37,6 +37,10 @@ std::optional<json> ParseAnswer(const wechat::HttpResponse& r, std::string* erro
   return j;
 }
 
+std::chrono::milliseconds PollInterval(const config::Conflict& conflict) {
+  return std::max<std::chrono::milliseconds>(conflict.quota_poll_interval, kMinQuotaPollInterval);
+}
+
 std::optional<int> Errcode(const json& j) {
   auto it = j.find("errcode");
   if (it == j.end() || !it->is_number_integer()) return std::nullopt;
@@ -45,20 +49,10 @@ std::optional<int> Errcode(const json& j) {
 
 }  // namespace
 
-std::map<std::string, Secret> AppSecrets(const config::Config& config) {
-  std::map<std::string, Secret> out;
-  for (const auto& app : config.apps)
-    if (!app.secret_value.empty()) out.emplace(app.app_id, app.secret_value);
-  return out;
-}
-
 QuotaPoller::QuotaPoller(prometheus::Registry& registry, telemetry::Logger& logger, Clock& clock,
                          const config::Conflict& conflict, PostFn post)
     : logger_(logger),
       clock_(clock),
-      interval_(std::max<std::chrono::milliseconds>(conflict.quota_poll_interval,
-                                                    kMinQuotaPollInterval)),
-      post_(std::move(post)),
       used_family_(prometheus::BuildGauge()
                        .Name("wxcanary_app_token_quota_used")
                        .Help("Calls to /cgi-bin/token this AppId made today, as reported by "
@@ -68,7 +62,17 @@ QuotaPoller::QuotaPoller(prometheus::Registry& registry, telemetry::Logger& logg
                         .Name("wxcanary_app_token_quota_limit")
                         .Help("Daily limit of /cgi-bin/token calls for this AppId, as reported by "
                               "/cgi-bin/openapi/quota/get.")
-                        .Register(registry)) {}
+                        .Register(registry)),
+      interval_(PollInterval(conflict)),
+      post_(std::make_shared<const PostFn>(std::move(post))) {}
+
+QuotaPoller::QuotaPoller(prometheus::Registry& registry, telemetry::Logger& logger, Clock& clock,
+                         const config::Config& config, PostFactory make_post)
+    : QuotaPoller(registry, logger, clock, config.conflict, make_post(config.wechat)) {
+  make_post_ = std::move(make_post);
+  wechat_ = config.wechat;
+  SetApps(AppSecrets(config));
+}
 
 QuotaPoller::~QuotaPoller() { Stop(); }
 
@@ -86,11 +90,24 @@ void QuotaPoller::SetApps(std::map<std::string, Secret> apps) {
   for (auto& [id, secret] : apps) apps_[id].secret = std::move(secret);
 }
 
+void QuotaPoller::Apply(const config::Config& config) {
+  SetApps(AppSecrets(config));
+  std::lock_guard lock(mu_);
+  interval_ = PollInterval(config.conflict);
+  const auto& w = config.wechat;
+  if (make_post_ && w != wechat_) {
+    post_ = std::make_shared<const PostFn>(make_post_(w));
+    wechat_ = w;
+  }
+}
+
 int QuotaPoller::PollDue() {
   std::lock_guard poll(poll_mu_);
   std::vector<std::pair<std::string, Secret>> due;
+  std::shared_ptr<const PostFn> post;
   {
     std::lock_guard lock(mu_);
+    post = post_;
     const MonotonicTime now = clock_.MonotonicNow();
     for (auto& [id, app] : apps_) {
       if (app.last_attempt && now - *app.last_attempt < interval_) continue;
@@ -98,14 +115,14 @@ int QuotaPoller::PollDue() {
       due.emplace_back(id, app.secret);
     }
   }
-  for (const auto& [id, secret] : due) PollOne(id, secret);
+  for (const auto& [id, secret] : due) PollOne(*post, id, secret);
   return static_cast<int>(due.size());
 }
 
-std::optional<Secret> QuotaPoller::StableToken(const std::string& app_id, const Secret& secret,
-                                               std::string* error) {
+std::optional<Secret> QuotaPoller::StableToken(const PostFn& post, const std::string& app_id,
+                                               const Secret& secret, std::string* error) {
   auto fetched = wechat::ParseStableTokenAnswer(
-      post_("/cgi-bin/stable_token", wechat::StableTokenRequestBody(app_id, secret)), error);
+      post("/cgi-bin/stable_token", wechat::StableTokenRequestBody(app_id, secret)), error);
   if (!fetched) return std::nullopt;
   return std::move(fetched->token);
 }
@@ -122,14 +139,14 @@ void QuotaPoller::Fail(const std::string& app_id, const std::string& message,
               "could not read the /cgi-bin/token quota of app " + app_id + ": " + message, f);
 }
 
-void QuotaPoller::PollOne(const std::string& app_id, const Secret& secret) {
+void QuotaPoller::PollOne(const PostFn& post, const std::string& app_id, const Secret& secret) {
   std::string error;
-  const auto token = StableToken(app_id, secret, &error);
+  const auto token = StableToken(post, app_id, secret, &error);
   if (!token) return Fail(app_id, error, std::nullopt, "", "");
 
   const std::string body = json{{"cgi_path", kTokenCgi}}.dump();
   auto j = ParseAnswer(
-      post_("/cgi-bin/openapi/quota/get?access_token=" + token->Reveal(), body), &error);
+      post("/cgi-bin/openapi/quota/get?access_token=" + token->Reveal(), body), &error);
   if (!j) return Fail(app_id, "quota/get: " + error, std::nullopt, "", "");
 
   const auto code = Errcode(*j);
@@ -200,15 +217,14 @@ void QuotaPoller::Stop() {
 std::unique_ptr<QuotaPoller> MakeQuotaPoller(prometheus::Registry& registry,
                                              telemetry::Logger& logger, Clock& clock,
                                              const config::Config& config) {
-  auto client = std::make_shared<wechat::Client>(config.wechat);
-  const auto timeout = config.wechat.timeout;
-  auto poller = std::make_unique<QuotaPoller>(
-      registry, logger, clock, config.conflict,
-      [client, timeout](const std::string& path, const std::string& body) {
-        return client->PostJson(path, body, timeout);
+  return std::make_unique<QuotaPoller>(
+      registry, logger, clock, config, [](const config::WeChat& wechat) -> QuotaPoller::PostFn {
+        auto client = std::make_shared<wechat::Client>(wechat);
+        return [client, timeout = wechat.timeout](const std::string& path,
+                                                   const std::string& body) {
+          return client->PostJson(path, body, timeout);
+        };
       });
-  poller->SetApps(AppSecrets(config));
-  return poller;
 }
 
 }  // namespace wxcanary::tracking

@@ -27,8 +27,7 @@ namespace wxcanary::tracking {
 /// quota/get is never asked more often than this per AppId, whatever the config says.
 inline constexpr std::chrono::minutes kMinQuotaPollInterval{10};
 
-/// The AppIds whose secret is configured, with it: the only apps whose quota can be read.
-std::map<std::string, Secret> AppSecrets(const config::Config& config);
+using config::AppSecrets;
 
 /// Reads the real daily usage of /cgi-bin/token per AppId (POST /cgi-bin/openapi/quota/get
 /// {"cgi_path":"/cgi-bin/token"}) at most once per max(config.quota_poll_interval, 10 min) per
@@ -41,9 +40,15 @@ class QuotaPoller {
   using PostFn = std::function<wechat::HttpResponse(const std::string& path_and_query,
                                                     const std::string& body)>;
 
+  /// Makes the PostFn for a config's WeChat settings.
+  using PostFactory = std::function<PostFn(const config::WeChat& wechat)>;
+
   /// `registry`, `logger` and `clock` must outlive the poller.
   QuotaPoller(prometheus::Registry& registry, telemetry::Logger& logger, Clock& clock,
               const config::Conflict& conflict, PostFn post);
+  /// As above, polling `config`'s apps over make_post(config.wechat) (see Apply).
+  QuotaPoller(prometheus::Registry& registry, telemetry::Logger& logger, Clock& clock,
+              const config::Config& config, PostFactory make_post);
   /// Stops the background thread if running.
   ~QuotaPoller();
   QuotaPoller(const QuotaPoller&) = delete;
@@ -51,6 +56,10 @@ class QuotaPoller {
 
   /// The apps to poll (AppSecrets of the current config); series of apps gone are removed.
   void SetApps(std::map<std::string, Secret> apps);
+
+  /// Takes a reloaded config: its apps (SetApps), conflict.quota_poll_interval and, with a
+  /// PostFactory, its WeChat settings. A poll in progress finishes with the old ones.
+  void Apply(const config::Config& config);
 
   /// Polls every app not attempted within the poll interval (failures count as attempts, so a
   /// broken app is not hammered). Returns how many apps were polled. Blocks on the network.
@@ -68,21 +77,23 @@ class QuotaPoller {
     prometheus::Gauge* limit = nullptr;
   };
   // Polls one app; called without mu_ held (network), results applied under mu_.
-  void PollOne(const std::string& app_id, const Secret& secret);
-  std::optional<Secret> StableToken(const std::string& app_id, const Secret& secret,
-                                    std::string* error);
+  void PollOne(const PostFn& post, const std::string& app_id, const Secret& secret);
+  std::optional<Secret> StableToken(const PostFn& post, const std::string& app_id,
+                                    const Secret& secret, std::string* error);
   void Fail(const std::string& app_id, const std::string& message, std::optional<int> errcode,
             const std::string& errmsg, const std::string& rid);
 
   telemetry::Logger& logger_;
   Clock& clock_;
-  const std::chrono::milliseconds interval_;
-  PostFn post_;
+  PostFactory make_post_;  // may be empty: post_ then never changes
   prometheus::Family<prometheus::Gauge>& used_family_;
   prometheus::Family<prometheus::Gauge>& limit_family_;
 
   std::mutex poll_mu_;  // one PollDue at a time: PostFn need not be thread-safe
-  std::mutex mu_;       // guards apps_ and stop_
+  std::mutex mu_;       // guards what follows
+  std::chrono::milliseconds interval_;
+  std::shared_ptr<const PostFn> post_;  // a poll keeps its copy alive across a reload
+  config::WeChat wechat_;               // what post_ was made for (with make_post_)
   std::map<std::string, AppState> apps_;
   std::condition_variable wake_;
   bool stop_ = false;

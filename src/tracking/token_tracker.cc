@@ -109,8 +109,16 @@ struct TokenTracker::AppState {
 
 TokenTracker::TokenTracker(telemetry::Exposition& exposition, telemetry::Logger& logger,
                            Clock& clock, const config::Conflict& conflict)
-    : exposition_(exposition), logger_(logger), clock_(clock), conflict_(conflict) {
+    : exposition_(exposition), logger_(logger), clock_(clock) {
+  SetConflict(conflict);
   exposition_.Add(*this);
+}
+
+void TokenTracker::Apply(const config::Config& config) { SetConflict(config.conflict); }
+
+void TokenTracker::SetConflict(const config::Conflict& conflict) {
+  window_ms_ = conflict.window ? conflict.window->count() : -1;
+  daily_quota_ = conflict.daily_quota;
 }
 
 TokenTracker::~TokenTracker() { exposition_.Remove(*this); }
@@ -202,7 +210,8 @@ void TokenTracker::UpdateAppGauges(AppState& app, MonotonicTime now) {
   const double per_day =
       ProjectDailyCalls(static_cast<int>(short_count), static_cast<int>(app.quota_events.size()),
                         now - app.tracked_since);
-  app.projected = conflict_.daily_quota > 0 ? per_day / conflict_.daily_quota : 0.0;
+  const int daily_quota = daily_quota_.load();
+  app.projected = daily_quota > 0 ? per_day / daily_quota : 0.0;
 }
 
 void TokenTracker::Record(const Target& target, const ProbeResult& result) {
@@ -360,8 +369,9 @@ std::vector<TokenTracker::TargetSnapshot> TokenTracker::Snapshot() const {
 
 void TokenTracker::Attribute(AppState& app, TargetState& victim, const ProbeResult& result,
                              MonotonicTime now) {
-  const nanoseconds window =
-      conflict_.window ? nanoseconds(*conflict_.window) : nanoseconds(kTokenGrace + victim.interval);
+  const int64_t window_ms = window_ms_.load();
+  const nanoseconds window = window_ms >= 0 ? nanoseconds(std::chrono::milliseconds(window_ms))
+                                            : nanoseconds(kTokenGrace + victim.interval);
   Failure failure{result.outcome, result.fingerprint, result.ttl_seconds, result.errcode,
                   result.rid};
   // One wait per target: an older failure still waiting is settled with what is known now.

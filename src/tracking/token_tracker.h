@@ -48,8 +48,8 @@ double ProjectDailyCalls(int refreshes_last_short, int refreshes_last_long,
 /// wxcanary_token_age_seconds, wxcanary_app_distinct_tokens, wxcanary_app_token_refreshes_total,
 /// wxcanary_app_token_quota_projected_ratio and wxcanary_token_invalidations_total.
 /// Its series are written from its own state at scrape time (no per-series label maps).
-/// Thread-safe: Record() may run concurrently for any targets; SetTargets() and scrapes may run
-/// any time.
+/// Thread-safe: Record() may run concurrently for any targets; SetTargets(), Apply() and scrapes
+/// may run any time.
 class TokenTracker final : public ResultSink, private telemetry::TextCollectable {
  public:
   /// `exposition`, `logger` and `clock` must outlive the tracker.
@@ -61,6 +61,10 @@ class TokenTracker final : public ResultSink, private telemetry::TextCollectable
 
   void SetTargets(const std::vector<Target>& targets) override;
   void Record(const Target& target, const ProbeResult& result) override;
+
+  /// Takes a reloaded config's conflict.window and conflict.daily_quota for what is recorded
+  /// from now on (the targets come through SetTargets).
+  void Apply(const config::Config& config);
 
   /// The environment of `app_id` that refreshed most recently within `window` of now, other
   /// than `except_env` when any other did; nullopt when none. For the healer and tests.
@@ -97,6 +101,7 @@ class TokenTracker final : public ResultSink, private telemetry::TextCollectable
   struct Failure;
 
   void AppendText(telemetry::TextWriter& out) const override;
+  void SetConflict(const config::Conflict& conflict);
   AppState& AppFor(const std::string& app_id);  // caller holds mu_ exclusively
   void AddTarget(AppState& app, const Target& target);
   void DropTarget(AppState& app, const std::string& app_env);
@@ -122,7 +127,9 @@ class TokenTracker final : public ResultSink, private telemetry::TextCollectable
   telemetry::Exposition& exposition_;
   telemetry::Logger& logger_;
   Clock& clock_;
-  config::Conflict conflict_;
+  // conflict.window in ms (-1: unset) and conflict.daily_quota; a reload changes them.
+  std::atomic<int64_t> window_ms_{-1};
+  std::atomic<int> daily_quota_{0};
 
   // mu_ guards the shape of apps_ (shared for Record, exclusive for SetTargets); each
   // AppState has its own mutex for its contents, so targets of different apps never contend.

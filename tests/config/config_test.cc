@@ -133,6 +133,29 @@ TEST(Config, environments_inherit_from_defaults_and_their_own_keys_win) {
   EXPECT_EQ(own.heal, HealMode::kOff);  // yaml-cpp keeps `off` as text: must not be a bool
 }
 
+TEST(Config, defaults_json_path_does_not_reach_a_storage_string_environment) {
+  Config c = LoadString(
+      "defaults:\n"
+      "  storage: json\n"
+      "  json_path: access_token\n"
+      "redis: {main: {address: 127.0.0.1:6379}}\n"
+      "apps:\n"
+      "  - app_id: wxa\n"
+      "    environments:\n"
+      "      - {name: prod, redis: main, key: k1}\n"
+      "      - {name: plain, redis: main, key: k2, storage: string}\n"
+      "      - {name: php, redis: main, key: k3, storage: string, encoding: php}\n");
+  const auto& envs = c.apps[0].environments;
+  EXPECT_EQ(envs[0].json_path, "access_token");
+  EXPECT_EQ(envs[1].storage, Storage::kString);
+  EXPECT_EQ(envs[1].json_path, "") << "a plain token would be parsed as JSON";
+  EXPECT_EQ(envs[2].json_path, "access_token");  // a PHP array is read with json_path
+  const std::string described = Describe(c);
+  EXPECT_NE(described.find("wxa/plain  redis=main"), std::string::npos) << described;
+  const auto plain = described.substr(described.find("wxa/plain"));
+  EXPECT_EQ(plain.substr(0, plain.find('\n')).find("access_token"), std::string::npos) << described;
+}
+
 TEST(Config, expands_placeholders_in_key_templates) {
   struct Case {
     std::string tmpl, want;

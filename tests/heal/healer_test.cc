@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <thread>
+
 #include "heal/fake_heal_store.h"
 #include "support/fakes.h"
 
@@ -470,6 +473,72 @@ TEST_F(HealerTest, no_event_carries_a_token_or_raw_value) {
     EXPECT_EQ(line.find("STALE-token"), std::string::npos) << line;
     EXPECT_EQ(line.find("FRESH-token"), std::string::npos) << line;
   }
+}
+
+}  // namespace
+}  // namespace wxcanary::heal
+
+namespace wxcanary::heal {
+namespace {
+
+// A heal store whose TryLock hangs until released, as against a blackholed Redis.
+class StuckHealStore final : public HealStore {
+ public:
+  std::optional<int> CompareAndDelete(const config::Environment&, const Secret&,
+                                      std::string*) override { return 0; }
+  std::optional<int> CompareAndSet(const config::Environment&, const Secret&, const Secret&,
+                                   std::chrono::seconds, std::string*) override { return 0; }
+  std::optional<bool> TryLock(const config::Environment&, const std::string&,
+                              std::chrono::milliseconds, std::string*) override {
+    std::unique_lock lock(mu_);
+    entered_ = true;
+    cv_.notify_all();
+    // Bounded, so a scrape blocked behind this fails the test instead of hanging it.
+    cv_.wait_for(lock, std::chrono::seconds{2}, [this] { return released_; });
+    return false;
+  }
+  void Unlock(const config::Environment&, const std::string&) override {}
+  void WaitEntered() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return entered_; });
+  }
+  void Release() {
+    std::lock_guard lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool entered_ = false;
+  bool released_ = false;
+};
+
+TEST(HealerLocks, a_scrape_and_the_status_snapshot_answer_while_a_heal_is_stuck_in_redis) {
+  FakeClock clock;
+  StuckHealStore store;
+  CapturingLogger logger;
+  telemetry::Exposition exposition;
+  config::Heal settings;
+  settings.confirmations = 1;
+  Healer healer(settings, store, nullptr, exposition, logger, clock, "me");
+  Target t = MakeTarget("wx0001", "prod");
+  t.env.redis = "main";
+  t.env.heal = config::HealMode::kEvict;
+  healer.SetTargets({t});
+  std::thread probe([&] { healer.Record(t, Dead()); });
+  store.WaitEntered();
+  const auto start = std::chrono::steady_clock::now();
+  const std::string text = exposition.Serialize();
+  const auto snapshot = healer.Snapshot();
+  const auto took = std::chrono::steady_clock::now() - start;
+  store.Release();
+  probe.join();
+  EXPECT_LT(took, 100ms) << "the scrape waited for the heal's Redis I/O";
+  EXPECT_NE(text.find("wxcanary_heals_total"), std::string::npos);
+  ASSERT_EQ(snapshot.size(), 1u);
+  EXPECT_EQ(snapshot[0].streak, 1);
 }
 
 }  // namespace

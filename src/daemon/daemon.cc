@@ -125,13 +125,9 @@ int Main(int argc, char** argv) {
 
   // Order matters only for reading the log: the probe event comes before what it caused.
   probe::Runner runner(clock, *registry, {&probe_metrics, &probe_log, &tracker, &healer},
-                       [&](const std::string& redis, bool up) {
+                       [&](const std::string& redis, bool up, const std::string& error) {
                          daemon_metrics.SetRedisUp(redis, up);
-                         // redis_up is WARN, not INFO: --log.level=warn must show the end of
-                         // the outage it showed begin.
-                         log->Log(up ? Level::kWarn : Level::kError, up ? "redis_up" : "redis_down",
-                                  "redis " + redis + (up ? " is reachable" : " is unreachable"),
-                                  Fields{{"wxcanary.redis.name", redis}});
+                         telemetry::LogRedisHealth(*log, redis, up, error);
                        });
 
   // TLS and basic auth (--web.config.file): a bad file stops startup, like a bad config.

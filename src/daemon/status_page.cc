@@ -249,6 +249,11 @@ void RenderRow(std::string& out, const TargetStatus& t, SystemTime now) {
     if (t.last_invalidation) out += " <span class=dim>" + Ago(*t.last_invalidation, now) + "</span>";
   }
   if (t.attribution_pending) out += "<br><span class=dim>cause pending</span>";
+  if (t.last_expiry) {
+    out += "<br><b class=cause>expired in the cache</b>: the app's cache outlives the token <span "
+           "class=dim>" +
+           Ago(*t.last_expiry, now) + "</span>";
+  }
   out += "</td>";
 
   // heal
@@ -341,6 +346,8 @@ std::vector<TargetStatus> CollectStatus(const telemetry::ProbeMetrics& metrics,
     t.cause_env = std::move(c.last_cause_env);
     t.last_invalidation = c.last_invalidation;
     t.attribution_pending = c.attribution_pending;
+    t.expirations = c.expirations;
+    t.last_expiry = c.last_expiry;
   }
   for (auto& h : healer.Snapshot()) {
     auto it = index.find(key(h.app_id, h.app_env));
@@ -519,6 +526,7 @@ std::string RenderStatusJson(std::vector<TargetStatus> targets, const StatusQuer
                                                         : nlohmann::json(t->cause_env)},
                      {"last_invalidation", OptionalTime(t->last_invalidation)},
                      {"attribution_pending", t->attribution_pending}};
+    j["expiry"] = {{"expirations", t->expirations}, {"last_expiry", OptionalTime(t->last_expiry)}};
     j["heal"] = {{"mode", HealModeName(t->heal_mode)},
                  {"last_action", t->heal_action.empty() ? nlohmann::json(nullptr)
                                                         : nlohmann::json(t->heal_action)},

@@ -55,6 +55,8 @@ struct TargetStatus {
   std::string cause_env;  // of the last invalidation; "" when none
   std::optional<SystemTime> last_invalidation;
   bool attribution_pending = false;
+  uint64_t expirations = 0;  // tokens that expired in the cache (not a conflict)
+  std::optional<SystemTime> last_expiry;
 
   // Self-heal (heal::Healer).
   config::HealMode heal_mode = config::HealMode::kOff;

@@ -16,6 +16,7 @@ ProbeResult RunProbe(const Target& target, source::RedisConnection& redis, wecha
 
   source::TokenRead read = redis.Read(target.env);
   r.ttl_seconds = read.ttl_seconds;
+  r.expires_at = read.expires_at;
   switch (read.status) {
     case source::TokenRead::Status::kRedisError:
       r.outcome = Outcome::kRedisError;

@@ -33,6 +33,9 @@ struct ProbeResult {
   Secret raw_value;          // the stored value it was decoded from (for compare-and-delete)
   std::string fingerprint;   // Fingerprint(token), "" when absent
   int64_t ttl_seconds = -2;  // Redis TTL: -2 no key, -1 no expiry
+  /// When the token expires by what the app stored with it (env.expiry_path / expiry_key);
+  /// nullopt when not configured. Tells a 40014 of old age from one of a conflict.
+  std::optional<SystemTime> expires_at;
 
   // From the API.
   long http_status = 0;        // 0 when no HTTP answer arrived (or no call was sent)

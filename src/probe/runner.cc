@@ -187,19 +187,20 @@ void Runner::WorkerLoop() {
     ProbeResult result = RunProbe(target, *conn, client, clock_);
     // Redis' health is the connection's, not the probe's outcome: a reply such as WRONGTYPE
     // means the server is up and one key is wrong.
-    ReportRedis(target.env.redis, conn->healthy());
+    ReportRedis(target.env.redis, conn->healthy(),
+                result.outcome == Outcome::kRedisError ? result.detail : std::string());
     for (auto* sink : sinks_) sink->Record(target, result);
     in_flight_[job.target] = false;
   }
 }
 
-void Runner::ReportRedis(const std::string& name, bool up) {
+void Runner::ReportRedis(const std::string& name, bool up, const std::string& error) {
   // Under the lock, so two workers cannot report one server's transitions out of order.
   std::lock_guard lock(redis_mu_);
   auto [it, inserted] = redis_state_.try_emplace(name, up);
   if (!inserted && it->second == up) return;
   it->second = up;
-  if (on_redis_health_) on_redis_health_(name, up);
+  if (on_redis_health_) on_redis_health_(name, up, error);
 }
 
 }  // namespace wxcanary::probe

@@ -32,8 +32,10 @@ namespace wxcanary::probe {
 /// Public methods are thread-safe.
 class Runner {
  public:
-  /// Called when a Redis server's reachability changes (true = up), from a worker thread.
-  using RedisHealthFn = std::function<void(const std::string& redis, bool up)>;
+  /// Called when a Redis server's reachability changes (true = up), from a worker thread;
+  /// `error` is the failing probe's Redis error when it went down, "" when up.
+  using RedisHealthFn =
+      std::function<void(const std::string& redis, bool up, const std::string& error)>;
 
   Runner(Clock& clock, prometheus::Registry& registry, std::vector<ResultSink*> sinks,
          RedisHealthFn on_redis_health);
@@ -75,7 +77,7 @@ class Runner {
   void SchedulerLoop();
   void WorkerLoop();
   void StopThreads();
-  void ReportRedis(const std::string& name, bool up);
+  void ReportRedis(const std::string& name, bool up, const std::string& error);
 
   Clock& clock_;
   std::vector<ResultSink*> sinks_;

@@ -324,7 +324,8 @@ TokenRead RedisConnection::Read(const config::Environment& env) {
     expiry.reset(static_cast<redisReply*>(raw_expiry));
   }
   // The server answered, so it is up: an error reply is about the key (WRONGTYPE, an ACL's
-  // NOPERM), except the few that say the server cannot serve data at all right now.
+  // NOPERM), except the few that say the server cannot serve data at all right now, or not to
+  // us (NOAUTH: the config lacks the password the server wants).
   healthy_ = true;
 
   if (value->type == REDIS_REPLY_ERROR) {
@@ -341,7 +342,8 @@ TokenRead RedisConnection::Read(const config::Environment& env) {
                         std::string(config::StorageName(env.storage)) + " reads");
       return out;
     }
-    for (const char* unavailable : {"LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN"}) {
+    for (const char* unavailable : {"LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
+                                    "NOAUTH"}) {
       if (text.rfind(unavailable, 0) == 0) healthy_ = false;
     }
     out.status = TokenRead::Status::kRedisError;

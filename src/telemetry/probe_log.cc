@@ -226,6 +226,47 @@ void ProbeLog::Record(const Target& target, const ProbeResult& result) {
   if (logger_.Enabled(level)) Emit(level, "probe", target, result, MessageFor(target, result), nullptr);
 }
 
+std::string_view RedisErrorKind(std::string_view error) {
+  auto has = [&](std::initializer_list<std::string_view> needles) {
+    for (auto n : needles)
+      if (error.find(n) != std::string_view::npos) return true;
+    return false;
+  };
+  // The sentinel lookup's line lists every sentinel's own failure: the lookup is what failed.
+  if (error.rfind("sentinel ", 0) == 0) return "sentinel";
+  if (error == "reconnect backoff") return "backoff";
+  // Reply errors follow "COMMAND ...: ", so anchoring on ": " keeps a key name from matching.
+  if (has({"AUTH failed", ": NOAUTH", ": WRONGPASS", "invalid password",
+           "invalid username-password"}))
+    return "auth";
+  if (has({"SELECT failed"})) return "select";
+  if (has({": LOADING", ": BUSY", ": MASTERDOWN", ": CLUSTERDOWN", ": TRYAGAIN"}))
+    return "unavailable";
+  if (has({"Connection refused"})) return "refused";
+  if (has({"timed out", "Timeout", "Resource temporarily unavailable"}))
+    return "timeout";
+  if (has({"Name or service not known", "name resolution", "No address associated",
+           "nodename nor servname"}))
+    return "dns";
+  if (has({"Server closed the connection", "Connection reset", "Broken pipe", "EOF"}))
+    return "closed";
+  return "error";
+}
+
+void LogRedisHealth(Logger& logger, const std::string& redis, bool up, const std::string& error) {
+  if (up) {
+    logger.Log(Level::kWarn, "redis_up", "redis " + redis + " is reachable",
+               Fields{{"wxcanary.redis.name", redis}});
+    return;
+  }
+  const std::string_view kind = RedisErrorKind(error);
+  std::string message = "redis " + redis + " is unreachable (" + std::string(kind) + ")";
+  if (!error.empty()) message += ": " + error;
+  Fields fields{{"wxcanary.redis.name", redis}, {"error.type", std::string(kind)}};
+  if (!error.empty()) fields["error.message"] = error;
+  logger.Log(Level::kError, "redis_down", message, fields);
+}
+
 std::string ScrubProbeText(std::string text, const ProbeResult& result) {
   return Scrub(std::move(text), result);
 }

@@ -55,6 +55,18 @@ class ProbeLog final : public ResultSink {
   std::vector<State> states_;  // by Target::index
 };
 
+/// What a Redis error line says went wrong, for the redis_down event's error.type: "auth" (AUTH
+/// failed, NOAUTH, WRONGPASS), "refused", "timeout", "dns" (name resolution), "closed" (reset
+/// or closed by the server), "unavailable" (LOADING, BUSY, MASTERDOWN, CLUSTERDOWN, TRYAGAIN),
+/// "select" (SELECT of the db failed), "sentinel" (no sentinel named the master), "backoff",
+/// else "error". Pure.
+std::string_view RedisErrorKind(std::string_view error);
+
+/// Logs a Redis server's reachability change: redis_down at ERROR with error.type
+/// (RedisErrorKind) and error.message (`error`: one line, never a password or value), or
+/// redis_up at WARN (so --log.level=warn shows the end of the outage it showed begin).
+void LogRedisHealth(Logger& logger, const std::string& redis, bool up, const std::string& error);
+
 /// `text` (an errmsg or error detail of `result`) with any copy of its token or raw Redis value
 /// and any access_token= query value masked, as the probe event has it. Pure.
 std::string ScrubProbeText(std::string text, const ProbeResult& result);

@@ -27,8 +27,33 @@ constexpr std::string_view kUnknownCause = "unknown";
 constexpr std::string_view kFix =
     "one token source for the AppId, or getStableAccessToken (POST /cgi-bin/stable_token) in "
     "every environment";
+constexpr std::string_view kExpiryFix =
+    "cache tokens for less than expires_in (7200 s; the SDKs keep a 200-500 s margin, e.g. SET "
+    "KEY TOKEN EX 7000) and drop the cached token on 40001/40014/42001; wxcanary evict replaces "
+    "this one now";
 
 double Seconds(nanoseconds d) { return std::chrono::duration<double>(d).count(); }
+
+std::string ErrcodeText(const ProbeResult& r) {
+  return r.errcode ? std::to_string(*r.errcode) : std::string(OutcomeName(r.outcome));
+}
+
+// Why the token of `r` died of old age, or "" when nothing says so: WeChat's own 42001, or a
+// 40014 (some deployments' answer for an expired token) on a token past its life by the expiry
+// the app stored with it or by how long wxcanary has seen it (a lower bound of its age).
+std::string ExpiryEvidence(const ProbeResult& r, nanoseconds seen_for, SystemTime now) {
+  if (r.outcome == Outcome::kTokenExpired)
+    return "errcode " + ErrcodeText(r) + ": WeChat says it lived past its expires_in";
+  if (r.outcome != Outcome::kTokenMalformed) return "";
+  if (r.expires_at && *r.expires_at <= now)
+    return "errcode " + ErrcodeText(r) + " after the expiry stored with it, " +
+           FormatRfc3339(*r.expires_at);
+  if (seen_for >= kTokenLifetime)
+    return "errcode " + ErrcodeText(r) + " on a token seen for " +
+           std::to_string(duration_cast<seconds>(seen_for).count()) + " s, past its " +
+           std::to_string(kTokenLifetime.count()) + " s expires_in";
+  return "";
+}
 
 }  // namespace
 
@@ -50,6 +75,7 @@ struct TokenTracker::Failure {
   int64_t ttl_seconds = 0;
   std::optional<int> errcode;
   std::string rid;
+  int64_t seen_seconds = 0;  // how long this fingerprint had been seen at the failure
 };
 
 struct TokenTracker::TargetState {
@@ -86,6 +112,8 @@ struct TokenTracker::TargetState {
   uint64_t refreshes = 0;
   double age = 0;
   std::map<std::string, uint64_t> invalidations;  // by cause_env
+  uint64_t expirations = 0;
+  std::optional<SystemTime> last_expiry;
 
   // The last invalidation reported, for Snapshot().
   std::string last_cause_env;
@@ -361,6 +389,8 @@ std::vector<TokenTracker::TargetSnapshot> TokenTracker::Snapshot() const {
       s.last_cause_env = t.last_cause_env;
       s.last_invalidation = t.last_invalidation;
       s.attribution_pending = t.pending.has_value();
+      s.expirations = t.expirations;
+      s.last_expiry = t.last_expiry;
       out.push_back(std::move(s));
     }
   }
@@ -372,10 +402,17 @@ void TokenTracker::Attribute(AppState& app, TargetState& victim, const ProbeResu
   const int64_t window_ms = window_ms_.load();
   const nanoseconds window = window_ms >= 0 ? nanoseconds(std::chrono::milliseconds(window_ms))
                                             : nanoseconds(kTokenGrace + victim.interval);
+  const nanoseconds seen_for = now - victim.first_seen;
   Failure failure{result.outcome, result.fingerprint, result.ttl_seconds, result.errcode,
-                  result.rid};
+                  result.rid, duration_cast<seconds>(seen_for).count()};
   // One wait per target: an older failure still waiting is settled with what is known now.
   if (victim.pending) ResolvePending(app, victim, now, /*force=*/true);
+  // Old age needs no culprit: the app's cache kept the token past its life.
+  const std::string evidence = ExpiryEvidence(result, seen_for, clock_.SystemNow());
+  if (!evidence.empty()) {
+    ReportExpiry(app, victim, result, evidence);
+    return;
+  }
   const auto cause = LastRefreshLocked(app, victim.app_env, result.fingerprint, now, window);
   if (cause) {
     Report(app, victim, failure, cause, window, nanoseconds{0});
@@ -427,6 +464,34 @@ void TokenTracker::SweepPending(const std::string& skip_app) {
   }
 }
 
+void TokenTracker::ReportExpiry(AppState& app, TargetState& victim, const ProbeResult& result,
+                                const std::string& evidence) {
+  ++victim.expirations;
+  victim.last_expiry = clock_.SystemNow();
+
+  std::string message = "token " + result.fingerprint + " of app " + app.app_id + " env " +
+                        victim.app_env + " expired (" + evidence + ") while Redis still holds it ";
+  if (result.ttl_seconds == -1) {
+    message += "without expiry: the app's cache outlives the token (the key has no TTL, so it "
+               "outlives every token)";
+  } else {
+    message += "for " + std::to_string(result.ttl_seconds) +
+               " s more: the app's cache outlives the token (the key's TTL is longer than the "
+               "token's remaining life)";
+  }
+  message += ". Fix: " + std::string(kExpiryFix);
+
+  telemetry::Fields fields{{"labels.app_id", app.app_id},
+                           {"labels.app_env", victim.app_env},
+                           {"wxcanary.token.fingerprint", result.fingerprint},
+                           {"wxcanary.token.ttl_seconds", result.ttl_seconds},
+                           {"wxcanary.token.age_seconds", static_cast<int64_t>(victim.age)}};
+  if (result.expires_at) fields["wxcanary.token.expires_at"] = FormatRfc3339(*result.expires_at);
+  if (result.errcode) fields["wxcanary.wechat.errcode"] = *result.errcode;
+  if (!result.rid.empty()) fields["wxcanary.wechat.rid"] = result.rid;
+  logger_.Log(telemetry::Level::kError, "token_expired", message, fields);
+}
+
 void TokenTracker::Report(AppState& app, TargetState& victim, const Failure& result,
                           const std::optional<Refresh>& cause, nanoseconds looked_back,
                           nanoseconds waited) {
@@ -450,6 +515,9 @@ void TokenTracker::Report(AppState& app, TargetState& victim, const Failure& res
                " s before the failure nor the " +
                std::to_string(duration_cast<seconds>(waited).count()) +
                " s after: someone outside this config fetches tokens with the AppSecret";
+    if (result.outcome == Outcome::kTokenMalformed)
+      message += " (or the token is older than the " + std::to_string(result.seen_seconds) +
+                 " s wxcanary has seen it and past its expires_in: 40014 answers both)";
   } else if (cause->app_env == victim.app_env) {
     message += "env " + victim.app_env + " itself fetched a new token at " +
                FormatRfc3339(cause->at) + " (several writers in one environment?)";
@@ -509,10 +577,14 @@ void TokenTracker::AppendText(telemetry::TextWriter& out) const {
          "Projected /cgi-bin/token calls per day for this AppId over the daily quota (max of a "
          "5 min and a 1 h sliding-window rate).",
          [](const AppState& app) { return app.projected; });
+  family(each_target, "wxcanary_token_expirations_total", "counter",
+         "Cached tokens that expired (42001, or 40014 past expires_in) while Redis still held "
+         "them: the app's cache outlives its tokens.",
+         [](const TargetState& t) { return static_cast<double>(t.expirations); });
   out.Header("wxcanary_token_invalidations_total", "counter",
-             "Cached tokens that died while Redis still held them, by the environment that "
-             "refreshed the AppId most recently before (\"unknown\": none of the configured "
-             "ones).");
+             "Cached tokens invalidated (not expired: see wxcanary_token_expirations_total) "
+             "while Redis still held them, by the environment that refreshed the AppId most "
+             "recently before (\"unknown\": none of the configured ones).");
   each_target([&](const TargetState& t) {
     for (const auto& [cause, count] : t.invalidations)
       out.Sample("wxcanary_token_invalidations_total", t.labels, {{"cause_env", cause}},

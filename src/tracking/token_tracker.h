@@ -25,6 +25,9 @@ inline constexpr std::chrono::seconds kQuotaLongWindow{3600};
 inline constexpr std::chrono::seconds kQuotaMinLongWindow{900};
 /// Grace of /cgi-bin/token: the old token keeps working this long after a new one is issued.
 inline constexpr std::chrono::seconds kTokenGrace{300};
+/// expires_in of every access_token: a 40014 on a token seen for longer is old age, not a
+/// conflict (some deployments answer 40014 instead of 42001 for an expired token).
+inline constexpr std::chrono::seconds kTokenLifetime{7200};
 /// A token error with no culprit yet waits this long past one probe interval of the victim for
 /// a configured environment to show a refresh (its probe may run just after the victim's)
 /// before it is counted with cause_env="unknown".
@@ -42,11 +45,16 @@ double ProjectDailyCalls(int refreshes_last_short, int refreshes_last_long,
                          std::chrono::nanoseconds tracked_for);
 
 /// Follows the token fingerprint of every (app_id, app_env), counts refreshes, projects the
-/// /cgi-bin/token quota burn per AppId and attributes invalidated tokens to the environment that
-/// most recently refreshed the shared AppId (or, when none did yet, that refreshes within one
-/// probe interval of the victim plus kAttributionSlack after the failure). Exports wxcanary_token_refreshes_total,
+/// /cgi-bin/token quota burn per AppId and diagnoses each token that dies while Redis still
+/// holds it: expired (42001, or 40014 once the token is past expires_in by its age or the expiry
+/// stored with it) is the app's cache outliving the token, counted in
+/// wxcanary_token_expirations_total and logged as token_expired; any other death is an
+/// invalidation attributed to the environment that most recently refreshed the shared AppId
+/// (or, when none did yet, that refreshes within one probe interval of the victim plus
+/// kAttributionSlack after the failure). Exports wxcanary_token_refreshes_total,
 /// wxcanary_token_age_seconds, wxcanary_app_distinct_tokens, wxcanary_app_token_refreshes_total,
-/// wxcanary_app_token_quota_projected_ratio and wxcanary_token_invalidations_total.
+/// wxcanary_app_token_quota_projected_ratio, wxcanary_token_invalidations_total and
+/// wxcanary_token_expirations_total.
 /// Its series are written from its own state at scrape time (no per-series label maps).
 /// Thread-safe: Record() may run concurrently for any targets; SetTargets(), Apply() and scrapes
 /// may run any time.
@@ -91,6 +99,8 @@ class TokenTracker final : public ResultSink, private telemetry::TextCollectable
     std::string last_cause_env;    // of the last invalidation ("unknown": none configured)
     std::optional<SystemTime> last_invalidation;
     bool attribution_pending = false;  // a failure waits for a culprit's refresh to show
+    uint64_t expirations = 0;          // tokens that expired in the cache
+    std::optional<SystemTime> last_expiry;
   };
   /// Every tracked target, by (app_id, app_env). Thread-safe; O(targets).
   std::vector<TargetSnapshot> Snapshot() const;
@@ -116,6 +126,8 @@ class TokenTracker final : public ResultSink, private telemetry::TextCollectable
   void ResolvePendingOfApp(AppState& app, MonotonicTime now);
   // Resolves due items of every app but `skip_app`; takes mu_ shared and one app lock at a time.
   void SweepPending(const std::string& skip_app);
+  void ReportExpiry(AppState& app, TargetState& victim, const ProbeResult& result,
+                    const std::string& evidence);
   void Report(AppState& app, TargetState& victim, const Failure& failure,
               const std::optional<Refresh>& cause, std::chrono::nanoseconds looked_back,
               std::chrono::nanoseconds waited);

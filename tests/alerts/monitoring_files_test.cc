@@ -10,6 +10,7 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <yaml-cpp/yaml.h>
 
 #include "support/process.h"
 
@@ -106,6 +107,64 @@ TEST(Dashboard, shows_what_the_issue_asks_for) {
   bool heatmap = false;
   for (const auto& p : AllPanels(Dashboard().at("panels"))) heatmap |= p.at("type") == "heatmap";
   EXPECT_TRUE(heatmap) << "probe latency heatmap";
+}
+
+nlohmann::json PanelTitled(const std::string& title) {
+  for (const auto& p : AllPanels(Dashboard().at("panels")))
+    if (p.value("title", "") == title) return p;
+  ADD_FAILURE() << "no panel titled " << title;
+  return nlohmann::json::object();
+}
+
+// (value, color) of a panel's threshold steps; the base step's value is null -> -inf.
+std::vector<std::pair<double, std::string>> Steps(const nlohmann::json& panel) {
+  std::vector<std::pair<double, std::string>> out;
+  const auto& t = panel["fieldConfig"]["defaults"]["thresholds"];
+  for (const auto& s : t.value("steps", nlohmann::json::array()))
+    out.emplace_back(s["value"].is_null() ? -1e300 : s["value"].get<double>(),
+                     s["color"].get<std::string>());
+  return out;
+}
+
+TEST(Dashboard, failing_targets_are_red_from_one_and_a_redis_down_is_red) {
+  using Steps_t = std::vector<std::pair<double, std::string>>;
+  EXPECT_EQ(Steps(PanelTitled("Targets failing")), (Steps_t{{-1e300, "green"}, {1, "red"}}));
+  EXPECT_EQ(Steps(PanelTitled("Redis up")), (Steps_t{{-1e300, "red"}, {1, "green"}}));
+  for (const char* title : {"Targets failing", "Redis up"}) {
+    const auto p = PanelTitled(title);
+    EXPECT_EQ(p["fieldConfig"]["defaults"]["color"].value("mode", ""), "thresholds") << title;
+    EXPECT_EQ(p["options"].value("colorMode", ""), "background") << title;
+  }
+}
+
+TEST(Dashboard, has_a_failing_now_table_of_instant_queries) {
+  const auto p = PanelTitled("Failing now");
+  EXPECT_EQ(p.value("type", ""), "table");
+  ASSERT_FALSE(p.value("targets", nlohmann::json::array()).empty());
+  for (const auto& t : p["targets"]) {
+    EXPECT_TRUE(t.value("instant", false)) << t;
+    EXPECT_EQ(t.value("format", ""), "table") << t;
+    // Only failing targets: every query is limited to them.
+    EXPECT_NE(t.value("expr", "").find("app_id_app_env:wxcanary_probe_failed_intervals:max"),
+              std::string::npos)
+        << t;
+  }
+  EXPECT_EQ(Steps(p).back(), (std::pair<double, std::string>{1, "red"}));
+}
+
+// Without the recording rules these panels stay empty: their description must say why.
+TEST(Dashboard, panels_that_need_the_recording_rules_say_so) {
+  int needing = 0;
+  for (const auto& p : AllPanels(Dashboard().at("panels"))) {
+    bool recorded = false;
+    for (const auto& t : p.value("targets", nlohmann::json::array()))
+      for (const auto& m : SelectedMetrics(t.value("expr", "")))
+        recorded |= m.find(':') != std::string::npos;
+    const bool says = p.value("description", "").find("Needs the recording rules") != std::string::npos;
+    EXPECT_EQ(says, recorded) << p.value("title", "");
+    needing += recorded;
+  }
+  EXPECT_GE(needing, 4);
 }
 
 TEST(Dashboard, every_query_is_valid_promql) {
@@ -229,6 +288,48 @@ TEST(Rules, every_alert_has_a_promtool_test_that_fires_it_and_one_that_does_not)
     EXPECT_TRUE(fires.count(r.name)) << r.name << " never fires in alerts/tests";
     EXPECT_TRUE(stays_quiet.count(r.name)) << r.name << " has no must-not-fire case";
   }
+}
+
+// Teams in China get paged in WeCom: page and ticket go there too, and say when it is over.
+TEST(Alertmanager, pages_and_tickets_also_reach_wecom_with_resolved_notices) {
+  const YAML::Node config = YAML::LoadFile(Repo("alerts/alertmanager.example.yml").string());
+  std::set<std::string> with_wecom;
+  for (const auto& receiver : config["receivers"]) {
+    const std::string name = receiver["name"].as<std::string>();
+    if (!receiver["wechat_configs"]) continue;
+    with_wecom.insert(name);
+    EXPECT_TRUE(receiver["webhook_configs"]) << name << ": WeCom next to the webhook, not instead";
+    for (const auto& w : receiver["wechat_configs"]) {
+      EXPECT_TRUE(w["send_resolved"] && w["send_resolved"].as<bool>()) << name;
+      for (const char* field : {"api_url", "corp_id", "api_secret", "agent_id", "message"})
+        EXPECT_FALSE(w[field].as<std::string>("").empty()) << name << " lacks " << field;
+      EXPECT_FALSE(w["to_user"].as<std::string>("").empty() &&
+                   w["to_party"].as<std::string>("").empty() &&
+                   w["to_tag"].as<std::string>("").empty())
+          << name << " sends to nobody";
+      EXPECT_NE(w["message"].as<std::string>("").find(".Annotations.runbook_url"),
+                std::string::npos)
+          << name << ": the on-call person needs the runbook link";
+    }
+  }
+  EXPECT_EQ(with_wecom, (std::set<std::string>{"wxcanary-page", "wxcanary-ticket"}));
+}
+
+// amtool check-config (a ctest of its own) reads the WeCom fields strictly: a misspelt one fails.
+TEST(Alertmanager, amtool_rejects_a_misspelt_wecom_field) {
+  std::string text = Slurp(Repo("alerts/alertmanager.example.yml"));
+  TempDir dir;
+  std::ofstream(dir.path() / "good.yml") << text;
+  const size_t at = text.find("to_party:");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, std::string("to_party:").size(), "to_partys:");
+  std::ofstream(dir.path() / "bad.yml") << text;
+  std::string out;
+  EXPECT_EQ(RunCommand({"amtool", "check-config", (dir.path() / "good.yml").string()}, &out), 0)
+      << out;
+  EXPECT_NE(RunCommand({"amtool", "check-config", (dir.path() / "bad.yml").string()}, &out), 0)
+      << out;
+  EXPECT_NE(out.find("to_partys"), std::string::npos) << out;
 }
 
 }  // namespace

@@ -267,5 +267,40 @@ TEST(StatusPage, collects_from_the_sinks_and_never_shows_the_token) {
   EXPECT_EQ(after["counts"]["failing"], 0);
 }
 
+// A token that expired in the cache shows as that, not as a conflict with another environment.
+TEST(StatusPage, an_expired_token_shows_as_the_cache_outliving_it_not_as_a_conflict) {
+  using wxcanary::testing::MakeResult;
+  using wxcanary::testing::MakeTarget;
+  FakeClock clock;
+  telemetry::Exposition exposition;
+  wxcanary::testing::CapturingLogger log;
+  telemetry::ProbeMetrics metrics(exposition, clock);
+  tracking::TokenTracker tracker(exposition, log, clock, config::Conflict{});
+  heal::testing::FakeHealStore store(clock);
+  heal::Healer healer(config::Heal{}, store, nullptr, exposition, log, clock, "me");
+  const std::vector<Target> targets = {MakeTarget("wx1", "prod", 0)};
+  for (ResultSink* s : std::initializer_list<ResultSink*>{&metrics, &tracker, &healer})
+    s->SetTargets(targets);
+  const std::string token = "TOKEN-prod-0123456789abcdefghijklmnop";
+  for (const auto& r : {MakeResult(token), MakeResult(token, Outcome::kTokenExpired, 1800)}) {
+    for (ResultSink* s : std::initializer_list<ResultSink*>{&metrics, &tracker, &healer})
+      s->Record(targets[0], r);
+    clock.Advance(10s);
+  }
+  const auto status = CollectStatus(metrics, tracker, healer);
+  ASSERT_EQ(status.size(), 1u);
+  EXPECT_FALSE(status[0].in_conflict());
+  const std::string html = RenderStatusPage(status, {}, clock.SystemNow());
+  EXPECT_NE(html.find("expired in the cache</b>: the app's cache outlives the token"),
+            std::string::npos)
+      << html;
+  EXPECT_EQ(html.find("last invalidated by"), std::string::npos);
+  const auto j = nlohmann::json::parse(RenderStatusJson(status, {}, clock.SystemNow()));
+  EXPECT_EQ(j["targets"][0]["expiry"]["expirations"], 1);
+  EXPECT_EQ(j["targets"][0]["expiry"]["last_expiry"], "2023-11-14T22:13:30.000Z");
+  EXPECT_EQ(j["targets"][0]["conflict"]["cause_env"], nullptr);
+  EXPECT_EQ(j["counts"]["in_conflict"], 0);
+}
+
 }  // namespace
 }  // namespace wxcanary::daemon

@@ -195,6 +195,38 @@ TEST_F(WebSecurity, basic_auth_answers_401_with_challenge_unless_credentials_are
   }
 }
 
+// The status page and its JSON twin name every target: they are exactly as closed as /metrics.
+TEST_F(WebSecurity, status_page_and_targets_api_need_the_same_basic_auth_as_metrics) {
+  SecureDaemon d(Config(), Tls() + "basic_auth_users:\n  prometheus: " + BcryptHash("scrape-pw") +
+                               "\n");
+  auto https = HttpsClient(d.port(), cert_.cert);
+  ASSERT_TRUE(WaitForAnswer([&] { return static_cast<bool>(https->Get("/-/healthy")); },
+                            d.process()))
+      << d.process().Output();
+  for (const char* path : {"/metrics", "/", "/api/v1/targets", "/api/v1/targets?app_env=prod"}) {
+    for (const bool right : {false, true}) {
+      for (const bool with_header : {false, true}) {
+        if (right && !with_header) continue;
+        auto cli = HttpsClient(d.port(), cert_.cert);
+        if (with_header) cli->set_basic_auth("prometheus", right ? "scrape-pw" : "wrong-pw");
+        auto res = cli->Get(path);
+        ASSERT_TRUE(res) << path;
+        const std::string who = !with_header ? "no credentials" : right ? "right" : "wrong";
+        if (!right) {
+          EXPECT_EQ(res->status, 401) << path << " with " << who;
+          EXPECT_EQ(res->get_header_value("WWW-Authenticate"),
+                    "Basic realm=\"wxcanary\", charset=\"UTF-8\"")
+              << path;
+          EXPECT_EQ(res->body.find(kApp), std::string::npos) << path << " leaked the targets";
+        } else {
+          EXPECT_EQ(res->status, 200) << path;
+          EXPECT_NE(res->body.find(kApp), std::string::npos) << path << ": " << res->body;
+        }
+      }
+    }
+  }
+}
+
 TEST_F(WebSecurity, a_bad_web_config_stops_startup_with_one_line_naming_the_problem) {
   WriteFile(dir_.path() / "garbage.pem", "-----BEGIN CERTIFICATE-----\nnot base64\n");
   struct Case {

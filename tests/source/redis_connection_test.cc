@@ -220,6 +220,7 @@ TEST(RedisConnectionAuth, authenticates_acl_user_and_requirepass_and_hides_wrong
   TokenRead noauth = anonymous.Read(Env("k"));
   EXPECT_EQ(noauth.status, Status::kRedisError);
   EXPECT_NE(noauth.error.find("NOAUTH"), std::string::npos) << noauth.error;
+  EXPECT_FALSE(anonymous.healthy());  // wxcanary_redis_up 0: this Redis serves nothing to us
 
   struct Wrong {
     std::string username, password;

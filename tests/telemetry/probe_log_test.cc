@@ -294,5 +294,59 @@ TEST(ProbeLog, keeps_a_targets_state_across_a_reload_and_forgets_removed_ones) {
   EXPECT_EQ(e[2].level, Level::kInfo);
 }
 
+// The error lines are the ones RedisConnection writes (hiredis errstr and Redis replies).
+TEST(RedisErrorKind, names_what_went_wrong) {
+  struct Case {
+    std::string error;
+    std::string_view kind;
+  };
+  for (const auto& c : std::vector<Case>{
+           {"127.0.0.1:6379: AUTH failed: WRONGPASS invalid username-password pair or user is "
+            "disabled.",
+            "auth"},
+           {"GET ACCESS_TOKEN_CACHE:wx1: NOAUTH Authentication required.", "auth"},
+           {"127.0.0.1:6379: SELECT failed: ERR DB index is out of range", "select"},
+           {"connect 127.0.0.1:6390: Connection refused", "refused"},
+           {"GET ACCESS_TOKEN_CACHE:wx1: Resource temporarily unavailable", "timeout"},
+           {"connect 10.0.0.1:6379: Connection timed out", "timeout"},
+           {"connect redis.invalid:6379: Name or service not known", "dns"},
+           {"GET k: Server closed the connection", "closed"},
+           {"GET k: Connection reset by peer", "closed"},
+           {"GET k: LOADING Redis is loading the dataset in memory", "unavailable"},
+           {"GET k: MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to "
+            "'no'.",
+            "unavailable"},
+           {"sentinel \"mymaster\": no sentinel named the master (127.0.0.1:26379: Connection "
+            "refused)",
+            "sentinel"},
+           {"reconnect backoff", "backoff"},
+           // A key's name is not the server's answer.
+           {"GET BUSY:LOADING:key: ERR something else", "error"},
+       }) {
+    EXPECT_EQ(RedisErrorKind(c.error), c.kind) << c.error;
+  }
+}
+
+TEST(LogRedisHealth, redis_down_carries_the_reason_and_redis_up_ends_it) {
+  CapturingLogger logger;
+  LogRedisHealth(logger, "main", false, "connect 127.0.0.1:6390: Connection refused");
+  LogRedisHealth(logger, "main", true, "");
+  const auto events = logger.events();
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].action, "redis_down");
+  EXPECT_EQ(events[0].level, Level::kError);
+  EXPECT_EQ(events[0].message,
+            "redis main is unreachable (refused): connect 127.0.0.1:6390: Connection refused");
+  EXPECT_EQ(events[0].fields.dump(),
+            Fields({{"wxcanary.redis.name", "main"},
+                    {"error.type", "refused"},
+                    {"error.message", "connect 127.0.0.1:6390: Connection refused"}})
+                .dump());
+  EXPECT_EQ(events[1].action, "redis_up");
+  EXPECT_EQ(events[1].level, Level::kWarn);
+  EXPECT_EQ(events[1].message, "redis main is reachable");
+  EXPECT_EQ(events[1].fields.dump(), Fields({{"wxcanary.redis.name", "main"}}).dump());
+}
+
 }  // namespace
 }  // namespace wxcanary::telemetry

@@ -25,7 +25,7 @@ std::string Key() { return "ACCESS_TOKEN_CACHE:" + kApp; }
 
 // envs[i] reads Redis database i.
 std::string ConfigYaml(const WxSim& sim, const RedisServer& redis,
-                       const std::vector<std::string>& envs) {
+                       const std::vector<std::string>& envs, const std::string& env_extra = "") {
   std::string y = "wechat:\n  base_url: " + sim.base_url() + "\n  timeout: 2s\n";
   y += "workers: 4\n";
   y += "defaults:\n  interval: 500ms\n  timeout: 400ms\n  probe: msg_sec_check\n";
@@ -36,7 +36,7 @@ std::string ConfigYaml(const WxSim& sim, const RedisServer& redis,
   y += "apps:\n  - app_id: " + kApp + "\n    environments:\n";
   for (size_t i = 0; i < envs.size(); ++i)
     y += "      - name: " + envs[i] + "\n        redis: r" + std::to_string(i) +
-         "\n        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n";
+         "\n        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n" + env_extra;
   return y;
 }
 
@@ -233,6 +233,84 @@ TEST(QuotaPollerWithWxSim, reads_the_real_token_usage_without_spending_it) {
             std::string::npos)
       << again;
 }
+
+// An expired token is the app's cache outliving it, not someone else's fetch: with WeChat's
+// 42001, and with 40014 (as some deployments answer) once the expiry the app stored is past.
+struct ExpiryCase {
+  std::string name;
+  std::vector<std::string> sim_args;
+  bool stored_expiry;  // the app stores {"access_token", "expires_at"} (wechatpy-style)
+  int errcode;
+  std::string evidence;
+};
+
+void PrintTo(const ExpiryCase& c, std::ostream* os) { *os << c.name; }
+
+class ExpiryTest : public ::testing::TestWithParam<ExpiryCase> {};
+
+TEST_P(ExpiryTest, reports_an_expired_token_as_the_cache_outliving_it) {
+  const auto& c = GetParam();
+  RedisServer redis;
+  WxSim sim(c.sim_args);
+  // Taken before the fetch (and rounded down): the stored expiry never comes after WeChat's, or a
+  // 40014 could arrive while the app's record still says the token is alive.
+  const auto expires_at = std::chrono::duration_cast<std::chrono::seconds>(
+      (std::chrono::system_clock::now() + 4s).time_since_epoch());
+  const std::string token = sim.FetchToken(kApp, kSecret);
+  std::string extra;
+  if (c.stored_expiry) {
+    redis.Cli({"SET", Key(),
+               R"({"access_token":")" + token + R"(","expires_at":)" +
+                   std::to_string(expires_at.count()) + "}",
+               "EX", "600"});
+    extra = "        storage: json\n        json_path: access_token\n        expiry_path: expires_at\n";
+  } else {
+    redis.Cli({"SET", Key(), token, "EX", "600"});
+  }
+  Daemon d(ConfigYaml(sim, redis, {"prod"}, extra));
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Ok(s, "prod") >= 1; })) << d.Output();
+  if (!c.stored_expiry) sim.Advance(7201);  // WeChat's clock passes expires_in; 42001 says so
+
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
+    return Get(s, "wxcanary_token_expirations_total", L("prod")) == 1;
+  })) << d.Output();
+  // A few more failing probes: still one expiry, and never an invalidation.
+  const std::string outcome = c.errcode == 42001 ? "token_expired" : "token_malformed";
+  ASSERT_TRUE(d.WaitFor([&](const Scrape& s) {
+    return Get(s, "wxcanary_probes_total", L("prod", {{"outcome", outcome}})) >= 3;
+  }));
+  const auto s = d.ScrapeMetrics();
+  EXPECT_EQ(Get(s, "wxcanary_token_expirations_total", L("prod")), 1);
+  EXPECT_EQ(Invalidations(s, "prod", "unknown"), 0);
+  EXPECT_EQ(Invalidations(s, "prod", "prod"), 0);
+  EXPECT_TRUE(Events(d, "token_invalidated").empty()) << d.Output();
+
+  const auto events = Events(d, "token_expired");
+  ASSERT_EQ(events.size(), 1u) << d.Output();
+  const auto& e = events[0];
+  EXPECT_EQ(e["log.level"], "error");
+  EXPECT_EQ(e["wxcanary.token.fingerprint"], Fingerprint(token));
+  EXPECT_EQ(e["wxcanary.wechat.errcode"], c.errcode);
+  EXPECT_EQ(e.contains("wxcanary.token.expires_at"), c.stored_expiry) << e.dump();
+  const std::string message = e.value("message", "");
+  EXPECT_NE(message.find(c.evidence), std::string::npos) << message;
+  EXPECT_NE(message.find("s more: the app's cache outlives the token (the key's TTL is longer "
+                         "than the token's remaining life)"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(message.find("outside this config"), std::string::npos) << message;
+  EXPECT_EQ(d.Output().find(token), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Tracking, ExpiryTest,
+    ::testing::Values(
+        ExpiryCase{"errcode_42001", {}, false, 42001,
+                   "expired (errcode 42001: WeChat says it lived past its expires_in)"},
+        ExpiryCase{"errcode_40014_after_the_stored_expiry",
+                   {"--expires-in", "4", "--expired-errcode", "40014"}, true, 40014,
+                   "expired (errcode 40014 after the expiry stored with it, "}),
+    [](const auto& row) { return row.param.name; });
 
 }  // namespace
 }  // namespace wxcanary::testing

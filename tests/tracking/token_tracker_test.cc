@@ -480,9 +480,162 @@ TEST_F(TokenTrackerTest, no_attribution_when_redis_no_longer_holds_the_token) {
   EXPECT_TRUE(logger_.WithAction("token_invalidated").empty());
 
   // A key without expiry (-1) is still held: that one counts.
-  tracker_.Record(prod_, Result("prod-1", Outcome::kTokenExpired, -1, 42001));
+  tracker_.Record(prod_, Invalid("prod-1", -1));
   EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "test")), 1);
   EXPECT_THAT(logger_.WithAction("token_invalidated")[0].message, HasSubstr("without expiry"));
+}
+
+std::string Expirations(const std::string& app, const std::string& env) {
+  return R"(wxcanary_token_expirations_total{app_env=")" + env + R"(",app_id=")" + app + R"("})";
+}
+
+// The cache outlived the token: 42001 is old age even with another environment's refresh right
+// before it, which would otherwise be taken for the culprit.
+TEST_F(TokenTrackerTest, reports_42001_as_the_cache_outliving_the_token_not_as_a_conflict) {
+  tracker_.SetTargets({prod_, test_});
+  EXPECT_EQ(Value(exposition_, Expirations("wxA", "prod")), 0);  // exported from the start
+  tracker_.Record(prod_, Result("prod-token"));
+  tracker_.Record(test_, Result("test-old"));
+  clock_.Advance(seconds{600});
+  tracker_.Record(test_, Result("test-new"));  // a refresh inside the attribution window
+  clock_.Advance(seconds{30});
+  ProbeResult expired = Result("prod-token", Outcome::kTokenExpired, 1800, 42001);
+  expired.rid = "6566f1a2-1b2c3d4e-5f6a7b8c";
+  tracker_.Record(prod_, expired);
+  clock_.Advance(minutes{5});  // past any attribution deferral
+  tracker_.Record(test_, Result("test-new"));
+
+  EXPECT_EQ(Value(exposition_, Expirations("wxA", "prod")), 1);
+  EXPECT_EQ(Value(exposition_, Expirations("wxA", "test")), 0);
+  for (const auto* cause : {"prod", "test", "unknown"})
+    EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", cause)), 0) << cause;
+  EXPECT_TRUE(logger_.WithAction("token_invalidated").empty());
+  const auto events = logger_.WithAction("token_expired");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].level, telemetry::Level::kError);
+  EXPECT_EQ(events[0].message,
+            "token " + Fingerprint("prod-token") +
+                " of app wxA env prod expired (errcode 42001: WeChat says it lived past its "
+                "expires_in) while Redis still holds it for 1800 s more: the app's cache "
+                "outlives the token (the key's TTL is longer than the token's remaining life). "
+                "Fix: cache tokens for less than expires_in (7200 s; the SDKs keep a 200-500 s "
+                "margin, e.g. SET KEY TOKEN EX 7000) and drop the cached token on "
+                "40001/40014/42001; wxcanary evict replaces this one now");
+  EXPECT_EQ(events[0].fields.dump(),
+            telemetry::Fields({{"labels.app_id", "wxA"},
+                               {"labels.app_env", "prod"},
+                               {"wxcanary.token.fingerprint", Fingerprint("prod-token")},
+                               {"wxcanary.token.ttl_seconds", 1800},
+                               {"wxcanary.token.age_seconds", 630},
+                               {"wxcanary.wechat.errcode", 42001},
+                               {"wxcanary.wechat.rid", "6566f1a2-1b2c3d4e-5f6a7b8c"}})
+                .dump());
+  EXPECT_THAT(events[0].message, Not(HasSubstr("outside this config")));
+  const auto snap = tracker_.Snapshot();
+  ASSERT_EQ(snap.size(), 2u);
+  EXPECT_EQ(snap[0].app_env, "prod");
+  EXPECT_EQ(snap[0].expirations, 1u);
+  EXPECT_EQ(snap[0].invalidations, 0u);
+  EXPECT_EQ(snap[0].last_cause_env, "");
+  EXPECT_TRUE(snap[0].last_expiry.has_value());
+}
+
+// Each row: how long the failing token has been seen, the expiry stored with it (relative to the
+// failure), the answer, the TTL Redis still gives it, and what the diagnosis must say.
+struct DiagnosisCase {
+  std::string name;
+  seconds seen_for;
+  std::optional<seconds> expires_in_from_failure;  // negative: already past at the failure
+  Outcome outcome;
+  int errcode;
+  int64_t ttl;
+  bool expiry;           // token_expired + wxcanary_token_expirations_total, else a conflict
+  std::string evidence;  // in the message: "expired (<evidence>)" or the conflict text
+};
+
+void PrintTo(const DiagnosisCase& c, std::ostream* os) { *os << c.name; }
+
+class ExpiryDiagnosis : public ::testing::TestWithParam<DiagnosisCase> {};
+
+TEST_P(ExpiryDiagnosis, tells_old_age_from_a_conflict) {
+  const auto& c = GetParam();
+  telemetry::Exposition exposition;
+  CapturingLogger logger;
+  FakeClock clock;
+  TokenTracker tracker(exposition, logger, clock, {});
+  const Target prod = MakeTarget("wxA", "prod", 0);
+  const Target test = MakeTarget("wxA", "test", 1);
+  tracker.SetTargets({prod, test});
+  tracker.Record(prod, Result("prod-token"));
+  tracker.Record(test, Result("test-old"));
+  clock.Advance(c.seen_for - seconds{60});
+  tracker.Record(test, Result("test-new"));  // the conflict's culprit, if it is one
+  clock.Advance(seconds{60});
+  ProbeResult failed = Result("prod-token", c.outcome, c.ttl, c.errcode);
+  if (c.expires_in_from_failure) failed.expires_at = clock.SystemNow() + *c.expires_in_from_failure;
+  tracker.Record(prod, failed);
+
+  const auto expired = logger.WithAction("token_expired");
+  const auto invalidated = logger.WithAction("token_invalidated");
+  EXPECT_EQ(Value(exposition, Expirations("wxA", "prod")), c.expiry ? 1 : 0);
+  EXPECT_EQ(Value(exposition, Invalidations("wxA", "prod", "test")), c.expiry ? 0 : 1);
+  ASSERT_EQ(expired.size(), c.expiry ? 1u : 0u);
+  ASSERT_EQ(invalidated.size(), c.expiry ? 0u : 1u);
+  const auto& e = c.expiry ? expired[0] : invalidated[0];
+  EXPECT_THAT(e.message, HasSubstr(c.evidence));
+  if (c.expiry) {
+    EXPECT_THAT(e.message, HasSubstr("the app's cache outlives the token"));
+    EXPECT_THAT(e.message, Not(HasSubstr("fetched a new token")));
+    EXPECT_EQ(e.fields.contains("wxcanary.token.expires_at"), c.expires_in_from_failure.has_value());
+  } else {
+    EXPECT_THAT(e.message, Not(HasSubstr("expired")));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    TokenTracker, ExpiryDiagnosis,
+    ::testing::Values(
+        DiagnosisCase{"42001_on_a_young_token", seconds{600}, std::nullopt, Outcome::kTokenExpired,
+                      42001, 1800, true,
+                      "expired (errcode 42001: WeChat says it lived past its expires_in) while "
+                      "Redis still holds it for 1800 s more"},
+        DiagnosisCase{"42001_in_a_key_without_ttl", seconds{600}, std::nullopt,
+                      Outcome::kTokenExpired, 42001, -1, true,
+                      "while Redis still holds it without expiry: the app's cache outlives the "
+                      "token (the key has no TTL, so it outlives every token)"},
+        DiagnosisCase{"40014_seen_past_expires_in", seconds{7201}, std::nullopt,
+                      Outcome::kTokenMalformed, 40014, 600, true,
+                      "expired (errcode 40014 on a token seen for 7201 s, past its 7200 s "
+                      "expires_in) while Redis still holds it for 600 s more"},
+        DiagnosisCase{"40014_after_the_stored_expiry", seconds{600}, seconds{-1},
+                      Outcome::kTokenMalformed, 40014, 900, true,
+                      "expired (errcode 40014 after the expiry stored with it, "
+                      "2023-11-14T22:23:19.000Z)"},
+        DiagnosisCase{"40014_before_the_stored_expiry_is_a_conflict", seconds{600}, seconds{60},
+                      Outcome::kTokenMalformed, 40014, 900, false,
+                      "invalidated (errcode 40014) while Redis still holds it for 900 s more; env "
+                      "test fetched a new token"},
+        DiagnosisCase{"40014_on_a_young_token_is_a_conflict", seconds{7199}, std::nullopt,
+                      Outcome::kTokenMalformed, 40014, 900, false, "env test fetched a new token"},
+        DiagnosisCase{"40001_on_an_old_token_is_a_conflict", seconds{7300}, std::nullopt,
+                      Outcome::kTokenInvalid, 40001, 900, false,
+                      "invalidated (errcode 40001)"}),
+    [](const auto& row) { return row.param.name; });
+
+// Without a culprit, a young 40014 still says that it may be old age wxcanary did not see.
+TEST_F(TokenTrackerTest, an_unexplained_40014_names_old_age_as_the_other_possibility) {
+  tracker_.SetTargets({prod_});
+  tracker_.Record(prod_, Result("prod-token"));
+  clock_.Advance(seconds{120});
+  tracker_.Record(prod_, Result("prod-token", Outcome::kTokenMalformed, 3000, 40014));
+  clock_.Advance(prod_.env.interval + kAttributionSlack);
+  tracker_.Record(prod_, Result("prod-token", Outcome::kTokenMalformed, 3000, 40014));
+  const auto events = logger_.WithAction("token_invalidated");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_THAT(events[0].message,
+              HasSubstr(": someone outside this config fetches tokens with the AppSecret (or the "
+                        "token is older than the 120 s wxcanary has seen it and past its "
+                        "expires_in: 40014 answers both)"));
 }
 
 TEST_F(TokenTrackerTest, prefers_another_environment_over_the_victims_own_refresh) {

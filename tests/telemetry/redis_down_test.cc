@@ -1,0 +1,108 @@
+// The redis_down event end to end: the wxcanary binary against a password-protected
+// redis-server it has the wrong password for, a closed port and a listener that never answers;
+// checked in the bytes of its JSON log, as Logstash receives them.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "support/daemon.h"
+#include "support/process.h"
+#include "support/redis_server.h"
+
+namespace wxcanary::testing {
+namespace {
+
+const std::string kRightPassword = "right-Pw-4711";
+const std::string kWrongPassword = "wrong-Pw-0815";
+
+// Accepts connections (the kernel's backlog does) and never answers: Redis hung or a firewall
+// that drops replies.
+class SilentListener {
+ public:
+  SilentListener() : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        listen(fd_, 64) != 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      throw std::runtime_error("cannot listen on loopback");
+    port_ = ntohs(addr.sin_port);
+  }
+  ~SilentListener() { close(fd_); }
+  SilentListener(const SilentListener&) = delete;
+  SilentListener& operator=(const SilentListener&) = delete;
+  [[nodiscard]] int port() const { return port_; }
+
+ private:
+  int fd_;
+  int port_ = 0;
+};
+
+std::string ConfigYaml(const std::map<std::string, std::string>& redis) {
+  // Every probe fails at Redis, before any API call; the API address is a closed port anyway.
+  std::string y = "wechat:\n  base_url: http://127.0.0.1:" + std::to_string(FreePort()) +
+                  "\n  timeout: 1s\nworkers: 3\n";
+  y += "defaults:\n  interval: 300ms\n  timeout: 250ms\n  probe: msg_sec_check\nredis:\n";
+  for (const auto& [name, lines] : redis)
+    y += "  " + name + ":\n" + lines + "    connect_timeout: 200ms\n    read_timeout: 200ms\n";
+  y += "apps:\n  - app_id: wx00000000000000a1\n    environments:\n";
+  for (const auto& [name, lines] : redis)
+    y += "      - {name: " + name + ", redis: " + name + ", key: \"ACCESS_TOKEN_CACHE:{app_id}\"}\n";
+  return y;
+}
+
+// The redis_down lines of the captured stdout, by wxcanary.redis.name.
+std::map<std::string, nlohmann::json> RedisDown(const std::string& output) {
+  std::map<std::string, nlohmann::json> out;
+  std::istringstream in(output);
+  for (std::string line; std::getline(in, line);) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("event.action", "") == "redis_down")
+      out.emplace(j.value("wxcanary.redis.name", ""), j);
+  }
+  return out;
+}
+
+TEST(RedisDownEvent, names_auth_refused_and_timeout_in_the_log) {
+  RedisServer redis({"--requirepass", kRightPassword});
+  SilentListener silent;
+  const int closed = FreePort();
+  Daemon d(ConfigYaml({{"wrongpw", "    address: " + redis.address() +
+                                       "\n    password_env: WXCANARY_TEST_REDIS_PW\n"},
+                       {"closed", "    address: 127.0.0.1:" + std::to_string(closed) + "\n"},
+                       {"silent", "    address: 127.0.0.1:" + std::to_string(silent.port()) + "\n"}}),
+           {}, {"WXCANARY_TEST_REDIS_PW=" + kWrongPassword});
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
+    for (const char* r : {"wrongpw", "closed", "silent"})
+      if (s.Value("wxcanary_redis_up", {{"redis", r}}) != 0) return false;
+    return true;
+  })) << d.Output();
+
+  const std::string output = d.Output();
+  const auto down = RedisDown(output);
+  ASSERT_EQ(down.size(), 3u) << output;
+  struct Want {
+    std::string redis, type, in_message;
+  };
+  for (const Want& w : {Want{"wrongpw", "auth", redis.address() + ": AUTH failed: WRONGPASS"},
+                        Want{"closed", "refused", "Connection refused"},
+                        Want{"silent", "timeout", "Resource temporarily unavailable"}}) {
+    const auto& e = down.at(w.redis);
+    EXPECT_EQ(e["log.level"], "error") << e;
+    EXPECT_EQ(e["error.type"], w.type) << e;
+    EXPECT_NE(e.value("error.message", "").find(w.in_message), std::string::npos) << e;
+    EXPECT_EQ(e.value("message", "").rfind("redis " + w.redis + " is unreachable (" + w.type + "): ", 0),
+              0u)
+        << e;
+  }
+  EXPECT_EQ(output.find(kWrongPassword), std::string::npos);
+}
+
+}  // namespace
+}  // namespace wxcanary::testing

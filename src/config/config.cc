@@ -379,6 +379,19 @@ void DecodeWeChat(const YAML::Node& node, const std::filesystem::path& base_dir,
   }
 }
 
+// A list of host:port (sentinels, cluster seeds) at `lp`.
+std::vector<std::pair<std::string, int>> HostPortList(const YAML::Node& list, const std::string& lp) {
+  if (!list.IsSequence() || list.size() == 0) Fail(lp, "expected a non-empty list of host:port");
+  std::vector<std::pair<std::string, int>> out;
+  for (size_t i = 0; i < list.size(); ++i) {
+    std::string text = Scalar(list[i], Index(lp, i));
+    std::pair<std::string, int> hp;
+    if (!ParseHostPort(text, &hp.first, &hp.second)) Fail(Index(lp, i), Quote(text) + " is not host:port");
+    out.push_back(std::move(hp));
+  }
+  return out;
+}
+
 // sentinels: [host:port, ...], master_name, sentinel_password_*: a Sentinel-managed master.
 void DecodeSentinel(const YAML::Node& node, const std::string& path,
                     const std::filesystem::path& base_dir, Redis* r) {
@@ -394,16 +407,117 @@ void DecodeSentinel(const YAML::Node& node, const std::string& path,
   const std::string lp = Child(path, "sentinels");
   if (!list.IsSequence() || list.size() == 0) Fail(lp, "expected a non-empty list of host:port");
   if (node["address"]) Fail(lp, "and address both set: a Sentinel names the master");
-  for (size_t i = 0; i < list.size(); ++i) {
-    std::string text = Scalar(list[i], Index(lp, i));
-    std::pair<std::string, int> hp;
-    if (!ParseHostPort(text, &hp.first, &hp.second)) Fail(Index(lp, i), Quote(text) + " is not host:port");
-    r->sentinels.push_back(std::move(hp));
-  }
+  r->sentinels = HostPortList(list, lp);
   if (r->master_name.empty()) Fail(Child(path, "master_name"), "required with sentinels");
   std::string used = DecodeSecretRef(node, path, "sentinel_password", &r->sentinel_password);
   if (!used.empty())
     r->sentinel_password_value = ResolveSecret(r->sentinel_password, Child(path, used), base_dir);
+}
+
+// cluster: [host:port, ...]: seed nodes of a Redis Cluster.
+void DecodeCluster(const YAML::Node& node, const std::string& path, Redis* r) {
+  const YAML::Node list = node["cluster"];
+  if (!list) return;
+  const std::string lp = Child(path, "cluster");
+  if (!list.IsSequence() || list.size() == 0) Fail(lp, "expected a non-empty list of host:port");
+  if (node["address"]) Fail(lp, "and address both set: the cluster's nodes are found from the seeds");
+  if (node["sentinels"]) Fail(lp, "and sentinels both set (use one)");
+  if (r->db != 0) Fail(Child(path, "db"), std::to_string(r->db) + " with cluster: a Redis Cluster has only db 0");
+  r->cluster = HostPortList(list, lp);
+}
+
+// The userinfo of a redis:// URL, or an address written as user:pass@host, shown without the
+// password: "user:***@" (or "***@" when it has no ':').
+std::string RedactedAddress(std::string_view text) {
+  const size_t scheme = text.find("://");
+  const size_t from = scheme == std::string_view::npos ? 0 : scheme + 3;
+  const size_t at = text.rfind('@');
+  if (at == std::string_view::npos || at < from) return std::string(text);
+  std::string_view userinfo = text.substr(from, at - from);
+  const size_t colon = userinfo.find(':');
+  std::string shown = colon == std::string_view::npos
+                          ? "***"
+                          : std::string(userinfo.substr(0, colon)) + ":***";
+  return std::string(text.substr(0, from)) + shown + std::string(text.substr(at));
+}
+
+// %XX escapes of a URL's user or password. False on a malformed escape.
+bool PercentDecode(std::string_view in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out->push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size()) return false;
+    int v = 0;
+    auto [end, ec] = std::from_chars(in.data() + i + 1, in.data() + i + 3, v, 16);
+    if (ec != std::errc{} || end != in.data() + i + 3) return false;
+    out->push_back(static_cast<char>(v));
+    i += 2;
+  }
+  return true;
+}
+
+// What a redis:// URL set, so the keys it overlaps can be refused.
+struct UrlParts {
+  bool user = false;
+  bool password = false;
+  bool db = false;
+};
+
+// redis://[[user]:password@]host[:port][/db]. Errors show the URL with the password as ***.
+UrlParts DecodeRedisUrl(const std::string& text, const std::string& p, Redis* r) {
+  const std::string shown = Quote(RedactedAddress(text));
+  if (text.rfind("rediss://", 0) == 0)
+    Fail(p, shown + ": TLS to Redis is not supported (Debian 12's hiredis 0.14 has no TLS); "
+                    "run a local stunnel client and point address at it (README, Limits)");
+  UrlParts parts;
+  std::string_view rest = std::string_view(text).substr(8);  // after "redis://"
+  const auto bad = [&](const std::string& why) {
+    Fail(p, shown + " is not redis://[user:password@]host[:port][/db]: " + why);
+  };
+  if (rest.find_first_of("?#") != std::string_view::npos) bad("query and fragment are not supported");
+  if (const size_t at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    const size_t colon = userinfo.find(':');
+    std::string user;
+    std::string password;
+    if (!PercentDecode(userinfo.substr(0, colon), &user)) bad("bad %-escape in the user");
+    if (colon != std::string_view::npos &&
+        !PercentDecode(userinfo.substr(colon + 1), &password))
+      bad("bad %-escape in the password");
+    if (!user.empty()) {
+      r->username = user;
+      parts.user = true;
+    }
+    if (!password.empty()) {
+      r->password_value = Secret(std::move(password));
+      parts.password = true;
+    }
+  }
+  std::string_view hostport = rest;
+  if (const size_t slash = rest.find('/'); slash != std::string_view::npos) {
+    hostport = rest.substr(0, slash);
+    std::string_view db = rest.substr(slash + 1);
+    if (!db.empty()) {
+      int v = -1;
+      auto [end, ec] = std::from_chars(db.data(), db.data() + db.size(), v);
+      if (ec != std::errc{} || end != db.data() + db.size() || v < 0 || v > kMaxRedisDb)
+        bad("db must be 0.." + std::to_string(kMaxRedisDb));
+      r->db = v;
+      parts.db = true;
+    }
+  }
+  if (hostport.empty()) bad("no host");
+  // A bare host (or [v6]) takes the default port.
+  const bool has_port = hostport.back() != ']' &&
+                        hostport.find(':', hostport.front() == '[' ? hostport.find(']') : 0) !=
+                            std::string_view::npos;
+  const std::string hp = has_port ? std::string(hostport) : std::string(hostport) + ":6379";
+  if (!ParseHostPort(hp, &r->host, &r->port)) bad("bad host or port");
+  return parts;
 }
 
 void DecodeRedis(const std::string& name, const YAML::Node& node, const std::string& path,
@@ -413,24 +527,34 @@ void DecodeRedis(const std::string& name, const YAML::Node& node, const std::str
                             {"address", "db", "username", "password_file", "password_env",
                              "password_credential", "connect_timeout", "read_timeout",
                              "sentinels", "master_name", "sentinel_password_file",
-                             "sentinel_password_env", "sentinel_password_credential"});
+                             "sentinel_password_env", "sentinel_password_credential", "cluster"});
+  UrlParts url;
   for (const auto& [key, value] : entries) {
     std::string p = Child(path, key);
     if (key == "address") {
       std::string text = Scalar(value, p);
-      if (text.rfind("unix:", 0) == 0) {
+      if (text.rfind("redis://", 0) == 0 || text.rfind("rediss://", 0) == 0) {
+        url = DecodeRedisUrl(text, p, r);
+      } else if (text.rfind("unix:", 0) == 0) {
         std::string socket = text.substr(5);
         if (socket.empty() || socket.front() != '/')
-          Fail(p, Quote(text) + " is not host:port or unix:/path");
+          Fail(p, Quote(text) + " is not host:port, unix:/path or a redis:// URL");
         r->unix_socket = socket;
         r->host.clear();
         r->port = 0;
       } else if (!ParseHostPort(text, &r->host, &r->port)) {
-        Fail(p, Quote(text) + " is not host:port or unix:/path");
+        // Quoted without the password should the user have written user:pass@host:port.
+        Fail(p, Quote(RedactedAddress(text)) + " is not host:port, unix:/path or a redis:// URL");
       }
-    } else if (key == "db") {
+    }
+  }
+  for (const auto& [key, value] : entries) {
+    std::string p = Child(path, key);
+    if (key == "db") {
+      if (url.db) Fail(p, "and a db in the redis:// address both set (use one)");
       r->db = static_cast<int>(Int(value, p, 0, kMaxRedisDb));
     } else if (key == "username") {
+      if (url.user) Fail(p, "and a user in the redis:// address both set (use one)");
       r->username = Scalar(value, p);
     } else if (key == "connect_timeout") {
       r->connect_timeout = PositiveDuration(value, p);
@@ -439,8 +563,11 @@ void DecodeRedis(const std::string& name, const YAML::Node& node, const std::str
     }
   }
   std::string used = DecodeSecretRef(node, path, "password", &r->password);
+  if (!used.empty() && url.password)
+    Fail(Child(path, used), "and a password in the redis:// address both set (use one)");
   if (!used.empty()) r->password_value = ResolveSecret(r->password, Child(path, used), base_dir);
   DecodeSentinel(node, path, base_dir, r);
+  DecodeCluster(node, path, r);
 }
 
 void DecodeConflict(const YAML::Node& node, Conflict* c) {
@@ -991,6 +1118,15 @@ const std::vector<SdkPreset>& SdkPresets() {
 
 std::string Redis::Address() const {
   if (!sentinels.empty()) return "sentinel:" + master_name;
+  if (!cluster.empty()) {
+    std::string out = "cluster:";
+    for (size_t i = 0; i < cluster.size(); ++i) {
+      const auto& [h, p] = cluster[i];
+      out += (i > 0 ? "," : "") + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" +
+             std::to_string(p);
+    }
+    return out;
+  }
   if (!unix_socket.empty()) return "unix:" + unix_socket;
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
   return host + ":" + std::to_string(port);

@@ -46,7 +46,12 @@ struct Redis {
   std::string master_name;
   SecretRef sentinel_password;  // AUTH to the sentinels (their own requirepass)
   Secret sentinel_password_value;
-  /// "host:port", "unix:/path" or "sentinel:<master_name>": the label value of
+  /// Redis Cluster: non-empty means these seed nodes are asked for the slot map (CLUSTER SLOTS)
+  /// and each command goes to the node owning its key's slot; host/port are unused, db is 0.
+  /// The same username/password authenticate to every node.
+  std::vector<std::pair<std::string, int>> cluster;
+  /// "host:port", "unix:/path", "sentinel:<master_name>" or "cluster:host:port,...": never a
+  /// password (a `redis://` address is stored parsed). The label value of
   /// wxcanary_redis_up{redis} is the name.
   [[nodiscard]] std::string Address() const;
 };

@@ -65,7 +65,7 @@ std::string RedisLine(const config::Config& cfg, const config::Environment& env)
   const config::Redis& r = it->second;
   std::string s = env.redis + " " + r.Address() + " db " + std::to_string(r.db);
   s += " user " + (r.username.empty() ? std::string("default") : r.username);
-  s += r.password.set() ? " (password set)" : " (no password)";
+  s += !r.password_value.empty() ? " (password set)" : " (no password)";
   return s;
 }
 

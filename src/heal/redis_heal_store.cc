@@ -12,7 +12,7 @@ bool SameRedis(const config::Redis& a, const config::Redis& b) {
          a.db == b.db && a.username == b.username && a.password_value == b.password_value &&
          a.connect_timeout == b.connect_timeout && a.read_timeout == b.read_timeout &&
          a.sentinels == b.sentinels && a.master_name == b.master_name &&
-         a.sentinel_password_value == b.sentinel_password_value;
+         a.sentinel_password_value == b.sentinel_password_value && a.cluster == b.cluster;
 }
 
 }  // namespace

@@ -88,7 +88,69 @@ std::string Quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 std::string ReplyText(const redisReply* r) { return std::string(r->str, r->len); }
 
+// argv as hiredis takes it: binary-safe (keys may be JDK-serialized bytes).
+struct Argv {
+  explicit Argv(const std::vector<std::string>& argv) {
+    ptrs.reserve(argv.size());
+    lens.reserve(argv.size());
+    for (const auto& a : argv) {
+      ptrs.push_back(a.data());
+      lens.push_back(a.size());
+    }
+  }
+  std::vector<const char*> ptrs;
+  std::vector<size_t> lens;
+};
+
+redisReply* CommandOn(redisContext* ctx, const std::vector<std::string>& argv) {
+  Argv a(argv);
+  return static_cast<redisReply*>(
+      redisCommandArgv(ctx, static_cast<int>(a.ptrs.size()), a.ptrs.data(), a.lens.data()));
+}
+
+std::string ErrText(const redisContext* ctx) {
+  return ctx->errstr[0] != '\0' ? ctx->errstr : "I/O error";
+}
+
+// "MOVED 3999 127.0.0.1:6381" / "ASK 3999 127.0.0.1:6381": the kind and the node, else empty.
+std::string_view RedirectOf(const redisReply* r, std::string* node) {
+  if (r == nullptr || r->type != REDIS_REPLY_ERROR) return {};
+  const std::string text = ReplyText(r);
+  for (std::string_view kind : {"MOVED ", "ASK "}) {
+    if (text.rfind(kind, 0) != 0) continue;
+    const size_t sp = text.find(' ', kind.size());
+    if (sp == std::string::npos || sp + 1 >= text.size()) return {};
+    *node = text.substr(sp + 1);
+    return kind.substr(0, kind.size() - 1);
+  }
+  return {};
+}
+
+uint16_t Crc16Xmodem(std::string_view data) {
+  uint16_t crc = 0;
+  for (unsigned char byte : data) {
+    crc ^= static_cast<uint16_t>(byte) << 8;
+    for (int i = 0; i < 8; ++i)
+      crc = (crc & 0x8000) != 0 ? static_cast<uint16_t>((crc << 1) ^ 0x1021)
+                                : static_cast<uint16_t>(crc << 1);
+  }
+  return crc;
+}
+
+constexpr int kMaxRedirects = 5;
+constexpr uint16_t kClusterSlots = 16384;
+
 }  // namespace
+
+uint16_t ClusterKeySlot(std::string_view key) {
+  const size_t open = key.find('{');
+  if (open != std::string_view::npos) {
+    const size_t close = key.find('}', open + 1);
+    if (close != std::string_view::npos && close > open + 1)
+      key = key.substr(open + 1, close - open - 1);
+  }
+  return Crc16Xmodem(key) % kClusterSlots;
+}
 
 void RedisConnection::ContextDeleter::operator()(redisContext* c) const { redisFree(c); }
 void RedisConnection::ReplyDeleter::operator()(redisReply* r) const { freeReplyObject(r); }
@@ -111,51 +173,45 @@ std::string RedisConnection::Scrub(std::string message) const {
 }
 
 void RedisConnection::Drop() {
-  ctx_.reset();
+  if (cur_owner_ != nullptr) cur_owner_->reset();
+  cur_ = nullptr;
+  cur_owner_ = nullptr;
   healthy_ = false;
+  // A cluster node that broke may have failed over: ask for the map again.
+  topology_stale_ = true;
 }
 
-void RedisConnection::ScheduleReconnect() {
-  backoff_ = backoff_.count() == 0 ? kFirstBackoff : std::min(backoff_ * 2, kMaxBackoff);
-  next_attempt_ = clock_.MonotonicNow() + backoff_;
-}
-
-bool RedisConnection::EnsureConnected(std::string* error) {
-  if (ctx_) return true;
-  if (backoff_.count() > 0 && clock_.MonotonicNow() < next_attempt_) {
+bool RedisConnection::Waiting(const Backoff& b, std::string* error) const {
+  if (b.delay.count() > 0 && clock_.MonotonicNow() < b.next) {
     *error = "reconnect backoff";
-    return false;
+    return true;
   }
-  std::string host = cfg_.host;
-  int port = cfg_.port;
-  // Under Sentinel the master is looked up at every connect: after a failover the old
-  // connection breaks (Sentinel kills the demoted master's clients) and the next one finds
-  // the new master.
-  if (!cfg_.sentinels.empty() && !ResolveMaster(&host, &port, error)) {
-    healthy_ = false;
-    ScheduleReconnect();
-    return false;
-  }
-  const std::string where = cfg_.unix_socket.empty() ? host + ":" + std::to_string(port)
-                                                     : "unix:" + cfg_.unix_socket;
+  return false;
+}
+
+void RedisConnection::Failed(Backoff* b) const {
+  b->delay = b->delay.count() == 0 ? kFirstBackoff : std::min(b->delay * 2, kMaxBackoff);
+  b->next = clock_.MonotonicNow() + b->delay;
+}
+
+RedisConnection::Context RedisConnection::Connect(const std::string& host, int port,
+                                                  std::string* error) const {
+  const std::string where = cfg_.unix_socket.empty()
+                                ? (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
+                                      ":" + std::to_string(port)
+                                : "unix:" + cfg_.unix_socket;
   const timeval connect_tv = ToTimeval(cfg_.connect_timeout);
-  std::unique_ptr<redisContext, ContextDeleter> ctx(
-      cfg_.unix_socket.empty() ? redisConnectWithTimeout(host.c_str(), port, connect_tv)
-                               : redisConnectUnixWithTimeout(cfg_.unix_socket.c_str(), connect_tv));
+  Context ctx(cfg_.unix_socket.empty()
+                  ? redisConnectWithTimeout(host.c_str(), port, connect_tv)
+                  : redisConnectUnixWithTimeout(cfg_.unix_socket.c_str(), connect_tv));
   if (!ctx || ctx->err != 0) {
     *error = Scrub("connect " + where + ": " + (ctx ? ctx->errstr : "cannot allocate context"));
-    healthy_ = false;
-    ScheduleReconnect();
-    return false;
+    return nullptr;
   }
   if (redisSetTimeout(ctx.get(), ToTimeval(cfg_.read_timeout)) != REDIS_OK) {
     *error = Scrub("connect " + where + ": cannot set read timeout: " + ctx->errstr);
-    healthy_ = false;
-    ScheduleReconnect();
-    return false;
+    return nullptr;
   }
-  ctx_ = std::move(ctx);
-
   // The handshake: the password goes out in argv form and is never part of an error.
   std::array<std::vector<std::string>, 2> handshake;
   if (!cfg_.password_value.empty()) {
@@ -167,17 +223,39 @@ bool RedisConnection::EnsureConnected(std::string* error) {
   if (cfg_.db != 0) handshake[1] = {"SELECT", std::to_string(cfg_.db)};
   for (const auto& cmd : handshake) {
     if (cmd.empty()) continue;
-    std::string err;
-    Reply r = Command(cmd, &err);
-    if (r && r->type == REDIS_REPLY_ERROR) err = ReplyText(r.get());
+    Reply r(CommandOn(ctx.get(), cmd));
     if (!r || r->type == REDIS_REPLY_ERROR) {
+      const std::string err = r ? ReplyText(r.get()) : cmd[0] + ": " + ErrText(ctx.get());
       *error = Scrub(where + ": " + cmd[0] + " failed: " + err);
-      Drop();
-      ScheduleReconnect();
-      return false;
+      return nullptr;
     }
   }
-  backoff_ = std::chrono::milliseconds{0};
+  return ctx;
+}
+
+bool RedisConnection::EnsureConnected(std::string* error) {
+  if (!ctx_) {
+    if (Waiting(backoff_, error)) return false;
+    std::string host = cfg_.host;
+    int port = cfg_.port;
+    // Under Sentinel the master is looked up at every connect: after a failover the old
+    // connection breaks (Sentinel kills the demoted master's clients) and the next one finds
+    // the new master.
+    if (!cfg_.sentinels.empty() && !ResolveMaster(&host, &port, error)) {
+      healthy_ = false;
+      Failed(&backoff_);
+      return false;
+    }
+    ctx_ = Connect(host, port, error);
+    if (!ctx_) {
+      healthy_ = false;
+      Failed(&backoff_);
+      return false;
+    }
+    backoff_ = Backoff{};
+  }
+  cur_ = ctx_.get();
+  cur_owner_ = &ctx_;
   return true;
 }
 
@@ -187,32 +265,22 @@ bool RedisConnection::ResolveMaster(std::string* host, int* port, std::string* e
   for (const auto& [shost, sport] : cfg_.sentinels) {
     const std::string at = shost + ":" + std::to_string(sport);
     tried += (tried.empty() ? "" : "; ") + at + ": ";
-    std::unique_ptr<redisContext, ContextDeleter> s(redisConnectWithTimeout(shost.c_str(), sport, tv));
+    Context s(redisConnectWithTimeout(shost.c_str(), sport, tv));
     if (!s || s->err != 0) {
       tried += s ? s->errstr : "cannot allocate context";
       continue;
     }
     redisSetTimeout(s.get(), ToTimeval(cfg_.read_timeout));
-    auto command = [&](std::vector<std::string> argv) {
-      std::vector<const char*> args;
-      std::vector<size_t> lens;
-      for (const auto& a : argv) {
-        args.push_back(a.data());
-        lens.push_back(a.size());
-      }
-      return Reply(static_cast<redisReply*>(redisCommandArgv(
-          s.get(), static_cast<int>(args.size()), args.data(), lens.data())));
-    };
     if (!cfg_.sentinel_password_value.empty()) {
-      Reply auth = command({"AUTH", cfg_.sentinel_password_value.Reveal()});
+      Reply auth(CommandOn(s.get(), {"AUTH", cfg_.sentinel_password_value.Reveal()}));
       if (!auth || auth->type == REDIS_REPLY_ERROR) {
         tried += "AUTH failed" + (auth ? ": " + ReplyText(auth.get()) : std::string());
         continue;
       }
     }
-    Reply r = command({"SENTINEL", "get-master-addr-by-name", cfg_.master_name});
+    Reply r(CommandOn(s.get(), {"SENTINEL", "get-master-addr-by-name", cfg_.master_name}));
     if (!r) {
-      tried += s->errstr[0] != '\0' ? s->errstr : "I/O error";
+      tried += ErrText(s.get());
       continue;
     }
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
@@ -229,25 +297,226 @@ bool RedisConnection::ResolveMaster(std::string* host, int* port, std::string* e
   return false;
 }
 
-RedisConnection::Reply RedisConnection::Command(const std::vector<std::string>& argv,
+bool RedisConnection::UseNode(const std::string& addr, std::string* error) {
+  auto it = nodes_.find(addr);
+  if (it == nodes_.end()) {
+    const size_t colon = addr.rfind(':');
+    Node node;
+    node.host = addr.substr(0, colon);
+    node.port = colon == std::string::npos ? 0 : std::atoi(addr.c_str() + colon + 1);
+    if (node.host.size() > 2 && node.host.front() == '[') node.host = node.host.substr(1, node.host.size() - 2);
+    if (node.port <= 0) {
+      *error = Scrub("cluster: bad node address " + Quoted(addr));
+      return false;
+    }
+    it = nodes_.emplace(addr, std::move(node)).first;
+  }
+  Node& node = it->second;
+  if (!node.ctx) {
+    if (Waiting(node.backoff, error)) return false;
+    node.ctx = Connect(node.host, node.port, error);
+    if (!node.ctx) {
+      Failed(&node.backoff);
+      topology_stale_ = true;
+      return false;
+    }
+    node.backoff = Backoff{};
+  }
+  cur_ = node.ctx.get();
+  cur_owner_ = &node.ctx;
+  return true;
+}
+
+bool RedisConnection::RefreshTopology(std::string* error) {
+  // The nodes of the current map first (they know of a failover first), then the seeds.
+  std::vector<std::string> candidates;
+  auto add = [&](const std::string& addr) {
+    if (std::find(candidates.begin(), candidates.end(), addr) == candidates.end())
+      candidates.push_back(addr);
+  };
+  for (const auto& range : slots_) add(range.node);
+  for (const auto& [host, port] : cfg_.cluster)
+    add((host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port));
+  std::string tried;
+  for (const auto& addr : candidates) {
+    std::string err;
+    tried += (tried.empty() ? "" : "; ") + addr + ": ";
+    if (!UseNode(addr, &err)) {
+      tried += err;
+      continue;
+    }
+    Reply r(CommandOn(cur_, {"CLUSTER", "SLOTS"}));
+    if (!r) {
+      tried += ErrText(cur_);
+      Drop();
+      continue;
+    }
+    if (r->type != REDIS_REPLY_ARRAY) {
+      tried += r->type == REDIS_REPLY_ERROR ? ReplyText(r.get()) : "unexpected reply";
+      continue;
+    }
+    const std::string& seed_host = nodes_.at(addr).host;
+    std::vector<SlotRange> ranges;
+    for (size_t i = 0; i < r->elements; ++i) {
+      const redisReply* e = r->element[i];
+      if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+          e->element[0]->type != REDIS_REPLY_INTEGER || e->element[1]->type != REDIS_REPLY_INTEGER ||
+          e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2 ||
+          e->element[2]->element[0]->type != REDIS_REPLY_STRING ||
+          e->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
+        continue;
+      const long long first = e->element[0]->integer;
+      const long long last = e->element[1]->integer;
+      if (first < 0 || last < first || last >= kClusterSlots) continue;
+      // An empty host means "the address you reached me at".
+      std::string host = ReplyText(e->element[2]->element[0]);
+      if (host.empty()) host = seed_host;
+      const std::string node = (host.find(':') != std::string::npos ? "[" + host + "]" : host) +
+                               ":" + std::to_string(e->element[2]->element[1]->integer);
+      ranges.push_back({static_cast<uint16_t>(first), static_cast<uint16_t>(last), node});
+    }
+    if (ranges.empty()) {
+      tried += "no slots assigned";
+      continue;
+    }
+    std::sort(ranges.begin(), ranges.end(),
+              [](const SlotRange& a, const SlotRange& b) { return a.first < b.first; });
+    slots_ = std::move(ranges);
+    topology_stale_ = false;
+    ++stats_.refreshes;
+    return true;
+  }
+  *error = Scrub("cluster: no node answered CLUSTER SLOTS (" + tried + ")");
+  return false;
+}
+
+const std::string* RedisConnection::SlotOwner(uint16_t slot) const {
+  auto it = std::upper_bound(slots_.begin(), slots_.end(), slot,
+                             [](uint16_t s, const SlotRange& r) { return s < r.first; });
+  if (it == slots_.begin()) return nullptr;
+  --it;
+  return slot <= it->last ? &it->node : nullptr;
+}
+
+bool RedisConnection::Route(const std::string& key, std::string* error) {
+  if (cfg_.cluster.empty()) return EnsureConnected(error);
+  if (slots_.empty() || topology_stale_) {
+    std::string refresh_error;
+    if (Waiting(backoff_, error)) return false;
+    if (!RefreshTopology(&refresh_error)) {
+      healthy_ = false;
+      Failed(&backoff_);
+      // With a map still at hand, carry on with it: the failing node fails on its own.
+      if (slots_.empty()) {
+        *error = refresh_error;
+        return false;
+      }
+    } else {
+      backoff_ = Backoff{};
+    }
+  }
+  const uint16_t slot = ClusterKeySlot(key);
+  const std::string* owner = SlotOwner(slot);
+  if (owner == nullptr) {
+    topology_stale_ = true;
+    healthy_ = false;
+    *error = "cluster: no node serves slot " + std::to_string(slot);
+    return false;
+  }
+  const std::string addr = *owner;  // UseNode may refresh nothing, but copy: slots_ can change
+  if (!UseNode(addr, error)) {
+    healthy_ = false;
+    return false;
+  }
+  return true;
+}
+
+std::vector<RedisConnection::Reply> RedisConnection::Pipeline(
+    const std::string& key, const std::vector<std::vector<std::string>>& cmds,
+    const std::string& label, std::string* error) {
+  std::string redirect_to;  // the node a redirection named, for the next attempt
+  bool asking = false;
+  std::string last_redirect;
+  for (int attempt = 0; attempt <= kMaxRedirects; ++attempt) {
+    const bool routed = redirect_to.empty() ? Route(key, error) : UseNode(redirect_to, error);
+    if (!routed) {
+      healthy_ = false;
+      return {};
+    }
+    // ASKING holds for the one command after it: each command of the batch gets its own.
+    std::vector<std::vector<std::string>> batch;
+    for (const auto& cmd : cmds) {
+      if (asking) batch.push_back({"ASKING"});
+      batch.push_back(cmd);
+    }
+    for (const auto& cmd : batch) {
+      Argv a(cmd);
+      if (redisAppendCommandArgv(cur_, static_cast<int>(a.ptrs.size()), a.ptrs.data(),
+                                 a.lens.data()) != REDIS_OK) {
+        *error = Scrub(label + ": " + ErrText(cur_));
+        Drop();
+        return {};
+      }
+    }
+    std::vector<Reply> replies;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      void* raw = nullptr;
+      if (redisGetReply(cur_, &raw) != REDIS_OK) {
+        // The reply stream is out of step after an I/O error or timeout: start afresh.
+        *error = Scrub(label + ": " + ErrText(cur_));
+        Drop();
+        return {};
+      }
+      Reply reply(static_cast<redisReply*>(raw));
+      if (asking && batch[i].size() == 1 && batch[i][0] == "ASKING") continue;
+      replies.push_back(std::move(reply));
+    }
+    if (cfg_.cluster.empty()) return replies;
+
+    // The commands share the key, so a redirection answers them alike; follow the first.
+    std::string node;
+    std::string_view kind;
+    for (const auto& r : replies) {
+      kind = RedirectOf(r.get(), &node);
+      if (!kind.empty()) break;
+      if (r->type == REDIS_REPLY_ERROR && ReplyText(r.get()).rfind("CLUSTERDOWN", 0) == 0)
+        topology_stale_ = true;
+    }
+    if (kind.empty()) return replies;
+    last_redirect = std::string(kind) + " " + node;
+    if (kind == "ASK") {
+      // Mid-migration: this key is at `node` now; the slot map stays as it is.
+      ++stats_.asked;
+      redirect_to = node;
+      asking = true;
+      continue;
+    }
+    ++stats_.moved;
+    asking = false;
+    std::string refresh_error;
+    const bool refreshed = RefreshTopology(&refresh_error);
+    const std::string* owner = SlotOwner(ClusterKeySlot(key));
+    if (refreshed && owner != nullptr && *owner == node) {
+      redirect_to.clear();
+    } else {
+      // The map we were given is behind the node that answered: trust the answer, ask again
+      // next time.
+      redirect_to = node;
+      topology_stale_ = true;
+    }
+  }
+  healthy_ = false;
+  *error = Scrub(label + ": more than " + std::to_string(kMaxRedirects) +
+                 " cluster redirections (last " + last_redirect + ")");
+  return {};
+}
+
+RedisConnection::Reply RedisConnection::Command(const std::string& key,
+                                                const std::vector<std::string>& argv,
                                                 std::string* error) {
-  std::vector<const char*> args;
-  std::vector<size_t> lens;
-  args.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (const auto& a : argv) {
-    args.push_back(a.data());
-    lens.push_back(a.size());
-  }
-  Reply reply(static_cast<redisReply*>(
-      redisCommandArgv(ctx_.get(), static_cast<int>(args.size()), args.data(), lens.data())));
-  if (!reply) {
-    // The reply stream is out of step after an I/O error or timeout: start afresh.
-    *error = Scrub(argv[0] + ": " + (ctx_->errstr[0] != '\0' ? ctx_->errstr : "I/O error"));
-    Drop();
-    return nullptr;
-  }
-  return reply;
+  std::vector<Reply> replies = Pipeline(key, {argv}, argv[0], error);
+  if (replies.empty()) return nullptr;
+  return std::move(replies.front());
 }
 
 RedisConnection::Reply RedisConnection::Eval(const std::string& script, const std::string& sha1,
@@ -257,11 +526,12 @@ RedisConnection::Reply RedisConnection::Eval(const std::string& script, const st
   std::vector<std::string> argv = {"EVALSHA", sha1, std::to_string(keys.size())};
   argv.insert(argv.end(), keys.begin(), keys.end());
   argv.insert(argv.end(), args.begin(), args.end());
-  Reply r = Command(argv, error);
+  // Every script here takes one key: it picks the node.
+  Reply r = Command(keys.front(), argv, error);
   if (r && r->type == REDIS_REPLY_ERROR && ReplyText(r.get()).rfind("NOSCRIPT", 0) == 0) {
     argv[0] = "EVAL";
     argv[1] = script;
-    r = Command(argv, error);
+    r = Command(keys.front(), argv, error);
   }
   if (!r) return nullptr;
   if (r->type == REDIS_REPLY_ERROR) {
@@ -282,47 +552,35 @@ TokenRead RedisConnection::Read(const config::Environment& env) {
     out.error = "storage hash needs hash_field (key " + env.key + ")";
     return out;
   }
-  if (!EnsureConnected(&out.error)) {
-    out.status = TokenRead::Status::kRedisError;
-    return out;
-  }
-
   // Pipelined: the value and its TTL (and the companion expiry key) in one round trip. `key` is
   // what goes to Redis; messages name env.key, its shown form (a fingerprint when secret-derived).
+  // Under Cluster the companion key has a slot of its own, so it is a second round trip.
   const std::string& key = config::RedisKey(env);
   const bool companion = !env.expiry_key.empty();
-  std::array<const char*, 3> get_argv{hash ? "HGET" : "GET", key.c_str(), env.hash_field.c_str()};
-  std::array<size_t, 3> get_len{hash ? size_t{4} : size_t{3}, key.size(), env.hash_field.size()};
-  std::array<const char*, 2> ttl_argv{"TTL", key.c_str()};
-  std::array<size_t, 2> ttl_len{3, key.size()};
-  std::array<const char*, 2> expiry_argv{"GET", env.expiry_key.c_str()};
-  std::array<size_t, 2> expiry_len{3, env.expiry_key.size()};
-  const std::string cmd = std::string(get_argv[0]) + " " + env.key;
-  auto io_error = [&](const std::string& what) {
+  const bool companion_apart = companion && !cfg_.cluster.empty();
+  std::vector<std::vector<std::string>> cmds;
+  cmds.push_back(hash ? std::vector<std::string>{"HGET", key, env.hash_field}
+                      : std::vector<std::string>{"GET", key});
+  cmds.push_back({"TTL", key});
+  if (companion && !companion_apart) cmds.push_back({"GET", env.expiry_key});
+  const std::string cmd = cmds[0][0] + " " + env.key;
+  std::vector<Reply> replies = Pipeline(key, cmds, cmd, &out.error);
+  if (replies.empty()) {
     out.status = TokenRead::Status::kRedisError;
-    out.error = Scrub(what + ": " + (ctx_->errstr[0] != '\0' ? ctx_->errstr : "I/O error"));
-    Drop();
     return out;
-  };
-  if (redisAppendCommandArgv(ctx_.get(), hash ? 3 : 2, get_argv.data(), get_len.data()) !=
-          REDIS_OK ||
-      redisAppendCommandArgv(ctx_.get(), 2, ttl_argv.data(), ttl_len.data()) != REDIS_OK ||
-      (companion && redisAppendCommandArgv(ctx_.get(), 2, expiry_argv.data(), expiry_len.data()) !=
-                        REDIS_OK)) {
-    return io_error(cmd);
   }
-  void* raw_get = nullptr;
-  if (redisGetReply(ctx_.get(), &raw_get) != REDIS_OK) return io_error(cmd);
-  Reply value(static_cast<redisReply*>(raw_get));
-  void* raw_ttl = nullptr;
-  if (redisGetReply(ctx_.get(), &raw_ttl) != REDIS_OK) return io_error("TTL " + env.key);
-  Reply ttl(static_cast<redisReply*>(raw_ttl));
-  Reply expiry;
-  if (companion) {
-    void* raw_expiry = nullptr;
-    if (redisGetReply(ctx_.get(), &raw_expiry) != REDIS_OK) return io_error("GET expiry_key");
-    expiry.reset(static_cast<redisReply*>(raw_expiry));
+  if (companion_apart) {
+    std::vector<Reply> more =
+        Pipeline(env.expiry_key, {{"GET", env.expiry_key}}, "GET expiry_key", &out.error);
+    if (more.empty()) {
+      out.status = TokenRead::Status::kRedisError;
+      return out;
+    }
+    replies.push_back(std::move(more.front()));
   }
+  Reply value = std::move(replies[0]);
+  Reply ttl = std::move(replies[1]);
+  Reply expiry = companion ? std::move(replies[2]) : nullptr;
   // The server answered, so it is up: an error reply is about the key (WRONGTYPE, an ACL's
   // NOPERM), except the few that say the server cannot serve data at all right now, or not to
   // us (NOAUTH: the config lacks the password the server wants).
@@ -333,7 +591,7 @@ TokenRead RedisConnection::Read(const config::Environment& env) {
     if (text.rfind("WRONGTYPE", 0) == 0) {
       // The target's problem, not Redis': name what is there and what the config expects.
       std::string type_error;
-      Reply type = Command({"TYPE", key}, &type_error);
+      Reply type = Command(key, {"TYPE", key}, &type_error);
       const std::string found = type && type->type == REDIS_REPLY_STATUS ? ReplyText(type.get())
                                                                          : "another type";
       out.status = TokenRead::Status::kUndecodable;
@@ -423,7 +681,6 @@ std::optional<int> RedisConnection::CompareAndDelete(const config::Environment& 
     *error = "compare-and-delete on " + env.key + ": expected value is empty";
     return std::nullopt;
   }
-  if (!EnsureConnected(error)) return std::nullopt;
   const bool hash = env.storage == config::Storage::kHash;
   const std::string& key = config::RedisKey(env);
   Reply r = hash ? Eval(HdelIfEqual().text, HdelIfEqual().sha1, {key},
@@ -452,7 +709,6 @@ std::optional<int> RedisConnection::CompareAndSet(const config::Environment& env
     *error = "compare-and-set on " + env.key + ": new value is empty";
     return std::nullopt;
   }
-  if (!EnsureConnected(error)) return std::nullopt;
   const bool hash = env.storage == config::Storage::kHash;
   const std::string secs = std::to_string(ttl.count());
   const std::string& key = config::RedisKey(env);
@@ -476,8 +732,7 @@ std::optional<bool> RedisConnection::TryLock(const std::string& key, const std::
     *error = "lock " + key + ": needs a positive ttl and an owner";
     return std::nullopt;
   }
-  if (!EnsureConnected(error)) return std::nullopt;
-  Reply r = Command({"SET", key, owner, "NX", "PX", std::to_string(ttl.count())}, error);
+  Reply r = Command(key, {"SET", key, owner, "NX", "PX", std::to_string(ttl.count())}, error);
   if (!r) return std::nullopt;
   healthy_ = true;
   if (r->type == REDIS_REPLY_NIL) return false;
@@ -495,7 +750,6 @@ std::optional<bool> RedisConnection::Unlock(const std::string& key, const std::s
     *error = "unlock " + key + ": owner is empty";
     return std::nullopt;
   }
-  if (!EnsureConnected(error)) return std::nullopt;
   Reply r = Eval(DelIfEqual().text, DelIfEqual().sha1, {key}, {owner}, key, error);
   if (!r) return std::nullopt;
   if (r->type != REDIS_REPLY_INTEGER) {

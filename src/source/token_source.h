@@ -1,9 +1,12 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/clock.h"
@@ -31,8 +34,14 @@ struct TokenRead {
                        // (also a short reason for kMissing: no key, no field, empty value)
 };
 
+/// The Redis Cluster hash slot of a key: CRC16 (XMODEM) of the key's bytes modulo 16384, or of
+/// the part between the first '{' and the first '}' after it when that part is non-empty.
+uint16_t ClusterKeySlot(std::string_view key);
+
 /// One connection to one Redis server (under Sentinel: to the master the sentinels name at each
-/// connect, so a failover is followed). Reconnects lazily after an error, with backoff
+/// connect, so a failover is followed; under Cluster: one connection per node, each command on a
+/// key sent to the node owning the key's slot per CLUSTER SLOTS, MOVED followed and the map
+/// refreshed, ASK followed with ASKING for that command only). Reconnects lazily after an error, with backoff
 /// (100 ms doubling to 5 s, measured on `clock`); while backing off every call fails fast with
 /// "reconnect backoff" without touching the network. Errors never contain values or passwords.
 /// Not thread-safe: each worker owns its own.
@@ -66,6 +75,14 @@ class RedisConnection {
   std::optional<bool> Unlock(const std::string& key, const std::string& owner,
                              std::string* error);
 
+  /// Cluster redirections followed and slot-map refreshes, for tests and diagnostics.
+  struct ClusterStats {
+    uint64_t moved = 0;
+    uint64_t asked = 0;
+    uint64_t refreshes = 0;
+  };
+  [[nodiscard]] const ClusterStats& cluster_stats() const { return stats_; }
+
   /// True after the last command succeeded (feeds wxcanary_redis_up).
   [[nodiscard]] bool healthy() const { return healthy_; }
   [[nodiscard]] const config::Redis& config() const { return cfg_; }
@@ -76,13 +93,52 @@ class RedisConnection {
   };
   using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 
+  struct ContextDeleter {
+    void operator()(redisContext* c) const;
+  };
+  using Context = std::unique_ptr<redisContext, ContextDeleter>;
+  /// 100 ms doubling to 5 s between failed connects.
+  struct Backoff {
+    std::chrono::steady_clock::time_point next{};
+    std::chrono::milliseconds delay{0};
+  };
+  /// A cluster node, by "host:port".
+  struct Node {
+    std::string host;
+    int port = 0;
+    Context ctx;
+    Backoff backoff;
+  };
+  struct SlotRange {
+    uint16_t first;
+    uint16_t last;
+    std::string node;
+  };
+
+  /// Single server / Sentinel: connects ctx_ if needed and makes it current.
   bool EnsureConnected(std::string* error);
+  /// Connects to host:port with the timeouts, AUTH and SELECT. Null with `error` set.
+  Context Connect(const std::string& host, int port, std::string* error) const;
   /// Asks cfg_.sentinels, in order, for the current address of cfg_.master_name.
   bool ResolveMaster(std::string* host, int* port, std::string* error);
+  /// Makes current the connection that serves `key` (the one server, or the slot's node).
+  bool Route(const std::string& key, std::string* error);
+  /// Makes current cluster node `addr` ("host:port"), connecting it if needed.
+  bool UseNode(const std::string& addr, std::string* error);
+  /// Reloads the slot map from the known nodes, then the seeds. False with `error` set.
+  bool RefreshTopology(std::string* error);
+  [[nodiscard]] const std::string* SlotOwner(uint16_t slot) const;
+  bool Waiting(const Backoff& b, std::string* error) const;
+  void Failed(Backoff* b) const;
   void Drop();
-  void ScheduleReconnect();
-  /// One command, one round trip. Null with `error` set on an I/O error (connection dropped).
-  Reply Command(const std::vector<std::string>& argv, std::string* error);
+  /// Sends `cmds` (all on `key`) in one round trip to the connection serving `key`, following
+  /// cluster redirections. The replies in order, or empty with `error` set ("<label>: ...") on
+  /// an I/O error (the connection is dropped) or a connect failure.
+  std::vector<Reply> Pipeline(const std::string& key,
+                              const std::vector<std::vector<std::string>>& cmds,
+                              const std::string& label, std::string* error);
+  /// One command on `key`, one round trip. Null with `error` set on an I/O error.
+  Reply Command(const std::string& key, const std::vector<std::string>& argv, std::string* error);
   /// EVALSHA with a NOSCRIPT fallback to EVAL. Null with `error` set on any failure.
   Reply Eval(const std::string& script, const std::string& sha1,
              const std::vector<std::string>& keys, const std::vector<std::string>& args,
@@ -94,13 +150,15 @@ class RedisConnection {
 
   config::Redis cfg_;
   Clock& clock_;
-  struct ContextDeleter {
-    void operator()(redisContext* c) const;
-  };
-  std::unique_ptr<redisContext, ContextDeleter> ctx_;
+  Context ctx_;                   // single server / Sentinel master
+  Backoff backoff_;               // single server / Sentinel; cluster: the slot-map refresh
+  std::map<std::string, Node> nodes_;  // cluster
+  std::vector<SlotRange> slots_;  // cluster, sorted by first
+  bool topology_stale_ = true;
+  ClusterStats stats_;
+  redisContext* cur_ = nullptr;   // the connection commands go to
+  Context* cur_owner_ = nullptr;  // what owns cur_, reset by Drop()
   bool healthy_ = false;
-  std::chrono::steady_clock::time_point next_attempt_{};
-  std::chrono::milliseconds backoff_{0};
 };
 
 }  // namespace wxcanary::source

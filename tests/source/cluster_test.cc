@@ -43,11 +43,16 @@ std::string Shell(const std::string& command) {
 
 class ClusterTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
+  // The cluster is made once per process, in SetUp so that a failure to make it fails the test
+  // (a failure in SetUpTestSuite would show as a skip).
+  void SetUp() override {
+    if (!nodes_.empty()) return;
     for (int i = 0; i < 3; ++i)
       nodes_.push_back(std::make_unique<RedisServer>(std::vector<std::string>{
           "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-          "--cluster-node-timeout", "5000"}));
+          "--cluster-node-timeout", "5000",
+          // The bus port defaults to port + 10000, past 65535 for a high free port.
+          "--cluster-port", std::to_string(testing::FreePort())}));
     std::string create = "redis-cli --cluster create";
     for (const auto& n : nodes_) create += " " + n->address();
     create += " --cluster-replicas 0 --cluster-yes";

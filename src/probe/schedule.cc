@@ -3,22 +3,14 @@
 #include <functional>
 #include <string_view>
 
+#include "common/hash.h"
+
 namespace wxcanary::probe {
 namespace {
 
-// FNV-1a: stable across processes and builds, unlike std::hash.
+// FNV-1a of both names (a separator byte between, so ("ab","c") != ("a","bc")).
 uint64_t StableHash(std::string_view a, std::string_view b) {
-  uint64_t h = 1469598103934665603ULL;
-  auto mix = [&h](std::string_view s) {
-    for (unsigned char c : s) {
-      h ^= c;
-      h *= 1099511628211ULL;
-    }
-  };
-  mix(a);
-  h ^= 0xff;  // separator, so ("ab","c") != ("a","bc")
-  h *= 1099511628211ULL;
-  mix(b);
+  uint64_t h = Fnv1a(b, Fnv1a("\xff", Fnv1a(a)));
   // Finalizer (splitmix64) so nearby names land far apart.
   h ^= h >> 30;
   h *= 0xbf58476d1ce4e5b9ULL;
@@ -28,13 +20,14 @@ uint64_t StableHash(std::string_view a, std::string_view b) {
   return h;
 }
 
-}  // namespace
-
-std::chrono::nanoseconds Schedule::Phase(const Target& target, std::chrono::nanoseconds interval) {
+// Offset of the first run within the interval, in [0, interval).
+std::chrono::nanoseconds Phase(const Target& target, std::chrono::nanoseconds interval) {
   if (interval.count() <= 0) return std::chrono::nanoseconds{0};
   auto h = StableHash(target.app_id, target.app_env);
   return std::chrono::nanoseconds{static_cast<int64_t>(h % static_cast<uint64_t>(interval.count()))};
 }
+
+}  // namespace
 
 void Schedule::Reset(const std::vector<Target>& targets, MonotonicTime now) {
   intervals_.clear();

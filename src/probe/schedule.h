@@ -36,9 +36,6 @@ class Schedule {
 
   [[nodiscard]] size_t size() const { return intervals_.size(); }
 
-  /// Offset of the first run within the interval, in [0, interval). Exposed for tests.
-  static std::chrono::nanoseconds Phase(const Target& target, std::chrono::nanoseconds interval);
-
  private:
   struct Entry {
     MonotonicTime at;

@@ -2,14 +2,12 @@
 
 #include <charconv>
 
+#include "common/hash.h"
+
 namespace wxcanary::probe {
 
 uint64_t ShardHash(std::string_view app_id) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : app_id) {
-    h ^= c;
-    h *= 1099511628211ULL;
-  }
+  const uint64_t h = Fnv1a(app_id);
   // FNV-1a's low bits mix poorly for short keys differing in the last byte (wx...a1, wx...a2);
   // fold the high half in before the modulo so consecutive AppIds spread over the shards.
   return h ^ (h >> 32);

@@ -10,7 +10,7 @@
 #include "common/duration.h"
 #include "heal/healer.h"
 #include "telemetry/probe_metrics.h"
-#include "tracking/rfc3339.h"
+#include "common/rfc3339.h"
 #include "tracking/token_tracker.h"
 
 namespace wxcanary::daemon {
@@ -99,7 +99,7 @@ std::string QueryString(const StatusQuery& q, size_t page, bool refresh) {
 
 // "2026-12-01 23:55:01Z".
 std::string Clock(SystemTime t) {
-  std::string s = tracking::FormatRfc3339(t);  // 2026-12-01T23:55:01.123Z
+  std::string s = FormatRfc3339(t);  // 2026-12-01T23:55:01.123Z
   if (s.size() >= 19) s = s.substr(0, 10) + " " + s.substr(11, 8) + "Z";
   return s;
 }
@@ -120,7 +120,7 @@ std::string When(SystemTime t, SystemTime now) {
 }
 
 nlohmann::json OptionalTime(const std::optional<SystemTime>& t) {
-  return t ? nlohmann::json(tracking::FormatRfc3339(*t)) : nlohmann::json(nullptr);
+  return t ? nlohmann::json(FormatRfc3339(*t)) : nlohmann::json(nullptr);
 }
 
 std::string TtlText(const TargetStatus& t) {
@@ -539,7 +539,7 @@ std::string RenderStatusJson(std::vector<TargetStatus> targets, const StatusQuer
     list.push_back(std::move(j));
   }
   nlohmann::json doc;
-  doc["generated_at"] = tracking::FormatRfc3339(now);
+  doc["generated_at"] = FormatRfc3339(now);
   doc["counts"] = {{"targets", counts.targets},
                    {"failing", counts.failing},
                    {"in_conflict", counts.in_conflict}};

@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <utility>
 
+#include "common/redact.h"
+
 namespace wxcanary::source {
 namespace {
 
@@ -162,13 +164,10 @@ RedisConnection::~RedisConnection() = default;
 
 std::string RedisConnection::Scrub(std::string message) const {
   message = OneLine(std::move(message));
-  // Belt and braces: servers don't echo passwords, but a proxy in between might.
-  const std::string& pw = cfg_.password_value.Reveal();
-  if (!pw.empty()) {
-    for (size_t at = message.find(pw); at != std::string::npos; at = message.find(pw, at)) {
-      message.replace(at, pw.size(), "<redacted>");
-    }
-  }
+  // Belt and braces: servers don't echo passwords, but a proxy in between might. A password
+  // shows as a fixed mark: its fingerprint would help a dictionary attack.
+  message = Redact(std::move(message), cfg_.password_value, "<redacted>");
+  message = Redact(std::move(message), cfg_.sentinel_password_value, "<redacted>");
   return message;
 }
 

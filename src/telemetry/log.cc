@@ -10,10 +10,9 @@
 
 #include <array>
 #include <atomic>
-#include <cstdio>
-#include <ctime>
 #include <vector>
 
+#include "common/rfc3339.h"
 #include "config/config.h"
 #include "telemetry/tcp_sink.h"
 
@@ -30,20 +29,6 @@ bool IsHeadKey(std::string_view key) {
   for (auto k : kHeadKeys)
     if (k == key) return true;
   return false;
-}
-
-std::string Rfc3339Millis(SystemTime ts) {
-  using namespace std::chrono;
-  auto ms = floor<milliseconds>(ts.time_since_epoch());
-  auto secs = floor<seconds>(ms);
-  std::time_t t = static_cast<std::time_t>(secs.count());
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char buf[64];
-  int frac = static_cast<int>((ms - secs).count());
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-  return buf;
 }
 
 // Invalid UTF-8 (a hostile or broken API answer) becomes U+FFFD instead of throwing.
@@ -106,7 +91,7 @@ std::string FormatJsonLine(SystemTime ts, Level level, std::string_view action,
     json.dump(scratch, false, false, 0);
   };
   out += R"({"@timestamp":")";
-  out += Rfc3339Millis(ts);
+  out += FormatRfc3339(ts);
   out += R"(","log.level":")";
   out += LevelName(level);
   out += R"(","message":)";
@@ -132,7 +117,7 @@ std::string FormatJsonLine(SystemTime ts, Level level, std::string_view action,
 
 std::string FormatTextLine(SystemTime ts, Level level, std::string_view action,
                            std::string_view message, const Fields& fields) {
-  std::string out = Rfc3339Millis(ts);
+  std::string out = FormatRfc3339(ts);
   out += " level=";
   out += LevelName(level);
   out += " action=";

@@ -3,6 +3,7 @@
 #include <map>
 #include <regex>
 
+#include "common/redact.h"
 #include "config/config.h"
 
 namespace wxcanary::telemetry {
@@ -11,24 +12,19 @@ namespace {
 
 constexpr size_t kMaxDetailInMessage = 200;
 
-void ReplaceAll(std::string& s, const std::string& needle, std::string_view with) {
-  // Too short to be a token; masking it would mangle ordinary text (a raw value of "1").
-  if (needle.size() < 16) return;
-  for (size_t pos = s.find(needle); pos != std::string::npos; pos = s.find(needle, pos)) {
-    s.replace(pos, needle.size(), with);
-    pos += with.size();
-  }
-}
-
 // Defence in depth: the client is supposed to strip tokens already, but a curl error or an
 // echoed request can still carry one, and a log line is forever.
 std::string Scrub(std::string text, const ProbeResult& r) {
   if (text.empty()) return text;
-  ReplaceAll(text, r.token.Reveal(), "[token]");
-  ReplaceAll(text, r.raw_value.Reveal(), "[token]");
-  static const std::regex kQueryToken("access_token=[^&\\s\"']*");
+  // The stored value first (a JSON or serialized wrapper may hold more than the token, e.g.
+  // Senparc's bag holds the AppSecret), then the token. A value shorter than any token (a stray
+  // "1") is no secret, and masking it would mangle the text.
+  if (r.raw_value.Reveal().size() >= 16) text = Redact(std::move(text), r.raw_value);
+  text = Redact(std::move(text), r.token);
+  // Any other token a URL in the text carries (one we never read: nothing to fingerprint).
+  static const std::regex kQueryToken("access_token=(?!<)[^&\\s\"'<]+");
   if (text.find("access_token=") != std::string::npos) {
-    text = std::regex_replace(text, kQueryToken, "access_token=[token]");
+    text = std::regex_replace(text, kQueryToken, "access_token=<redacted>");
   }
   return text;
 }

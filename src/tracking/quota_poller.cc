@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "common/redact.h"
 #include "wechat/stable_token.h"
 
 namespace wxcanary::tracking {
@@ -153,7 +154,7 @@ void QuotaPoller::PollOne(const PostFn& post, const std::string& app_id, const S
   const auto quota = j->find("quota");
   if ((code && *code != 0) || quota == j->end() || !quota->is_object()) {
     std::string errmsg, rid;
-    wechat::SplitRid(wechat::ScrubToken(j->value("errmsg", std::string()), *token), &errmsg,
+    wechat::SplitRid(Redact(j->value("errmsg", std::string()), *token), &errmsg,
                      &rid);
     return Fail(app_id,
                 code && *code != 0 ? "quota/get answered errcode " + std::to_string(*code)

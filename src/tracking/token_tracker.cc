@@ -6,7 +6,7 @@
 #include <set>
 #include <unordered_map>
 
-#include "tracking/rfc3339.h"
+#include "common/rfc3339.h"
 
 namespace wxcanary::tracking {
 

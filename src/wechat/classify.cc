@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/redact.h"
 #include "wechat/client.h"
 
 namespace wxcanary::wechat {
@@ -150,36 +151,6 @@ size_t FindExcessiveNesting(std::string_view body) {
   return std::string_view::npos;
 }
 
-void ReplaceAll(std::string* s, std::string_view from, std::string_view to) {
-  if (from.empty()) return;
-  for (size_t pos = s->find(from); pos != std::string::npos; pos = s->find(from, pos + to.size())) {
-    s->replace(pos, from.size(), to);
-  }
-}
-
-// RFC 3986 unreserved characters: the ones percent-encoding leaves as they are.
-bool IsUnreserved(unsigned char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
-         c == '_' || c == '.' || c == '~';
-}
-
-// RFC 3986 percent-encoding, the form the token takes in a URL query.
-std::string PercentEncode(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (IsUnreserved(c)) {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xF]);
-    }
-  }
-  return out;
-}
-
 // Cuts to at most max bytes without splitting a UTF-8 sequence (the input is valid UTF-8).
 void TruncateUtf8(std::string* s, size_t max) {
   if (s->size() <= max) return;
@@ -261,8 +232,8 @@ Classification ClassifyBody(config::ProbeKind kind, std::string_view raw_body,
     std::string text = it->get<std::string>();
     ReplaceControlChars(&text);
     SplitRid(text, &c.errmsg, &c.rid);
-    c.errmsg = ScrubToken(c.errmsg, token);
-    c.rid = ScrubToken(c.rid, token);
+    c.errmsg = Redact(std::move(c.errmsg), token);
+    c.rid = Redact(std::move(c.rid), token);
     TruncateUtf8(&c.errmsg, kMaxErrmsgBytes);
   }
 
@@ -360,33 +331,13 @@ void SplitRid(std::string_view errmsg, std::string* message, std::string* rid) {
   if (rid) *rid = std::move(found);
 }
 
-bool NeedsPercentEncoding(std::string_view s) {
-  return std::any_of(s.begin(), s.end(),
-                     [](char ch) { return !IsUnreserved(static_cast<unsigned char>(ch)); });
-}
-
-std::string ScrubToken(std::string_view text, const Secret& token) {
-  std::string out(text);
-  if (token.empty()) return out;
-  // The common case (every ok answer's "ok") holds neither form: no fingerprint, no copies.
-  const std::string_view raw = token.Reveal();
-  const std::string encoded = NeedsPercentEncoding(raw) ? PercentEncode(raw) : std::string();
-  if (text.find(raw) == std::string_view::npos &&
-      (encoded.empty() || text.find(encoded) == std::string_view::npos))
-    return out;
-  const std::string replacement = "<" + token.Fingerprint() + ">";
-  ReplaceAll(&out, raw, replacement);
-  if (!encoded.empty()) ReplaceAll(&out, encoded, replacement);
-  return out;
-}
-
 Classification Classify(config::ProbeKind kind, const HttpResponse& response,
                         const Secret& token) {
   if (!response.transport_ok) {
     Classification c;
     c.outcome = Outcome::kTransportError;
     c.detail = response.transport_error.empty() ? std::string("transport failure")
-                                                : ScrubToken(response.transport_error, token);
+                                                : Redact(response.transport_error, token);
     if (!IsValidUtf8(c.detail)) c.detail = RepairUtf8(c.detail);
     return c;
   }

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/redact.h"
 #include "wechat/client.h"
 
 namespace wxcanary::wechat {
@@ -182,7 +183,7 @@ struct Client::Impl {
         msg = errbuf[0] != '\0' ? std::string(errbuf.data()) : std::string(curl_easy_strerror(rc));
         msg += " (curl error " + std::to_string(static_cast<int>(rc)) + ")";
       }
-      for (const auto& s : secrets) msg = ScrubToken(msg, s);
+      for (const auto& s : secrets) msg = Redact(std::move(msg), s);
       r.transport_error = std::move(msg);
       buffer.clear();
       return r;

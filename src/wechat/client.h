@@ -42,14 +42,6 @@ struct Classification {
 /// "" when there is none. Pure; thread-safe.
 void SplitRid(std::string_view errmsg, std::string* message, std::string* rid);
 
-/// Replaces every occurrence of the token in `text`, raw or percent-encoded, by "<fingerprint>"
-/// (the token's 8-hex fingerprint in angle brackets). An empty token changes nothing. Pure.
-std::string ScrubToken(std::string_view text, const Secret& token);
-
-/// True when s holds a character outside RFC 3986's unreserved set, i.e. percent-encoding
-/// would change it. WeChat's tokens never do, so they go into a URL as they are.
-bool NeedsPercentEncoding(std::string_view s);
-
 /// Classifies an answer to a probe of `kind`. `token` is only used to scrub the errmsg and
 /// detail. Never throws, whatever the body holds (huge, deeply nested, invalid UTF-8: the
 /// returned strings are always valid UTF-8). Pure; thread-safe.

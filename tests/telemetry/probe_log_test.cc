@@ -166,11 +166,18 @@ TEST(ProbeLog, never_writes_the_token_even_when_the_api_or_curl_echo_it) {
     EXPECT_EQ(line.find("SECRET"), std::string::npos) << line;
     EXPECT_NE(line.find(Fingerprint(kToken)), std::string::npos) << line;
   }
+  const std::string fp = "<" + Fingerprint(kToken) + ">";
   EXPECT_EQ(events[0].fields["error.message"],
-            "Failed to connect to api.weixin.qq.com/cgi-bin/x?access_token=[token]&a=b; token [token]");
+            "Failed to connect to api.weixin.qq.com/cgi-bin/x?access_token=" + fp +
+                "&a=b; token " + fp);
   EXPECT_EQ(events[1].fields["wxcanary.wechat.errmsg"],
-            "invalid ip 1.2.3.4, not in whitelist, echo [token]");
-  EXPECT_EQ(events[2].fields["error.message"], "unexpected body {\"x\":1} for access_token=[token]");
+            "invalid ip 1.2.3.4, not in whitelist, echo " + fp);
+  // The stored value is masked whole (it may hold more than the token), by its own fingerprint.
+  EXPECT_EQ(events[1].fields["error.message"],
+            "value was <" + Fingerprint("{\"access_token\":\"" + kToken + "\"}") + ">");
+  // A token we never read has no fingerprint to show.
+  EXPECT_EQ(events[2].fields["error.message"],
+            "unexpected body {\"x\":1} for access_token=<redacted>");
 }
 
 TEST(ProbeLog, adds_extra_labels_and_skips_disabled_levels) {

@@ -9,7 +9,7 @@
 
 #include "common/fingerprint.h"
 #include "support/fakes.h"
-#include "tracking/rfc3339.h"
+#include "common/rfc3339.h"
 
 namespace wxcanary::tracking {
 namespace {

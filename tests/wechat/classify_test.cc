@@ -343,19 +343,5 @@ TEST(SplitRid, splits_rid_or_hint_off_the_end_only) {
   }
 }
 
-TEST(ScrubToken, replaces_raw_and_percent_encoded_token_by_fingerprint) {
-  const Secret token("a+b/c=d");
-  const std::string fp = "<" + Fingerprint("a+b/c=d") + ">";
-  EXPECT_EQ(ScrubToken("x a+b/c=d y a%2Bb%2Fc%3Dd z a+b/c=d", token),
-            "x " + fp + " y " + fp + " z " + fp);
-  EXPECT_EQ(ScrubToken("only encoded: a%2Bb%2Fc%3Dd", token), "only encoded: " + fp);
-  EXPECT_EQ(ScrubToken("nothing here", token), "nothing here");
-  // A token of unreserved characters only has one form.
-  const Secret plain("84_Tok-en.with~only_unreserved");
-  EXPECT_EQ(ScrubToken("[84_Tok-en.with~only_unreserved]", plain),
-            "[<" + Fingerprint("84_Tok-en.with~only_unreserved") + ">]");
-  EXPECT_EQ(ScrubToken("anything", Secret()), "anything");  // an empty token matches nothing
-}
-
 }  // namespace
 }  // namespace wxcanary::wechat

@@ -4,9 +4,9 @@
 
 #include "common/clock.h"
 
-namespace wxcanary::tracking {
+namespace wxcanary {
 
 /// UTC RFC 3339 with milliseconds, e.g. "2023-11-14T22:13:20.000Z". Pure; thread-safe.
 std::string FormatRfc3339(SystemTime t);
 
-}  // namespace wxcanary::tracking
+}  // namespace wxcanary

@@ -1,9 +1,9 @@
-#include "tracking/rfc3339.h"
+#include "common/rfc3339.h"
 
 #include <cstdio>
 #include <ctime>
 
-namespace wxcanary::tracking {
+namespace wxcanary {
 
 std::string FormatRfc3339(SystemTime t) {
   using namespace std::chrono;
@@ -24,4 +24,4 @@ std::string FormatRfc3339(SystemTime t) {
   return buf;
 }
 
-}  // namespace wxcanary::tracking
+}  // namespace wxcanary

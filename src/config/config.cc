@@ -21,6 +21,7 @@
 #include "common/duration.h"
 #include "common/fingerprint.h"
 #include "common/jdk_string.h"
+#include "config/strict_yaml.h"
 
 namespace wxcanary::config {
 
@@ -33,7 +34,6 @@ constexpr int kMaxRedisDb = 15;
 constexpr milliseconds kMinQuotaPollInterval{600'000};  // quota/get itself is rate-limited
 constexpr milliseconds kTokenLifetime{7'200'000};       // expires_in of every access_token
 constexpr size_t kMaxV2ContentChars = 2500;              // msg_sec_check v2 limit
-constexpr std::string_view kRootPath = "(root)";
 
 // Keys an environment may set and `defaults:` may provide for all of them.
 constexpr std::string_view kInheritableKeys[] = {
@@ -42,93 +42,6 @@ constexpr std::string_view kInheritableKeys[] = {
     "sdk",     "encoding",  "key_encoding", "expiry_path", "expiry_key",
 };
 constexpr std::string_view kEnvOnlyKeys[] = {"name", "redis", "key", "labels"};
-
-// A name as it may stand in a path: plain names as they are, anything else (a map key holding
-// a newline, a NUL, a dot) quoted and escaped, so that an error stays one readable line.
-std::string PathName(std::string_view key) {
-  const bool plain = !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
-    return std::isgraph(static_cast<unsigned char>(c)) && c != '"' && c != '[' && c != ']' &&
-           c != '\\';
-  });
-  return plain ? std::string(key) : "[" + Quote(key) + "]";
-}
-
-[[noreturn]] void Fail(std::string_view path, const std::string& problem) {
-  std::string message = std::string(path.empty() ? kRootPath : path) + ": " + problem;
-  // Belt and braces for the one-line promise: every value above is quoted where it is shown,
-  // but a control character that slipped through must not split a log line.
-  for (char& c : message)
-    if (static_cast<unsigned char>(c) < 0x20) c = '?';
-  throw ConfigError(message);
-}
-
-std::string Child(std::string_view path, std::string_view key) {
-  const std::string name = PathName(key);
-  if (path.empty()) return name;
-  return name.front() == '[' ? std::string(path) + name : std::string(path) + "." + name;
-}
-
-std::string Index(std::string_view path, size_t i) {
-  return std::string(path) + "[" + std::to_string(i) + "]";
-}
-
-std::string KindName(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Map: return "a map";
-    case YAML::NodeType::Sequence: return "a sequence";
-    case YAML::NodeType::Null: return "nothing";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Undefined: break;
-  }
-  return "nothing";
-}
-
-template <typename Range>
-std::string JoinOr(const Range& names) {
-  std::vector<std::string> v(std::begin(names), std::end(names));
-  std::string out;
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (i > 0) out += (i + 1 == v.size()) ? " or " : ", ";
-    out += v[i];
-  }
-  return out;
-}
-
-// One map entry, in document order.
-struct Entry {
-  std::string key;
-  YAML::Node value;
-};
-
-// The entries of a map, keys checked: scalar, unique and (when `allowed` is given) known.
-// Duplicate keys are an error because yaml-cpp would silently keep only one of them.
-std::vector<Entry> MapEntries(const YAML::Node& node, std::string_view path,
-                              const std::vector<std::string_view>* allowed) {
-  if (!node.IsMap()) Fail(path, "expected a map, got " + KindName(node));
-  std::vector<Entry> out;
-  std::set<std::string> seen;
-  for (const auto& kv : node) {
-    if (!kv.first.IsScalar()) Fail(path, "a key is " + KindName(kv.first) + ", expected a name");
-    std::string key = kv.first.Scalar();
-    if (allowed && std::find(allowed->begin(), allowed->end(), key) == allowed->end())
-      Fail(path, "unknown key " + Quote(key));
-    if (!seen.insert(key).second) Fail(path, "duplicate key " + Quote(key));
-    out.push_back({key, kv.second});
-  }
-  return out;
-}
-
-std::vector<Entry> CheckedMap(const YAML::Node& node, std::string_view path,
-                              std::initializer_list<std::string_view> allowed) {
-  std::vector<std::string_view> keys(allowed);
-  return MapEntries(node, path, &keys);
-}
-
-std::string Scalar(const YAML::Node& n, std::string_view path) {
-  if (n.IsNull()) Fail(path, "missing value");
-  if (!n.IsScalar()) Fail(path, "expected a scalar, got " + KindName(n));
-  return n.Scalar();
-}
 
 int64_t Int(const YAML::Node& n, std::string_view path, int64_t lo, int64_t hi) {
   std::string text = Scalar(n, path);
@@ -1138,29 +1051,8 @@ size_t Config::TargetCount() const {
   return n;
 }
 
-// yaml-cpp's messages can quote the offending character raw (e.g. "unknown escape character: "
-// followed by a newline); escape control characters so the error stays one line.
-static std::string OneLine(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (static_cast<unsigned char>(c) < 0x20) {
-      const std::string q = Quote(std::string_view(&c, 1));
-      out += q.substr(1, q.size() - 2);
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 Config LoadString(const std::string& yaml, const std::filesystem::path& base_dir) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::ParserException& e) {
-    throw ConfigError("yaml: line " + std::to_string(e.mark.line + 1) + ", column " +
-                      std::to_string(e.mark.column + 1) + ": " + OneLine(e.msg));
-  }
+  const YAML::Node root = ParseYaml(yaml);
   try {
     return Decode(root, base_dir);
   } catch (const YAML::Exception& e) {

@@ -12,8 +12,10 @@
 #include <sstream>
 #include <vector>
 
-#include "common/quote.h"
 #include "common/fingerprint.h"
+#include "common/quote.h"
+#include "config/config.h"
+#include "config/strict_yaml.h"
 
 namespace wxcanary::daemon {
 namespace {
@@ -36,29 +38,9 @@ constexpr const char* kDummyHash = "$2b$10$CjpvM0kCXVHheo8eeDEnf.CttEQRNV3mZ.9ev
 // real deployments have a handful of scrapers).
 constexpr size_t kMaxCached = 1024;
 
-[[noreturn]] void Fail(const std::string& path, const std::string& problem) {
-  throw WebConfigError(path + ": " + problem);
-}
-
-std::string Scalar(const YAML::Node& n, const std::string& path) {
-  if (!n.IsScalar()) Fail(path, "expected a string");
-  return n.Scalar();
-}
-
-// Map entries with scalar, unique keys (yaml-cpp would silently keep one of two duplicates).
-std::vector<std::pair<std::string, YAML::Node>> Entries(const YAML::Node& node,
-                                                        const std::string& path) {
-  if (!node.IsMap()) Fail(path, "expected a map");
-  std::vector<std::pair<std::string, YAML::Node>> out;
-  std::set<std::string> seen;
-  for (const auto& kv : node) {
-    if (!kv.first.IsScalar()) Fail(path, "a key is not a name");
-    std::string key = kv.first.Scalar();
-    if (!seen.insert(key).second) Fail(path, "duplicate key " + Quote(key));
-    out.emplace_back(key, kv.second);
-  }
-  return out;
-}
+using config::Fail;
+using config::MapEntries;
+using config::Scalar;
 
 std::string ResolveFile(const std::string& value, const std::string& path,
                         const std::filesystem::path& base_dir) {
@@ -72,8 +54,8 @@ std::string ResolveFile(const std::string& value, const std::string& path,
 
 void ParseTls(const YAML::Node& node, const std::filesystem::path& base_dir, WebConfig* out) {
   const std::string path = "tls_server_config";
-  for (const auto& [key, value] : Entries(node, path)) {
-    std::string p = path + "." + key;
+  for (const auto& [key, value] : MapEntries(node, path)) {
+    const std::string p = config::Child(path, key);
     if (key == "cert_file") {
       out->cert_file = ResolveFile(Scalar(value, p), p, base_dir);
     } else if (key == "key_file") {
@@ -104,8 +86,8 @@ bool IsBcrypt(const std::string& hash) {
 void ParseUsers(const YAML::Node& node, WebConfig* out) {
   const std::string path = "basic_auth_users";
   if (node.IsNull()) return;
-  for (const auto& [user, value] : Entries(node, path)) {
-    std::string p = path + "." + user;
+  for (const auto& [user, value] : MapEntries(node, path)) {
+    const std::string p = config::Child(path, user);
     if (user.empty()) Fail(path, "a user name is empty");
     if (user.find(':') != std::string::npos)
       Fail(path, "user name " + Quote(user) + " contains ':', which basic auth cannot carry");
@@ -131,27 +113,27 @@ bool ConstantTimeEquals(const std::string& a, const std::string& b) {
 }  // namespace
 
 WebConfig ParseWebConfig(const std::string& yaml, const std::filesystem::path& base_dir) {
-  YAML::Node root;
+  // The config file's strict reading (config/strict_yaml.h), its errors as WebConfigError.
   try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::Exception& e) {
-    throw WebConfigError("invalid YAML at line " + std::to_string(e.mark.line + 1) + ": " +
-                         e.msg);
-  }
-  WebConfig out;
-  if (root.IsNull()) return out;  // an empty file: plain HTTP, as exporter-toolkit does
-  for (const auto& [key, value] : Entries(root, "(root)")) {
-    if (key == "tls_server_config") {
-      if (!value.IsNull()) ParseTls(value, base_dir, &out);
-    } else if (key == "basic_auth_users") {
-      ParseUsers(value, &out);
-    } else if (kUnsupportedTopKeys.count(key)) {
-      Fail("(root)", "key " + Quote(key) + " is not supported by wxcanary (see docs/security.md)");
-    } else {
-      Fail("(root)", "unknown key " + Quote(key));
+    const YAML::Node root = config::ParseYaml(yaml);
+    WebConfig out;
+    if (root.IsNull()) return out;  // an empty file: plain HTTP, as exporter-toolkit does
+    for (const auto& [key, value] : MapEntries(root, config::kRootPath)) {
+      if (key == "tls_server_config") {
+        if (!value.IsNull()) ParseTls(value, base_dir, &out);
+      } else if (key == "basic_auth_users") {
+        ParseUsers(value, &out);
+      } else if (kUnsupportedTopKeys.count(key)) {
+        Fail(config::kRootPath,
+             "key " + Quote(key) + " is not supported by wxcanary (see docs/security.md)");
+      } else {
+        Fail(config::kRootPath, "unknown key " + Quote(key));
+      }
     }
+    return out;
+  } catch (const config::ConfigError& e) {
+    throw WebConfigError(e.what());
   }
-  return out;
 }
 
 WebConfig LoadWebConfig(const std::filesystem::path& path) {

@@ -97,8 +97,8 @@ TEST_F(WebConfigFiles, rejects_each_invalid_case_with_one_line_naming_the_key) {
        "basic_auth_users: user name \"a:b\" contains ':', which basic auth cannot carry"},
       {"basic_auth_users:\n  alice: " + hash + "\n  alice: " + hash + "\n",
        "basic_auth_users: duplicate key \"alice\""},
-      {"basic_auth_users: [alice]\n", "basic_auth_users: expected a map"},
-      {"tls_server_config: [\n", "invalid YAML at line 2: end of sequence flow not found"},
+      {"basic_auth_users: [alice]\n", "basic_auth_users: expected a map, got a sequence"},
+      {"tls_server_config: [\n", "yaml: line 2, column 1: end of sequence flow not found"},
   };
   for (const auto& c : cases) {
     try {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -39,37 +40,50 @@ std::vector<fs::path> InvalidFiles() {
   return files;
 }
 
-TEST(InvalidConfigs, each_file_is_rejected_with_the_message_on_its_first_line) {
-  // The credential and env-var cases depend on these being absent.
-  ::unsetenv("CREDENTIALS_DIRECTORY");
-  ::unsetenv("WXCANARY_TEST_NEVER_SET");
-  ::unsetenv("A");
+// One test per file, so that one failing case shows by name and hides none of the rest.
+class InvalidConfig : public ::testing::TestWithParam<fs::path> {
+ protected:
+  static void SetUpTestSuite() {
+    // The credential and env-var cases depend on these being absent.
+    ::unsetenv("CREDENTIALS_DIRECTORY");
+    ::unsetenv("WXCANARY_TEST_NEVER_SET");
+    ::unsetenv("A");
+  }
+};
 
+TEST_P(InvalidConfig, is_rejected_with_the_message_on_its_first_line) {
   const std::vector<std::string> secrets = {ReadAll(TestData() / "secrets" / "redis-password"),
                                             ReadAll(TestData() / "secrets" / "app-secret")};
-  const auto files = InvalidFiles();
-  ASSERT_GE(files.size(), 30u) << "invalid-*.yml cases went missing from " << TestData();
-
-  for (const auto& file : files) {
-    SCOPED_TRACE(file.filename().string());
-    std::string text = ReadAll(file);
-    const std::string marker = "# error: ";
-    ASSERT_EQ(text.rfind(marker, 0), 0u) << "first line must be `# error: <message>`";
-    std::string expected = text.substr(marker.size(), text.find('\n') - marker.size());
-
-    try {
-      LoadFile(file);
-      ADD_FAILURE() << "accepted; expected: " << expected;
-    } catch (const ConfigError& e) {
-      std::string got = e.what();
-      EXPECT_EQ(got, expected);
-      EXPECT_EQ(got.find('\n'), std::string::npos) << "error must be one line";
-      for (const auto& s : secrets) {
-        std::string value = s.substr(0, s.find('\n'));
-        EXPECT_EQ(got.find(value), std::string::npos) << "error reveals a secret";
-      }
+  const std::string text = ReadAll(GetParam());
+  const std::string marker = "# error: ";
+  ASSERT_EQ(text.rfind(marker, 0), 0u) << "first line must be `# error: <message>`";
+  const std::string expected = text.substr(marker.size(), text.find('\n') - marker.size());
+  try {
+    LoadFile(GetParam());
+    ADD_FAILURE() << "accepted; expected: " << expected;
+  } catch (const ConfigError& e) {
+    const std::string got = e.what();
+    EXPECT_EQ(got, expected);
+    EXPECT_EQ(got.find('\n'), std::string::npos) << "error must be one line";
+    for (const auto& s : secrets) {
+      const std::string value = s.substr(0, s.find('\n'));
+      EXPECT_EQ(got.find(value), std::string::npos) << "error reveals a secret";
     }
   }
+}
+
+// The test name is the file's: invalid-bad-port.yml -> bad_port.
+std::string CaseName(const ::testing::TestParamInfo<fs::path>& info) {
+  std::string name = info.param.stem().string().substr(std::string("invalid-").size());
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Testdata, InvalidConfig, ::testing::ValuesIn(InvalidFiles()), CaseName);
+
+TEST(InvalidConfigs, the_cases_are_all_there) {
+  EXPECT_GE(InvalidFiles().size(), 30u) << "invalid-*.yml cases went missing from " << TestData();
 }
 
 TEST(InvalidConfigs, the_valid_example_next_to_them_loads) {

@@ -4,12 +4,16 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -17,20 +21,56 @@
 
 namespace wxcanary::testing {
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+namespace {
+
+// The ports FreePort hands out: the 12,000 below the kernel's ephemeral range (Linux default
+// 32768-60999), which neither bind(0) nor an outgoing connection ever takes.
+std::pair<int, int> PortRange() {
+  int low = 32768;
+  if (std::ifstream f("/proc/sys/net/ipv4/ip_local_port_range"); f) f >> low;
+  const int last = std::max(low - 1, 13000);
+  return {last - 11999, last};
+}
+
+bool CanBind(int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    throw std::runtime_error("FreePort: bind failed");
-  }
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   ::close(fd);
-  return ntohs(addr.sin_port);
+  return ok;
+}
+
+}  // namespace
+
+int FreePort() {
+  // Under `ctest -j` many test processes pick ports at once, and a port released by bind(0)
+  // can be handed to another of them before our server binds it. So each port comes with a
+  // lock file held (flock, per open file) until this process exits: no two test processes,
+  // and no two calls in one, get the same port; and the range is outside the ephemeral one.
+  static std::mutex mu;
+  static const std::string dir = [] {
+    const char* base = std::getenv("TMPDIR");
+    std::string d = std::string(base && *base ? base : "/tmp") + "/wxcanary-test-ports";
+    ::mkdir(d.c_str(), 01777);
+    return d;
+  }();
+  const auto [first, last] = PortRange();
+  const int span = last - first + 1;
+  std::lock_guard lock(mu);
+  static int next = static_cast<int>(std::random_device{}() % static_cast<unsigned>(span));
+  for (int tries = 0; tries < span; ++tries) {
+    const int port = first + (next++ % span);
+    const std::string path = dir + "/" + std::to_string(port);
+    const int fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0666);
+    if (fd < 0) throw std::runtime_error("FreePort: cannot open " + path);
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && CanBind(port)) return port;  // fd stays open
+    ::close(fd);
+  }
+  throw std::runtime_error("FreePort: no free port in " + std::to_string(first) + "-" +
+                           std::to_string(last));
 }
 
 bool WaitForPort(int port, std::chrono::milliseconds timeout) {
@@ -141,9 +181,10 @@ std::filesystem::path BuiltBinary(const std::string& name) {
 }
 
 std::filesystem::path SourceDir() {
+  // ctest sets it; the built-in default serves test discovery (gtest_discover_tests runs the
+  // binary without the tests' environment) and a binary run by hand from this tree.
   const char* dir = std::getenv("WXCANARY_SOURCE_DIR");
-  if (!dir) throw std::runtime_error("WXCANARY_SOURCE_DIR is not set (run through ctest)");
-  return dir;
+  return dir != nullptr ? dir : WXCANARY_DEFAULT_SOURCE_DIR;
 }
 
 }  // namespace wxcanary::testing

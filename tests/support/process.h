@@ -9,7 +9,9 @@
 
 namespace wxcanary::testing {
 
-/// A loopback TCP port that was free a moment ago (bound to port 0 and released).
+/// A loopback TCP port that was free a moment ago and that no other caller, in this process or
+/// another test process, gets until this process exits (a lock file per port); taken from below
+/// the kernel's ephemeral range, so no bind(0) or outgoing connection takes it meanwhile.
 int FreePort();
 
 /// Polls until something accepts TCP connections on 127.0.0.1:port. False on timeout.
@@ -61,7 +63,7 @@ class Subprocess {
 /// Path of a binary built by this project (wxcanary, wxsim), from $WXCANARY_BIN_DIR.
 std::filesystem::path BuiltBinary(const std::string& name);
 
-/// The source tree, from $WXCANARY_SOURCE_DIR.
+/// The source tree: $WXCANARY_SOURCE_DIR, else the tree this test binary was built from.
 std::filesystem::path SourceDir();
 
 }  // namespace wxcanary::testing

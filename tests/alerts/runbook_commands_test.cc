@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/fingerprint.h"
+#include "support/config_yaml.h"
 #include "support/redis_server.h"
 #include "support/wxsim.h"
 
@@ -81,12 +82,13 @@ TEST(Runbook, token_invalid_section_runs_as_written_against_a_redis_with_a_passw
   std::ofstream(wrong_pw) << "not-it\n";
   const auto config = dir.path() / "wxcanary.yml";
   const std::string key = std::string("ACCESS_TOKEN_CACHE:") + kApp;
-  std::ofstream(config) << "wechat: {base_url: \"" << sim.base_url() << "\", timeout: 2s}\n"
-                        << "redis:\n  main:\n    address: " << redis.address()
-                        << "\n    db: 3\n    username: canary\n    password_file: "
-                        << pw.string() << "\napps:\n  - app_id: " << kApp
-                        << "\n    environments:\n"
-                           "      - {name: prod, redis: main, key: \"ACCESS_TOKEN_CACHE:{app_id}\"}\n";
+  std::ofstream(config) << ConfigYaml(sim.base_url())
+                               .Redis("main", redis.address(),
+                                      {{"db", "3"}, {"username", "canary"},
+                                       {"password_file", pw.string()}})
+                               .App(kApp)
+                               .Env("prod", "main")
+                               .str();
 
   const std::string dead = sim.FetchToken();
   const std::string fresh = sim.FetchToken();

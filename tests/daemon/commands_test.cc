@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/fingerprint.h"
+#include "support/config_yaml.h"
 #include "support/redis_server.h"
 #include "support/wxsim.h"
 
@@ -30,20 +31,20 @@ class CommandsTest : public ::testing::Test {
  protected:
   CommandsTest() {
     std::ofstream(dir_.path() / "redis.pw") << kPassword << "\n";
-    std::ofstream(config_) << ConfigYaml();
+    std::ofstream(config_) << ConfigText();
   }
 
-  std::string ConfigYaml() const {
-    return "wechat:\n  base_url: " + sim_.base_url() +
-           "\n  timeout: 2s\n"
-           "defaults: {interval: 30s, timeout: 2s, probe: msg_sec_check}\n"
-           "redis:\n  main:\n    address: " +
-           redis_.address() + "\n    db: 3\n    password_file: " +
-           (dir_.path() / "redis.pw").string() +
-           "\napps:\n  - app_id: " + kApp +
-           "\n    environments:\n"
-           "      - {name: prod, redis: main, key: \"ACCESS_TOKEN_CACHE:{app_env}:{app_id}\"}\n"
-           "      - {name: test, redis: main, key: \"ACCESS_TOKEN_CACHE:{app_env}:{app_id}\"}\n";
+  std::string ConfigText() const {
+    const ConfigYaml::Fields env = {{"key", "ACCESS_TOKEN_CACHE:{app_env}:{app_id}"}};
+    return ConfigYaml(sim_.base_url())
+        .Default("interval", "30s")
+        .Default("timeout", "2s")
+        .Default("probe", "msg_sec_check")
+        .Redis("main", redis_.address(),
+               {{"db", "3"}, {"password_file", (dir_.path() / "redis.pw").string()}})
+        .App(kApp)
+        .Env("prod", "main", env)
+        .Env("test", "main", env);
   }
 
   std::string Cli(std::vector<std::string> args) const {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "common/fingerprint.h"
+#include "support/config_yaml.h"
 #include "support/daemon.h"
 #include "support/redis_server.h"
 #include "support/wxsim.h"
@@ -27,18 +28,15 @@ const std::string kSecret = WxSim::kSecret;
 std::string Key() { return "ACCESS_TOKEN_CACHE:" + kApp; }
 
 // prod reads Redis db 0 (self-heal in dry run), dev db 1; one AppId, as in the incident.
-std::string ConfigYaml(const WxSim& sim, const RedisServer& redis) {
-  std::string y = "wechat:\n  base_url: " + sim.base_url() + "\n  timeout: 2s\n";
-  y += "workers: 4\n";
-  y += "defaults:\n  interval: 500ms\n  timeout: 400ms\n  probe: msg_sec_check\n";
-  y += "redis:\n";
-  for (int db : {0, 1})
-    y += "  r" + std::to_string(db) + ":\n    address: " + redis.address() + "\n    db: " +
-         std::to_string(db) + "\n    read_timeout: 300ms\n    connect_timeout: 300ms\n";
-  y += "apps:\n  - app_id: " + kApp + "\n    environments:\n";
-  y += "      - {name: prod, redis: r0, key: \"ACCESS_TOKEN_CACHE:{app_id}\", heal: dry_run}\n";
-  y += "      - {name: dev, redis: r1, key: \"ACCESS_TOKEN_CACHE:{app_id}\"}\n";
-  return y;
+std::string Config(const WxSim& sim, const RedisServer& redis) {
+  return ConfigYaml(sim.base_url())
+      .Workers(4)
+      .Default("probe", "msg_sec_check")
+      .Redis("r0", redis.address(), {{"db", "0"}})
+      .Redis("r1", redis.address(), {{"db", "1"}})
+      .App(kApp)
+      .Env("prod", "r0", {{"heal", "dry_run"}})
+      .Env("dev", "r1");
 }
 
 Labels L(const std::string& env, Labels extra = {}) {
@@ -128,7 +126,7 @@ TEST(StatusPageBrowser, chromium_shows_the_failing_target_first_with_its_errcode
   };
   const std::string prod_token = cache(0);
   const std::string dev_token = cache(1);
-  Daemon d(ConfigYaml(sim, redis));
+  Daemon d(Config(sim, redis));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
     return s.Value("wxcanary_probes_total", L("prod", {{"outcome", "ok"}})).value_or(0) >= 1 &&
            s.Value("wxcanary_probes_total", L("dev", {{"outcome", "ok"}})).value_or(0) >= 1;

@@ -16,6 +16,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "alerts/monitoring_files.h"
+#include "support/config_yaml.h"
 #include "support/daemon.h"
 #include "support/process.h"
 #include "support/redis_server.h"
@@ -212,17 +213,16 @@ bool Eventually(const std::function<bool()>& pred, seconds timeout) {
 }
 
 std::string Config(const WxSim& sim, const RedisServer& redis, const std::filesystem::path& secret) {
-  std::ostringstream c;
-  c << "wechat:\n  base_url: " << sim.base_url() << "\n  timeout: 1s\n"
-    << "redis:\n  cache:\n    address: " << redis.address() << "\n"
-    << "apps:\n  - app_id: " << kAppId << "\n    secret_file: " << secret.string() << "\n"
-    << "    environments:\n"
-    << "      - name: prod\n        redis: cache\n        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n"
-    << "        interval: 1s\n        timeout: 500ms\n        labels: {team: pay}\n"
-    << "        heal: dry_run\n"
-    << "      - name: test\n        redis: cache\n        key: \"test:ACCESS_TOKEN_CACHE:{app_id}\"\n"
-    << "        interval: 1s\n        timeout: 500ms\n";
-  return c.str();
+  const ConfigYaml::Fields every = {{"interval", "1s"}, {"timeout", "500ms"}};
+  ConfigYaml::Fields prod = every, test = every;
+  prod.insert(prod.end(), {{"labels", "{team: pay}"}, {"heal", "dry_run"}});
+  test.emplace_back("key", "test:ACCESS_TOKEN_CACHE:{app_id}");
+  return ConfigYaml(sim.base_url())
+      .WeChat("timeout", "1s")
+      .Redis("cache", redis.address())
+      .App(kAppId, {{"secret_file", secret.string()}})
+      .Env("prod", "cache", prod)
+      .Env("test", "cache", test);
 }
 
 // The number of samples an instant query returned; -1 with `error` set when it failed.

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "common/fingerprint.h"
+#include "support/config_yaml.h"
 #include "support/daemon.h"
 #include "support/redis_server.h"
 #include "support/wxsim.h"
@@ -16,16 +17,12 @@ constexpr const char* kSecret = "s3cr3t-for-tests";
 
 std::string Key() { return std::string("ACCESS_TOKEN_CACHE:") + kApp; }
 
-std::string ConfigYaml(const WxSim& sim, const RedisServer& redis) {
-  return "wechat:\n  base_url: " + sim.base_url() + "\n  timeout: 2s\n" +
-         "workers: 2\n"
-         "defaults:\n  interval: 500ms\n  timeout: 400ms\n"
-         "redis:\n  r0:\n    address: " + redis.address() +
-         "\n    read_timeout: 300ms\n    connect_timeout: 300ms\n"
-         "apps:\n  - app_id: " + kApp + "\n    environments:\n"
-         "      - name: prod\n        redis: r0\n"
-         "        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n        heal: evict\n"
-         "heal:\n  confirmations: 2\n";
+std::string Config(const WxSim& sim, const RedisServer& redis) {
+  return ConfigYaml(sim.base_url())
+      .Redis("r0", redis.address())
+      .App(kApp)
+      .Env("prod", "r0", {{"heal", "evict"}})
+      .Section("heal:\n  confirmations: 2\n");
 }
 
 std::map<std::string, std::string> Heal(const std::string& result) {
@@ -38,7 +35,7 @@ TEST(HealEndToEnd, the_incident_is_healed_stale_key_evicted_app_refetches_probes
   const std::string stale = sim.FetchToken(kApp, kSecret);
   redis.Cli({"SET", Key(), stale, "EX", "7200"});
 
-  Daemon d(ConfigYaml(sim, redis));
+  Daemon d(Config(sim, redis));
   const std::map<std::string, std::string> prod = {{"app_id", kApp}, {"app_env", "prod"}};
   ASSERT_TRUE(d.WaitFor([&](const Scrape& s) {
     return s.Value("wxcanary_probes_total", {{"app_env", "prod"}, {"outcome", "ok"}}) >= 1;

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "support/config_yaml.h"
 #include "support/daemon.h"
 #include "support/redis_server.h"
 #include "support/wxsim.h"
@@ -116,17 +117,15 @@ TEST(ScaleLoad, every_scheduled_probe_of_500_targets_at_1s_is_accounted_for) {
   }
   ASSERT_EQ(redis.Cli(mset), "OK");
 
-  std::string y = "wechat:\n  base_url: " + sim.base_url() + "\n  timeout: 2s\n";
-  y += "workers: 16\n";
-  y += "defaults:\n  interval: 1s\n  timeout: 900ms\n  probe: msg_sec_check\n";
-  y += "redis:\n  r:\n    address: " + redis.address() + "\n";
-  y += "apps:\n";
+  ConfigYaml y(sim.base_url());
+  y.Workers(16).Default("interval", "1s").Default("timeout", "900ms").Default("probe", "msg_sec_check");
+  y.Redis("r", redis.address(), {{"connect_timeout", "1s"}, {"read_timeout", "1s"}});
   int targets = 0;
   for (int a = 0; a < kApps; ++a) {
-    y += "  - app_id: " + AppId(a) + "\n    environments:\n";
+    y.App(AppId(a));
     for (const char* env : kEnvs) {
       if (targets++ == kTargets) break;
-      y += "      - {name: " + std::string(env) + ", redis: r, key: \"tok:{app_id}:{app_env}\"}\n";
+      y.Env(env, "r", {{"key", "tok:{app_id}:{app_env}"}});
     }
   }
   ASSERT_EQ(targets, kTargets + 1);  // the loop counted the trimmed slot too

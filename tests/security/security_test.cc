@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/fingerprint.h"
+#include "support/config_yaml.h"
 #include "support/daemon.h"
 #include "support/redis_server.h"
 #include "support/wxsim.h"
@@ -37,17 +38,16 @@ void WriteFile(const std::filesystem::path& p, const std::string& text) {
   std::ofstream(p, std::ios::trunc) << text;
 }
 
-// A one-target config. `redis_extra` and `app_extra` are YAML lines (indented to fit).
-std::string ConfigYaml(const std::string& base_url, const RedisServer& redis,
-                       const std::string& wechat_extra = "", const std::string& redis_extra = "",
-                       const std::string& app_extra = "") {
-  return "wechat:\n  base_url: " + base_url + "\n  timeout: 2s\n" + wechat_extra +
-         "workers: 2\n"
-         "defaults:\n  interval: 300ms\n  timeout: 250ms\n"
-         "redis:\n  main:\n    address: " + redis.address() +
-         "\n    connect_timeout: 250ms\n    read_timeout: 250ms\n" + redis_extra +
-         "apps:\n  - app_id: " + kApp + "\n" + app_extra +
-         "    environments:\n      - {name: " + kEnv + ", redis: main, key: \"ACCESS_TOKEN_CACHE:{app_id}\"}\n";
+// A one-target config; `redis_fields` and `app_fields` go under its Redis entry and its app.
+ConfigYaml OneTarget(const std::string& base_url, const RedisServer& redis,
+                     const ConfigYaml::Fields& redis_fields = {},
+                     const ConfigYaml::Fields& app_fields = {}) {
+  ConfigYaml::Fields r = {{"connect_timeout", "250ms"}, {"read_timeout", "250ms"}};
+  r.insert(r.end(), redis_fields.begin(), redis_fields.end());
+  ConfigYaml c(base_url);
+  c.Default("interval", "300ms").Default("timeout", "250ms").Redis("main", redis.address(), r);
+  c.App(kApp, app_fields).Env(kEnv, "main");
+  return c;
 }
 
 double Outcome(const Scrape& s, const std::string& outcome) {
@@ -106,7 +106,7 @@ class WebSecurity : public ::testing::Test {
     cert_ = MakeSelfSignedCert(dir_.path(), "web");
     other_ = MakeSelfSignedCert(dir_.path(), "other");
   }
-  std::string Config() { return ConfigYaml(sim_.base_url(), redis_); }
+  std::string Config() { return OneTarget(sim_.base_url(), redis_); }
   std::string Tls() {
     return "tls_server_config:\n  cert_file: " + cert_.cert.string() + "\n  key_file: " +
            cert_.key.string() + "\n";
@@ -261,15 +261,15 @@ TEST_F(WebSecurity, a_bad_web_config_stops_startup_with_one_line_naming_the_prob
   }
 }
 
-// ConfigYaml with a probe timeout a TLS handshake with the sanitized wxsim meets on a busy
+// OneTarget with a probe timeout a TLS handshake with the sanitized wxsim meets on a busy
 // box: at 250 ms, a fresh-clone CI run sharing 2 cores with other builds timed out instead
 // of reaching the certificate check.
-std::string TlsConfigYaml(const std::string& base_url, const RedisServer& redis,
-                          const std::string& wechat_extra = "") {
-  std::string y = ConfigYaml(base_url, redis, wechat_extra);
-  const std::string from = "interval: 300ms\n  timeout: 250ms\n";
-  y.replace(y.find(from), from.size(), "interval: 1s\n  timeout: 1s\n");
-  return y;
+std::string TlsConfig(const std::string& base_url, const RedisServer& redis,
+                      const std::string& ca_file = "") {
+  ConfigYaml c = OneTarget(base_url, redis);
+  c.Default("interval", "1s").Default("timeout", "1s");
+  if (!ca_file.empty()) c.WeChat("ca_file", ca_file);
+  return c;
 }
 
 // True once a probe event's error names the certificate (polls the log up to 20 s).
@@ -295,12 +295,12 @@ TEST(WeChatTls, refuses_a_self_signed_wxsim_without_ca_file_and_accepts_it_with_
   redis.Cli({"SET", Key(), sim.FetchToken()});
 
   {
-    Daemon d(TlsConfigYaml(sim.base_url(), redis));
+    Daemon d(TlsConfig(sim.base_url(), redis));
     EXPECT_TRUE(WaitForCertificateError(d)) << d.Output();
     EXPECT_EQ(Outcome(d.ScrapeMetrics(), "ok"), 0);
   }
   {
-    Daemon d(TlsConfigYaml(sim.base_url(), redis, "  ca_file: " + cert.cert.string() + "\n"));
+    Daemon d(TlsConfig(sim.base_url(), redis, cert.cert.string()));
     EXPECT_TRUE(d.WaitFor([](const Scrape& s) { return Outcome(s, "ok") >= 2; })) << d.Output();
     EXPECT_EQ(Outcome(d.ScrapeMetrics(), "transport_error"), 0);
   }
@@ -313,7 +313,7 @@ TEST(WeChatTls, a_ca_file_for_another_certificate_does_not_help) {
   WxSim sim({"--tls-cert", cert.cert.string(), "--tls-key", cert.key.string()});
   RedisServer redis;
   redis.Cli({"SET", Key(), sim.FetchToken()});
-  Daemon d(TlsConfigYaml(sim.base_url(), redis, "  ca_file: " + other.cert.string() + "\n"));
+  Daemon d(TlsConfig(sim.base_url(), redis, other.cert.string()));
   EXPECT_TRUE(WaitForCertificateError(d)) << d.Output();
   EXPECT_EQ(Outcome(d.ScrapeMetrics(), "ok"), 0);
 }
@@ -341,11 +341,11 @@ TEST(Secrets, never_appear_in_cmdline_environ_output_metrics_or_errors) {
   WriteFile(dir.path() / "redis.pw", password + "\n");
   WriteFile(dir.path() / "wrong.pw", wrong_password + "\n");
   WriteFile(dir.path() / "app.secret", secret + "\n");
-  const std::string app = "    secret_file: " + (dir.path() / "app.secret").string() + "\n";
+  const ConfigYaml::Fields app = {{"secret_file", (dir.path() / "app.secret").string()}};
 
   {
-    Daemon d(ConfigYaml(sim.base_url(), redis, "",
-                        "    password_file: " + (dir.path() / "redis.pw").string() + "\n", app));
+    Daemon d(OneTarget(sim.base_url(), redis,
+                       {{"password_file", (dir.path() / "redis.pw").string()}}, app));
     ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcome(s, "ok") >= 3; })) << d.Output();
     std::string exposed = Exposed(d);
     EXPECT_EQ(exposed.find(password), std::string::npos) << "Redis password leaked";
@@ -355,8 +355,8 @@ TEST(Secrets, never_appear_in_cmdline_environ_output_metrics_or_errors) {
     EXPECT_NE(exposed.find(Fingerprint(token)), std::string::npos);
   }
   {
-    Daemon d(ConfigYaml(sim.base_url(), redis, "",
-                        "    password_file: " + (dir.path() / "wrong.pw").string() + "\n", app));
+    Daemon d(OneTarget(sim.base_url(), redis,
+                       {{"password_file", (dir.path() / "wrong.pw").string()}}, app));
     ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcome(s, "redis_error") >= 2; }))
         << d.Output();
     bool saw_error = false;
@@ -387,11 +387,11 @@ TEST(RedisAcl, authenticates_with_username_and_password) {
   TempDir dir;
   WriteFile(dir.path() / "good.pw", "canary-pw-7\n");
   WriteFile(dir.path() / "bad.pw", "default-pw-1\n");
-  auto redis_yaml = [&](const std::string& file) {
-    return "    username: canary\n    password_file: " + (dir.path() / file).string() + "\n";
+  auto redis_fields = [&](const std::string& file) {
+    return ConfigYaml::Fields{{"username", "canary"}, {"password_file", (dir.path() / file).string()}};
   };
   {
-    Daemon d(ConfigYaml(sim.base_url(), redis, "", redis_yaml("good.pw")));
+    Daemon d(OneTarget(sim.base_url(), redis, redis_fields("good.pw")));
     EXPECT_TRUE(d.WaitFor([](const Scrape& s) { return Outcome(s, "ok") >= 2; })) << d.Output();
     auto s = d.ScrapeMetrics();
     EXPECT_EQ(s.Value("wxcanary_redis_up", {{"redis", "main"}}), 1);
@@ -399,7 +399,7 @@ TEST(RedisAcl, authenticates_with_username_and_password) {
   }
   {
     // Right password for another user: refused, so the username really is sent.
-    Daemon d(ConfigYaml(sim.base_url(), redis, "", redis_yaml("bad.pw")));
+    Daemon d(OneTarget(sim.base_url(), redis, redis_fields("bad.pw")));
     EXPECT_TRUE(d.WaitFor([](const Scrape& s) { return Outcome(s, "redis_error") >= 2; }))
         << d.Output();
     EXPECT_EQ(Outcome(d.ScrapeMetrics(), "ok"), 0);

@@ -24,6 +24,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "support/config_yaml.h"
 #include "support/daemon.h"
 #include "support/redis_server.h"
 #include "support/wxsim.h"
@@ -55,21 +56,16 @@ std::string AppId(int i) {
 
 std::string Secret(int i) { return "soak-secret-" + std::to_string(i) + "-0123456789abcdef"; }
 
-std::string ConfigYaml(const WxSim& sim, const RedisServer& redis, int apps, int revision) {
-  std::ostringstream y;
-  y << "# soak config revision " << revision << "\n"
-    << "wechat:\n  base_url: " << sim.base_url() << "\n  timeout: 500ms\n"
-    << "workers: " << kWorkers << "\n"
-    << "defaults:\n  interval: 2s\n  timeout: 500ms\n  probe: api_domain_ip\n"
-    << "redis:\n  main:\n    address: " << redis.address()
-    << "\n    read_timeout: 300ms\n    connect_timeout: 300ms\n"
-    << "apps:\n";
+std::string Config(const WxSim& sim, const RedisServer& redis, int apps, int revision) {
+  ConfigYaml y(sim.base_url());
+  y.WeChat("timeout", "500ms").Workers(kWorkers);
+  y.Default("interval", "2s").Default("timeout", "500ms").Default("probe", "api_domain_ip");
+  y.Redis("main", redis.address());
   for (int i = 0; i < apps; ++i) {
-    y << "  - app_id: " << AppId(i) << "\n    environments:\n";
-    for (const char* env : kEnvs)
-      y << "      - {name: " << env << ", redis: main, key: \"soak:{app_id}:{app_env}\"}\n";
+    y.App(AppId(i));
+    for (const char* env : kEnvs) y.Env(env, "main", {{"key", "soak:{app_id}:{app_env}"}});
   }
-  return y.str();
+  return "# soak config revision " + std::to_string(revision) + "\n" + y.str();
 }
 
 long RssKiB(pid_t pid) {
@@ -172,7 +168,7 @@ TEST_F(Soak, survives_chaos_with_every_probe_accounted_and_flat_memory) {
                                   ":quarantine_size_mb=16:malloc_context_size=10"};
   int revision = 0;
   const auto started = Clock::now();
-  Daemon d(ConfigYaml(*sim_, redis_, apps_, revision), {}, env);
+  Daemon d(Config(*sim_, redis_, apps_, revision), {}, env);
   const pid_t pid = d.process().pid();
   const auto deadline = started + std::chrono::seconds(seconds_);
 
@@ -216,7 +212,7 @@ TEST_F(Soak, survives_chaos_with_every_probe_accounted_and_flat_memory) {
       {{"reload_invalid", {}, ""}, [&] { d.Reload("apps: [this is not a valid config"); }},
       {{"http_500", {"transport_error"}, "transport_error"},
        [&] { sim_->InjectFault({{"path", kProbePath}, {"http_status", 500}}); }},
-      {{"reload_valid", {}, ""}, [&] { d.Reload(ConfigYaml(*sim_, redis_, apps_, ++revision)); }},
+      {{"reload_valid", {}, ""}, [&] { d.Reload(Config(*sim_, redis_, apps_, ++revision)); }},
       {{"garbage", {"bad_response"}, "bad_response"},
        [&] { sim_->InjectFault({{"path", kProbePath}, {"body", "garbage"}}); }},
       // A restarted Redis is empty until the apps write their tokens again: token_missing.

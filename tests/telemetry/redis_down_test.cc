@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "support/config_yaml.h"
 #include "support/daemon.h"
 #include "support/process.h"
 #include "support/redis_server.h"
@@ -44,17 +45,20 @@ class SilentListener {
   int port_ = 0;
 };
 
-std::string ConfigYaml(const std::map<std::string, std::string>& redis) {
+// One environment per Redis entry, named after it.
+std::string Config(const std::vector<std::pair<std::string, ConfigYaml::Fields>>& redis) {
   // Every probe fails at Redis, before any API call; the API address is a closed port anyway.
-  std::string y = "wechat:\n  base_url: http://127.0.0.1:" + std::to_string(FreePort()) +
-                  "\n  timeout: 1s\nworkers: 3\n";
-  y += "defaults:\n  interval: 300ms\n  timeout: 250ms\n  probe: msg_sec_check\nredis:\n";
-  for (const auto& [name, lines] : redis)
-    y += "  " + name + ":\n" + lines + "    connect_timeout: 200ms\n    read_timeout: 200ms\n";
-  y += "apps:\n  - app_id: wx00000000000000a1\n    environments:\n";
-  for (const auto& [name, lines] : redis)
-    y += "      - {name: " + name + ", redis: " + name + ", key: \"ACCESS_TOKEN_CACHE:{app_id}\"}\n";
-  return y;
+  ConfigYaml c("http://127.0.0.1:" + std::to_string(FreePort()));
+  c.WeChat("timeout", "1s").Workers(3).Default("interval", "300ms").Default("timeout", "250ms");
+  c.Default("probe", "msg_sec_check");
+  for (const auto& [name, fields] : redis) {
+    ConfigYaml::Fields f = fields;
+    f.insert(f.end(), {{"connect_timeout", "200ms"}, {"read_timeout", "200ms"}});
+    c.Redis(name, f.front().second, f);
+  }
+  c.App("wx00000000000000a1");
+  for (const auto& [name, fields] : redis) c.Env(name, name);
+  return c;
 }
 
 // The redis_down lines of the captured stdout, by wxcanary.redis.name.
@@ -73,10 +77,10 @@ TEST(RedisDownEvent, names_auth_refused_and_timeout_in_the_log) {
   RedisServer redis({"--requirepass", kRightPassword});
   SilentListener silent;
   const int closed = FreePort();
-  Daemon d(ConfigYaml({{"wrongpw", "    address: " + redis.address() +
-                                       "\n    password_env: WXCANARY_TEST_REDIS_PW\n"},
-                       {"closed", "    address: 127.0.0.1:" + std::to_string(closed) + "\n"},
-                       {"silent", "    address: 127.0.0.1:" + std::to_string(silent.port()) + "\n"}}),
+  Daemon d(Config({{"wrongpw", {{"address", redis.address()},
+                                {"password_env", "WXCANARY_TEST_REDIS_PW"}}},
+                   {"closed", {{"address", "127.0.0.1:" + std::to_string(closed)}}},
+                   {"silent", {{"address", "127.0.0.1:" + std::to_string(silent.port())}}}}),
            {}, {"WXCANARY_TEST_REDIS_PW=" + kWrongPassword});
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
     for (const char* r : {"wrongpw", "closed", "silent"})

@@ -6,6 +6,7 @@
 #include <prometheus/text_serializer.h>
 
 #include "common/fingerprint.h"
+#include "support/config_yaml.h"
 #include "support/daemon.h"
 #include "support/fakes.h"
 #include "tracking/quota_poller.h"
@@ -24,20 +25,15 @@ const std::string kSecret = WxSim::kSecret;
 std::string Key() { return "ACCESS_TOKEN_CACHE:" + kApp; }
 
 // envs[i] reads Redis database i.
-std::string ConfigYaml(const WxSim& sim, const RedisServer& redis,
-                       const std::vector<std::string>& envs, const std::string& env_extra = "") {
-  std::string y = "wechat:\n  base_url: " + sim.base_url() + "\n  timeout: 2s\n";
-  y += "workers: 4\n";
-  y += "defaults:\n  interval: 500ms\n  timeout: 400ms\n  probe: msg_sec_check\n";
-  y += "redis:\n";
+std::string Config(const WxSim& sim, const RedisServer& redis, const std::vector<std::string>& envs,
+                   const ConfigYaml::Fields& env_fields = {}) {
+  ConfigYaml c(sim.base_url());
+  c.Workers(4).Default("probe", "msg_sec_check");
   for (size_t i = 0; i < envs.size(); ++i)
-    y += "  r" + std::to_string(i) + ":\n    address: " + redis.address() + "\n    db: " +
-         std::to_string(i) + "\n    read_timeout: 300ms\n    connect_timeout: 300ms\n";
-  y += "apps:\n  - app_id: " + kApp + "\n    environments:\n";
-  for (size_t i = 0; i < envs.size(); ++i)
-    y += "      - name: " + envs[i] + "\n        redis: r" + std::to_string(i) +
-         "\n        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n" + env_extra;
-  return y;
+    c.Redis("r" + std::to_string(i), redis.address(), {{"db", std::to_string(i)}});
+  c.App(kApp);
+  for (size_t i = 0; i < envs.size(); ++i) c.Env(envs[i], "r" + std::to_string(i), env_fields);
+  return c;
 }
 
 Labels L(const std::string& env, Labels extra = {}) {
@@ -85,7 +81,7 @@ TEST_F(ConflictTest, names_the_environment_whose_refresh_invalidated_the_token) 
   // that shows test's refresh: the tracker's deferred attribution must still name test.
   const std::string prod_token = CacheFetchedToken(0);
   const std::string test_token = CacheFetchedToken(1);
-  Daemon d(ConfigYaml(sim_, redis_, {"prod", "test"}));
+  Daemon d(Config(sim_, redis_, {"prod", "test"}));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
     return Ok(s, "prod") >= 1 && Ok(s, "test") >= 1 &&
            AppValue(s, "wxcanary_app_distinct_tokens") == 2;
@@ -137,7 +133,7 @@ TEST_F(ConflictTest, environments_sharing_a_stable_token_show_one_token_and_no_c
   EXPECT_EQ(sim_.FetchStableToken(kApp, kSecret), stable);
   redis_.Cli({"SET", Key(), stable, "EX", "7000"}, 0);
   redis_.Cli({"SET", Key(), stable, "EX", "7000"}, 1);
-  Daemon d(ConfigYaml(sim_, redis_, {"prod", "test"}));
+  Daemon d(Config(sim_, redis_, {"prod", "test"}));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Ok(s, "prod") >= 3 && Ok(s, "test") >= 3; }));
 
   // Each environment asks again, as its cache would; still the same token for everybody.
@@ -160,7 +156,7 @@ TEST_F(ConflictTest, a_refresh_from_outside_the_config_is_blamed_on_unknown) {
   // refresh that could be blamed. (Cached after the start, test's token may follow a probe
   // that saw no key, and a first token after "missing" is a refresh by design.)
   CacheFetchedToken(1);
-  Daemon d(ConfigYaml(sim_, redis_, {"prod", "test"}));
+  Daemon d(Config(sim_, redis_, {"prod", "test"}));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Ok(s, "prod") >= 1 && Ok(s, "test") >= 1; }));
 
   sim_.FetchToken(kApp, kSecret);  // a caller wxcanary does not know, holding the secret
@@ -182,7 +178,7 @@ TEST_F(ConflictTest, a_refresh_from_outside_the_config_is_blamed_on_unknown) {
 TEST_F(ConflictTest, a_refresh_storm_drives_the_quota_projection_above_one_before_45009) {
   CacheFetchedToken(0);
   CacheFetchedToken(1);
-  Daemon d(ConfigYaml(sim_, redis_, {"prod", "test"}));
+  Daemon d(Config(sim_, redis_, {"prod", "test"}));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Ok(s, "test") >= 1; }));
   EXPECT_LT(AppValue(d.ScrapeMetrics(), "wxcanary_app_token_quota_projected_ratio"), 0.1);
 
@@ -257,17 +253,17 @@ TEST_P(ExpiryTest, reports_an_expired_token_as_the_cache_outliving_it) {
   const auto expires_at = std::chrono::duration_cast<std::chrono::seconds>(
       (std::chrono::system_clock::now() + 4s).time_since_epoch());
   const std::string token = sim.FetchToken(kApp, kSecret);
-  std::string extra;
+  ConfigYaml::Fields extra;
   if (c.stored_expiry) {
     redis.Cli({"SET", Key(),
                R"({"access_token":")" + token + R"(","expires_at":)" +
                    std::to_string(expires_at.count()) + "}",
                "EX", "600"});
-    extra = "        storage: json\n        json_path: access_token\n        expiry_path: expires_at\n";
+    extra = {{"storage", "json"}, {"json_path", "access_token"}, {"expiry_path", "expires_at"}};
   } else {
     redis.Cli({"SET", Key(), token, "EX", "600"});
   }
-  Daemon d(ConfigYaml(sim, redis, {"prod"}, extra));
+  Daemon d(Config(sim, redis, {"prod"}, extra));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Ok(s, "prod") >= 1; })) << d.Output();
   if (!c.stored_expiry) sim.Advance(7201);  // WeChat's clock passes expires_in; 42001 says so
 

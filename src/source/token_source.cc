@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "common/quote.h"
 #include "common/redact.h"
 
 namespace wxcanary::source {
@@ -85,8 +86,6 @@ std::string OneLine(std::string s) {
   std::replace_if(s.begin(), s.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
   return s;
 }
-
-std::string Quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 std::string ReplyText(const redisReply* r) { return std::string(r->str, r->len); }
 
@@ -289,9 +288,9 @@ bool RedisConnection::ResolveMaster(std::string* host, int* port, std::string* e
       if (*port > 0) return true;
     }
     tried += r->type == REDIS_REPLY_ERROR ? ReplyText(r.get())
-                                          : "does not know master " + Quoted(cfg_.master_name);
+                                          : "does not know master " + Quote(cfg_.master_name);
   }
-  *error = Scrub("sentinel " + Quoted(cfg_.master_name) + ": no sentinel named the master (" +
+  *error = Scrub("sentinel " + Quote(cfg_.master_name) + ": no sentinel named the master (" +
                  tried + ")");
   return false;
 }
@@ -305,7 +304,7 @@ bool RedisConnection::UseNode(const std::string& addr, std::string* error) {
     node.port = colon == std::string::npos ? 0 : std::atoi(addr.c_str() + colon + 1);
     if (node.host.size() > 2 && node.host.front() == '[') node.host = node.host.substr(1, node.host.size() - 2);
     if (node.port <= 0) {
-      *error = Scrub("cluster: bad node address " + Quoted(addr));
+      *error = Scrub("cluster: bad node address " + Quote(addr));
       return false;
     }
     it = nodes_.emplace(addr, std::move(node)).first;
@@ -618,7 +617,7 @@ TokenRead RedisConnection::Read(const config::Environment& env) {
   if (value->type == REDIS_REPLY_NIL) {
     out.status = TokenRead::Status::kMissing;
     out.error = hash && out.ttl_seconds != -2
-                    ? "hash field " + Quoted(env.hash_field) + " does not exist"
+                    ? "hash field " + Quote(env.hash_field) + " does not exist"
                     : "key does not exist";
     return out;
   }
@@ -663,7 +662,7 @@ bool RedisConnection::CompanionExpiry(const config::Environment& env, const redi
                                                     : TokenRead::Status::kUndecodable;
     out->error = reply->type == REDIS_REPLY_ERROR
                      ? Scrub("GET expiry_key " + env.expiry_key_template + ": " + ReplyText(reply))
-                     : "expiry_key " + Quoted(env.expiry_key_template) +
+                     : "expiry_key " + Quote(env.expiry_key_template) +
                            " does not hold a time (Unix seconds or an ISO 8601 date-time)";
     return false;
   }

@@ -9,14 +9,13 @@
 #include <utility>
 
 #include "common/jdk_string.h"
+#include "common/quote.h"
 
 namespace wxcanary::source {
 namespace {
 
 using Json = nlohmann::json;
 using config::Encoding;
-
-std::string Quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 std::string TypeWithArticle(const Json& j) {
   switch (j.type()) {
@@ -354,15 +353,15 @@ const Json* Find(const Json& doc, const std::string& path) {
 std::optional<std::string> TokenAt(const Json& doc, const std::string& path, std::string* error) {
   const Json* at = Find(doc, path);
   if (at == nullptr) {
-    *error = "json_path " + Quoted(path) + " not found";
+    *error = "json_path " + Quote(path) + " not found";
     return std::nullopt;
   }
   if (!at->is_string()) {
-    *error = "json_path " + Quoted(path) + " is " + TypeWithArticle(*at) + ", not a string";
+    *error = "json_path " + Quote(path) + " is " + TypeWithArticle(*at) + ", not a string";
     return std::nullopt;
   }
   std::string token = at->get<std::string>();
-  if (!CheckOpaque(token, "json_path " + Quoted(path), error)) return std::nullopt;
+  if (!CheckOpaque(token, "json_path " + Quote(path), error)) return std::nullopt;
   return token;
 }
 
@@ -370,14 +369,14 @@ bool ExpiryAt(const Json& doc, const std::string& path, std::optional<SystemTime
               std::string* error) {
   const Json* at = Find(doc, path);
   if (at == nullptr) {
-    *error = "expiry_path " + Quoted(path) + " not found";
+    *error = "expiry_path " + Quote(path) + " not found";
     return false;
   }
   std::optional<SystemTime> t;
   if (at->is_number()) t = ParseExpiry(std::to_string(at->get<double>()));
   else if (at->is_string()) t = ParseExpiry(at->get<std::string>());
   if (!t) {
-    *error = "expiry_path " + Quoted(path) + " is " + TypeWithArticle(*at) +
+    *error = "expiry_path " + Quote(path) + " is " + TypeWithArticle(*at) +
              " that is not a time (Unix seconds or an ISO 8601 date-time)";
     return false;
   }

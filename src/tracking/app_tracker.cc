@@ -144,21 +144,21 @@ void AppTracker::Observe(const std::string& app_env, const ProbeResult& result,
         quota_events_.push_back(now);
         if (quota_events_.size() > kMaxQuotaEvents) quota_events_.pop_front();
       }
-      TrackerEvent e;
-      e.kind = TrackerEvent::Kind::kRefreshed;
-      e.app_env = t.app_env;
-      e.fingerprint = fp;
-      e.level = telemetry::Level::kWarn;
-      e.action = "token_refreshed";
-      e.message = "cached token of app " + app_id_ + " env " + t.app_env + " changed (" +
-                  (t.last_fingerprint.empty() ? std::string("none") : t.last_fingerprint) +
-                  " -> " + fp + ")";
-      e.fields = telemetry::Fields{{"labels.app_id", app_id_},
-                                   {"labels.app_env", t.app_env},
-                                   {"wxcanary.token.fingerprint", fp},
-                                   {"wxcanary.token.previous_fingerprint", t.last_fingerprint},
-                                   {"wxcanary.token.ttl_seconds", result.ttl_seconds}};
-      events->push_back(std::move(e));
+      events->push_back(
+          {.kind = TrackerEvent::Kind::kRefreshed,
+           .app_env = t.app_env,
+           .fingerprint = fp,
+           .cause_env = "",
+           .level = telemetry::Level::kWarn,
+           .action = "token_refreshed",
+           .message = "cached token of app " + app_id_ + " env " + t.app_env + " changed (" +
+                      (t.last_fingerprint.empty() ? std::string("none") : t.last_fingerprint) +
+                      " -> " + fp + ")",
+           .fields = telemetry::Fields{{"labels.app_id", app_id_},
+                                       {"labels.app_env", t.app_env},
+                                       {"wxcanary.token.fingerprint", fp},
+                                       {"wxcanary.token.previous_fingerprint", t.last_fingerprint},
+                                       {"wxcanary.token.ttl_seconds", result.ttl_seconds}}});
     }
     t.last_fingerprint = fp;
   }
@@ -289,15 +289,14 @@ TrackerEvent AppTracker::Expired(TargetState& victim, const ProbeResult& result,
   if (result.errcode) fields["wxcanary.wechat.errcode"] = *result.errcode;
   if (!result.rid.empty()) fields["wxcanary.wechat.rid"] = result.rid;
 
-  TrackerEvent e;
-  e.kind = TrackerEvent::Kind::kExpired;
-  e.app_env = victim.app_env;
-  e.fingerprint = result.fingerprint;
-  e.level = telemetry::Level::kError;
-  e.action = "token_expired";
-  e.message = std::move(message);
-  e.fields = std::move(fields);
-  return e;
+  return {.kind = TrackerEvent::Kind::kExpired,
+          .app_env = victim.app_env,
+          .fingerprint = result.fingerprint,
+          .cause_env = "",
+          .level = telemetry::Level::kError,
+          .action = "token_expired",
+          .message = std::move(message),
+          .fields = std::move(fields)};
 }
 
 TrackerEvent AppTracker::Invalidated(TargetState& victim, const TargetState::Failure& result,
@@ -345,16 +344,14 @@ TrackerEvent AppTracker::Invalidated(TargetState& victim, const TargetState::Fai
   if (result.errcode) fields["wxcanary.wechat.errcode"] = *result.errcode;
   if (!result.rid.empty()) fields["wxcanary.wechat.rid"] = result.rid;
 
-  TrackerEvent e;
-  e.kind = TrackerEvent::Kind::kInvalidated;
-  e.app_env = victim.app_env;
-  e.fingerprint = result.fingerprint;
-  e.cause_env = cause_env;
-  e.level = telemetry::Level::kError;
-  e.action = "token_invalidated";
-  e.message = std::move(message);
-  e.fields = std::move(fields);
-  return e;
+  return {.kind = TrackerEvent::Kind::kInvalidated,
+          .app_env = victim.app_env,
+          .fingerprint = result.fingerprint,
+          .cause_env = cause_env,
+          .level = telemetry::Level::kError,
+          .action = "token_invalidated",
+          .message = std::move(message),
+          .fields = std::move(fields)};
 }
 
 }  // namespace wxcanary::tracking

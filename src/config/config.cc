@@ -33,7 +33,6 @@ constexpr int kMaxWorkers = 256;
 constexpr int kMaxRedisDb = 15;
 constexpr milliseconds kMinQuotaPollInterval{600'000};  // quota/get itself is rate-limited
 constexpr milliseconds kTokenLifetime{7'200'000};       // expires_in of every access_token
-constexpr size_t kMaxV2ContentChars = 2500;              // msg_sec_check v2 limit
 
 // Keys an environment may set and `defaults:` may provide for all of them.
 constexpr std::string_view kInheritableKeys[] = {
@@ -112,14 +111,19 @@ constexpr std::pair<std::string_view, Encoding> kEncodings[] = {
     {"jdk", Encoding::kJdk},   {"php", Encoding::kPhp}};
 constexpr std::pair<std::string_view, KeyEncoding> kKeyEncodings[] = {
     {"plain", KeyEncoding::kPlain}, {"jdk", KeyEncoding::kJdk}};
-constexpr std::pair<std::string_view, ProbeKind> kProbeKinds[] = {
-    {"msg_sec_check", ProbeKind::kMsgSecCheck},
-    {"msg_sec_check_v2", ProbeKind::kMsgSecCheckV2},
-    {"api_domain_ip", ProbeKind::kApiDomainIp}};
 constexpr std::pair<std::string_view, HealMode> kHealModes[] = {
     {"off", HealMode::kOff}, {"dry_run", HealMode::kDryRun}, {"evict", HealMode::kEvict}};
 constexpr std::pair<std::string_view, LogSink::Kind> kSinkKinds[] = {
     {"stdout", LogSink::Kind::kStdout}, {"file", LogSink::Kind::kFile}, {"tcp", LogSink::Kind::kTcp}};
+
+// The kinds and their names are the table's (src/wechat/probe_kinds.cc).
+ProbeKind ProbeKindValue(const YAML::Node& n, std::string_view path) {
+  const std::string text = Scalar(n, path);
+  if (const wechat::ProbeKindEntry* k = wechat::FindProbeKind(text)) return k->kind;
+  std::vector<std::string> names;
+  for (const auto& k : wechat::ProbeKinds()) names.emplace_back(k.name);
+  Fail(path, "unknown value " + Quote(text) + " (expected " + JoinOr(names) + ")");
+}
 
 bool IsNameChar(char c, bool first) {
   bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
@@ -748,7 +752,7 @@ void ApplyEnvKey(const std::string& key, const YAML::Node& value, const std::str
   if (key == "storage") env->storage = Enum(value, p, kStorages);
   else if (key == "json_path") env->json_path = Scalar(value, p);
   else if (key == "hash_field") env->hash_field = Scalar(value, p);
-  else if (key == "probe") env->probe = Enum(value, p, kProbeKinds);
+  else if (key == "probe") env->probe = ProbeKindValue(value, p);
   else if (key == "content") env->content = Scalar(value, p);
   else if (key == "openid") env->openid = Scalar(value, p);
   else if (key == "scene") env->scene = static_cast<int>(Int(value, p, 1, 4));
@@ -866,20 +870,27 @@ Environment DecodeEnvironment(const YAML::Node& node, const std::string& path,
     Fail(Child(path, "json_path"), Quote(env.json_path) + " is not a dotted path (e.g. data.access_token)");
   ValidateDecoding(path, env);
 
-  const std::string probe(ProbeKindName(env.probe));
-  if (env.probe == ProbeKind::kMsgSecCheckV2 && env.openid.empty())
-    Fail(Child(path, "openid"), "required for probe msg_sec_check_v2");
-  if (env.probe != ProbeKind::kMsgSecCheckV2) {
+  // The kind's rules come from its table entry (src/wechat/probe_kinds.cc).
+  const wechat::ProbeKindEntry& kind = wechat::KindEntry(env.probe);
+  const std::string probe(kind.name);
+  if (kind.takes_openid_scene && env.openid.empty())
+    Fail(Child(path, "openid"), "required for probe " + probe);
+  if (!kind.takes_openid_scene) {
+    std::vector<std::string> takers;
+    for (const auto& k : wechat::ProbeKinds())
+      if (k.takes_openid_scene) takers.emplace_back(k.name);
     for (const char* k : {"openid", "scene"})
-      if (node[k]) Fail(Child(path, k), "only applies to probe msg_sec_check_v2 (probe is " + Quote(probe) + ")");
+      if (node[k])
+        Fail(Child(path, k), "only applies to probe " + JoinOr(takers) + " (probe is " +
+                                 Quote(probe) + ")");
   }
-  if (env.probe == ProbeKind::kApiDomainIp && node["content"])
-    Fail(Child(path, "content"), "does not apply to probe api_domain_ip (it sends no content)");
-  if (env.probe != ProbeKind::kApiDomainIp && env.content.empty())
+  if (!kind.sends_content && node["content"])
+    Fail(Child(path, "content"), "does not apply to probe " + probe + " (it sends no content)");
+  if (kind.sends_content && env.content.empty())
     Fail(Child(path, "content"), "must not be empty for probe " + probe);
-  if (env.probe == ProbeKind::kMsgSecCheckV2 && Utf8Chars(env.content) > kMaxV2ContentChars)
-    Fail(Child(path, "content"), "is longer than " + std::to_string(kMaxV2ContentChars) +
-                                     " characters (the msg_sec_check_v2 limit)");
+  if (kind.max_content_chars > 0 && Utf8Chars(env.content) > kind.max_content_chars)
+    Fail(Child(path, "content"), "is longer than " + std::to_string(kind.max_content_chars) +
+                                     " characters (the " + probe + " limit)");
 
   if (env.heal_refresh && !app.secret.set())
     Fail(Child(path, "heal_refresh"),
@@ -956,12 +967,6 @@ Config Decode(const YAML::Node& root, const std::filesystem::path& base_dir) {
 std::string_view StorageName(Storage s) {
   for (const auto& [name, value] : kStorages)
     if (value == s) return name;
-  return "unknown";
-}
-
-std::string_view ProbeKindName(ProbeKind k) {
-  for (const auto& [name, value] : kProbeKinds)
-    if (value == k) return name;
   return "unknown";
 }
 
@@ -1115,7 +1120,7 @@ std::string Describe(const Config& config) {
       }
       out << DescribeDecoding(env);
       out << " probe=" << ProbeKindName(env.probe);
-      if (env.probe == ProbeKind::kMsgSecCheckV2) out << "(scene=" << env.scene << ")";
+      if (wechat::KindEntry(env.probe).takes_openid_scene) out << "(scene=" << env.scene << ")";
       out << " interval=" << FormatDuration(env.interval)
           << " timeout=" << FormatDuration(env.timeout) << " heal=" << HealModeName(env.heal);
       if (env.heal_refresh) out << "+refresh";

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/secret.h"
+#include "wechat/probe_kinds.h"
 
 namespace wxcanary::config {
 
@@ -62,13 +63,14 @@ enum class Storage { kString, kJson, kHash };
 enum class Encoding { kAuto, kPlain, kJsonString, kJdk, kPhp };
 /// How the key's bytes are written: as text, or JDK-serialized like Spring's default RedisTemplate.
 enum class KeyEncoding { kPlain, kJdk };
-enum class ProbeKind { kMsgSecCheck, kMsgSecCheckV2, kApiDomainIp };
+/// The probe kinds and everything that differs between them live in one table there.
+using ProbeKind = wechat::ProbeKind;
 enum class HealMode { kOff, kDryRun, kEvict };
 
 std::string_view StorageName(Storage s);
 std::string_view EncodingName(Encoding e);
 std::string_view KeyEncodingName(KeyEncoding e);
-std::string_view ProbeKindName(ProbeKind k);
+using wechat::ProbeKindName;
 std::string_view HealModeName(HealMode m);
 
 struct Environment {
@@ -104,6 +106,11 @@ struct Environment {
 /// The key bytes to send to Redis for env (its JDK form, or the secret-derived key).
 inline const std::string& RedisKey(const Environment& env) {
   return env.redis_key.empty() ? env.key : env.redis_key.Reveal();
+}
+
+/// What a probe of env sends besides the token. Views into env: keep env alive for the call.
+inline wechat::ProbeCall ProbeCallOf(const Environment& env) {
+  return {.kind = env.probe, .content = env.content, .scene = env.scene, .openid = env.openid};
 }
 
 /// An SDK preset: the key, decoding and expiry source an SDK uses by default.

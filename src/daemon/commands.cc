@@ -107,9 +107,9 @@ void PrintTrail(const config::Config& cfg, const Target& t, const ProbeResult& r
     row("token", r.token_present ? "fingerprint " + r.fingerprint : "none: " + r.detail);
   }
   if (r.token_present) {
-    const std::string method = t.env.probe == config::ProbeKind::kApiDomainIp ? "GET " : "POST ";
-    row("call", method + cfg.wechat.base_url + std::string(wechat::ProbePath(t.env.probe)) + " (" +
-                    std::string(config::ProbeKindName(t.env.probe)) + ")");
+    const wechat::ProbeKindEntry& kind = wechat::KindEntry(t.env.probe);
+    row("call", std::string(wechat::HttpMethodName(kind.method)) + " " + cfg.wechat.base_url +
+                    std::string(kind.path) + " (" + std::string(kind.name) + ")");
     if (!CallSent(r)) {
       row("http", "not sent: " + r.detail);
     } else {

@@ -35,19 +35,6 @@ size_t SeriesSlot(std::string_view action, std::string_view result) {
 constexpr std::array<double, 12> kRecoveryBounds = {5,   15,   30,   60,   120,  300,
                                                     600, 1200, 1800, 3600, 7200, 21600};
 
-// What a probe outcome says about the token it used.
-enum class Evidence { kDead, kNotDead, kNone };
-
-Evidence EvidenceOf(Outcome o) {
-  if (IsTokenError(o)) return Evidence::kDead;
-  // We never got a verdict on the token: the call did not reach WeChat (transport) or the
-  // token was never read (Redis). A flaky network must neither confirm a heal nor hide one.
-  if (o == Outcome::kTransportError || o == Outcome::kRedisError) return Evidence::kNone;
-  // ok, quota and other errcodes mean WeChat accepted the token; token_missing means there is
-  // nothing stale left to evict; bad_response is an answer we can't read: no confirmation.
-  return Evidence::kNotDead;
-}
-
 std::string_view ActionOf(config::HealMode mode) {
   return mode == config::HealMode::kDryRun ? kDryRun : kEvict;
 }
@@ -66,22 +53,19 @@ HealSet WantedSeries(const config::Environment& env) {
 }  // namespace
 
 struct Healer::State {
-  // Serializes Record() of this target and is held through its heal's Redis and HTTP I/O.
-  // Scrapes, Snapshot() and SetTargets() never take it, so a stuck heal stalls none of them.
+  // Serializes Record() of this target (its policy) and is held through its heal's Redis and
+  // HTTP I/O. Scrapes, Snapshot() and SetTargets() never take it, so a stuck heal stalls none
+  // of them.
   std::mutex record_mu;
   // Guards everything below that a scrape, Snapshot() or SetTargets() reads; never held
   // across I/O.
   std::mutex mu;
   config::HealMode mode = config::HealMode::kOff;
 
-  int streak = 0;  // consecutive token errors on `fingerprint`; written under both mutexes
+  int streak = 0;  // the policy's, copied for Snapshot()
 
-  // Only Record() reads and writes these (under record_mu).
-  std::string fingerprint;  // of the token the streak is about
-  bool in_episode = false;  // a token error was seen and no ok probe since
-  MonotonicTime episode_start{};
-  bool healed = false;  // a key was evicted during this episode
-  std::optional<MonotonicTime> last_action;  // starts the cooldown
+  // The decisions; only Record() uses it (under record_mu).
+  HealPolicy policy;
 
   // Exported values, written straight into the exposition (see AppendText).
   std::string labels;  // app_env, app_id rendered
@@ -236,73 +220,32 @@ void Healer::AppendText(telemetry::TextWriter& out) const {
   }
 }
 
-bool Healer::TakeBudget(MonotonicTime now, int budget_per_hour) {
-  std::lock_guard lock(budget_mu_);
-  while (!budget_.empty() && now - budget_.front() >= std::chrono::hours{1}) budget_.pop_front();
-  if (static_cast<int>(budget_.size()) >= budget_per_hour) return false;
-  budget_.push_back(now);
-  return true;
-}
-
-void Healer::ReturnBudget(MonotonicTime taken) {
-  std::lock_guard lock(budget_mu_);
-  auto it = std::find(budget_.rbegin(), budget_.rend(), taken);
-  if (it != budget_.rend()) budget_.erase(std::next(it).base());
-}
-
 void Healer::Record(const Target& target, const ProbeResult& result) {
   auto state_ptr = StateFor(target);
   State& state = *state_ptr;
   std::lock_guard record(state.record_mu);
   const config::Heal settings = Settings();
   const MonotonicTime now = clock_.MonotonicNow();
-  int streak = 0;
+  HealDecision decision;
+  {
+    std::lock_guard budget_lock(budget_mu_);
+    decision = state.policy.Decide(
+        {.outcome = result.outcome,
+         .fingerprint = result.fingerprint,
+         .value_known = !result.raw_value.empty()},
+        target.env.heal, settings, now, budget_);
+  }
   {
     std::lock_guard lock(state.mu);
     if (state.mode != target.env.heal) EnsureSeries(state, target);
-    if (!Decide(state, result, now)) return;
-    streak = state.streak;
+    state.streak = decision.streak;
+    if (decision.recovered_seconds && state.recovery_exported) {
+      ++state.recovery[telemetry::BucketOf(kRecoveryBounds, *decision.recovered_seconds)];
+      state.recovery_sum += *decision.recovered_seconds;
+    }
   }
-  if (target.env.heal == config::HealMode::kOff) return;
-  if (streak < std::max(1, settings.confirmations)) return;
-  // Nothing to compare against means nothing we could delete safely.
-  if (result.raw_value.empty()) return;
-  Heal(state, target, result, now, streak, settings);
-}
-
-bool Healer::Decide(State& state, const ProbeResult& result, MonotonicTime now) {
-  switch (EvidenceOf(result.outcome)) {
-    case Evidence::kNone:
-      return false;
-    case Evidence::kNotDead:
-      if (result.outcome == Outcome::kOk) {
-        if (state.in_episode && state.healed && state.recovery_exported) {
-          const double took = std::chrono::duration<double>(now - state.episode_start).count();
-          ++state.recovery[telemetry::BucketOf(kRecoveryBounds, took)];
-          state.recovery_sum += took;
-        }
-        state.in_episode = false;
-        state.healed = false;
-      }
-      state.streak = 0;
-      state.fingerprint.clear();
-      return false;
-    case Evidence::kDead:
-      break;
-  }
-
-  if (!state.in_episode) {
-    state.in_episode = true;
-    state.episode_start = now;
-    state.healed = false;
-  }
-  if (state.streak > 0 && state.fingerprint == result.fingerprint) {
-    ++state.streak;
-  } else {
-    state.fingerprint = result.fingerprint;
-    state.streak = 1;
-  }
-  return true;
+  if (decision.verdict == HealDecision::Verdict::kNone) return;
+  Heal(state, target, result, now, decision, settings);
 }
 
 namespace {
@@ -335,7 +278,9 @@ std::string KeyText(const Target& target) {
 }  // namespace
 
 void Healer::Heal(State& state, const Target& target, const ProbeResult& result,
-                  MonotonicTime now, int streak, const config::Heal& settings) {
+                  MonotonicTime now, const HealDecision& decision,
+                  const config::Heal& settings) {
+  const int streak = decision.streak;
   const std::string action(ActionOf(target.env.heal));
   const std::string cause = result.errcode ? std::to_string(*result.errcode)
                                            : std::string(OutcomeName(result.outcome));
@@ -360,35 +305,40 @@ void Healer::Heal(State& state, const Target& target, const ProbeResult& result,
         action + " of " + where + " skipped: " + why + " (" + reason + ")");
   };
 
-  if (state.last_action && now - *state.last_action < settings.cooldown) {
+  if (decision.verdict == HealDecision::Verdict::kSkipCooldown) {
     skip("skipped_cooldown",
          "last heal of this target " +
-             FormatDuration(duration_cast<milliseconds>(now - *state.last_action)) +
+             FormatDuration(duration_cast<milliseconds>(decision.since_last_action)) +
              " ago, cooldown " + FormatDuration(settings.cooldown));
     return;
   }
-  if (!TakeBudget(now, settings.budget_per_hour)) {
+  if (decision.verdict == HealDecision::Verdict::kSkipBudget) {
     skip("skipped_budget",
          "budget of " + std::to_string(settings.budget_per_hour) + " heals per hour spent");
     return;
   }
+  // kHeal: the policy took one unit of the budget, given back if nothing acts.
+  auto return_budget = [&] {
+    std::lock_guard lock(budget_mu_);
+    budget_.Return(now);
+  };
   std::string error;
   auto locked = store_.TryLock(target.env, instance_id_, settings.lock_ttl, &error);
   if (!locked.has_value()) {
-    ReturnBudget(now);
+    return_budget();
     Count(state, action, "error");
     log(telemetry::Level::kError, "heal_skipped", action, "error",
         action + " of " + where + " failed taking the heal lock", error, "failure");
     return;
   }
   if (!*locked) {
-    ReturnBudget(now);
+    return_budget();
     skip("skipped_locked", "another wxcanary instance holds " + HealLockKey(target.env));
     return;
   }
   // From here on the target has acted: the cooldown runs whatever the outcome, so a broken
   // Redis is not hammered every probe.
-  state.last_action = now;
+  state.policy.Acted(now);
 
   if (target.env.heal == config::HealMode::kDryRun) {
     // The lock stays held until its TTL, exactly as after a real eviction, so peers in
@@ -415,7 +365,7 @@ void Healer::Heal(State& state, const Target& target, const ProbeResult& result,
   }
   // Keep the lock until its TTL: a peer that confirmed the same episode sees skipped_locked
   // instead of racing our refresh.
-  state.healed = true;
+  state.policy.Evicted();
   Count(state, kEvict, "done");
   log(telemetry::Level::kWarn, "token_evicted", kEvict, "done",
       "evicted stale token from " + where + " (" + reason + ")", {}, "success");

@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/secret.h"
 #include "config/config.h"
+#include "heal/heal_policy.h"
 #include "heal/heal_store.h"
 #include "probe/result.h"
 #include "telemetry/exposition.h"
@@ -39,6 +40,8 @@ class TokenFetcher {
 /// wxcanary_heal_recovery_seconds for the targets with healing on, written from its state at
 /// scrape time. Record(), SetTargets(), Apply() and scrapes are thread-safe; the Redis and
 /// stable_token I/O of a heal runs outside every lock a scrape or Snapshot() takes.
+/// The decisions are HealPolicy's (pure, one per target, with one HealBudget); this class
+/// executes them: the lock, compare-and-delete, refresh, the logs and the metrics.
 class Healer final : public ResultSink, private telemetry::TextCollectable {
  public:
   /// `fetcher` may be null (refresh then never happens). `instance_id` owns the Redis locks,
@@ -78,20 +81,16 @@ class Healer final : public ResultSink, private telemetry::TextCollectable {
 
   std::shared_ptr<State> StateFor(const Target& target);
   void EnsureSeries(State& state, const Target& target);
-  // Updates the streak and episode of `state` (caller holds state.mu and state.record_mu);
-  // false when the result cannot lead to a heal.
-  bool Decide(State& state, const ProbeResult& result, MonotonicTime now);
-  // Caller holds state.record_mu, not state.mu: these do the I/O.
+  // Executes a decision other than kNone. Caller holds state.record_mu, not state.mu: this
+  // does the I/O.
   void Heal(State& state, const Target& target, const ProbeResult& result, MonotonicTime now,
-            int streak, const config::Heal& settings);
+            const HealDecision& decision, const config::Heal& settings);
   void Refresh(State& state, const Target& target, const std::string& stale_fingerprint,
                const std::string& reason, const config::Heal& settings);
   // Takes state.mu.
   void Count(State& state, std::string_view action, std::string_view result);
   void AppendText(telemetry::TextWriter& out) const override;
   config::Heal Settings() const;
-  bool TakeBudget(MonotonicTime now, int budget_per_hour);
-  void ReturnBudget(MonotonicTime taken);
 
   telemetry::Exposition& exposition_;
   HealStore& store_;
@@ -106,8 +105,8 @@ class Healer final : public ResultSink, private telemetry::TextCollectable {
   mutable std::mutex mu_;  // guards targets_ (the map, not the states: each has its own mutex)
   std::map<Key, std::shared_ptr<State>> targets_;
 
-  std::mutex budget_mu_;
-  std::deque<MonotonicTime> budget_;  // when each heal of the last hour happened, oldest first
+  std::mutex budget_mu_;  // held only around the policy's decision and a budget return
+  HealBudget budget_;
 };
 
 }  // namespace wxcanary::heal

@@ -52,7 +52,7 @@ ProbeResult RunProbe(const Target& target, source::RedisConnection& redis, wecha
                std::to_string(elapsed.count()) + " ms";
     return finish();
   }
-  wechat::HttpResponse response = client.Probe(target.env, r.token, remaining);
+  wechat::HttpResponse response = client.Probe(config::ProbeCallOf(target.env), r.token, remaining);
   wechat::Classification c = wechat::Classify(target.env.probe, response, r.token);
   if (response.transport_ok) r.http_status = response.http_status;
   r.outcome = c.outcome;

@@ -14,35 +14,9 @@
 #include "probe/result.h"
 #include "telemetry/exposition.h"
 #include "telemetry/log.h"
+#include "tracking/app_tracker.h"
 
 namespace wxcanary::tracking {
-
-/// The sliding windows of the quota projection (see ProjectDailyCalls).
-inline constexpr std::chrono::seconds kQuotaShortWindow{300};
-inline constexpr std::chrono::seconds kQuotaLongWindow{3600};
-/// The long window is never taken shorter than this, so one refresh just after start does not
-/// project a storm.
-inline constexpr std::chrono::seconds kQuotaMinLongWindow{900};
-/// Grace of /cgi-bin/token: the old token keeps working this long after a new one is issued.
-inline constexpr std::chrono::seconds kTokenGrace{300};
-/// expires_in of every access_token: a 40014 on a token seen for longer is old age, not a
-/// conflict (some deployments answer 40014 instead of 42001 for an expired token).
-inline constexpr std::chrono::seconds kTokenLifetime{7200};
-/// A token error with no culprit yet waits this long past one probe interval of the victim for
-/// a configured environment to show a refresh (its probe may run just after the victim's)
-/// before it is counted with cause_env="unknown".
-inline constexpr std::chrono::seconds kAttributionSlack{5};
-
-/// Projected /cgi-bin/token calls per day for one AppId. Pure; thread-safe.
-///  - long estimate: refreshes in the last hour / min(1 h, max(15 min, time tracked)) * 1 day;
-///    the shorter denominator at start keeps a burst in the first minutes from being
-///    diluted by an hour nobody watched.
-///  - short estimate: refreshes in the last 5 min / 5 min * 1 day, used only with at least two
-///    of them (one refresh in 5 min is normal operation, two is a rate), so a storm pages
-///    within a minute or two rather than after an hour.
-///  The projection is the larger of the two.
-double ProjectDailyCalls(int refreshes_last_short, int refreshes_last_long,
-                         std::chrono::nanoseconds tracked_for);
 
 /// Follows the token fingerprint of every (app_id, app_env), counts refreshes, projects the
 /// /cgi-bin/token quota burn per AppId and diagnoses each token that dies while Redis still
@@ -56,6 +30,9 @@ double ProjectDailyCalls(int refreshes_last_short, int refreshes_last_long,
 /// wxcanary_app_token_quota_projected_ratio, wxcanary_token_invalidations_total and
 /// wxcanary_token_expirations_total.
 /// Its series are written from its own state at scrape time (no per-series label maps).
+/// The decisions are AppTracker's (one per AppId, pure); this class is their executor: it
+/// serializes them per AppId and logs what they decided after releasing every lock, so a
+/// slow log sink never holds up a scrape.
 /// Thread-safe: Record() may run concurrently for any targets; SetTargets(), Apply() and scrapes
 /// may run any time.
 class TokenTracker final : public ResultSink, private telemetry::TextCollectable {
@@ -73,19 +50,6 @@ class TokenTracker final : public ResultSink, private telemetry::TextCollectable
   /// Takes a reloaded config's conflict.window and conflict.daily_quota for what is recorded
   /// from now on (the targets come through SetTargets).
   void Apply(const config::Config& config);
-
-  /// The environment of `app_id` that refreshed most recently within `window` of now, other
-  /// than `except_env` when any other did; nullopt when none. For the healer and tests.
-  struct Refresh {
-    std::string app_env;
-    SystemTime at;
-    std::string fingerprint;
-  };
-  std::optional<Refresh> LastRefresh(const std::string& app_id, const std::string& except_env,
-                                     std::chrono::milliseconds window) const;
-
-  /// App ids currently tracked (from SetTargets or seen in Record), sorted.
-  std::vector<std::string> AppIds() const;
 
   /// What the tracker knows of one target, for the status page (fingerprints only).
   struct TargetSnapshot {
@@ -106,35 +70,17 @@ class TokenTracker final : public ResultSink, private telemetry::TextCollectable
   std::vector<TargetSnapshot> Snapshot() const;
 
  private:
-  struct TargetState;
   struct AppState;
-  struct Failure;
 
   void AppendText(telemetry::TextWriter& out) const override;
   void SetConflict(const config::Conflict& conflict);
+  TrackerSettings Settings() const;
   AppState& AppFor(const std::string& app_id);  // caller holds mu_ exclusively
-  void AddTarget(AppState& app, const Target& target);
-  void DropTarget(AppState& app, const std::string& app_env);
-  void EnsureCauseSeries(AppState& app);
-  void RecordLocked(const Target& target, const ProbeResult& result);
-  void UpdateAppGauges(AppState& app, MonotonicTime now);
-  void Attribute(AppState& app, TargetState& victim, const ProbeResult& result,
-                 MonotonicTime now);
-  // Settles the victim's pending invalidation if a culprit showed up, the deadline passed or
-  // `force`; caller holds app.mu.
-  void ResolvePending(AppState& app, TargetState& victim, MonotonicTime now, bool force);
-  void ResolvePendingOfApp(AppState& app, MonotonicTime now);
-  // Resolves due items of every app but `skip_app`; takes mu_ shared and one app lock at a time.
-  void SweepPending(const std::string& skip_app);
-  void ReportExpiry(AppState& app, TargetState& victim, const ProbeResult& result,
-                    const std::string& evidence);
-  void Report(AppState& app, TargetState& victim, const Failure& failure,
-              const std::optional<Refresh>& cause, std::chrono::nanoseconds looked_back,
-              std::chrono::nanoseconds waited);
-  std::optional<Refresh> LastRefreshLocked(const AppState& app, const std::string& except_env,
-                                           const std::string& exclude_fingerprint,
-                                           MonotonicTime now,
-                                           std::chrono::nanoseconds window) const;
+  void RecordLocked(const Target& target, const ProbeResult& result,
+                    std::vector<TrackerEvent>* events);
+  // Settles due invalidations of every app but `skip_app`; takes mu_ shared and one app lock
+  // at a time.
+  void SweepPending(const std::string& skip_app, std::vector<TrackerEvent>* events);
 
   telemetry::Exposition& exposition_;
   telemetry::Logger& logger_;
@@ -144,7 +90,7 @@ class TokenTracker final : public ResultSink, private telemetry::TextCollectable
   std::atomic<int> daily_quota_{0};
 
   // mu_ guards the shape of apps_ (shared for Record, exclusive for SetTargets); each
-  // AppState has its own mutex for its contents, so targets of different apps never contend.
+  // AppState has its own mutex for its AppTracker, so targets of different apps never contend.
   mutable std::shared_mutex mu_;
   std::map<std::string, std::unique_ptr<AppState>> apps_;
   // Invalidations waiting for a culprit, over all apps; lets Record() skip the sweep when 0.

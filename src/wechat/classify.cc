@@ -187,17 +187,7 @@ Outcome OutcomeForErrcode(int code) {
   }
 }
 
-std::string_view JsonTypeName(const Json& j) {
-  if (j.is_string()) return "a string";
-  if (j.is_number_float()) return "a float";
-  if (j.is_boolean()) return "a boolean";
-  if (j.is_null()) return "null";
-  if (j.is_array()) return "an array";
-  if (j.is_object()) return "an object";
-  return "not a number";
-}
-
-Classification ClassifyBody(config::ProbeKind kind, std::string_view raw_body,
+Classification ClassifyBody(ProbeKind kind, std::string_view raw_body,
                             const Secret& token) {
   if (raw_body.size() > kMaxResponseBytes) {
     return Bad("body of " + std::to_string(raw_body.size()) + " bytes exceeds the " +
@@ -263,9 +253,8 @@ Classification ClassifyBody(config::ProbeKind kind, std::string_view raw_body,
     c.errcode = code;
   }
 
-  const bool msg_sec_check =
-      kind == config::ProbeKind::kMsgSecCheck || kind == config::ProbeKind::kMsgSecCheckV2;
-  if (code == 87014 && msg_sec_check) {
+  const ProbeKindEntry& entry = KindEntry(kind);
+  if (code == 87014 && entry.risky_content_errcode) {
     // The canary text itself was judged risky: the API accepted the token, so it is alive.
     c.outcome = Outcome::kOk;
     c.content_flagged = true;
@@ -274,31 +263,10 @@ Classification ClassifyBody(config::ProbeKind kind, std::string_view raw_body,
   c.outcome = OutcomeForErrcode(code);
   if (c.outcome != Outcome::kOk) return c;
 
-  switch (kind) {
-    case config::ProbeKind::kApiDomainIp: {
-      auto it = root.find("ip_list");
-      if (it == root.end() || !it->is_array()) {
-        c.outcome = Outcome::kBadResponse;
-        c.detail = it == root.end() ? "ip_list is missing"
-                                    : "ip_list is " + std::string(JsonTypeName(*it)) +
-                                          ", expected an array";
-        return c;
-      }
-      break;
-    }
-    case config::ProbeKind::kMsgSecCheckV2: {
-      // v2 reports risky content as success with a verdict, not as 87014.
-      auto result = root.find("result");
-      if (result != root.end() && result->is_object()) {
-        auto suggest = result->find("suggest");
-        if (suggest != result->end() && suggest->is_string()) {
-          const auto& s = suggest->get_ref<const std::string&>();
-          c.content_flagged = s == "risky" || s == "review";
-        }
-      }
-      break;
-    }
-    case config::ProbeKind::kMsgSecCheck: break;
+  if (std::string why = entry.check_success(root, &c.content_flagged); !why.empty()) {
+    c.outcome = Outcome::kBadResponse;
+    c.detail = std::move(why);
+    return c;
   }
   if (!c.errcode) c.errcode = 0;  // a missing errcode means success
   return c;
@@ -331,7 +299,7 @@ void SplitRid(std::string_view errmsg, std::string* message, std::string* rid) {
   if (rid) *rid = std::move(found);
 }
 
-Classification Classify(config::ProbeKind kind, const HttpResponse& response,
+Classification Classify(ProbeKind kind, const HttpResponse& response,
                         const Secret& token) {
   if (!response.transport_ok) {
     Classification c;

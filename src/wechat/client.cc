@@ -6,7 +6,6 @@
 
 #include <array>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <span>
 #include <string>
 #include <string_view>
@@ -78,29 +77,19 @@ struct Client::Impl {
   // Probe's request body and what it was made from: consecutive probes almost always send the
   // same canary (one content for every target), so it is serialized only when that changes.
   std::string probe_body;
-  config::ProbeKind body_kind = config::ProbeKind::kApiDomainIp;
+  ProbeKind body_kind = ProbeKind::kApiDomainIp;
   std::string body_content, body_openid;
   int body_scene = 0;
 
-  void SetProbeBody(const config::Environment& env) {
-    if (!probe_body.empty() && env.probe == body_kind && env.content == body_content &&
-        env.scene == body_scene && env.openid == body_openid)
+  void SetProbeBody(const ProbeKindEntry& entry, const ProbeCall& call) {
+    if (!probe_body.empty() && call.kind == body_kind && call.content == body_content &&
+        call.scene == body_scene && call.openid == body_openid)
       return;
-    // dump() with `replace` so stray invalid UTF-8 in configured content cannot throw.
-    constexpr auto kReplace = nlohmann::json::error_handler_t::replace;
-    if (env.probe == config::ProbeKind::kMsgSecCheckV2) {
-      probe_body = nlohmann::ordered_json{{"content", env.content},
-                                          {"version", 2},
-                                          {"scene", env.scene},
-                                          {"openid", env.openid}}
-                       .dump(-1, ' ', false, kReplace);
-    } else {
-      probe_body = nlohmann::ordered_json{{"content", env.content}}.dump(-1, ' ', false, kReplace);
-    }
-    body_kind = env.probe;
-    body_content = env.content;
-    body_scene = env.scene;
-    body_openid = env.openid;
+    probe_body = entry.body(call);
+    body_kind = call.kind;
+    body_content = call.content;
+    body_scene = call.scene;
+    body_openid = call.openid;
   }
 
   explicit Impl(config::WeChat c) : cfg(std::move(c)), base(cfg.base_url) {
@@ -205,19 +194,14 @@ Client::Client(config::WeChat cfg) : impl_(nullptr) {
 
 Client::~Client() = default;
 
-std::string_view ProbePath(config::ProbeKind kind) {
-  return kind == config::ProbeKind::kApiDomainIp ? "/cgi-bin/get_api_domain_ip"
-                                                 : "/wxa/msg_sec_check";
-}
-
-HttpResponse Client::Probe(const config::Environment& env, const Secret& token,
+HttpResponse Client::Probe(const ProbeCall& call, const Secret& token,
                            std::chrono::milliseconds timeout) {
-  const std::string_view path = ProbePath(env.probe);
-  const bool post = env.probe != config::ProbeKind::kApiDomainIp;
-  if (post) impl_->SetProbeBody(env);
+  const ProbeKindEntry& entry = KindEntry(call.kind);
+  const bool post = entry.method == HttpMethod::kPost;
+  if (post) impl_->SetProbeBody(entry, call);
   // The URL is rebuilt in one buffer kept per client.
   std::string& url = impl_->probe_url;
-  url.assign(impl_->base).append(path).append("?access_token=");
+  url.assign(impl_->base).append(entry.path).append("?access_token=");
   const std::string& raw = token.Reveal();
   if (NeedsPercentEncoding(raw)) {
     // Since curl 7.82 curl_easy_escape ignores the handle, so a failed init does not matter.

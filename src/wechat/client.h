@@ -9,6 +9,7 @@
 #include "common/outcome.h"
 #include "common/secret.h"
 #include "config/config.h"
+#include "wechat/probe_kinds.h"
 
 namespace wxcanary::wechat {
 
@@ -45,11 +46,8 @@ void SplitRid(std::string_view errmsg, std::string* message, std::string* rid);
 /// Classifies an answer to a probe of `kind`. `token` is only used to scrub the errmsg and
 /// detail. Never throws, whatever the body holds (huge, deeply nested, invalid UTF-8: the
 /// returned strings are always valid UTF-8). Pure; thread-safe.
-Classification Classify(config::ProbeKind kind, const HttpResponse& response,
-                        const Secret& token);
-
-/// The API path the canary call of `kind` goes to, e.g. "/cgi-bin/get_api_domain_ip". Pure.
-std::string_view ProbePath(config::ProbeKind kind);
+/// The kind's entry (ProbeKinds()) supplies the success check and whether 87014 means alive.
+Classification Classify(ProbeKind kind, const HttpResponse& response, const Secret& token);
 
 /// A keep-alive HTTPS client for the WeChat API, one per worker. Certificates are always
 /// verified (ca_file, when set, replaces the system CA bundle; there is no switch to turn
@@ -62,8 +60,9 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
-  /// Sends the canary call of env.probe with `token`, giving up after `timeout`.
-  HttpResponse Probe(const config::Environment& env, const Secret& token,
+  /// Sends the canary call of call.kind (its entry's method, path and body) with `token`,
+  /// giving up after `timeout`.
+  HttpResponse Probe(const ProbeCall& call, const Secret& token,
                      std::chrono::milliseconds timeout);
 
   /// POST {base_url}{path} with a JSON body (path may carry a query). For quota/stable_token.

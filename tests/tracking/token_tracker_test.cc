@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <future>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -876,6 +877,45 @@ TEST(TokenTrackerConcurrency, records_from_many_threads_lose_nothing_while_scrap
   }
   EXPECT_EQ(logger.WithAction("token_invalidated").size(),
             static_cast<size_t>(kApps * kEnvs * kRounds / 10));
+}
+
+// A logger that blocks in Log() until released (the daemon's never does: it queues; this
+// checks the tracker does not count on that while holding what a scrape needs). Thread-safe.
+class StuckLogger final : public telemetry::Logger {
+ public:
+  void Log(telemetry::Level, std::string_view, std::string_view,
+           const telemetry::Fields&) override {
+    entered_.set_value();
+    release_.get_future().wait();
+  }
+  [[nodiscard]] bool Enabled(telemetry::Level) const override { return true; }
+  void WaitEntered() { entered_.get_future().wait(); }
+  void Release() { release_.set_value(); }
+
+ private:
+  std::promise<void> entered_, release_;
+};
+
+TEST(TokenTrackerLocks, scrapes_answer_while_a_decisions_log_line_is_stuck) {
+  telemetry::Exposition exposition;
+  StuckLogger logger;
+  FakeClock clock;
+  TokenTracker tracker(exposition, logger, clock, {});
+  const Target prod = MakeTarget("wxA", "prod", 0);
+  tracker.SetTargets({prod});
+  ProbeResult missing;
+  missing.outcome = Outcome::kTokenMissing;
+  tracker.Record(prod, missing);  // seen without a token: the next one is a refresh
+  std::thread prober([&] { tracker.Record(prod, Result("fresh-token")); });  // logs it
+  logger.WaitEntered();
+
+  auto scrape = std::async(std::launch::async, [&] { return Scrape(exposition); });
+  const bool answered = scrape.wait_for(std::chrono::seconds{2}) == std::future_status::ready;
+  logger.Release();  // either way, so a failure ends instead of hanging
+  prober.join();
+  EXPECT_TRUE(answered) << "the scrape waited for the log line";
+  EXPECT_THAT(scrape.get(), HasSubstr(Refreshes("wxA", "prod") + " 1"));
+  EXPECT_EQ(tracker.Snapshot().at(0).refreshes, 1u);
 }
 
 }  // namespace

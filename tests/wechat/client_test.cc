@@ -158,7 +158,7 @@ void ExpectNoToken(const HttpResponse& r) {
 TEST(Client, api_domain_ip_is_a_get_with_the_escaped_token_in_the_query) {
   ApiServer server;
   Client client(Cfg(HttpBase(server) + "/"));  // a trailing slash on base_url is tolerated
-  const HttpResponse r = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 2s);
+  const HttpResponse r = client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 2s);
   ASSERT_TRUE(r.transport_ok) << r.transport_error;
   EXPECT_EQ(r.http_status, 200);
   EXPECT_EQ(Classify(ProbeKind::kApiDomainIp, r, kToken).outcome, Outcome::kOk);
@@ -175,8 +175,8 @@ TEST(Client, api_domain_ip_is_a_get_with_the_escaped_token_in_the_query) {
 TEST(Client, msg_sec_check_bodies_are_json_per_version) {
   ApiServer server;
   Client client(Cfg(HttpBase(server)));
-  const auto v1 = client.Probe(Env(ProbeKind::kMsgSecCheck), kToken, 2s);
-  const auto v2 = client.Probe(Env(ProbeKind::kMsgSecCheckV2), kToken, 2s);
+  const auto v1 = client.Probe(config::ProbeCallOf(Env(ProbeKind::kMsgSecCheck)), kToken, 2s);
+  const auto v2 = client.Probe(config::ProbeCallOf(Env(ProbeKind::kMsgSecCheckV2)), kToken, 2s);
   ASSERT_TRUE(v1.transport_ok) << v1.transport_error;
   ASSERT_TRUE(v2.transport_ok) << v2.transport_error;
   EXPECT_EQ(Classify(ProbeKind::kMsgSecCheck, v1, kToken).outcome, Outcome::kOk);
@@ -214,7 +214,7 @@ TEST(Client, consecutive_probes_send_each_targets_own_body) {
       env(ProbeKind::kMsgSecCheckV2, "b", 4, "o1"), env(ProbeKind::kMsgSecCheckV2, "b", 4, "o2"),
       env(ProbeKind::kApiDomainIp, "b", 4, "o2"),   env(ProbeKind::kMsgSecCheck, "a", 1, "o1"),
   };
-  for (const auto& e : envs) ASSERT_TRUE(client.Probe(e, kToken, 2s).transport_ok);
+  for (const auto& e : envs) ASSERT_TRUE(client.Probe(config::ProbeCallOf(e), kToken, 2s).transport_ok);
   const auto seen = server.seen();
   ASSERT_EQ(seen.size(), envs.size());
   for (size_t i = 0; i < envs.size(); ++i) {
@@ -259,7 +259,7 @@ TEST(Client, reuses_one_connection_for_100_sequential_probes) {
   Client client(Cfg(HttpBase(server)));
   for (int i = 0; i < 100; ++i) {
     const auto kind = i % 2 ? ProbeKind::kApiDomainIp : ProbeKind::kMsgSecCheck;
-    const auto r = client.Probe(Env(kind), kToken, 2s);
+    const auto r = client.Probe(config::ProbeCallOf(Env(kind)), kToken, 2s);
     ASSERT_TRUE(r.transport_ok) << i << ": " << r.transport_error;
   }
   EXPECT_EQ(server.seen().size(), 100u);
@@ -279,7 +279,7 @@ TEST(Client, gives_up_at_the_timeout_and_recovers) {
   EXPECT_LT(elapsed, 1500ms);
   EXPECT_EQ(Classify(ProbeKind::kApiDomainIp, r, kToken).outcome, Outcome::kTransportError);
 
-  const auto again = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 2s);
+  const auto again = client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 2s);
   EXPECT_TRUE(again.transport_ok) << again.transport_error;
 }
 
@@ -287,7 +287,7 @@ TEST(Client, probe_timeout_error_never_names_the_token) {
   ApiServer server;
   server.set_slow();
   Client client(Cfg(HttpBase(server)));
-  const auto r = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 200ms);
+  const auto r = client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 200ms);
   EXPECT_FALSE(r.transport_ok);
   EXPECT_NE(r.transport_error.find("timed out"), std::string::npos) << r.transport_error;
   ExpectNoToken(r);
@@ -308,7 +308,7 @@ TEST(Client, http_500_is_a_transport_error) {
 TEST(Client, connection_refused_is_a_transport_error) {
   const int port = testing::FreePort();  // nothing listens there
   Client client(Cfg("http://127.0.0.1:" + std::to_string(port)));
-  const auto r = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 2s);
+  const auto r = client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 2s);
   EXPECT_FALSE(r.transport_ok);
   EXPECT_NE(r.transport_error.find("(curl error 7)"), std::string::npos) << r.transport_error;
   ExpectNoToken(r);
@@ -319,7 +319,7 @@ TEST(Client, connection_refused_is_a_transport_error) {
 
 TEST(Client, malformed_base_url_fails_without_naming_the_token) {
   Client client(Cfg("http://127.0.0.1:99999"));
-  const auto r = client.Probe(Env(ProbeKind::kMsgSecCheck), kToken, 2s);
+  const auto r = client.Probe(config::ProbeCallOf(Env(ProbeKind::kMsgSecCheck)), kToken, 2s);
   EXPECT_FALSE(r.transport_ok);
   EXPECT_FALSE(r.transport_error.empty());
   ExpectNoToken(r);
@@ -335,7 +335,7 @@ TEST(Client, refuses_responses_over_the_size_cap_with_or_without_content_length)
     EXPECT_EQ(r.transport_error, "response too large (over 1048576 bytes)");
     EXPECT_TRUE(r.body.empty());
   }
-  const auto ok = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 2s);
+  const auto ok = client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 2s);
   EXPECT_TRUE(ok.transport_ok) << ok.transport_error;
 }
 
@@ -365,7 +365,7 @@ class TlsTest : public ::testing::Test {
 
 TEST_F(TlsTest, refuses_an_unknown_certificate_without_ca_file) {
   Client client(Cfg(base_));
-  const auto r = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 3s);
+  const auto r = client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 3s);
   EXPECT_FALSE(r.transport_ok);
   EXPECT_NE(r.transport_error.find("certificate"), std::string::npos) << r.transport_error;
   ExpectNoToken(r);
@@ -374,7 +374,7 @@ TEST_F(TlsTest, refuses_an_unknown_certificate_without_ca_file) {
 
 TEST_F(TlsTest, accepts_the_certificate_given_as_ca_file) {
   Client client(Cfg(base_, cert_));
-  const auto r = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 3s);
+  const auto r = client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 3s);
   ASSERT_TRUE(r.transport_ok) << r.transport_error;
   EXPECT_EQ(Classify(ProbeKind::kApiDomainIp, r, kToken).outcome, Outcome::kOk);
   ASSERT_EQ(server_->seen().size(), 1u);
@@ -385,7 +385,7 @@ TEST_F(TlsTest, refuses_a_trusted_certificate_for_another_host_name) {
   // The certificate names only IP 127.0.0.1; reached as "localhost" (from /etc/hosts), host
   // verification must reject it even though the CA is trusted.
   Client client(Cfg("https://localhost:" + std::to_string(server_->port()), cert_));
-  const auto r = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 3s);
+  const auto r = client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 3s);
   EXPECT_FALSE(r.transport_ok);
   EXPECT_NE(r.transport_error.find("localhost"), std::string::npos) << r.transport_error;
   ExpectNoToken(r);
@@ -400,7 +400,7 @@ TEST(ClientBench, ten_thousand_keep_alive_probes_on_one_connection) {
   constexpr int kProbes = 10'000;
   const auto start = Clock::now();
   for (int i = 0; i < kProbes; ++i) {
-    const auto r = client.Probe(Env(ProbeKind::kApiDomainIp), kToken, 2s);
+    const auto r = client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 2s);
     ASSERT_TRUE(r.transport_ok && r.http_status == 200) << i << ": " << r.transport_error;
   }
   const auto total = std::chrono::duration<double, std::micro>(Clock::now() - start).count();

@@ -1,0 +1,196 @@
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "probe/result.h"
+#include "telemetry/log.h"
+
+namespace wxcanary::tracking {
+
+/// The sliding windows of the quota projection (see ProjectDailyCalls).
+inline constexpr std::chrono::seconds kQuotaShortWindow{300};
+inline constexpr std::chrono::seconds kQuotaLongWindow{3600};
+/// The long window is never taken shorter than this, so one refresh just after start does not
+/// project a storm.
+inline constexpr std::chrono::seconds kQuotaMinLongWindow{900};
+/// Grace of /cgi-bin/token: the old token keeps working this long after a new one is issued.
+inline constexpr std::chrono::seconds kTokenGrace{300};
+/// expires_in of every access_token: a 40014 on a token seen for longer is old age, not a
+/// conflict (some deployments answer 40014 instead of 42001 for an expired token).
+inline constexpr std::chrono::seconds kTokenLifetime{7200};
+/// A token error with no culprit yet waits this long past one probe interval of the victim for
+/// a configured environment to show a refresh (its probe may run just after the victim's)
+/// before it is counted with cause_env="unknown".
+inline constexpr std::chrono::seconds kAttributionSlack{5};
+
+/// Projected /cgi-bin/token calls per day for one AppId. Pure; thread-safe.
+///  - long estimate: refreshes in the last hour / min(1 h, max(15 min, time tracked)) * 1 day;
+///    the shorter denominator at start keeps a burst in the first minutes from being
+///    diluted by an hour nobody watched.
+///  - short estimate: refreshes in the last 5 min / 5 min * 1 day, used only with at least two
+///    of them (one refresh in 5 min is normal operation, two is a rate), so a storm pages
+///    within a minute or two rather than after an hour.
+///  The projection is the larger of the two.
+double ProjectDailyCalls(int refreshes_last_short, int refreshes_last_long,
+                         std::chrono::nanoseconds tracked_for);
+
+/// The settings a tracker decision reads; a reload changes them (conflict.*).
+struct TrackerSettings {
+  /// How far back an invalidation looks for the culprit's refresh; nullopt: the token grace
+  /// plus the victim's probe interval.
+  std::optional<std::chrono::milliseconds> window;
+  int daily_quota = 0;  // 0: no quota projection (ratio 0)
+};
+
+/// A decision of the tracker: what it saw, with the log line it asks for. No token in it
+/// (fingerprints only).
+struct TrackerEvent {
+  enum class Kind { kRefreshed, kInvalidated, kExpired };
+  Kind kind = Kind::kRefreshed;
+  std::string app_env;      // the environment it is about (the victim of an invalidation)
+  std::string fingerprint;  // the new token (kRefreshed) or the dead one
+  std::string cause_env;    // kInvalidated: the culprit, or "unknown" when none configured
+  telemetry::Level level = telemetry::Level::kWarn;
+  std::string action;  // the log line's event.action: token_refreshed, token_invalidated, ...
+  std::string message;
+  telemetry::Fields fields;
+};
+
+/// The decision core of token tracking for one AppId: refresh detection, the quota projection
+/// and the attribution of each token that dies while Redis still holds it (an expiry, or an
+/// invalidation by the environment that refreshed the AppId most recently, or, when none did
+/// yet, that refreshes within one probe interval of the slowest environment plus
+/// kAttributionSlack after the failure). A function of the observations and the times passed
+/// in: no clock, no lock, no I/O; decisions come back as TrackerEvents for the caller to log.
+/// Not thread-safe: the caller serializes every call.
+class AppTracker {
+ public:
+  /// What the tracker knows of one environment; read for the metrics and the status page.
+  struct TargetState {
+    std::string app_env;
+    std::chrono::milliseconds interval{30'000};
+
+    std::string fingerprint;       // current, "" while no token is cached
+    std::string last_fingerprint;  // last non-empty one, survives token_missing
+    // Redis answered without a token at some point: the next token is one the app just
+    // fetched (a refresh), unlike a token already cached when the daemon started.
+    bool seen_without_token = false;
+    MonotonicTime first_seen{};  // of `fingerprint`
+
+    // The most recent refresh (fingerprint change) of this environment.
+    std::optional<MonotonicTime> refreshed;
+    SystemTime refreshed_wall{};
+    std::string refreshed_to;
+
+    std::string reported_fingerprint;  // last failing fingerprint already attributed (or pending)
+
+    // What the log and counter need of a failing probe; no token, so it may wait in memory.
+    struct Failure {
+      Outcome outcome = Outcome::kOk;
+      std::string fingerprint;
+      int64_t ttl_seconds = 0;
+      std::optional<int> errcode;
+      std::string rid;
+      int64_t seen_seconds = 0;  // how long this fingerprint had been seen at the failure
+    };
+    // A failure no configured environment explains yet: wxsim (like WeChat, for a third
+    // fetch) kills a superseded token at once, so the victim's failing probe can come before
+    // the probe that shows the culprit's refresh. Waits until `deadline` for that refresh.
+    struct Pending {
+      MonotonicTime failed_at;
+      MonotonicTime deadline;
+      std::chrono::nanoseconds window;  // looked back this far at the failure
+      Failure failure;
+    };
+    std::optional<Pending> pending;
+
+    // Exported values.
+    std::string labels;  // app_env, app_id rendered
+    uint64_t refreshes = 0;
+    double age = 0;
+    std::map<std::string, uint64_t> invalidations;  // by cause_env
+    uint64_t expirations = 0;
+    std::optional<SystemTime> last_expiry;
+    std::string last_cause_env;  // of the last invalidation reported
+    std::optional<SystemTime> last_invalidation;
+  };
+
+  /// The environment that refreshed, when and to which fingerprint.
+  struct Refresh {
+    std::string app_env;
+    SystemTime at;
+    std::string fingerprint;
+  };
+
+  AppTracker(std::string app_id, MonotonicTime tracked_since);
+
+  const std::string& app_id() const { return app_id_; }
+  /// Adds app_env, or updates its interval keeping its history.
+  void AddTarget(const std::string& app_env, std::chrono::milliseconds interval);
+  void DropTarget(const std::string& app_env);
+  bool HasTarget(const std::string& app_env) const { return targets_.count(app_env) != 0; }
+  /// Exports every possible cause at 0 from the start, so increase() sees the first one.
+  void EnsureCauseSeries();
+
+  /// One probe result of app_env (a known target) at `now` / `wall`. Appends its decisions
+  /// (a refresh, an expiry, an invalidation, pending ones it settles) to *events.
+  void Observe(const std::string& app_env, const ProbeResult& result, MonotonicTime now,
+               SystemTime wall, const TrackerSettings& settings,
+               std::vector<TrackerEvent>* events);
+  /// Settles the pending invalidations whose culprit showed or whose wait is over.
+  void ResolveDue(MonotonicTime now, SystemTime wall, std::vector<TrackerEvent>* events);
+  /// Recomputes distinct tokens and the quota projection at `now`.
+  void UpdateGauges(MonotonicTime now, const TrackerSettings& settings);
+
+  /// The most recent refresh within `window` of now by an environment other than
+  /// `except_env` when any did, else by except_env itself; a refresh *to*
+  /// `exclude_fingerprint` (by another environment) does not count.
+  std::optional<Refresh> LastRefresh(const std::string& except_env,
+                                     const std::string& exclude_fingerprint, MonotonicTime now,
+                                     std::chrono::nanoseconds window) const;
+
+  /// Invalidations waiting for a culprit.
+  int pending() const { return pending_; }
+  const std::map<std::string, TargetState>& targets() const { return targets_; }
+  const std::string& labels() const { return labels_; }  // app_id rendered
+  double distinct() const { return distinct_; }
+  uint64_t refreshes() const { return refreshes_; }
+  double projected() const { return projected_; }
+
+ private:
+  void Attribute(TargetState& victim, const ProbeResult& result, MonotonicTime now,
+                 SystemTime wall, const TrackerSettings& settings,
+                 std::vector<TrackerEvent>* events);
+  // Settles the victim's pending invalidation if a culprit showed up, the deadline passed or
+  // `force`.
+  void ResolvePending(TargetState& victim, MonotonicTime now, SystemTime wall, bool force,
+                      std::vector<TrackerEvent>* events);
+  TrackerEvent Expired(TargetState& victim, const ProbeResult& result,
+                       const std::string& evidence, SystemTime wall);
+  TrackerEvent Invalidated(TargetState& victim, const TargetState::Failure& failure,
+                           const std::optional<Refresh>& cause,
+                           std::chrono::nanoseconds looked_back, std::chrono::nanoseconds waited,
+                           SystemTime wall);
+
+  std::string app_id_;
+  MonotonicTime tracked_since_;
+  std::map<std::string, TargetState> targets_;  // by app_env
+
+  std::deque<MonotonicTime> quota_events_;               // distinct new fingerprints
+  std::unordered_map<std::string, MonotonicTime> seen_;  // fingerprint -> first seen in app
+  int pending_ = 0;
+
+  std::string labels_;
+  double distinct_ = 0;
+  uint64_t refreshes_ = 0;
+  double projected_ = 0;
+};
+
+}  // namespace wxcanary::tracking

@@ -33,7 +33,7 @@ void RedisHealStore::SetRedis(const std::map<std::string, config::Redis>& redis)
     if (it != conns_.end() && SameRedis(it->second->config(), cfg)) {
       next[name] = std::move(it->second);
     } else {
-      next[name] = std::make_unique<source::RedisConnection>(cfg);
+      next[name] = std::make_unique<source::RedisConnection>(cfg, RealClock::Instance());
     }
   }
   conns_ = std::move(next);

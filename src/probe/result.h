@@ -18,7 +18,7 @@ struct Target {
   std::string app_id;
   std::string app_env;
   config::Environment env;  // copy: a reload swaps whole target sets
-  size_t index = 0;         // dense, 0..N-1 within one config generation
+  size_t index = 0;  // unique within a target set; the runner keeps it across reloads
 };
 
 /// What one probe of one target found. Tokens appear only as the Secret/fingerprint.

@@ -147,7 +147,8 @@ class Racer {
 class RedisHealTest : public ::testing::Test {
  protected:
   RedisHealTest()
-      : store_({{"main", RedisConfig(server_)}}), reader_(RedisConfig(server_)) {
+      : store_({{"main", RedisConfig(server_)}}),
+        reader_(RedisConfig(server_), RealClock::Instance()) {
     settings_.budget_per_hour = 1'000'000;  // the race runs many heals
   }
 

@@ -316,7 +316,7 @@ int EvictCommand(const std::vector<std::string>& args, std::istream& in, std::os
     }
   }
   // The self-heal's own compare-and-delete (one Lua script: delete only if unchanged).
-  heal::RedisHealStore store(l.cfg.redis);
+  heal::RedisHealStore store(l.cfg.redis, RealClock::Instance());
   std::string error;
   std::optional<int> deleted = store.CompareAndDelete(tg->env, r.raw_value, &error);
   if (!deleted) {

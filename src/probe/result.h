@@ -49,7 +49,9 @@ struct ProbeResult {
 
 /// Receives every probe outcome exactly once, from the runner. Metrics, logs, the conflict
 /// tracker and the healer each implement it. Record() is called from worker threads,
-/// concurrently for different targets and never concurrently for the same target.
+/// concurrently for different targets and never concurrently for the same target. SetTargets()
+/// may run while Record() runs for targets a reload kept (their index does not change); a target
+/// it drops gets no Record() once SetTargets() has begun.
 class ResultSink {
  public:
   virtual ~ResultSink() = default;

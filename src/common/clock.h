@@ -1,6 +1,10 @@
 #pragma once
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <list>
 #include <mutex>
 
 namespace wxcanary {
@@ -8,7 +12,9 @@ namespace wxcanary {
 using SystemTime = std::chrono::system_clock::time_point;
 using MonotonicTime = std::chrono::steady_clock::time_point;
 
-/// Source of time for everything that schedules or timestamps. Implementations are thread-safe.
+/// Source of time for everything that schedules, waits or timestamps (Envoy's TimeSource and
+/// TimeSystem in one): a part that waits for a deadline waits through its clock, so a test's
+/// FakeClock drives every wait. Implementations are thread-safe.
 class Clock {
  public:
   virtual ~Clock() = default;
@@ -16,6 +22,11 @@ class Clock {
   virtual SystemTime SystemNow() = 0;
   /// Never goes backwards; for intervals, deadlines and durations.
   virtual MonotonicTime MonotonicNow() = 0;
+  /// Waits on `cv` (`lock` held, as for cv.wait) until notified or MonotonicNow() reaches
+  /// `deadline`; may return early, like any condition-variable wait, so callers re-check their
+  /// predicate. Returns with `lock` held.
+  virtual void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                         MonotonicTime deadline) = 0;
 };
 
 /// The real clocks. Thread-safe.
@@ -23,13 +34,19 @@ class RealClock final : public Clock {
  public:
   SystemTime SystemNow() override { return std::chrono::system_clock::now(); }
   MonotonicTime MonotonicNow() override { return std::chrono::steady_clock::now(); }
+  void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                 MonotonicTime deadline) override {
+    cv.wait_until(lock, deadline);
+  }
+  /// The process' one real clock; main() hands it to whatever needs a clock.
   static RealClock& Instance() {
     static RealClock clock;
     return clock;
   }
 };
 
-/// A clock that moves only when told to; tests drive it instead of sleeping. Thread-safe.
+/// A clock that moves only when told to; tests drive it instead of sleeping. Advance() wakes
+/// every waiter whose deadline it reaches. Thread-safe.
 class FakeClock final : public Clock {
  public:
   explicit FakeClock(SystemTime start = SystemTime{std::chrono::seconds{1'700'000'000}})
@@ -43,15 +60,67 @@ class FakeClock final : public Clock {
     return monotonic_;
   }
   void Advance(std::chrono::nanoseconds d) {
+    std::list<Waiter*> due;
+    {
+      std::lock_guard lock(mu_);
+      system_ += std::chrono::duration_cast<SystemTime::duration>(d);
+      monotonic_ += std::chrono::duration_cast<MonotonicTime::duration>(d);
+      for (auto& w : waiters_)
+        if (w.deadline <= monotonic_ && !w.woken) {
+          w.woken = true;
+          ++w.notifying;
+          due.push_back(&w);
+        }
+    }
+    // The waiter's own mutex, taken without mu_: the notify cannot fall between its check of
+    // the deadline and its wait, and the lock order stays (owner's mutex, then mu_).
+    for (Waiter* w : due) {
+      { std::lock_guard owner(*w->mu); }
+      w->cv->notify_all();
+      std::lock_guard lock(mu_);
+      --w->notifying;
+      done_.notify_all();
+    }
+  }
+  void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                 MonotonicTime deadline) override {
+    std::list<Waiter>::iterator self;
+    {
+      std::lock_guard clock_lock(mu_);
+      if (deadline <= monotonic_) return;
+      self = waiters_.insert(waiters_.end(), Waiter{&cv, lock.mutex(), deadline});
+    }
+    cv.wait(lock);  // by the owner's notify, or Advance's
+    // Unregistered with the owner's mutex released, so an Advance that is about to lock it to
+    // notify is never waited for while holding it.
+    lock.unlock();
+    {
+      std::unique_lock clock_lock(mu_);
+      done_.wait(clock_lock, [&] { return self->notifying == 0; });
+      waiters_.erase(self);
+    }
+    lock.lock();
+  }
+  /// How many threads are waiting on this clock now (tests wait for a part to be idle).
+  size_t waiters() {
     std::lock_guard lock(mu_);
-    system_ += std::chrono::duration_cast<SystemTime::duration>(d);
-    monotonic_ += std::chrono::duration_cast<MonotonicTime::duration>(d);
+    return static_cast<size_t>(std::count_if(waiters_.begin(), waiters_.end(),
+                                             [](const Waiter& w) { return !w.woken; }));
   }
 
  private:
+  struct Waiter {
+    std::condition_variable* cv;
+    std::mutex* mu;
+    MonotonicTime deadline;
+    bool woken = false;
+    int notifying = 0;
+  };
   std::mutex mu_;
+  std::condition_variable done_;
   SystemTime system_;
   MonotonicTime monotonic_{};
+  std::list<Waiter> waiters_;
 };
 
 }  // namespace wxcanary

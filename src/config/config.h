@@ -28,6 +28,7 @@ struct SecretRef {
   Kind kind = Kind::kNone;
   std::string name;  // path, variable name, or systemd credential name
   [[nodiscard]] bool set() const { return kind != Kind::kNone; }
+  bool operator==(const SecretRef&) const = default;
 };
 
 struct Redis {
@@ -55,6 +56,7 @@ struct Redis {
   /// password (a `redis://` address is stored parsed). The label value of
   /// wxcanary_redis_up{redis} is the name.
   [[nodiscard]] std::string Address() const;
+  bool operator==(const Redis&) const = default;
 };
 
 enum class Storage { kString, kJson, kHash };
@@ -101,6 +103,7 @@ struct Environment {
   std::map<std::string, std::string> labels;  // extra constant labels
   HealMode heal = HealMode::kOff;
   bool heal_refresh = false;  // write a stable_token after evicting (needs the app secret)
+  bool operator==(const Environment&) const = default;
 };
 
 /// The key bytes to send to Redis for env (its JDK form, or the secret-derived key).

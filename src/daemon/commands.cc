@@ -159,7 +159,7 @@ bool Load(const std::string& config_file, Loaded* l, std::ostream& err) {
 // One probe now, on fresh connections (the daemon's are not shared with it).
 ProbeResult ProbeNow(const config::Config& cfg, const Target& t) {
   auto it = cfg.redis.find(t.env.redis);
-  source::RedisConnection redis(it->second);
+  source::RedisConnection redis(it->second, RealClock::Instance());
   wechat::Client client(cfg.wechat);
   return probe::RunProbe(t, redis, client, RealClock::Instance());
 }
@@ -316,7 +316,7 @@ int EvictCommand(const std::vector<std::string>& args, std::istream& in, std::os
     }
   }
   // The self-heal's own compare-and-delete (one Lua script: delete only if unchanged).
-  heal::RedisHealStore store(l.cfg.redis);
+  heal::RedisHealStore store(l.cfg.redis, RealClock::Instance());
   std::string error;
   std::optional<int> deleted = store.CompareAndDelete(tg->env, r.raw_value, &error);
   if (!deleted) {

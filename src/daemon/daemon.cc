@@ -13,22 +13,16 @@
 #include "common/clock.h"
 #include "common/memory.h"
 #include "config/config.h"
+#include "daemon/app.h"
 #include "daemon/commands.h"
 #include "daemon/notify.h"
 #include "daemon/options.h"
 #include "daemon/status_page.h"
 #include "daemon/version.h"
 #include "daemon/web_server.h"
-#include "heal/heal_store.h"
-#include "heal/healer.h"
-#include "heal/stable_token.h"
-#include "probe/runner.h"
 #include "probe/shard.h"
+#include "telemetry/exposition.h"
 #include "telemetry/log.h"
-#include "telemetry/probe_log.h"
-#include "telemetry/probe_metrics.h"
-#include "tracking/quota_poller.h"
-#include "tracking/token_tracker.h"
 
 namespace wxcanary::daemon {
 namespace {
@@ -46,25 +40,11 @@ sigset_t HandledSignals() {
   return set;
 }
 
-std::vector<std::string> RedisNames(const config::Config& cfg) {
-  std::vector<std::string> out;
-  for (const auto& [name, _] : cfg.redis) out.push_back(name);
-  return out;
-}
-
 // Owner of heal locks in a shared Redis: unique per running instance.
 std::string InstanceId() {
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   return std::string(host) + ":" + std::to_string(getpid());
-}
-
-std::string Targets(size_t n) { return std::to_string(n) + (n == 1 ? " target" : " targets"); }
-
-// The settings a running daemon cannot take: a reload that changes one is rejected whole.
-void CheckRestartOnly(const config::Config& running, const config::Config& next) {
-  if (!(running.logging == next.logging))
-    throw config::ConfigError("logging: the log sinks changed; they need a restart");
 }
 
 }  // namespace
@@ -115,20 +95,8 @@ int Main(int argc, char** argv) {
     return 1;
   }
 
-  telemetry::DaemonMetrics daemon_metrics(*registry, clock, kVersion, kRevision);
-  telemetry::ProbeMetrics probe_metrics(*exposition, clock);
-  telemetry::ProbeLog probe_log(*log);
-  tracking::TokenTracker tracker(*exposition, *log, clock, cfg.conflict);
-  heal::RedisHealStore heal_store(cfg.redis);
-  heal::StableTokenFetcher fetcher(cfg);
-  heal::Healer healer(cfg.heal, heal_store, &fetcher, *exposition, *log, clock, InstanceId());
-
-  // Order matters only for reading the log: the probe event comes before what it caused.
-  probe::Runner runner(clock, *registry, {&probe_metrics, &probe_log, &tracker, &healer},
-                       [&](const std::string& redis, bool up, const std::string& error) {
-                         daemon_metrics.SetRedisUp(redis, up);
-                         telemetry::LogRedisHealth(*log, redis, up, error);
-                       });
+  // Every long-lived part, and the config they run on.
+  App app(clock, *exposition, *log, InstanceId());
 
   // TLS and basic auth (--web.config.file): a bad file stops startup, like a bad config.
   std::unique_ptr<WebServer> web;
@@ -137,7 +105,7 @@ int Main(int argc, char** argv) {
     if (!opts.web_config_file.empty()) web_config = LoadWebConfig(opts.web_config_file);
     web = std::make_unique<WebServer>(
         [exposition] { return exposition->SerializeChunks(); },
-        [&runner] { return runner.Progressing(std::chrono::seconds{30}); }, web_config);
+        [&app] { return app.Progressing(std::chrono::seconds{30}); }, web_config);
   } catch (const std::exception& e) {
     std::cerr << "wxcanary: --web.config.file \"" << opts.web_config_file << "\": " << e.what()
               << "\n";
@@ -146,7 +114,7 @@ int Main(int argc, char** argv) {
   // The status page and its JSON twin, read from the sinks' snapshots at each request.
   auto status = [&](bool json) {
     return [&, json](const std::multimap<std::string, std::string>& params) {
-      auto targets = CollectStatus(probe_metrics, tracker, healer);
+      auto targets = app.Status();
       const auto query = StatusQuery::Parse(params);
       if (json)
         return WebServer::Page{200, "application/json",
@@ -166,26 +134,15 @@ int Main(int argc, char** argv) {
     return 1;
   }
 
-  runner.Start(cfg);
-  // Reads the real /cgi-bin/token usage of apps with a secret, at most every 10 minutes.
-  auto quota = tracking::MakeQuotaPoller(*registry, *log, clock, cfg);
-  quota->Start();
-
-  // The one place a reloaded config reaches the long-lived parts, each through its Apply (the
-  // runner's is Start: it replaces the targets and hands them to the sinks). Called only after
-  // `next` passed every check, and none of these throws: a reload reaches all or none.
-  auto apply = [&](const config::Config& next) {
-    heal_store.SetRedis(next.redis);
-    fetcher.Apply(next);
-    tracker.Apply(next);
-    healer.Apply(next);
-    quota->Apply(next);
-    runner.Start(next);
-    daemon_metrics.RetainRedis(RedisNames(next));
-  };
-  daemon_metrics.ConfigLoaded(true);
+  try {
+    app.Start(cfg);
+  } catch (const config::ConfigError& e) {  // a config built to pass LoadFile always passes
+    std::cerr << "wxcanary: config file \"" << opts.config_file << "\": " << e.what() << "\n";
+    return 1;
+  }
   log->Log(Level::kInfo, "daemon_started",
-           "wxcanary " + std::string(kVersion) + " probing " + Targets(cfg.TargetCount()) +
+           "wxcanary " + std::string(kVersion) + " probing " + std::to_string(cfg.TargetCount()) +
+               (cfg.TargetCount() == 1 ? " target" : " targets") +
                ", metrics on " + (host.empty() ? "*" : host) + ":" + std::to_string(bound),
            Fields{{"service.version", kVersion},
                   {"server.address", host.empty() ? "0.0.0.0" : host},
@@ -217,35 +174,19 @@ int Main(int argc, char** argv) {
                 static_cast<long>((left.count() % 1000) * 1'000'000)};
     int sig = sigtimedwait(&signals, nullptr, &ts);
     if (std::chrono::steady_clock::now() >= next_ping) {
-      if (watchdog && runner.Progressing(stall)) notifier.Watchdog();
+      if (watchdog && app.Progressing(stall)) notifier.Watchdog();
       next_ping = std::chrono::steady_clock::now() + tick;
     }
     if (sig < 0) continue;
     if (sig == SIGTERM || sig == SIGINT) break;
     if (sig == SIGUSR2) {
-      if (test_hooks) runner.WedgeForTesting();
+      if (test_hooks) app.WedgeForTesting();
       continue;
     }
-    // SIGHUP: reload. An invalid file leaves the running config untouched.
+    // SIGHUP: reload. The file is read and checked first; an invalid one, or one that changes a
+    // restart-only setting, leaves the running config untouched.
     notifier.Reloading();
-    try {
-      // Validate first (the file, then what the running parts would refuse), then apply.
-      config::Config next = probe::SelectShard(config::LoadFile(opts.config_file), opts.shard);
-      CheckRestartOnly(cfg, next);
-      probe::Runner::Check(next);
-      apply(next);
-      cfg = std::move(next);
-      daemon_metrics.ConfigLoaded(true);
-      // WARN: an operator's change, visible at --log.level=warn.
-      log->Log(Level::kWarn, "config_reloaded", "config reloaded: " + Targets(cfg.TargetCount()),
-               Fields{{"wxcanary.config.file", opts.config_file},
-                      {"wxcanary.config.targets", cfg.TargetCount()}});
-    } catch (const config::ConfigError& e) {
-      daemon_metrics.ConfigLoaded(false);
-      log->Log(Level::kError, "config_reload_failed",
-               std::string("config reload failed, keeping the running config: ") + e.what(),
-               Fields{{"wxcanary.config.file", opts.config_file}, {"error.message", e.what()}});
-    }
+    app.Reload([&] { return probe::SelectShard(config::LoadFile(opts.config_file), opts.shard); });
     notifier.Ready();
     ReturnFreedMemory();
   }
@@ -253,8 +194,7 @@ int Main(int argc, char** argv) {
   notifier.Stopping();
   log->Log(Level::kInfo, "daemon_stopping", "wxcanary stopping");
   web->Stop();
-  quota->Stop();
-  runner.Stop();
+  app.Stop();
   return 0;
 }
 

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "common/clock.h"
 #include "common/secret.h"
 #include "config/config.h"
 
@@ -52,7 +53,8 @@ class HealStore {
 /// mutex (heals are rare, so they may queue). Thread-safe.
 class RedisHealStore final : public HealStore {
  public:
-  explicit RedisHealStore(const std::map<std::string, config::Redis>& redis);
+  /// `clock` (for the connections' backoff) must outlive the store.
+  RedisHealStore(const std::map<std::string, config::Redis>& redis, Clock& clock);
   ~RedisHealStore() override;
   RedisHealStore(const RedisHealStore&) = delete;
   RedisHealStore& operator=(const RedisHealStore&) = delete;
@@ -74,6 +76,7 @@ class RedisHealStore final : public HealStore {
   // Caller holds mu_. nullptr (with `error` set) when env.redis is not configured.
   source::RedisConnection* ConnectionFor(const config::Environment& env, std::string* error);
 
+  Clock& clock_;
   std::mutex mu_;
   std::map<std::string, std::unique_ptr<source::RedisConnection>> conns_;
 };

@@ -19,7 +19,8 @@ bool SameRedis(const config::Redis& a, const config::Redis& b) {
 
 std::string HealLockKey(const config::Environment& env) { return "wxcanary:heal-lock:" + env.key; }
 
-RedisHealStore::RedisHealStore(const std::map<std::string, config::Redis>& redis) {
+RedisHealStore::RedisHealStore(const std::map<std::string, config::Redis>& redis, Clock& clock)
+    : clock_(clock) {
   SetRedis(redis);
 }
 
@@ -33,7 +34,7 @@ void RedisHealStore::SetRedis(const std::map<std::string, config::Redis>& redis)
     if (it != conns_.end() && SameRedis(it->second->config(), cfg)) {
       next[name] = std::move(it->second);
     } else {
-      next[name] = std::make_unique<source::RedisConnection>(cfg);
+      next[name] = std::make_unique<source::RedisConnection>(cfg, clock_);
     }
   }
   conns_ = std::move(next);

@@ -18,7 +18,7 @@ struct Target {
   std::string app_id;
   std::string app_env;
   config::Environment env;  // copy: a reload swaps whole target sets
-  size_t index = 0;         // dense, 0..N-1 within one config generation
+  size_t index = 0;  // unique within a target set; the runner keeps it across reloads
 };
 
 /// What one probe of one target found. Tokens appear only as the Secret/fingerprint.
@@ -49,7 +49,9 @@ struct ProbeResult {
 
 /// Receives every probe outcome exactly once, from the runner. Metrics, logs, the conflict
 /// tracker and the healer each implement it. Record() is called from worker threads,
-/// concurrently for different targets and never concurrently for the same target.
+/// concurrently for different targets and never concurrently for the same target. SetTargets()
+/// may run while Record() runs for targets a reload kept (their index does not change); a target
+/// it drops gets no Record() once SetTargets() has begun.
 class ResultSink {
  public:
   virtual ~ResultSink() = default;

@@ -24,28 +24,46 @@ class Counter;
 class Histogram;
 }  // namespace prometheus
 
+namespace wxcanary::source {
+class RedisConnection;
+}
+namespace wxcanary::wechat {
+class Client;
+}
+
 namespace wxcanary::probe {
 
 /// Owns the schedule, one scheduler thread and a fixed pool of workers. Each worker keeps its
 /// own keep-alive WeChat client and one Redis connection per Redis server, so connections are
 /// reused and no probe waits for another's I/O. Every result goes to every sink, once, here.
-/// Public methods are thread-safe.
+/// Every wait (the schedule's, the heartbeat's) goes through the clock, so a FakeClock drives
+/// the whole runner. Public methods are thread-safe.
 class Runner {
  public:
   /// Called when a Redis server's reachability changes (true = up), from a worker thread;
   /// `error` is the failing probe's Redis error when it went down, "" when up.
   using RedisHealthFn =
       std::function<void(const std::string& redis, bool up, const std::string& error)>;
+  /// One probe of a target over the worker's connections: RunProbe, or a test's stand-in.
+  using ProbeFn = std::function<ProbeResult(const Target&, source::RedisConnection&,
+                                            wechat::Client&, Clock&)>;
 
+  /// `clock`, `registry` and the sinks must outlive the runner.
   Runner(Clock& clock, prometheus::Registry& registry, std::vector<ResultSink*> sinks,
-         RedisHealthFn on_redis_health);
+         RedisHealthFn on_redis_health, ProbeFn probe = nullptr);
   ~Runner();
   Runner(const Runner&) = delete;
   Runner& operator=(const Runner&) = delete;
 
-  /// Starts probing `config`'s targets, or replaces the running set (reload). In-flight probes
-  /// of the old set finish first; sinks get SetTargets() before the first new probe. Throws
-  /// config::ConfigError (and changes nothing) when a target names a Redis `config` lacks.
+  /// Starts probing `config`'s targets, or applies a reloaded config to the running set the way
+  /// cloudprober's refreshTargets does: a target whose environment and Redis entry are
+  /// unchanged keeps its schedule phase, its in-flight probe and the workers' connections;
+  /// one that left is cancelled (a probe of it still in flight is not recorded); a new or
+  /// changed one starts on its own phase. Only a change of `workers` rebuilds the pool (in-flight
+  /// probes finish first); a change of `wechat` reaches each worker before its next probe. Sinks
+  /// get SetTargets() before the first probe of a new target, possibly while probes of kept
+  /// targets are recorded. Throws config::ConfigError (and changes nothing) when a target names
+  /// a Redis `config` lacks.
   void Start(const config::Config& config);
   /// What Start() checks before it changes anything: every target's Redis exists. Throws
   /// config::ConfigError naming the target and the Redis. Pure.
@@ -58,6 +76,8 @@ class Runner {
   /// on. Workers busy with probes against a blackholed API are slow, not stuck.
   [[nodiscard]] bool Progressing(std::chrono::milliseconds stall) const;
   [[nodiscard]] size_t target_count() const;
+  /// Worker threads running now.
+  [[nodiscard]] size_t worker_count() const;
 
   /// The longest one probe of `config` may legitimately take: its timeout plus its Redis'
   /// connect and read timeouts, plus a second of slack. Pure.
@@ -70,36 +90,49 @@ class Runner {
   static std::vector<Target> TargetsOf(const config::Config& config);
 
  private:
+  // One target for as long as a reload keeps it unchanged. Jobs and probes in flight hold it, so
+  // a reload can drop it from the set while a worker still uses it.
+  struct Slot {
+    Target target;         // never changes; target.index is kept across reloads
+    config::Redis redis;   // the Redis entry target.env.redis named in its config
+    std::atomic<bool> in_flight{false};
+    std::mutex record_mu;  // a Record() of this target vs. its removal
+    std::atomic<bool> removed{false};  // written under record_mu
+  };
   struct Job {
-    size_t target;
+    std::shared_ptr<Slot> slot;
     MonotonicTime scheduled;
   };
   void SchedulerLoop();
   void WorkerLoop();
+  void StartThreads(int workers);
   void StopThreads();
   void ReportRedis(const std::string& name, bool up, const std::string& error);
 
   Clock& clock_;
   std::vector<ResultSink*> sinks_;
   RedisHealthFn on_redis_health_;
+  ProbeFn probe_;
   prometheus::Histogram* lateness_;
   prometheus::Counter* skipped_;
 
-  // One generation of targets and threads; replaced whole by Start() while no worker runs.
-  config::Config config_;
-  std::vector<Target> targets_;  // written under mu_ (target_count() reads it there)
+  std::mutex start_mu_;  // one Start() at a time
   std::atomic<int64_t> longest_probe_ns_{0};
-  std::unique_ptr<std::atomic<bool>[]> in_flight_;
-  Schedule schedule_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;       // scheduler wake-ups
   std::condition_variable work_cv_;  // workers
+  // Guarded by mu_:
+  std::vector<std::shared_ptr<Slot>> slots_;  // the current set, in config order
+  Schedule schedule_;                         // indexes into slots_
+  config::WeChat wechat_;                     // what workers' clients must be made for
+  uint64_t wechat_generation_ = 0;            // bumped when wechat_ changes
+  int workers_ = 0;                           // the pool's size (0: not started)
   std::deque<Job> queue_;
   bool stop_ = false;
   std::atomic<bool> wedged_{false};
   std::thread scheduler_;
-  std::vector<std::thread> workers_;
+  std::vector<std::thread> workers_threads_;
 
   std::atomic<int64_t> heartbeat_ns_{0};    // scheduler loop, monotonic
   std::atomic<int64_t> last_pickup_ns_{0};  // a worker took a job

@@ -1,5 +1,7 @@
 #include "sim/sim_clock.h"
 
+#include <algorithm>
+
 namespace wxcanary::sim {
 
 SimClock::SimClock(Clock& base, double time_scale)
@@ -24,6 +26,18 @@ SystemTime SimClock::SystemNow() {
 
 MonotonicTime SimClock::MonotonicNow() {
   return start_monotonic_ + std::chrono::duration_cast<MonotonicTime::duration>(Elapsed());
+}
+
+void SimClock::WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                         MonotonicTime deadline) {
+  const auto left = deadline - MonotonicNow();
+  if (left.count() <= 0) return;
+  const auto base_left = std::chrono::nanoseconds{static_cast<int64_t>(
+      static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(left).count()) /
+      time_scale_)};
+  base_.WaitUntil(cv, lock,
+                  base_.MonotonicNow() +
+                      std::min<std::chrono::nanoseconds>(base_left, std::chrono::milliseconds{50}));
 }
 
 void SimClock::Advance(std::chrono::nanoseconds d) {

@@ -12,10 +12,14 @@ namespace wxcanary::sim {
 class SimClock final : public Clock {
  public:
   /// Starts at base.SystemNow(); `base` must outlive this clock. time_scale must be > 0.
-  explicit SimClock(Clock& base = RealClock::Instance(), double time_scale = 1.0);
+  SimClock(Clock& base, double time_scale);
 
   SystemTime SystemNow() override;
   MonotonicTime MonotonicNow() override;
+  /// Waits on the base clock for the sim time left, scaled, in slices of at most 50 ms of base
+  /// time so that an Advance() is seen soon.
+  void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
+                 MonotonicTime deadline) override;
 
   /// Moves sim time forward by d (negative durations are ignored: sim time never goes back).
   void Advance(std::chrono::nanoseconds d);

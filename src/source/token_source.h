@@ -47,7 +47,8 @@ uint16_t ClusterKeySlot(std::string_view key);
 /// Not thread-safe: each worker owns its own.
 class RedisConnection {
  public:
-  explicit RedisConnection(config::Redis cfg, Clock& clock = RealClock::Instance());
+  /// `clock` (reconnect backoff, timings) must outlive the connection.
+  RedisConnection(config::Redis cfg, Clock& clock);
   ~RedisConnection();
   RedisConnection(const RedisConnection&) = delete;
   RedisConnection& operator=(const RedisConnection&) = delete;

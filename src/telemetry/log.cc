@@ -189,7 +189,7 @@ class AsyncLogger final : public Logger {
   ~AsyncLogger() override {
     // Bounded exit: a stalled TCP peer gets at most kDrainBudget in total, after which queued
     // events are written only if the socket takes them at once.
-    auto deadline = std::chrono::steady_clock::now() + kDrainBudget;
+    auto deadline = clock_.MonotonicNow() + kDrainBudget;
     for (auto& c : channels_)
       if (c.tcp) c.tcp->BeginShutdown(deadline);
     for (auto& c : channels_) {
@@ -290,9 +290,8 @@ std::unique_ptr<Logger> MakeLogger(const config::Logging& logging, Format format
         opts.host = cfg.host;
         opts.port = cfg.port;
         std::weak_ptr<DropCount> drops = c.drops;
-        c.tcp = std::make_shared<TcpSink>(opts, [drops](uint64_t n) {
-          if (auto d = drops.lock()) d->Add(n);
-        });
+        c.tcp = std::make_shared<TcpSink>(
+            opts, [drops](uint64_t n) { if (auto d = drops.lock()) d->Add(n); }, clock);
         sink = c.tcp;
         break;
       }

@@ -1,5 +1,6 @@
 #include "telemetry/probe_log.h"
 
+#include <algorithm>
 #include <map>
 #include <regex>
 
@@ -142,10 +143,12 @@ Fields ProbeLog::FieldsFor(const Target& target, const ProbeResult& result) {
 
 void ProbeLog::SetTargets(const std::vector<Target>& targets) {
   std::map<std::pair<std::string, std::string>, State> old;
+  size_t size = 0;  // indexes are unique, not necessarily dense (the runner keeps them)
+  for (const auto& t : targets) size = std::max(size, t.index + 1);
+  std::unique_lock lock(mu_);
   for (auto& st : states_) old[{st.app_id, st.app_env}] = std::move(st);
-  states_.assign(targets.size(), State{});
+  states_.assign(size, State{});
   for (const auto& t : targets) {
-    if (t.index >= states_.size()) continue;
     auto it = old.find({t.app_id, t.app_env});
     if (it != old.end()) states_[t.index] = std::move(it->second);
     states_[t.index].app_id = t.app_id;
@@ -173,6 +176,7 @@ void ProbeLog::Emit(Level level, std::string_view action, const Target& target,
 
 void ProbeLog::Record(const Target& target, const ProbeResult& result) {
   const Level level = LevelFor(result);
+  std::shared_lock lock(mu_);
   State* st = target.index < states_.size() && states_[target.index].app_id == target.app_id &&
                       states_[target.index].app_env == target.app_env
                   ? &states_[target.index]

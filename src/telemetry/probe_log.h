@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,7 @@ inline constexpr std::chrono::minutes kFailureReminder{10};
 /// how long the target failed. Targets not given by SetTargets() get every probe at its level.
 /// The token itself never reaches the event: only its fingerprint, and any copy of it in an
 /// API message or error detail is masked. Thread-safe as a ResultSink: Record() concurrently for
-/// different targets, never with SetTargets().
+/// different targets and with SetTargets() (a reload keeps probing the targets it kept).
 class ProbeLog final : public ResultSink {
  public:
   explicit ProbeLog(Logger& logger) : logger_(logger) {}
@@ -52,6 +53,7 @@ class ProbeLog final : public ResultSink {
             const std::string& message, const State* recovered_from);
 
   Logger& logger_;
+  std::shared_mutex mu_;       // shared by Record(), which touches only its target's state
   std::vector<State> states_;  // by Target::index
 };
 

@@ -16,14 +16,13 @@ namespace wxcanary::telemetry {
 namespace {
 
 using std::chrono::milliseconds;
-using std::chrono::steady_clock;
 
 struct AddrInfoDeleter {
   void operator()(addrinfo* ai) const { ::freeaddrinfo(ai); }
 };
 using AddrInfoPtr = std::unique_ptr<addrinfo, AddrInfoDeleter>;
 
-int RemainingMs(steady_clock::time_point now, steady_clock::time_point until) {
+int RemainingMs(MonotonicTime now, MonotonicTime until) {
   if (until <= now) return 0;
   auto ms = std::chrono::ceil<milliseconds>(until - now).count();
   return static_cast<int>(ms);
@@ -32,7 +31,7 @@ int RemainingMs(steady_clock::time_point now, steady_clock::time_point until) {
 // Non-blocking connect bounded by `until`; the socket stays non-blocking so that no later send
 // can block the worker longer than we choose to poll.
 UniqueFd ConnectBefore(const std::string& host, int port, milliseconds user_timeout,
-                       steady_clock::time_point until) {
+                       MonotonicTime until, Clock& clock) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -53,7 +52,7 @@ UniqueFd ConnectBefore(const std::string& host, int port, milliseconds user_time
     if (rc != 0 && errno != EINPROGRESS) continue;
     if (rc != 0) {
       pollfd p{fd.get(), POLLOUT, 0};
-      if (::poll(&p, 1, RemainingMs(steady_clock::now(), until)) != 1) continue;
+      if (::poll(&p, 1, RemainingMs(clock.MonotonicNow(), until)) != 1) continue;
       int err = 0;
       socklen_t len = sizeof err;
       if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) continue;
@@ -70,13 +69,16 @@ void UniqueFd::reset(int fd) {
   fd_ = fd;
 }
 
-TcpSink::TcpSink(Options options, std::function<void(uint64_t)> on_drop)
-    : options_(std::move(options)), on_drop_(std::move(on_drop)), backoff_(options_.backoff_min) {}
+TcpSink::TcpSink(Options options, std::function<void(uint64_t)> on_drop, Clock& clock)
+    : options_(std::move(options)),
+      on_drop_(std::move(on_drop)),
+      clock_(clock),
+      backoff_(options_.backoff_min) {}
 
 TcpSink::~TcpSink() {
   if (!fd_.valid() || pending_.empty()) return;
   // Give the half-sent line its last chance, then make sure no fragment of it follows.
-  WriteSome(pending_, WaitLimit(steady_clock::now(), options_.send_timeout));
+  WriteSome(pending_, WaitLimit(clock_.MonotonicNow(), options_.send_timeout));
   if (!pending_.empty()) {
     Abort();
     pending_.clear();
@@ -90,7 +92,7 @@ void TcpSink::Abort() {
   fd_.reset();
 }
 
-void TcpSink::BeginShutdown(std::chrono::steady_clock::time_point deadline) {
+void TcpSink::BeginShutdown(MonotonicTime deadline) {
   int64_t ns = deadline.time_since_epoch().count();
   shutdown_deadline_ns_.store(ns == 0 ? 1 : ns, std::memory_order_release);
 }
@@ -99,7 +101,7 @@ TcpSink::SteadyTime TcpSink::WaitLimit(SteadyTime now, milliseconds budget) cons
   SteadyTime until = now + budget;
   int64_t ns = shutdown_deadline_ns_.load(std::memory_order_acquire);
   if (ns != 0) {
-    SteadyTime deadline{steady_clock::duration{ns}};
+    SteadyTime deadline{SteadyTime::duration{ns}};
     if (deadline < until) until = deadline;
   }
   return until;
@@ -130,15 +132,15 @@ bool TcpSink::EnsureConnected(SteadyTime now) {
   if (fd_.valid()) return true;
   if (now < next_attempt_) return false;
   fd_ = ConnectBefore(options_.host, options_.port, options_.user_timeout,
-                      WaitLimit(now, options_.connect_timeout));
+                      WaitLimit(now, options_.connect_timeout), clock_);
   if (!fd_.valid()) {
-    SteadyTime after = steady_clock::now();
+    SteadyTime after = clock_.MonotonicNow();
     next_attempt_ = after + backoff_;
     backoff_ = std::min(backoff_ * 2, options_.backoff_max);
     return false;
   }
   backoff_ = options_.backoff_min;
-  last_progress_ = steady_clock::now();
+  last_progress_ = clock_.MonotonicNow();
   return true;
 }
 
@@ -152,7 +154,7 @@ bool TcpSink::WriteSome(std::string& data, SteadyTime until) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      int wait = RemainingMs(steady_clock::now(), until);
+      int wait = RemainingMs(clock_.MonotonicNow(), until);
       if (wait <= 0) break;
       pollfd p{fd_.get(), POLLOUT, 0};
       int rc = ::poll(&p, 1, wait);
@@ -171,7 +173,7 @@ bool TcpSink::WriteSome(std::string& data, SteadyTime until) {
 }
 
 void TcpSink::sink_it_(const spdlog::details::log_msg& msg) {
-  SteadyTime now = steady_clock::now();
+  SteadyTime now = clock_.MonotonicNow();
   if (!EnsureConnected(now)) {
     on_drop_(1);
     return;
@@ -186,7 +188,7 @@ void TcpSink::sink_it_(const spdlog::details::log_msg& msg) {
   if (!pending_.empty()) {
     size_t before = pending_.size();
     ok = WriteSome(pending_, until);
-    if (pending_.size() < before) last_progress_ = steady_clock::now();
+    if (pending_.size() < before) last_progress_ = clock_.MonotonicNow();
   }
   if (ok && pending_.empty()) {
     std::string line;
@@ -195,7 +197,7 @@ void TcpSink::sink_it_(const spdlog::details::log_msg& msg) {
     line.push_back('\n');
     const size_t full = line.size();
     ok = WriteSome(line, until);
-    if (line.size() < full) last_progress_ = steady_clock::now();
+    if (line.size() < full) last_progress_ = clock_.MonotonicNow();
     if (line.empty()) return;  // delivered
     if (ok && line.size() < full) {
       // Partly taken: the rest goes out before the next event, so this one still counts as sent.
@@ -204,7 +206,7 @@ void TcpSink::sink_it_(const spdlog::details::log_msg& msg) {
     }
   }
   on_drop_(1);
-  now = steady_clock::now();
+  now = clock_.MonotonicNow();
   if (!ok) {
     Disconnect(now);  // broken: the peer is gone, and with it whatever it had of a line
   } else if (now - last_progress_ > options_.stall_reset && pending_.empty()) {

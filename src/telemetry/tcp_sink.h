@@ -8,6 +8,8 @@
 #include <mutex>
 #include <string>
 
+#include "common/clock.h"
+
 namespace wxcanary::telemetry {
 
 /// Owns one file descriptor, closed on destruction or reset. Not synchronized.
@@ -40,7 +42,9 @@ class UniqueFd {
 /// An spdlog sink speaking Logstash's json_lines codec: one formatted line per event over TCP.
 /// Connects lazily; an event it cannot hand to the kernel within a short send timeout is dropped
 /// and reported through `on_drop` (never retried, never queued beyond one partial line), and a
-/// lost connection is re-established with exponential backoff (100 ms .. 5 s). Used from one
+/// lost connection is re-established with exponential backoff (100 ms .. 5 s). Every deadline,
+/// backoff and stall is measured on the injected clock (the socket waits are poll()s bounded by
+/// them), so a test's FakeClock decides when a reconnect is due. Used from one
 /// spdlog worker thread; BeginShutdown() may be called from any thread.
 ///
 /// The reader only ever receives whole lines: a line whose first byte went out is finished on the
@@ -65,21 +69,22 @@ class TcpSink final : public spdlog::sinks::base_sink<std::mutex> {
     std::chrono::milliseconds user_timeout{30'000};
   };
 
-  TcpSink(Options options, std::function<void(uint64_t)> on_drop);
+  /// `clock` must outlive the sink.
+  TcpSink(Options options, std::function<void(uint64_t)> on_drop, Clock& clock);
   ~TcpSink() override;
   TcpSink(const TcpSink&) = delete;
   TcpSink& operator=(const TcpSink&) = delete;
 
   /// From now on never wait past `deadline` (queued events are written only if the socket takes
   /// them at once), so that draining the queue at exit takes bounded time.
-  void BeginShutdown(std::chrono::steady_clock::time_point deadline);
+  void BeginShutdown(MonotonicTime deadline);
 
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override;
   void flush_() override {}
 
  private:
-  using SteadyTime = std::chrono::steady_clock::time_point;
+  using SteadyTime = MonotonicTime;
 
   bool EnsureConnected(SteadyTime now);
   bool PeerClosed() const;
@@ -92,6 +97,7 @@ class TcpSink final : public spdlog::sinks::base_sink<std::mutex> {
 
   Options options_;
   std::function<void(uint64_t)> on_drop_;
+  Clock& clock_;
   UniqueFd fd_;
   std::string pending_;  // the unsent tail of a line that was partly written
   SteadyTime last_progress_{};  // last time the peer took any byte (or connect)

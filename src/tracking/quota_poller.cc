@@ -199,7 +199,9 @@ void QuotaPoller::Start() {
       l.unlock();
       PollDue();
       l.lock();
-      wake_.wait_for(l, std::chrono::seconds{1}, [this] { return stop_; });
+      // Through the clock, so a test's FakeClock drives the poll rhythm.
+      const MonotonicTime next = clock_.MonotonicNow() + std::chrono::seconds{1};
+      while (!stop_ && clock_.MonotonicNow() < next) clock_.WaitUntil(wake_, l, next);
     }
   });
 }

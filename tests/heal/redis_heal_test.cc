@@ -147,7 +147,8 @@ class Racer {
 class RedisHealTest : public ::testing::Test {
  protected:
   RedisHealTest()
-      : store_({{"main", RedisConfig(server_)}}), reader_(RedisConfig(server_)) {
+      : store_({{"main", RedisConfig(server_)}}, RealClock::Instance()),
+        reader_(RedisConfig(server_), RealClock::Instance()) {
     settings_.budget_per_hour = 1'000'000;  // the race runs many heals
   }
 
@@ -274,7 +275,7 @@ TEST_F(RedisHealTest, a_token_rewritten_during_the_heal_is_never_deleted) {
 
 TEST_F(RedisHealTest, two_instances_on_one_key_only_one_acts) {
   constexpr int kRounds = 50;
-  RedisHealStore other_store({{"main", RedisConfig(server_)}});
+  RedisHealStore other_store({{"main", RedisConfig(server_)}}, RealClock::Instance());
   telemetry::Exposition reg_a, reg_b;
   auto a = MakeHealer(reg_a, store_, "instance-a");
   auto b = MakeHealer(reg_b, other_store, "instance-b");

@@ -22,6 +22,7 @@ class SteppingClock final : public Clock {
   explicit SteppingClock(std::chrono::milliseconds step) : step_(step) {}
   SystemTime SystemNow() override { return SystemTime{std::chrono::seconds{1'700'000'000}}; }
   MonotonicTime MonotonicNow() override { return MonotonicTime{} + step_ * readings_++; }
+  void WaitUntil(std::condition_variable&, std::unique_lock<std::mutex>&, MonotonicTime) override {}
 
  private:
   std::chrono::milliseconds step_;
@@ -37,7 +38,7 @@ class RunProbeTest : public ::testing::Test {
     rc.name = "r";
     rc.host = "127.0.0.1";
     rc.port = redis_.port();
-    redis_conn_ = std::make_unique<source::RedisConnection>(rc);
+    redis_conn_ = std::make_unique<source::RedisConnection>(rc, RealClock::Instance());
     config::WeChat wc;
     wc.base_url = sim_.base_url();
     client_ = std::make_unique<wechat::Client>(wc);

@@ -109,7 +109,7 @@ TEST_P(SdkLayouts, probes_ok_detects_the_incident_and_heals) {
   if (!target.env.expiry_key.empty())
     app_.Set(target.env.expiry_key, std::to_string(std::time(nullptr) + 7200));
 
-  source::RedisConnection conn(redis_cfg_);
+  source::RedisConnection conn(redis_cfg_, RealClock::Instance());
   config::WeChat wc;
   wc.base_url = sim_.base_url();
   wechat::Client client(wc);
@@ -201,7 +201,7 @@ TEST(SdkLayoutsUndecodable, a_redisson_kryo_value_is_named_not_shown) {
                                           "    environments:\n"
                                           "      - {name: prod, redis: r, sdk: wxjava, encoding: auto}\n");
   Target target{WxSim::kAppId, "prod", cfg.apps[0].environments[0], 0};
-  source::RedisConnection conn(cfg.redis.at("r"));
+  source::RedisConnection conn(cfg.redis.at("r"), RealClock::Instance());
   config::WeChat wc;
   wc.base_url = sim.base_url();
   wechat::Client client(wc);

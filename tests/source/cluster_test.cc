@@ -107,7 +107,7 @@ TEST_F(ClusterTest, the_key_slot_agrees_with_the_servers_including_hash_tags_and
 }
 
 TEST_F(ClusterTest, reads_reach_the_node_owning_each_key) {
-  RedisConnection conn(Config());
+  RedisConnection conn(Config(), RealClock::Instance());
   std::vector<bool> seen(nodes_.size());
   for (int i = 0; i < 24; ++i) {
     config::Environment env;
@@ -131,7 +131,7 @@ TEST_F(ClusterTest, a_migrating_slot_is_followed_by_ask_then_moved_and_heals_del
   env.name = "prod";
   env.key = "wx:access_token:wxmigrating";
   SetOn(env.key, "tokStale");
-  RedisConnection conn(Config());
+  RedisConnection conn(Config(), RealClock::Instance());
   TokenRead r = conn.Read(env);
   ASSERT_EQ(r.status, Status::kOk) << r.error;  // the connection now has the map
 

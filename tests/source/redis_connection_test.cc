@@ -77,7 +77,7 @@ TEST(RedisConnectionRead, reads_each_storage_layout_with_its_ttl) {
   redis.Cli({"HSET", "wx:hash", "wx1", "tokHash", "other", "x"});
   redis.Cli({"EXPIRE", "wx:hash", "300"});
   redis.Cli({"HSET", "wx:hashjson", "wx1", R"({"access_token":"tokHashJson"})"});
-  RedisConnection conn(RedisCfg(redis));
+  RedisConnection conn(RedisCfg(redis), RealClock::Instance());
 
   struct Case {
     config::Environment env;
@@ -113,7 +113,7 @@ TEST(RedisConnectionRead, maps_absent_empty_undecodable_and_wrong_type) {
   redis.Cli({"SET", "notjson", "secretNotJson", "EX", "100"});
   redis.Cli({"LPUSH", "alist", "x"});
   redis.Cli({"HSET", "h", "other", "x"});
-  RedisConnection conn(RedisCfg(redis));
+  RedisConnection conn(RedisCfg(redis), RealClock::Instance());
 
   TokenRead missing = conn.Read(Env("nokey"));
   EXPECT_EQ(missing.status, Status::kMissing);
@@ -163,7 +163,7 @@ TEST(RedisConnectionRead, maps_absent_empty_undecodable_and_wrong_type) {
 TEST(RedisConnectionRead, reads_a_token_beside_a_number_out_of_double_range) {
   RedisServer redis;
   redis.Cli({"SET", "huge", R"({"n":1e400,"m":[-2E+999,"1e400 in a string"],"access_token":"tokBig"})"});
-  RedisConnection conn(RedisCfg(redis));
+  RedisConnection conn(RedisCfg(redis), RealClock::Instance());
   TokenRead r = conn.Read(Env("huge", Storage::kJson, "access_token"));
   ASSERT_EQ(r.status, Status::kOk) << r.error;
   EXPECT_EQ(r.token.Reveal(), "tokBig");
@@ -174,8 +174,8 @@ TEST(RedisConnectionRead, reads_a_token_beside_a_number_out_of_double_range) {
 TEST(RedisConnectionRead, selects_the_configured_db) {
   RedisServer redis;
   redis.Cli({"SET", "k", "tokInDb3"}, 3);
-  RedisConnection db3(RedisCfg(redis, 3));
-  RedisConnection db0(RedisCfg(redis, 0));
+  RedisConnection db3(RedisCfg(redis, 3), RealClock::Instance());
+  RedisConnection db0(RedisCfg(redis, 0), RealClock::Instance());
   TokenRead r = db3.Read(Env("k"));
   ASSERT_EQ(r.status, Status::kOk) << r.error;
   EXPECT_EQ(r.token.Reveal(), "tokInDb3");
@@ -191,7 +191,7 @@ TEST(RedisConnectionRead, connects_over_a_unix_socket) {
   cfg.name = "local";
   cfg.unix_socket = sock;
   cfg.port = 1;  // must be ignored in favour of the socket
-  RedisConnection conn(cfg);
+  RedisConnection conn(cfg, RealClock::Instance());
   TokenRead r = conn.Read(Env("k"));
   ASSERT_EQ(r.status, Status::kOk) << r.error;
   EXPECT_EQ(r.token.Reveal(), "tokUnix");
@@ -206,17 +206,17 @@ TEST(RedisConnectionAuth, authenticates_acl_user_and_requirepass_and_hides_wrong
   config::Redis user = RedisCfg(redis);
   user.username = "canary";
   user.password_value = Secret("userPw-91");
-  RedisConnection as_user(user);
+  RedisConnection as_user(user, RealClock::Instance());
   TokenRead ok = as_user.Read(Env("k"));
   ASSERT_EQ(ok.status, Status::kOk) << ok.error;
   EXPECT_EQ(ok.token.Reveal(), "tokAuth");
 
   config::Redis by_pass = RedisCfg(redis);
   by_pass.password_value = Secret("defaultPw-42");
-  RedisConnection as_default(by_pass);
+  RedisConnection as_default(by_pass, RealClock::Instance());
   EXPECT_EQ(as_default.Read(Env("k")).status, Status::kOk);
 
-  RedisConnection anonymous(RedisCfg(redis));
+  RedisConnection anonymous(RedisCfg(redis), RealClock::Instance());
   TokenRead noauth = anonymous.Read(Env("k"));
   EXPECT_EQ(noauth.status, Status::kRedisError);
   EXPECT_NE(noauth.error.find("NOAUTH"), std::string::npos) << noauth.error;
@@ -229,7 +229,7 @@ TEST(RedisConnectionAuth, authenticates_acl_user_and_requirepass_and_hides_wrong
     config::Redis cfg = RedisCfg(redis);
     cfg.username = w.username;
     cfg.password_value = Secret(w.password);
-    RedisConnection conn(cfg);
+    RedisConnection conn(cfg, RealClock::Instance());
     TokenRead r = conn.Read(Env("k"));
     EXPECT_EQ(r.status, Status::kRedisError);
     EXPECT_NE(r.error.find("AUTH failed: WRONGPASS"), std::string::npos) << r.error;
@@ -288,7 +288,7 @@ TEST(RedisConnectionHeal, compare_and_delete_removes_only_the_expected_value) {
   RedisServer redis;
   redis.Cli({"SET", "s", "stale"});
   redis.Cli({"HSET", "h", "wx1", "staleH", "wx2", "keep"});
-  RedisConnection conn(RedisCfg(redis));
+  RedisConnection conn(RedisCfg(redis), RealClock::Instance());
   std::string error;
 
   EXPECT_EQ(conn.CompareAndDelete(Env("s"), Secret("other"), &error), 0);
@@ -320,7 +320,7 @@ TEST(RedisConnectionHeal, compare_and_delete_removes_only_the_expected_value) {
 
 TEST(RedisConnectionHeal, compare_and_delete_never_deletes_a_value_rewritten_after_the_read) {
   RedisServer redis;
-  RedisConnection healer(RedisCfg(redis));
+  RedisConnection healer(RedisCfg(redis), RealClock::Instance());
   RawClient app(redis.port());
   const auto env = Env("ACCESS_TOKEN_CACHE:race");
   int fresh_deleted = 0, stale_deleted = 0, errors = 0;
@@ -348,7 +348,7 @@ TEST(RedisConnectionHeal, compare_and_delete_never_deletes_a_value_rewritten_aft
 
 TEST(RedisConnectionHeal, compare_and_delete_is_atomic_against_a_concurrent_writer) {
   RedisServer redis;
-  RedisConnection healer(RedisCfg(redis));
+  RedisConnection healer(RedisCfg(redis), RealClock::Instance());
   RawClient seeder(redis.port());
   RawClient app(redis.port());
   const auto env = Env("ACCESS_TOKEN_CACHE:concurrent");
@@ -370,7 +370,7 @@ TEST(RedisConnectionHeal, compare_and_delete_is_atomic_against_a_concurrent_writ
 
 TEST(RedisConnectionHeal, compare_and_set_writes_only_over_the_expected_value_with_a_ttl) {
   RedisServer redis;
-  RedisConnection conn(RedisCfg(redis));
+  RedisConnection conn(RedisCfg(redis), RealClock::Instance());
   std::string error;
   const auto s = Env("s");
 
@@ -402,8 +402,8 @@ TEST(RedisConnectionHeal, compare_and_set_writes_only_over_the_expected_value_wi
 
 TEST(RedisConnectionHeal, lock_is_exclusive_and_only_its_owner_unlocks) {
   RedisServer redis;
-  RedisConnection a(RedisCfg(redis));
-  RedisConnection b(RedisCfg(redis));
+  RedisConnection a(RedisCfg(redis), RealClock::Instance());
+  RedisConnection b(RedisCfg(redis), RealClock::Instance());
   std::string error;
   const std::string key = "wxcanary:lock:wx1:prod";
 
@@ -423,7 +423,7 @@ TEST(RedisConnectionHeal, lock_is_exclusive_and_only_its_owner_unlocks) {
 TEST(RedisConnectionBench, ten_thousand_sequential_reads) {
   RedisServer redis;
   redis.Cli({"SET", "ACCESS_TOKEN_CACHE:bench", "tokBench", "EX", "7200"});
-  RedisConnection conn(RedisCfg(redis));
+  RedisConnection conn(RedisCfg(redis), RealClock::Instance());
   const auto env = Env("ACCESS_TOKEN_CACHE:bench");
   int ok = 0;
   const auto start = std::chrono::steady_clock::now();
@@ -493,7 +493,7 @@ TEST(RedisConnectionRead, a_secret_derived_key_is_read_by_its_bytes_and_named_by
   RedisServer redis;
   const std::string real_key = "official_account.access_token.wx1.TOPSECRETvalue.0";
   redis.Cli({"SET", real_key, R"(s:6:"tokPhp";)"});
-  RedisConnection conn(RedisCfg(redis));
+  RedisConnection conn(RedisCfg(redis), RealClock::Instance());
   config::Environment env = Env("[secret-derived key 1a2b3c4d]");
   env.redis_key = Secret(real_key);
   env.key_from_secret = true;

@@ -69,7 +69,7 @@ TEST(RedisSentinel, reads_follow_a_failover_and_heals_delete_on_the_new_master) 
   cfg.sentinels = {{"127.0.0.1", testing::FreePort()},  // a sentinel that is down: skipped
                    {"127.0.0.1", sentinel.port()}};
   cfg.master_name = "mymaster";
-  RedisConnection conn(cfg);
+  RedisConnection conn(cfg, RealClock::Instance());
   config::Environment env;
   env.name = "prod";
   env.key = "wx:access_token:wx1";
@@ -110,7 +110,7 @@ TEST(RedisSentinel, no_sentinel_naming_the_master_is_one_line_naming_each) {
   cfg.name = "s";
   cfg.sentinels = {{"127.0.0.1", sentinel.port()}};
   cfg.master_name = "othermaster";
-  RedisConnection conn(cfg);
+  RedisConnection conn(cfg, RealClock::Instance());
   config::Environment env;
   env.key = "k";
   TokenRead r = conn.Read(env);

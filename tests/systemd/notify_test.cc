@@ -15,6 +15,7 @@
 
 #include "support/daemon.h"
 #include "support/redis_server.h"
+#include "support/silent_listener.h"
 #include "support/wxsim.h"
 #include "systemd/notify_socket.h"
 
@@ -243,6 +244,48 @@ TEST_F(NotifyTest, watchdog_keeps_its_rate_while_reloads_arrive_faster_than_ping
     last = p.at;
   }
   EXPECT_EQ(d.ScrapeMetrics().Value("wxcanary_config_last_reload_successful"), 1);
+}
+
+// Issue 18: with a probe timeout of at least the watchdog interval, workers inside probes
+// against a blackholed API are slow, not stuck: the pings go on and systemd leaves a healthy
+// daemon alone. One worker for three targets, each probe hanging its whole 1.5 s timeout, so
+// work waits in the queue longer than WATCHDOG_USEC (1 s) between pickups.
+TEST_F(NotifyTest, an_api_blackhole_with_probe_timeouts_past_the_watchdog_does_not_stop_the_pings) {
+  SilentListener blackhole;
+  const std::string yaml =
+      "wechat:\n  base_url: http://127.0.0.1:" + std::to_string(blackhole.port()) +
+      "\n  timeout: 2s\n"
+      "workers: 1\n"
+      "defaults:\n  interval: 1500ms\n  timeout: 1500ms\n  probe: api_domain_ip\n"
+      "redis:\n  main:\n    address: " + redis_->address() + "\n" +
+      "apps:\n  - app_id: " + kApp + "\n    environments:\n" +
+      "      - name: prod\n        redis: main\n        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n" +
+      "      - name: test\n        redis: main\n        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n" +
+      "      - name: dev\n        redis: main\n        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n";
+  NotifySocket notify;
+  Daemon d(yaml, {}, {notify.Env(), "WATCHDOG_USEC=1000000"});
+  ASSERT_TRUE(notify.WaitFor("READY=1", 0, 10s));
+  std::this_thread::sleep_for(1s);  // the first probes are in the blackhole by now
+  auto start = Clock::now();
+  std::this_thread::sleep_for(4s);
+  auto pings = notify.Between("WATCHDOG=1", start, Clock::now());
+  EXPECT_GE(pings.size(), 6u) << Dump(notify.Messages());
+  auto last = start;
+  for (const auto& p : pings) {
+    EXPECT_LT(p.at - last, 900ms) << "a gap this long gets a healthy daemon killed (WatchdogSec=1s)";
+    last = p.at;
+  }
+  EXPECT_LT(Clock::now() - last, 900ms) << "the pings stopped";
+  // The probes really were stuck in the blackhole meanwhile.
+  auto s = d.ScrapeMetrics();
+  EXPECT_GE(s.Value("wxcanary_probes_total",
+                    {{"app_env", "prod"}, {"outcome", "transport_error"}}).value_or(0) +
+                s.Value("wxcanary_probes_total",
+                        {{"app_env", "test"}, {"outcome", "transport_error"}}).value_or(0),
+            1)
+      << s.text();
+  EXPECT_GT(s.Value("wxcanary_probes_skipped_total").value_or(0), 0);
+  EXPECT_TRUE(d.process().running());
 }
 
 TEST_F(NotifyTest, sigusr2_without_test_hooks_does_not_wedge_anything) {

@@ -14,36 +14,13 @@
 #include "support/daemon.h"
 #include "support/process.h"
 #include "support/redis_server.h"
+#include "support/silent_listener.h"
 
 namespace wxcanary::testing {
 namespace {
 
 const std::string kRightPassword = "right-Pw-4711";
 const std::string kWrongPassword = "wrong-Pw-0815";
-
-// Accepts connections (the kernel's backlog does) and never answers: Redis hung or a firewall
-// that drops replies.
-class SilentListener {
- public:
-  SilentListener() : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-        listen(fd_, 64) != 0 || getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-      throw std::runtime_error("cannot listen on loopback");
-    port_ = ntohs(addr.sin_port);
-  }
-  ~SilentListener() { close(fd_); }
-  SilentListener(const SilentListener&) = delete;
-  SilentListener& operator=(const SilentListener&) = delete;
-  [[nodiscard]] int port() const { return port_; }
-
- private:
-  int fd_;
-  int port_ = 0;
-};
 
 // One environment per Redis entry, named after it.
 std::string Config(const std::vector<std::pair<std::string, ConfigYaml::Fields>>& redis) {

@@ -258,17 +258,20 @@ TEST(TcpSink, survives_the_listener_going_away_and_coming_back) {
   EXPECT_EQ(Dropped(registry, "tcp"), 5);  // dropped and counted, never queued up
 
   server = std::make_unique<LineServer>(LineServer::Options{.port = port});
-  // The sink reconnects after its backoff; keep logging until an event arrives.
-  bool arrived = false;
-  for (int i = 0; !arrived && std::chrono::steady_clock::now() < deadline + 10s; ++i) {
-    logger->Log(Level::kInfo, "probe", "after " + std::to_string(i));
-    arrived = server->WaitFor([](const auto& l) { return !l.empty(); }, 20ms);
-  }
-  ASSERT_TRUE(arrived);
+  // The backoff runs on the sink's clock: until it has passed, nothing reconnects, even with
+  // the listener back.
+  logger->Log(Level::kInfo, "probe", "too early");
+  while (Dropped(registry, "tcp") < 6 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(Dropped(registry, "tcp"), 6);
+  EXPECT_TRUE(server->lines().empty());
+  clock.Advance(100ms);  // backoff_min
+  logger->Log(Level::kInfo, "probe", "after");
+  ASSERT_TRUE(server->WaitFor([](const auto& l) { return !l.empty(); }, 10s));
   for (const auto& line : server->lines()) {
     auto j = ParseEcs(line);
     ASSERT_FALSE(j.is_null()) << line;
-    EXPECT_THAT(j["message"].get<std::string>(), ::testing::StartsWith("after "));
+    EXPECT_EQ(j["message"].get<std::string>(), "after");
   }
 }
 
@@ -304,7 +307,8 @@ std::ostream& operator<<(std::ostream& out, const Latency& l) {
 // costs a few microseconds a call. The bounds sit far from both so a loaded CI box stays green;
 // the printed numbers are the measurement.
 TEST(TcpSink, a_stalled_listener_never_slows_log_calls_and_drops_are_counted) {
-  FakeClock clock;
+  // Real time: the sink's send timeouts and exit budget are what is measured.
+  Clock& clock = RealClock::Instance();
   Latency normal{};
   {
     LineServer server({});
@@ -353,7 +357,8 @@ RawTcp RawTcpLogger(const LineServer& server, std::atomic<uint64_t>& dropped,
   options.port = server.port();
   options.send_timeout = 5ms;
   if (tune) tune(options);
-  auto sink = std::make_shared<TcpSink>(options, [&dropped](uint64_t n) { dropped += n; });
+  auto sink = std::make_shared<TcpSink>(options, [&dropped](uint64_t n) { dropped += n; },
+                                        RealClock::Instance());
   auto logger = std::make_shared<spdlog::logger>("tcp", sink);
   logger->set_pattern("%v");
   return {std::move(sink), std::move(logger)};

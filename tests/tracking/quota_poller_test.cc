@@ -5,6 +5,8 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <sstream>
 
 #include "support/fakes.h"
@@ -163,6 +165,93 @@ TEST_F(QuotaPollerTest, dropping_an_app_removes_its_series) {
   EXPECT_EQ(Value(registry_, R"(wxcanary_app_token_quota_used{app_id="wxA"})"), std::nullopt);
   clock_.Advance(minutes{10});
   EXPECT_EQ(poller_.PollDue(), 0);
+}
+
+// Two WeChat endpoints told apart by base_url: which one each call went to. Thread-safe (the
+// background thread posts while the test reads).
+struct TwoWeChats {
+  std::mutex mu;
+  std::condition_variable posted;
+  std::vector<std::string> calls;  // "base_url path"
+  QuotaPoller::PostFactory Factory() {
+    return [this](const config::WeChat& w) -> QuotaPoller::PostFn {
+      return [this, base = w.base_url](const std::string& path, const std::string&) {
+        std::lock_guard lock(mu);
+        calls.push_back(base + " " + path.substr(0, path.find('?')));
+        posted.notify_all();
+        return path.rfind("/cgi-bin/stable_token", 0) == 0
+                   ? Ok(R"({"access_token":")" + std::string(kToken) + R"(","expires_in":7000})")
+                   : Ok(R"({"errcode":0,"quota":{"daily_limit":2000,"used":3}})");
+      };
+    };
+  }
+  bool WaitForCalls(size_t n) {
+    std::unique_lock lock(mu);
+    return posted.wait_for(lock, std::chrono::seconds{10}, [&] { return calls.size() >= n; });
+  }
+  std::vector<std::string> Calls() {
+    std::lock_guard lock(mu);
+    return calls;
+  }
+};
+
+config::Config PollerConfig(const std::string& base_url, const std::string& app) {
+  config::Config cfg;
+  cfg.wechat.base_url = base_url;
+  cfg.apps.resize(1);
+  cfg.apps[0].app_id = app;
+  cfg.apps[0].secret_value = Secret("secret-" + app);
+  return cfg;
+}
+
+TEST(QuotaPollerApply, after_a_reload_polls_go_to_the_new_wechat_settings_and_apps) {
+  prometheus::Registry registry;
+  CapturingLogger logger;
+  FakeClock clock;
+  TwoWeChats wechat;
+  QuotaPoller poller(registry, logger, clock, PollerConfig("http://old", "wxA"), wechat.Factory());
+  EXPECT_EQ(poller.PollDue(), 1);
+  poller.Apply(PollerConfig("http://new", "wxB"));
+  clock.Advance(minutes{10});
+  EXPECT_EQ(poller.PollDue(), 1);  // wxB only: wxA left the config
+  EXPECT_EQ(wechat.Calls(), (std::vector<std::string>{
+                                "http://old /cgi-bin/stable_token",
+                                "http://old /cgi-bin/openapi/quota/get",
+                                "http://new /cgi-bin/stable_token",
+                                "http://new /cgi-bin/openapi/quota/get",
+                            }));
+  EXPECT_EQ(Value(registry, R"(wxcanary_app_token_quota_used{app_id="wxA"})"), std::nullopt);
+  EXPECT_EQ(Value(registry, R"(wxcanary_app_token_quota_used{app_id="wxB"})"), 3);
+}
+
+TEST(QuotaPollerApply, the_background_thread_waits_on_the_clock_between_polls) {
+  prometheus::Registry registry;
+  CapturingLogger logger;
+  FakeClock clock;
+  TwoWeChats wechat;
+  QuotaPoller poller(registry, logger, clock, PollerConfig("http://old", "wxA"), wechat.Factory());
+  poller.Start();
+  ASSERT_TRUE(wechat.WaitForCalls(2));  // the first poll, at once
+  poller.Apply(PollerConfig("http://new", "wxA"));
+  // Until the thread waits on the clock again (after a poll or a check that found none due).
+  auto waiting = [&] {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds{10};
+    while (clock.waiters() != 1)
+      if (std::chrono::steady_clock::now() > until) return false;
+    return true;
+  };
+  // Not due for 10 minutes of the clock; each second of it wakes the thread (it waits on the
+  // clock, not on the wall) and it polls exactly when due.
+  ASSERT_TRUE(waiting());
+  for (int s = 0; s < 599; ++s) {
+    clock.Advance(std::chrono::seconds{1});
+    ASSERT_TRUE(waiting()) << s;
+  }
+  EXPECT_EQ(wechat.Calls().size(), 2u);
+  clock.Advance(std::chrono::seconds{1});
+  ASSERT_TRUE(wechat.WaitForCalls(4));
+  EXPECT_EQ(wechat.Calls()[2], "http://new /cgi-bin/stable_token");
+  poller.Stop();
 }
 
 TEST(AppSecrets, lists_only_apps_with_a_secret) {

@@ -16,6 +16,7 @@
 #include "common/fingerprint.h"
 #include "common/jdk_string.h"
 #include "config/config.h"
+#include "support/redis_cluster.h"
 #include "support/redis_server.h"
 #include "support/sdk_values.h"
 #include "support/wxsim.h"
@@ -347,6 +348,39 @@ TEST_F(DiscoverTest, an_unreachable_or_refusing_redis_is_one_line_and_exit_1) {
   EXPECT_TRUE(Has(wrong.err, "AUTH failed")) << wrong.err;
   EXPECT_FALSE(Has(wrong.err, "wrong-pw-here")) << wrong.err;
   EXPECT_EQ(wrong.out, "");
+}
+
+// Under Cluster every master is scanned: keys on all three are found, and probed ok.
+TEST(DiscoverCluster, finds_keys_on_every_master_and_the_config_probes_them_ok) {
+  constexpr int kKeys = 12;
+  WxSim sim(SimArgs(kKeys));
+  RedisCluster cluster(3);
+  TempDir dir;
+  std::vector<std::string> tokens;
+  std::set<int> owners;
+  for (int i = 0; i < kKeys; ++i) {
+    const std::string key = "wx:access_token:" + AppId(i);
+    tokens.push_back(sim.FetchToken(AppId(i), SecretOf(i)));
+    const int owner = cluster.Owner(key);
+    ASSERT_GE(owner, 0) << key;
+    owners.insert(owner);
+    ASSERT_EQ(cluster.nodes()[owner]->Cli({"SET", key, tokens.back(), "EX", "7200"}), "OK");
+  }
+  ASSERT_EQ(owners.size(), 3u) << "the keys do not spread over the three masters";
+
+  Ran r = Wxcanary(dir, {"discover", "--redis.address=" + cluster.nodes()[0]->address(),
+                         "--redis.cluster", "--wechat.base-url=" + sim.base_url()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const auto& t : tokens) EXPECT_FALSE(Has(r.out, t)) << "token printed";
+  EXPECT_TRUE(Has(r.out, std::to_string(kKeys) + " keys scanned on 3 nodes")) << r.out;
+  EXPECT_TRUE(Has(r.out, "    cluster: [\"" + cluster.nodes()[0]->address() + "\"]\n")) << r.out;
+  for (int i = 0; i < kKeys; ++i) EXPECT_TRUE(Has(r.out, "app_id: \"" + AppId(i) + "\"")) << r.out;
+
+  const std::filesystem::path config = dir.path() / "discovered.yml";
+  std::ofstream(config) << r.out;
+  Ran probe = Wxcanary(dir, {"probe", "--all", "--config.file=" + config.string()});
+  EXPECT_EQ(probe.code, 0) << probe.out << probe.err;
+  EXPECT_TRUE(Has(probe.out, std::to_string(kKeys) + " targets, 0 not ok")) << probe.out;
 }
 
 }  // namespace

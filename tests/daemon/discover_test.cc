@@ -275,6 +275,17 @@ TEST_F(DiscoverTest, stops_at_max_keys_and_says_so) {
   EXPECT_FALSE(Has(stats, "cmdstat_keys:")) << stats;
 }
 
+TEST_F(DiscoverTest, stops_at_the_timeout_and_says_so) {
+  for (int i = 0; i < 40; ++i) Set("filler:" + std::to_string(i), "x");
+  // Every command waits out the pause (under the 1 s read timeout): the 300 ms are gone after
+  // the first SCAN page.
+  ASSERT_EQ(Cli({"CLIENT", "PAUSE", "800"}), "OK");
+  Ran r = Wxcanary(dir_, Discover({"--timeout=300ms", "--count=2"}));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(Has(r.out, "# stopped at --timeout=300ms after reading 0 of ")) << r.out;
+  EXPECT_TRUE(Has(r.out, "# no token keys found")) << r.out;
+}
+
 TEST_F(DiscoverTest, says_so_when_it_finds_nothing) {
   Set("session:1", "x");
   Ran r = Wxcanary(dir_, Discover());

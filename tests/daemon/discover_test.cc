@@ -17,6 +17,7 @@
 #include "common/jdk_string.h"
 #include "config/config.h"
 #include "support/redis_cluster.h"
+#include "support/redis_sentinel.h"
 #include "support/redis_server.h"
 #include "support/sdk_values.h"
 #include "support/wxsim.h"
@@ -359,6 +360,29 @@ TEST_F(DiscoverTest, an_unreachable_or_refusing_redis_is_one_line_and_exit_1) {
   EXPECT_TRUE(Has(wrong.err, "AUTH failed")) << wrong.err;
   EXPECT_FALSE(Has(wrong.err, "wrong-pw-here")) << wrong.err;
   EXPECT_EQ(wrong.out, "");
+}
+
+// Under Sentinel the master the sentinels name is scanned, and the config names the sentinels.
+TEST(DiscoverSentinel, scans_the_master_the_sentinels_name) {
+  WxSim sim(SimArgs(1));
+  RedisServer master;
+  RedisSentinel sentinel(master.port());
+  TempDir dir;
+  const std::string token = sim.FetchToken(AppId(0), SecretOf(0));
+  ASSERT_EQ(master.Cli({"SET", "wx:access_token:" + AppId(0), token, "EX", "7200"}), "OK");
+  const std::string down = "127.0.0.1:" + std::to_string(FreePort());  // skipped: down
+  Ran r = Wxcanary(dir, {"discover", "--redis.sentinels=" + down + "," + sentinel.address(),
+                         "--redis.master-name=mymaster", "--wechat.base-url=" + sim.base_url()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(Has(r.out, token));
+  EXPECT_TRUE(Has(r.out, "    sentinels: [\"" + down + "\", \"" + sentinel.address() +
+                             "\"]\n    master_name: \"mymaster\"\n")) << r.out;
+  EXPECT_TRUE(Has(r.out, "sdk: wxjava}  # TTL 7")) << r.out;
+  const std::filesystem::path config = dir.path() / "discovered.yml";
+  std::ofstream(config) << r.out;
+  Ran probe = Wxcanary(dir, {"probe", "--all", "--config.file=" + config.string()});
+  EXPECT_EQ(probe.code, 0) << probe.out << probe.err;
+  EXPECT_TRUE(Has(probe.out, "1 target, 0 not ok")) << probe.out;
 }
 
 // Under Cluster every master is scanned: keys on all three are found, and probed ok.

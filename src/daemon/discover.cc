@@ -1,6 +1,7 @@
 #include "daemon/discover.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -49,6 +50,33 @@ std::vector<std::string> AppIdsIn(std::string_view s) {
     if (at + 18 < s.size() && IsAlnum(s[at + 18])) continue;
     std::string id(s.substr(at, 18));
     if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
+  }
+  return out;
+}
+
+// A key's name as a comment may show it: quoted, and with its bytes past ASCII as \xNN unless
+// they are UTF-8 (YAML, comments included, is UTF-8).
+std::string Shown(std::string_view key) {
+  bool utf8 = true;
+  for (size_t i = 0; i < key.size() && utf8;) {
+    const auto c = static_cast<unsigned char>(key[i]);
+    const size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    utf8 = n > 0 && i + n <= key.size();
+    for (size_t k = 1; utf8 && k < n; ++k)
+      utf8 = (static_cast<unsigned char>(key[i + k]) & 0xC0) == 0x80;
+    i += n == 0 ? 1 : n;
+  }
+  std::string q = Quote(key);
+  if (utf8) return q;
+  std::string out;
+  for (char c : q) {
+    if (static_cast<unsigned char>(c) < 0x80) {
+      out += c;
+      continue;
+    }
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+    out += buf;
   }
   return out;
 }
@@ -226,8 +254,8 @@ Verdict Check(const std::vector<Candidate>& cands, const std::string& key,
         return v;
       }
       if (decoded)
-        error = "value decodes to " + std::to_string(decoded->token.size()) +
-                " characters that do not look like an access token";
+        error = "value (" + std::to_string(decoded->token.size()) +
+                " characters decoded) does not look like an access token";
     }
     if (first_error.empty()) first_error = error;
   }
@@ -299,7 +327,7 @@ Verdict Classify(const std::string& key, source::RedisConnection& conn,
     }
     text = *s;
   }
-  v.shown = Quote(text) + (jdk ? " (JDK-serialized)" : "");
+  v.shown = Shown(text) + (jdk ? " (JDK-serialized)" : "");
 
   const Pattern* pat = nullptr;
   std::smatch m;

@@ -247,7 +247,7 @@ TEST_F(DiscoverTest, prints_a_config_that_checks_and_probes_every_layout_ok_and_
       << r.out;
   EXPECT_TRUE(Has(r.out, "#   \"jfinal_weixin:" + AppId(15) + "\": value is binary")) << r.out;
   EXPECT_TRUE(Has(r.out, "sdk jfinal-weixin: jfinal-weixin stores FST-serialized objects")) << r.out;
-  EXPECT_TRUE(Has(r.out, "#   \"user:" + AppId(15) + ":nickname\": value decodes to 5 characters")) << r.out;
+  EXPECT_TRUE(Has(r.out, "#   \"user:" + AppId(15) + ":nickname\": value (5 characters decoded) does not look like an access token")) << r.out;
   EXPECT_TRUE(Has(r.out, "#   \"profile:" + AppId(15) + "\": hash without a token field")) << r.out;
   EXPECT_TRUE(Has(r.out, "1 key is an SDK's companion expiry key")) << r.out;
 
@@ -285,6 +285,24 @@ TEST_F(DiscoverTest, stops_at_the_timeout_and_says_so) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(Has(r.out, "# stopped at --timeout=300ms after reading 0 of ")) << r.out;
   EXPECT_TRUE(Has(r.out, "# no token keys found")) << r.out;
+}
+
+TEST_F(DiscoverTest, a_password_in_a_redis_url_is_used_but_not_printed_and_odd_names_stay_comments) {
+  Set("wx:access_token:" + AppId(0), Token(0), 7200);
+  Set("odd\nname\xff\xfe:" + AppId(1), "x");  // a newline and bytes that are not UTF-8
+  Ran r = Wxcanary(dir_, {"discover", "--redis.address=redis://:" + std::string(kPassword) + "@" +
+                                          redis_.address() + "/0",
+                          "--wechat.base-url=" + sim_.base_url()});
+  ExpectNoSecrets(r);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(Has(r.out, "    address: \"" + redis_.address() + "\"\n")) << r.out;
+  EXPECT_TRUE(Has(r.out, "# the password of the redis:// address is not printed")) << r.out;
+  EXPECT_TRUE(Has(r.out, "#   \"odd\\nname\\xff\\xfe:" + AppId(1) + "\": value (1 characters decoded) does not look"))
+      << r.out;
+  const std::filesystem::path config = dir_.path() / "discovered.yml";
+  std::ofstream(config) << r.out;
+  Ran check = Wxcanary(dir_, {"--config.check", "--config.file=" + config.string()});
+  EXPECT_EQ(check.code, 0) << check.out << check.err;
 }
 
 TEST_F(DiscoverTest, says_so_when_it_finds_nothing) {

@@ -210,8 +210,9 @@ struct Verdict {
   Kind kind = Kind::kOther;
   std::string shown;  // the key as it may be printed: quoted, or a fingerprint
   std::string why;    // kUnusable
-  Candidate found;    // kFound
-  std::string ttl;    // kFound: the comment
+  // kFound: one environment per AppId the key serves (a hash may hold several), each with the
+  // TTL comment.
+  std::vector<std::pair<Candidate, std::string>> found;
 };
 
 std::string TtlComment(int64_t ttl, const std::optional<SystemTime>& expires_at) {
@@ -222,11 +223,13 @@ std::string TtlComment(int64_t ttl, const std::optional<SystemTime>& expires_at)
   return "no TTL; the value says it expires in " + std::to_string(std::max<int64_t>(0, left.count())) + " s";
 }
 
-// The first candidate whose environment reads a token-shaped value from this key.
+// For each AppId, the first candidate whose environment reads a token-shaped value from this key.
 Verdict Check(const std::vector<Candidate>& cands, const std::string& key,
               const source::RedisConnection::KeyDump& dump, Verdict v) {
   std::string first_error;
+  std::set<std::string> done;
   for (const auto& c : cands) {
+    if (done.count(c.app_id)) continue;
     std::string error;
     auto env = LoadCandidate(c, &error);
     if (env && config::RedisKey(*env) != key)
@@ -248,16 +251,19 @@ Verdict Check(const std::vector<Candidate>& cands, const std::string& key,
     if (raw != nullptr) {
       auto decoded = source::DecodeValue(*env, raw->Reveal(), &error);
       if (decoded && TokenShaped(decoded->token)) {
-        v.kind = Verdict::Kind::kFound;
-        v.found = c;
-        v.ttl = TtlComment(dump.ttl_seconds, decoded->expires_at);
-        return v;
+        v.found.emplace_back(c, TtlComment(dump.ttl_seconds, decoded->expires_at));
+        done.insert(c.app_id);
+        continue;
       }
       if (decoded)
         error = "value (" + std::to_string(decoded->token.size()) +
                 " characters decoded) does not look like an access token";
     }
     if (first_error.empty()) first_error = error;
+  }
+  if (!v.found.empty()) {
+    v.kind = Verdict::Kind::kFound;
+    return v;
   }
   v.kind = Verdict::Kind::kUnusable;
   v.why = first_error;
@@ -530,13 +536,13 @@ int Discover(const DiscoverOptions& o, std::ostream& out, std::ostream& err) {
     ++read;
     Verdict v = Classify(key, conn, o.secrets);
     switch (v.kind) {
-      case Verdict::Kind::kFound: {
-        const Candidate& c = v.found;
-        const std::string name = UniqueName(c.name, &names[c.app_id]);
-        apps[c.app_id].push_back("      - {name: " + name + ", redis: " + std::string(kRedisName) +
-                                 c.fields + "}  # " + v.ttl);
+      case Verdict::Kind::kFound:
+        for (const auto& [c, ttl] : v.found) {
+          const std::string name = UniqueName(c.name, &names[c.app_id]);
+          apps[c.app_id].push_back("      - {name: " + name + ", redis: " + std::string(kRedisName) +
+                                   c.fields + "}  # " + ttl);
+        }
         break;
-      }
       case Verdict::Kind::kUnusable: unusable.push_back(std::move(v)); break;
       case Verdict::Kind::kCompanion: ++companions; break;
       case Verdict::Kind::kOther: others.push_back(v.shown); break;

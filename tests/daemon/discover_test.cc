@@ -100,7 +100,7 @@ std::string Uncommented(const std::string& out) {
 
 class DiscoverTest : public ::testing::Test {
  protected:
-  static constexpr int kApps = 16;
+  static constexpr int kApps = 17;
 
   DiscoverTest() : sim_(SimArgs(kApps)), app_(redis_.port(), kPassword) {
     std::ofstream(pw_file_) << kPassword << "\n";
@@ -188,7 +188,10 @@ TEST_F(DiscoverTest, prints_a_config_that_checks_and_probes_every_layout_ok_and_
   app_.HSet("tokens:" + AppId(12), "expires_in", "7200");
   app_.HSet("Senparc:DefaultCache:Container:Senparc.Weixin.MP.Containers.AccessTokenBag", AppId(13),
             SenparcBag(Token(13), AppId(13), SecretOf(13), now + 3600));
-  const int kTargets = 14;
+  // ... which holds every app's bag: one environment each.
+  app_.HSet("Senparc:DefaultCache:Container:Senparc.Weixin.MP.Containers.AccessTokenBag", AppId(16),
+            SenparcBag(Token(16), AppId(16), SecretOf(16), now + 3600));
+  const int kTargets = 15;
   // Decoys: an unrelated key; a Redisson/Kryo value under WxJava's key; a secret-derived key
   // without its --secret; jfinal-weixin's FST bytes; an AppId-named key holding no token; a
   // hash without a token field.
@@ -233,6 +236,7 @@ TEST_F(DiscoverTest, prints_a_config_that_checks_and_probes_every_layout_ok_and_
   EXPECT_TRUE(Has(body, "key: \"cache:{app_id}:access\", storage: json, json_path: access_token")) << r.out;
   EXPECT_TRUE(Has(body, "key: \"tokens:{app_id}\", storage: hash, hash_field: \"access_token\"")) << r.out;
   EXPECT_TRUE(Has(body, "storage: hash, hash_field: \"" + AppId(13) + "\"")) << r.out;
+  EXPECT_TRUE(Has(body, "storage: hash, hash_field: \"" + AppId(16) + "\"")) << r.out;
   EXPECT_TRUE(Has(body, "secret_file: \"" + secret_files_[4].string() + "\"")) << r.out;
   EXPECT_TRUE(Has(body, "password_file: \"" + pw_file_.string() + "\"")) << r.out;
   EXPECT_TRUE(Has(r.out, "sdk: wxjava}  # TTL 7")) << r.out;  // 7200 s, give or take
@@ -261,7 +265,8 @@ TEST_F(DiscoverTest, prints_a_config_that_checks_and_probes_every_layout_ok_and_
   ExpectNoSecrets(probe);
   EXPECT_EQ(probe.code, 0) << probe.out << probe.err << "\n" << r.out;
   EXPECT_TRUE(Has(probe.out, std::to_string(kTargets) + " targets, 0 not ok")) << probe.out;
-  for (int i = 0; i < kTargets; ++i) EXPECT_TRUE(Has(probe.out, AppId(i) + "  ")) << AppId(i) << probe.out;
+  for (int i : {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 16})
+    EXPECT_TRUE(Has(probe.out, AppId(i) + "  ")) << AppId(i) << probe.out;
 }
 
 TEST_F(DiscoverTest, stops_at_max_keys_and_says_so) {

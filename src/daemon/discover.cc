@@ -38,7 +38,8 @@ bool IsAlnum(char c) {
 
 // An AppId: "wx" + 16 lowercase hex.
 bool IsAppId(std::string_view s) {
-  return s.size() == 18 && s.substr(0, 2) == "wx" && std::all_of(s.begin() + 2, s.end(), IsLowerHex);
+  return s.size() == 18 && s.substr(0, 2) == "wx" &&
+         std::all_of(s.begin() + 2, s.end(), IsLowerHex);
 }
 
 // The AppIds in a key's name, each not part of a longer word, first seen first.
@@ -60,7 +61,11 @@ std::string Shown(std::string_view key) {
   bool utf8 = true;
   for (size_t i = 0; i < key.size() && utf8;) {
     const auto c = static_cast<unsigned char>(key[i]);
-    const size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    const size_t n = c < 0x80             ? 1
+                     : (c & 0xE0) == 0xC0 ? 2
+                     : (c & 0xF0) == 0xE0 ? 3
+                     : (c & 0xF8) == 0xF0 ? 4
+                                          : 0;
     utf8 = n > 0 && i + n <= key.size();
     for (size_t k = 1; utf8 && k < n; ++k)
       utf8 = (static_cast<unsigned char>(key[i + k]) & 0xC0) == 0x80;
@@ -84,9 +89,8 @@ std::string Shown(std::string_view key) {
 // What a WeChat access token looks like: some 130-160 characters of [A-Za-z0-9_-]; the bound
 // is loose, but it keeps a user name or a counter under an AppId-named key from counting.
 bool TokenShaped(std::string_view t) {
-  return t.size() >= 32 && t.size() <= 2048 && std::all_of(t.begin(), t.end(), [](char c) {
-           return IsAlnum(c) || c == '_' || c == '-';
-         });
+  return t.size() >= 32 && t.size() <= 2048 &&
+         std::all_of(t.begin(), t.end(), [](char c) { return IsAlnum(c) || c == '_' || c == '-'; });
 }
 
 // `text` with every `app_id` in it as "{app_id}"; nullopt when it holds a brace, which a key
@@ -165,8 +169,10 @@ const std::vector<Pattern>& Patterns() {
                                 std::string(preset.expiry_key_template)));
       // The hash layout (Senparc's): the key without its AppId, one field per AppId.
       constexpr std::string_view kTail = ":{app_id}";
-      if (tmpl.size() > kTail.size() && tmpl.compare(tmpl.size() - kTail.size(), kTail.size(), kTail) == 0)
-        v.push_back(MakePattern(preset, Pattern::Kind::kHashKey, tmpl.substr(0, tmpl.size() - kTail.size())));
+      if (tmpl.size() > kTail.size() &&
+          tmpl.compare(tmpl.size() - kTail.size(), kTail.size(), kTail) == 0)
+        v.push_back(MakePattern(preset, Pattern::Kind::kHashKey,
+                                tmpl.substr(0, tmpl.size() - kTail.size())));
     }
     return v;
   }();
@@ -177,8 +183,8 @@ const std::vector<Pattern>& Patterns() {
 // them as the daemon would and decoding the stored value with the result.
 struct Candidate {
   std::string app_id;
-  std::string name;     // environment name: the preset, or the layout
-  std::string fields;   // ", sdk: ..., key: ..." after name and redis
+  std::string name;    // environment name: the preset, or the layout
+  std::string fields;  // ", sdk: ..., key: ..." after name and redis
   std::string secret_file;
 };
 
@@ -191,10 +197,13 @@ std::string SdkFields(const config::SdkPreset& preset, const std::string& prefix
 
 // The environment `c` describes, loaded as the daemon would. nullopt with `error` set.
 std::optional<config::Environment> LoadCandidate(const Candidate& c, std::string* error) {
-  std::string yaml = "redis: {" + std::string(kRedisName) + ": {address: \"127.0.0.1:6379\"}}\n"
-                     "apps:\n  - app_id: " + Quote(c.app_id) + "\n";
+  std::string yaml = "redis: {" + std::string(kRedisName) +
+                     ": {address: \"127.0.0.1:6379\"}}\n"
+                     "apps:\n  - app_id: " +
+                     Quote(c.app_id) + "\n";
   if (!c.secret_file.empty()) yaml += "    secret_file: " + Quote(c.secret_file) + "\n";
-  yaml += "    environments:\n      - {name: x, redis: " + std::string(kRedisName) + c.fields + "}\n";
+  yaml +=
+      "    environments:\n      - {name: x, redis: " + std::string(kRedisName) + c.fields + "}\n";
   try {
     config::Config cfg = config::LoadString(yaml);
     return cfg.apps.at(0).environments.at(0);
@@ -218,9 +227,10 @@ struct Verdict {
 std::string TtlComment(int64_t ttl, const std::optional<SystemTime>& expires_at) {
   if (ttl >= 0) return "TTL " + std::to_string(ttl) + " s";
   if (!expires_at) return "no TTL";
-  const auto left = std::chrono::duration_cast<std::chrono::seconds>(*expires_at -
-                                                                     std::chrono::system_clock::now());
-  return "no TTL; the value says it expires in " + std::to_string(std::max<int64_t>(0, left.count())) + " s";
+  const auto left = std::chrono::duration_cast<std::chrono::seconds>(
+      *expires_at - std::chrono::system_clock::now());
+  return "no TTL; the value says it expires in " +
+         std::to_string(std::max<int64_t>(0, left.count())) + " s";
 }
 
 // For each AppId, the first candidate whose environment reads a token-shaped value from this key.
@@ -279,8 +289,10 @@ std::vector<Candidate> GenericCandidates(const std::string& text,
   auto with_paths = [&](const std::string& app, const std::string& name, const std::string& base) {
     out.push_back({app, name, base, ""});
     for (std::string_view p : kJsonPaths)
-      out.push_back({app, name, base + (base.find("storage:") == std::string::npos ? ", storage: json" : "") +
-                                   ", json_path: " + std::string(p), ""});
+      out.push_back({app, name,
+                     base + (base.find("storage:") == std::string::npos ? ", storage: json" : "") +
+                         ", json_path: " + std::string(p),
+                     ""});
   };
   if (dump.type == "string" && !ids.empty()) {
     auto tmpl = Templatize(text, ids.front());
@@ -302,7 +314,8 @@ std::vector<Candidate> GenericCandidates(const std::string& text,
       } else if (token_field && !ids.empty()) {
         auto tmpl = Templatize(text, ids.front());
         if (!tmpl) continue;
-        with_paths(ids.front(), "hash", ", key: " + Quote(*tmpl) + ", storage: hash, hash_field: " + Quote(f));
+        with_paths(ids.front(), "hash",
+                   ", key: " + Quote(*tmpl) + ", storage: hash, hash_field: " + Quote(f));
       }
     }
     if (out.empty() && !ids.empty())
@@ -356,7 +369,8 @@ Verdict Classify(const std::string& key, source::RedisConnection& conn,
     v.shown = "[secret-derived key " + Fingerprint(text) + "]";
     const std::string name(pat->preset->name);
     for (const auto& [sapp, sfile] : secrets)
-      if (app.empty() || sapp == app) cands.push_back({sapp, name, SdkFields(*pat->preset, prefix, pat->tmpl), sfile});
+      if (app.empty() || sapp == app)
+        cands.push_back({sapp, name, SdkFields(*pat->preset, prefix, pat->tmpl), sfile});
     if (cands.empty()) {
       v.kind = Verdict::Kind::kUnusable;
       v.why = "secret-derived key (sdk " + name + (app.empty() ? "" : ", app " + app) +
@@ -400,8 +414,8 @@ Verdict Classify(const std::string& key, source::RedisConnection& conn,
       if (cands.empty()) pat = nullptr;  // just a name alike: judged as any other key
     } else if (!preset.unsupported.empty()) {
       // The SDK's default format cannot be read, but the app may store a string after all.
-      cands.push_back({app, "generic",
-                       ", key: " + Quote(prefix + std::string(preset.key_template)), ""});
+      cands.push_back(
+          {app, "generic", ", key: " + Quote(prefix + std::string(preset.key_template)), ""});
       note = " (sdk " + name + ": " + std::string(preset.unsupported) + ")";
     } else {
       cands.push_back({app, name, SdkFields(preset, prefix, pat->tmpl), ""});
@@ -433,7 +447,8 @@ Verdict Classify(const std::string& key, source::RedisConnection& conn,
 }
 
 std::string HostPort(const std::string& host, int port) {
-  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+         std::to_string(port);
 }
 
 std::string HostPortList(const std::vector<std::pair<std::string, int>>& list) {
@@ -465,8 +480,9 @@ std::string RedisEntry(const DiscoverOptions& o) {
   if (!o.password_file.empty()) {
     out += "    password_file: " + Quote(AbsolutePath(o.password_file)) + "\n";
   } else if (!r.password_value.empty()) {
-    out += "    # the password of the redis:// address is not printed: put it in a file (mode "
-           "0600) and add password_file: FILE\n";
+    out +=
+        "    # the password of the redis:// address is not printed: put it in a file (mode "
+        "0600) and add password_file: FILE\n";
   }
   if (!o.sentinel_password_file.empty())
     out += "    sentinel_password_file: " + Quote(AbsolutePath(o.sentinel_password_file)) + "\n";
@@ -539,13 +555,19 @@ int Discover(const DiscoverOptions& o, std::ostream& out, std::ostream& err) {
       case Verdict::Kind::kFound:
         for (const auto& [c, ttl] : v.found) {
           const std::string name = UniqueName(c.name, &names[c.app_id]);
-          apps[c.app_id].push_back("      - {name: " + name + ", redis: " + std::string(kRedisName) +
-                                   c.fields + "}  # " + ttl);
+          apps[c.app_id].push_back("      - {name: " + name + ", redis: " +
+                                   std::string(kRedisName) + c.fields + "}  # " + ttl);
         }
         break;
-      case Verdict::Kind::kUnusable: unusable.push_back(std::move(v)); break;
-      case Verdict::Kind::kCompanion: ++companions; break;
-      case Verdict::Kind::kOther: others.push_back(v.shown); break;
+      case Verdict::Kind::kUnusable:
+        unusable.push_back(std::move(v));
+        break;
+      case Verdict::Kind::kCompanion:
+        ++companions;
+        break;
+      case Verdict::Kind::kOther:
+        others.push_back(v.shown);
+        break;
     }
   }
   for (const auto& [app, file] : o.secrets)
@@ -553,14 +575,16 @@ int Discover(const DiscoverOptions& o, std::ostream& out, std::ostream& err) {
 
   size_t targets = 0;
   for (const auto& [app, envs] : apps) targets += envs.size();
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start);
+  const auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - start);
   std::ostringstream y;
   y << "# wxcanary discover: redis " << o.redis.Address();
   if (o.redis.db != 0) y << " db " << o.redis.db;
-  y << ": " << keys.size() << (keys.size() == 1 ? " key" : " keys") << " scanned on " << nodes.size()
-    << (nodes.size() == 1 ? " node" : " nodes") << " (SCAN COUNT " << o.count << "), " << read
-    << " read, in " << took.count() << " ms: " << targets << (targets == 1 ? " target" : " targets")
-    << ", " << unusable.size() << " keys not usable, " << others.size() << " other keys\n";
+  y << ": " << keys.size() << (keys.size() == 1 ? " key" : " keys") << " scanned on "
+    << nodes.size() << (nodes.size() == 1 ? " node" : " nodes") << " (SCAN COUNT " << o.count
+    << "), " << read << " read, in " << took.count() << " ms: " << targets
+    << (targets == 1 ? " target" : " targets") << ", " << unusable.size() << " keys not usable, "
+    << others.size() << " other keys\n";
   if (more)
     y << "# stopped at --max-keys=" << o.max_keys
       << ": more keys remain unscanned (raise --max-keys to see them)\n";
@@ -572,7 +596,8 @@ int Discover(const DiscoverOptions& o, std::ostream& out, std::ostream& err) {
   } else {
     y << "# check: wxcanary --config.check --config.file=FILE; try: wxcanary probe --all "
          "--config.file=FILE\n";
-    if (!o.wechat_base_url.empty()) y << "wechat:\n  base_url: " << Quote(o.wechat_base_url) << "\n";
+    if (!o.wechat_base_url.empty())
+      y << "wechat:\n  base_url: " << Quote(o.wechat_base_url) << "\n";
     y << "redis:\n" << RedisEntry(o) << "apps:\n";
     for (const auto& [app, envs] : apps) {
       y << "  - app_id: " << Quote(app) << "\n";
@@ -593,7 +618,8 @@ int Discover(const DiscoverOptions& o, std::ostream& out, std::ostream& err) {
     y << "# other keys (no SDK layout, no AppId in the name)"
       << (others.size() > kMaxListedOthers ? ", the first " + std::to_string(kMaxListedOthers) : "")
       << ":\n";
-    for (size_t i = 0; i < others.size() && i < kMaxListedOthers; ++i) y << "#   " << others[i] << "\n";
+    for (size_t i = 0; i < others.size() && i < kMaxListedOthers; ++i)
+      y << "#   " << others[i] << "\n";
   }
   std::string text = y.str();
   // Every line of a comment stays one line (a key name with a newline is quoted above; this is

@@ -11,12 +11,12 @@ namespace wxcanary::daemon {
 
 /// What `wxcanary discover` scans and how far.
 struct DiscoverOptions {
-  config::Redis redis;              // from config::LoadRedis: the same parsing as the config's
-  std::string password_file;        // as given (absolute in the output), or ""
+  config::Redis redis;        // from config::LoadRedis: the same parsing as the config's
+  std::string password_file;  // as given (absolute in the output), or ""
   std::string sentinel_password_file;
-  std::string wechat_base_url;      // printed as wechat.base_url when set
-  int count = 100;                  // SCAN ... COUNT
-  int max_keys = 10'000;            // keys looked at in all, over every node
+  std::string wechat_base_url;                // printed as wechat.base_url when set
+  int count = 100;                            // SCAN ... COUNT
+  int max_keys = 10'000;                      // keys looked at in all, over every node
   std::chrono::milliseconds timeout{10'000};  // wall clock for the scan and the reads
   std::vector<std::pair<std::string, std::string>> secrets;  // APPID, secret file
 };

@@ -35,7 +35,9 @@ struct Ran {
   std::string err;  // stderr
 };
 
-bool Has(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
+bool Has(const std::string& s, const std::string& what) {
+  return s.find(what) != std::string::npos;
+}
 
 std::string AppId(int i) {
   char buf[32];
@@ -82,10 +84,11 @@ Ran Wxcanary(const TempDir& dir, std::vector<std::string> args) {
 // The key bytes an sdk preset makes for an app, as the daemon's config makes them.
 std::string PresetKey(const std::string& sdk, int app, const std::string& extra = "") {
   ::setenv("WXCANARY_TEST_DISCOVER_SECRET", SecretOf(app).c_str(), 1);
-  config::Config cfg = config::LoadString(
-      "redis: {r: {address: 127.0.0.1:6379}}\napps:\n  - app_id: " + AppId(app) +
-      "\n    secret_env: WXCANARY_TEST_DISCOVER_SECRET\n    environments:\n"
-      "      - {name: x, redis: r, sdk: " + sdk + extra + "}\n");
+  config::Config cfg =
+      config::LoadString("redis: {r: {address: 127.0.0.1:6379}}\napps:\n  - app_id: " + AppId(app) +
+                         "\n    secret_env: WXCANARY_TEST_DISCOVER_SECRET\n    environments:\n"
+                         "      - {name: x, redis: r, sdk: " +
+                         sdk + extra + "}\n");
   return config::RedisKey(cfg.apps[0].environments[0]);
 }
 
@@ -118,7 +121,9 @@ class DiscoverTest : public ::testing::Test {
     app_.Set(key, value, ttl);
     keys_.push_back(key);
   }
-  std::string SecretFlag(int app) const { return "--secret=" + AppId(app) + "=" + secret_files_[app].string(); }
+  std::string SecretFlag(int app) const {
+    return "--secret=" + AppId(app) + "=" + secret_files_[app].string();
+  }
   std::vector<std::string> Discover(std::vector<std::string> more = {}) const {
     std::vector<std::string> args = {"discover", "--redis.address=" + redis_.address(),
                                      "--redis.password-file=" + pw_file_.string(),
@@ -159,10 +164,10 @@ class DiscoverTest : public ::testing::Test {
 TEST_F(DiscoverTest, prints_a_config_that_checks_and_probes_every_layout_ok_and_lists_the_decoys) {
   const std::time_t now = std::time(nullptr);
   // One app per layout, each with a token of its own (wxsim keeps two per app alive).
-  Set("wx:access_token:" + AppId(0), Token(0), 7200);                          // wxjava
-  Set("wa:access_token:" + AppId(1), Token(1), 7000);                          // wxjava-ma
-  Set("gowechat_officialaccount__access_token_" + AppId(2), Token(2), 5700);   // silenceper
-  Set("gowechat_miniprogram__access_token_" + AppId(3), Token(3), 5700);       // silenceper-ma
+  Set("wx:access_token:" + AppId(0), Token(0), 7200);                         // wxjava
+  Set("wa:access_token:" + AppId(1), Token(1), 7000);                         // wxjava-ma
+  Set("gowechat_officialaccount__access_token_" + AppId(2), Token(2), 5700);  // silenceper
+  Set("gowechat_miniprogram__access_token_" + AppId(3), Token(3), 5700);      // silenceper-ma
   // EasyWeChat 6 behind a Symfony cache namespace: the AppSecret is in the key.
   const std::string ew6 = "wxapp:" + PresetKey("easywechat6", 4);
   secret_keys_.push_back(ew6);
@@ -213,7 +218,7 @@ TEST_F(DiscoverTest, prints_a_config_that_checks_and_probes_every_layout_ok_and_
   // Read-only, and SCAN (with COUNT), never KEYS: what the server itself counted.
   const std::string stats = Cli({"INFO", "commandstats"});
   EXPECT_TRUE(Has(stats, "cmdstat_scan:")) << stats;
-  const std::set<std::string> read_only = {"scan", "type", "ttl",  "strlen", "hlen", "get",
+  const std::set<std::string> read_only = {"scan",    "type", "ttl",  "strlen", "hlen",   "get",
                                            "hgetall", "auth", "info", "config", "command"};
   std::istringstream lines(stats);
   for (std::string line; std::getline(lines, line);) {
@@ -229,12 +234,17 @@ TEST_F(DiscoverTest, prints_a_config_that_checks_and_probes_every_layout_ok_and_
   const std::string body = Uncommented(r.out);
   for (const char* sdk : {"wxjava", "wxjava-ma", "silenceper", "silenceper-ma", "easywechat6",
                           "easywechat4", "powerwechat", "senparc", "wechatpy", "spring-jdk"})
-    EXPECT_TRUE(Has(body, std::string("sdk: ") + sdk + "}") || Has(body, std::string("sdk: ") + sdk + ","))
-        << sdk << "\n" << r.out;
-  EXPECT_TRUE(Has(body, "key: \"wxapp:official_account.access_token.{app_id}.{secret}.0\"")) << r.out;
+    EXPECT_TRUE(Has(body, std::string("sdk: ") + sdk + "}") ||
+                Has(body, std::string("sdk: ") + sdk + ","))
+        << sdk << "\n"
+        << r.out;
+  EXPECT_TRUE(Has(body, "key: \"wxapp:official_account.access_token.{app_id}.{secret}.0\""))
+      << r.out;
   EXPECT_TRUE(Has(body, "key: \"myservice:token:{app_id}\"")) << r.out;
-  EXPECT_TRUE(Has(body, "key: \"cache:{app_id}:access\", storage: json, json_path: access_token")) << r.out;
-  EXPECT_TRUE(Has(body, "key: \"tokens:{app_id}\", storage: hash, hash_field: \"access_token\"")) << r.out;
+  EXPECT_TRUE(Has(body, "key: \"cache:{app_id}:access\", storage: json, json_path: access_token"))
+      << r.out;
+  EXPECT_TRUE(Has(body, "key: \"tokens:{app_id}\", storage: hash, hash_field: \"access_token\""))
+      << r.out;
   EXPECT_TRUE(Has(body, "storage: hash, hash_field: \"" + AppId(13) + "\"")) << r.out;
   EXPECT_TRUE(Has(body, "storage: hash, hash_field: \"" + AppId(16) + "\"")) << r.out;
   EXPECT_TRUE(Has(body, "secret_file: \"" + secret_files_[4].string() + "\"")) << r.out;
@@ -244,21 +254,28 @@ TEST_F(DiscoverTest, prints_a_config_that_checks_and_probes_every_layout_ok_and_
 
   // The decoys, each with its reason.
   EXPECT_TRUE(Has(r.out, "#   \"session:4f2a9c\"\n")) << r.out;
-  EXPECT_TRUE(Has(r.out, "#   \"wx:access_token:" + AppId(14) + "\": value looks Redisson/Kryo-encoded"))
+  EXPECT_TRUE(
+      Has(r.out, "#   \"wx:access_token:" + AppId(14) + "\": value looks Redisson/Kryo-encoded"))
       << r.out;
   EXPECT_TRUE(Has(r.out, "#   [secret-derived key " + Fingerprint(pw_nosecret) +
-                             "]: secret-derived key (sdk powerwechat): no --secret given makes it: pass --secret APPID=FILE"))
+                             "]: secret-derived key (sdk powerwechat): no --secret given makes it: "
+                             "pass --secret APPID=FILE"))
       << r.out;
   EXPECT_TRUE(Has(r.out, "#   \"jfinal_weixin:" + AppId(15) + "\": value is binary")) << r.out;
-  EXPECT_TRUE(Has(r.out, "sdk jfinal-weixin: jfinal-weixin stores FST-serialized objects")) << r.out;
-  EXPECT_TRUE(Has(r.out, "#   \"user:" + AppId(15) + ":nickname\": value (5 characters decoded) does not look like an access token")) << r.out;
+  EXPECT_TRUE(Has(r.out, "sdk jfinal-weixin: jfinal-weixin stores FST-serialized objects"))
+      << r.out;
+  EXPECT_TRUE(Has(
+      r.out, "#   \"user:" + AppId(15) +
+                 ":nickname\": value (5 characters decoded) does not look like an access token"))
+      << r.out;
   EXPECT_TRUE(Has(r.out, "#   \"profile:" + AppId(15) + "\": hash without a token field")) << r.out;
   EXPECT_TRUE(Has(r.out, "1 key is an SDK's companion expiry key")) << r.out;
 
   Ran check = Wxcanary(dir_, {"--config.check", "--config.file=" + config.string()});
   ExpectNoSecrets(check);
   ASSERT_EQ(check.code, 0) << check.err << check.out << "\n" << r.out;
-  EXPECT_TRUE(Has(check.out, std::to_string(kTargets) + " targets in " + std::to_string(kTargets) + " apps"))
+  EXPECT_TRUE(Has(check.out,
+                  std::to_string(kTargets) + " targets in " + std::to_string(kTargets) + " apps"))
       << check.out;
 
   Ran probe = Wxcanary(dir_, {"probe", "--all", "--config.file=" + config.string()});
@@ -292,17 +309,20 @@ TEST_F(DiscoverTest, stops_at_the_timeout_and_says_so) {
   EXPECT_TRUE(Has(r.out, "# no token keys found")) << r.out;
 }
 
-TEST_F(DiscoverTest, a_password_in_a_redis_url_is_used_but_not_printed_and_odd_names_stay_comments) {
+TEST_F(DiscoverTest,
+       a_password_in_a_redis_url_is_used_but_not_printed_and_odd_names_stay_comments) {
   Set("wx:access_token:" + AppId(0), Token(0), 7200);
   Set("odd\nname\xff\xfe:" + AppId(1), "x");  // a newline and bytes that are not UTF-8
-  Ran r = Wxcanary(dir_, {"discover", "--redis.address=redis://:" + std::string(kPassword) + "@" +
-                                          redis_.address() + "/0",
-                          "--wechat.base-url=" + sim_.base_url()});
+  Ran r = Wxcanary(
+      dir_, {"discover",
+             "--redis.address=redis://:" + std::string(kPassword) + "@" + redis_.address() + "/0",
+             "--wechat.base-url=" + sim_.base_url()});
   ExpectNoSecrets(r);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(Has(r.out, "    address: \"" + redis_.address() + "\"\n")) << r.out;
   EXPECT_TRUE(Has(r.out, "# the password of the redis:// address is not printed")) << r.out;
-  EXPECT_TRUE(Has(r.out, "#   \"odd\\nname\\xff\\xfe:" + AppId(1) + "\": value (1 characters decoded) does not look"))
+  EXPECT_TRUE(Has(r.out, "#   \"odd\\nname\\xff\\xfe:" + AppId(1) +
+                             "\": value (1 characters decoded) does not look"))
       << r.out;
   const std::filesystem::path config = dir_.path() / "discovered.yml";
   std::ofstream(config) << r.out;
@@ -340,8 +360,10 @@ TEST_F(DiscoverTest, bad_flags_are_one_line_naming_the_value_and_exit_2) {
   };
   const std::vector<Case> cases = {
       {{"discover", "--redis.address=nonsense"},
-       "wxcanary discover: --redis.address: \"nonsense\" is not host:port, unix:/path or a redis:// URL"},
-      {{"discover", "--redis.address=127.0.0.1:1", "--redis.db=16"}, "--redis.db: 16 is out of range 0..15"},
+       "wxcanary discover: --redis.address: \"nonsense\" is not host:port, unix:/path or a "
+       "redis:// URL"},
+      {{"discover", "--redis.address=127.0.0.1:1", "--redis.db=16"},
+       "--redis.db: 16 is out of range 0..15"},
       {{"discover", "--redis.address=127.0.0.1:1", "--timeout=soon"},
        "--timeout: \"soon\" is not a duration"},
       {{"discover", "--redis.address=127.0.0.1:1", "--count=0"}, "--count"},
@@ -355,7 +377,8 @@ TEST_F(DiscoverTest, bad_flags_are_one_line_naming_the_value_and_exit_2) {
        "--redis.address: \"redis://u:***@host:99999\""},
       {{"discover", "--redis.address=127.0.0.1:1", "--redis.password-file=/nonexistent/pw"},
        "--redis.password-file: cannot read \"/nonexistent/pw\""},
-      {{"discover", "--redis.sentinels=127.0.0.1:1"}, "--redis.master-name: required with sentinels"},
+      {{"discover", "--redis.sentinels=127.0.0.1:1"},
+       "--redis.master-name: required with sentinels"},
       {{"discover"}, "give --redis.address"},
       {{"discover", "--redis.address=127.0.0.1:1", "--no-such-flag"}, "--no-such-flag"},
   };
@@ -372,13 +395,15 @@ TEST_F(DiscoverTest, bad_flags_are_one_line_naming_the_value_and_exit_2) {
 
 TEST_F(DiscoverTest, an_unreachable_or_refusing_redis_is_one_line_and_exit_1) {
   const std::string down = "127.0.0.1:" + std::to_string(FreePort());
-  Ran r = Wxcanary(dir_, {"discover", "--redis.address=redis://:" + std::string(kPassword) + "@" + down});
+  Ran r = Wxcanary(dir_,
+                   {"discover", "--redis.address=redis://:" + std::string(kPassword) + "@" + down});
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_TRUE(Has(r.err, "wxcanary discover: redis " + down + ": connect " + down)) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_FALSE(Has(r.err, kPassword));
   // The right server, the wrong password: AUTH fails, and says so without the password.
-  Ran wrong = Wxcanary(dir_, {"discover", "--redis.address=redis://:wrong-pw-here@" + redis_.address()});
+  Ran wrong =
+      Wxcanary(dir_, {"discover", "--redis.address=redis://:wrong-pw-here@" + redis_.address()});
   EXPECT_EQ(wrong.code, 1) << wrong.err;
   EXPECT_TRUE(Has(wrong.err, "AUTH failed")) << wrong.err;
   EXPECT_FALSE(Has(wrong.err, "wrong-pw-here")) << wrong.err;
@@ -399,7 +424,8 @@ TEST(DiscoverSentinel, scans_the_master_the_sentinels_name) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_FALSE(Has(r.out, token));
   EXPECT_TRUE(Has(r.out, "    sentinels: [\"" + down + "\", \"" + sentinel.address() +
-                             "\"]\n    master_name: \"mymaster\"\n")) << r.out;
+                             "\"]\n    master_name: \"mymaster\"\n"))
+      << r.out;
   EXPECT_TRUE(Has(r.out, "sdk: wxjava}  # TTL 7")) << r.out;
   const std::filesystem::path config = dir.path() / "discovered.yml";
   std::ofstream(config) << r.out;

@@ -24,8 +24,8 @@ std::string Shell(const std::string& command) {
 RedisCluster::RedisCluster(int masters) {
   for (int i = 0; i < masters; ++i)
     nodes_.push_back(std::make_unique<RedisServer>(std::vector<std::string>{
-        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-        "--cluster-node-timeout", "5000",
+        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout",
+        "5000",
         // The bus port defaults to port + 10000, past 65535 for a high free port.
         "--cluster-port", std::to_string(FreePort())}));
   std::string create = "redis-cli --cluster create";

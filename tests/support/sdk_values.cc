@@ -69,8 +69,7 @@ void Run(redisContext* ctx, const std::vector<std::string>& argv) {
 
 }  // namespace
 
-AppRedis::AppRedis(int port, const std::string& password)
-    : ctx_(redisConnect("127.0.0.1", port)) {
+AppRedis::AppRedis(int port, const std::string& password) : ctx_(redisConnect("127.0.0.1", port)) {
   if (!ctx_ || ctx_->err) throw std::runtime_error("app redis: cannot connect");
   if (!password.empty()) Run(ctx_.get(), {"AUTH", password});
 }
@@ -78,8 +77,10 @@ AppRedis::AppRedis(int port, const std::string& password)
 AppRedis::~AppRedis() = default;
 
 void AppRedis::Set(const std::string& key, const std::string& value, int ttl_seconds) {
-  if (ttl_seconds > 0) Run(ctx_.get(), {"SET", key, value, "EX", std::to_string(ttl_seconds)});
-  else Run(ctx_.get(), {"SET", key, value});
+  if (ttl_seconds > 0)
+    Run(ctx_.get(), {"SET", key, value, "EX", std::to_string(ttl_seconds)});
+  else
+    Run(ctx_.get(), {"SET", key, value});
 }
 
 void AppRedis::HSet(const std::string& key, const std::string& field, const std::string& value) {

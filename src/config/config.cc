@@ -1066,6 +1066,23 @@ Config LoadString(const std::string& yaml, const std::filesystem::path& base_dir
   }
 }
 
+Redis LoadRedis(const std::string& name, const std::string& yaml,
+                const std::filesystem::path& base_dir) {
+  YAML::Node node;
+  try {
+    node = YAML::Load(yaml);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError("yaml: " + OneLine(e.msg));
+  }
+  Redis r;
+  try {
+    DecodeRedis(name, node, Child("redis", name), base_dir, &r);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("yaml: " + OneLine(e.msg));
+  }
+  return r;
+}
+
 Config LoadFile(const std::filesystem::path& path) {
   // The caller names the file in front of every error, so this one names only the problem.
   std::string error;

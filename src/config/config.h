@@ -209,6 +209,12 @@ Config LoadFile(const std::filesystem::path& path);
 /// As LoadFile, from text; relative paths resolve against base_dir.
 Config LoadString(const std::string& yaml, const std::filesystem::path& base_dir = ".");
 
+/// One `redis:` entry (a YAML map, as under `redis: {NAME: ...}`) decoded and validated as
+/// LoadString does, secrets resolved; errors name `redis.NAME.<key>`. For tools that connect
+/// without a whole config (wxcanary discover). Throws ConfigError. Thread-safe.
+Redis LoadRedis(const std::string& name, const std::string& yaml,
+                const std::filesystem::path& base_dir = ".");
+
 /// Human-readable summary of what would be monitored (for --config.check). Never prints secrets.
 std::string Describe(const Config& config);
 

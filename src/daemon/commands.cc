@@ -4,13 +4,17 @@
 
 #include <algorithm>
 #include <cctype>
+#include <fstream>
 #include <istream>
 #include <ostream>
 #include <sstream>
 
 #include "common/clock.h"
+#include "common/duration.h"
 #include "common/outcome.h"
+#include "common/quote.h"
 #include "config/config.h"
+#include "daemon/discover.h"
 #include "heal/heal_store.h"
 #include "probe/probe.h"
 #include "probe/runner.h"
@@ -334,16 +338,137 @@ int EvictCommand(const std::vector<std::string>& args, std::istream& in, std::os
   return 0;
 }
 
+// A ConfigError about the redis entry discover builds from its flags, as the flag it came from:
+// `redis.main.sentinels[0]: "x" is not host:port` -> `--redis.sentinels: "x" is not host:port`.
+std::string AsFlagError(const std::string& message, bool cluster) {
+  static const std::pair<std::string_view, std::string_view> kFlags[] = {
+      {"address", "--redis.address"},
+      {"cluster", "--redis.address"},
+      {"sentinels", "--redis.sentinels"},
+      {"master_name", "--redis.master-name"},
+      {"db", "--redis.db"},
+      {"username", "--redis.username"},
+      {"password_file", "--redis.password-file"},
+      {"sentinel_password_file", "--redis.sentinel-password-file"}};
+  constexpr std::string_view kPrefix = "redis.main.";
+  const size_t colon = message.find(": ");
+  if (message.rfind(kPrefix, 0) != 0 || colon == std::string::npos) return message;
+  const std::string key = message.substr(kPrefix.size(), message.find_first_of(".[:", kPrefix.size()) -
+                                                             kPrefix.size());
+  for (const auto& [name, flag] : kFlags)
+    if (key == name) {
+      std::string rest = message.substr(colon + 2);
+      if (cluster && key == "address") rest += " (with --redis.cluster: host:port,...)";
+      return std::string(flag) + ": " + rest;
+    }
+  return message;
+}
+
+int DiscoverCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  CLI::App app{"Scans a Redis, read-only (SCAN, never KEYS; bounded by --max-keys and --timeout), "
+               "for the keys where WeChat SDKs cache access tokens, and prints a wxcanary config "
+               "for them (one environment per key, the sdk preset it matched, the TTL seen), then "
+               "the keys it could not use and why. Never prints a token, secret or password. Exit "
+               "0 when it ran, 1 when Redis cannot be read, 2 on a bad flag.",
+               "wxcanary discover"};
+  std::string address, sentinels, master_name, username, timeout = "10s";
+  int db = 0;
+  bool cluster = false;
+  std::vector<std::string> secrets;
+  DiscoverOptions o;
+  app.add_option("--redis.address", address,
+                 "host:port, unix:/path or redis://[user:password@]host[:port][/db] (as the "
+                 "config's address); with --redis.cluster: seed nodes host:port,...");
+  app.add_option("--redis.sentinels", sentinels,
+                 "host:port,...: ask these Sentinels for the master (with --redis.master-name)");
+  app.add_option("--redis.master-name", master_name, "The Sentinel master's name");
+  app.add_flag("--redis.cluster", cluster, "The address is a Redis Cluster: SCAN every master");
+  app.add_option("--redis.db", db, "Database number (0..15)");
+  app.add_option("--redis.username", username, "Redis 6 ACL user");
+  app.add_option("--redis.password-file", o.password_file, "File holding the Redis password");
+  app.add_option("--redis.sentinel-password-file", o.sentinel_password_file,
+                 "File holding the Sentinels' password");
+  app.add_option("--count", o.count, "SCAN COUNT hint (default 100)")->check(CLI::Range(1, 100'000));
+  app.add_option("--max-keys", o.max_keys, "Look at no more keys than this (default 10000)")
+      ->check(CLI::Range(1, 100'000'000));
+  app.add_option("--timeout", timeout, "Wall-clock bound of the scan and reads (default 10s)");
+  app.add_option("--secret", secrets,
+                 "APPID=FILE: the app's secret, to recognise keys made from it (EasyWeChat, "
+                 "PowerWeChat); repeatable")
+      ->take_all();
+  app.add_option("--wechat.base-url", o.wechat_base_url,
+                 "wechat.base_url of the config printed (default: WeChat's own)");
+  int code = 0;
+  if (!Parse(app, args, out, err, &code)) return code;
+  auto usage = [&](const std::string& line) {
+    err << "wxcanary discover: " << line << "\n";
+    return 2;
+  };
+  if (address.empty() && sentinels.empty())
+    return usage("give --redis.address (or --redis.sentinels with --redis.master-name)");
+  if (cluster && address.empty()) return usage("--redis.cluster needs the seed nodes in --redis.address");
+  auto duration = ParseDuration(timeout);
+  if (!duration || duration->count() <= 0)
+    return usage("--timeout: " + Quote(timeout) + " is not a duration (e.g. 10s, 1m)");
+  o.timeout = *duration;
+  if (!o.wechat_base_url.empty() && o.wechat_base_url.rfind("http://", 0) != 0 &&
+      o.wechat_base_url.rfind("https://", 0) != 0)
+    return usage("--wechat.base-url: " + Quote(o.wechat_base_url) +
+                 " must start with http:// or https://");
+  for (const auto& s : secrets) {
+    const size_t eq = s.find('=');
+    // Only the part before '=' is shown: a mistyped flag may hold the secret itself.
+    if (eq == std::string::npos || eq == 0 || eq + 1 == s.size())
+      return usage("--secret: " +
+                   (s.size() < 20 || eq != std::string::npos
+                        ? Quote(s.substr(0, eq)) + (eq == std::string::npos ? "" : "=...")
+                        : std::string("the value (not shown: it may be the secret itself)")) +
+                   " is not APPID=FILE");
+    const std::string file = s.substr(eq + 1);
+    if (!std::ifstream(file)) return usage("--secret: cannot read " + Quote(file));
+    o.secrets.emplace_back(s.substr(0, eq), file);
+  }
+
+  // The same parsing as the config's redis entry: one source of what an address may be.
+  auto list = [](const std::string& csv) {
+    std::string yaml = "[";
+    for (size_t start = 0; start <= csv.size();) {
+      size_t comma = csv.find(',', start);
+      if (comma == std::string::npos) comma = csv.size();
+      yaml += (start > 0 ? ", " : "") + Quote(csv.substr(start, comma - start));
+      start = comma + 1;
+    }
+    return yaml + "]";
+  };
+  std::string entry = "{";
+  if (!address.empty()) entry += cluster ? "cluster: " + list(address) : "address: " + Quote(address);
+  if (!sentinels.empty()) entry += std::string(entry.size() > 1 ? ", " : "") + "sentinels: " + list(sentinels);
+  if (!master_name.empty()) entry += ", master_name: " + Quote(master_name);
+  if (app.count("--redis.db") > 0) entry += ", db: " + std::to_string(db);
+  if (!username.empty()) entry += ", username: " + Quote(username);
+  if (!o.password_file.empty()) entry += ", password_file: " + Quote(o.password_file);
+  if (!o.sentinel_password_file.empty())
+    entry += ", sentinel_password_file: " + Quote(o.sentinel_password_file);
+  entry += "}";
+  try {
+    o.redis = config::LoadRedis("main", entry);
+  } catch (const config::ConfigError& e) {
+    return usage(AsFlagError(e.what(), cluster));
+  }
+  return Discover(o, RealClock::Instance(), out, err);
+}
+
 }  // namespace
 
 bool IsCommand(const std::vector<std::string>& args) {
-  return !args.empty() && (args[0] == "probe" || args[0] == "evict");
+  return !args.empty() && (args[0] == "probe" || args[0] == "evict" || args[0] == "discover");
 }
 
 int RunCommand(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
                std::ostream& err) {
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (args[0] == "probe") return ProbeCommand(rest, out, err);
+  if (args[0] == "discover") return DiscoverCommand(rest, out, err);
   return EvictCommand(rest, in, out, err);
 }
 

@@ -26,6 +26,9 @@ ParsedOptions ParseOptions(const std::vector<std::string>& args) {
   std::string level = "info", format = "json";
   CLI::App app{"wxcanary: canary probes for cached WeChat access tokens", "wxcanary"};
   app.set_version_flag("-V,--version", VersionText(), "Print version and build information, and exit");
+  app.footer(
+      "Commands (each with --help): wxcanary probe (one probe now), wxcanary evict (delete a "
+      "failing token), wxcanary discover (find the token keys in a Redis and print a config)");
   app.option_defaults()->always_capture_default();  // --help shows each option's default
   app.add_option("--config.file", o.config_file, "YAML config file");
   app.add_option("--web.listen-address", o.listen_address,

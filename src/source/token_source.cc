@@ -542,6 +542,77 @@ RedisConnection::Reply RedisConnection::Eval(const std::string& script, const st
   return r;
 }
 
+std::vector<std::string> RedisConnection::ScanNodes(std::string* error) {
+  if (cfg_.cluster.empty()) return {""};
+  if ((slots_.empty() || topology_stale_) && !RefreshTopology(error)) return {};
+  std::vector<std::string> nodes;
+  for (const auto& range : slots_)
+    if (std::find(nodes.begin(), nodes.end(), range.node) == nodes.end()) nodes.push_back(range.node);
+  return nodes;
+}
+
+std::optional<RedisConnection::ScanPage> RedisConnection::Scan(const std::string& node,
+                                                                const std::string& cursor,
+                                                                int count, std::string* error) {
+  const std::string label = node.empty() ? std::string("SCAN") : "SCAN on " + node;
+  if (!(node.empty() ? EnsureConnected(error) : UseNode(node, error))) {
+    healthy_ = false;
+    return std::nullopt;
+  }
+  Reply r(CommandOn(cur_, {"SCAN", cursor, "COUNT", std::to_string(count)}));
+  if (!r) {
+    *error = Scrub(label + ": " + ErrText(cur_));
+    Drop();
+    return std::nullopt;
+  }
+  healthy_ = true;
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+      r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+    *error = Scrub(label + ": " + (r->type == REDIS_REPLY_ERROR ? ReplyText(r.get())
+                                                                 : std::string("unexpected reply")));
+    return std::nullopt;
+  }
+  ScanPage page;
+  page.cursor = ReplyText(r->element[0]);
+  for (size_t i = 0; i < r->element[1]->elements; ++i)
+    if (r->element[1]->element[i]->type == REDIS_REPLY_STRING)
+      page.keys.push_back(ReplyText(r->element[1]->element[i]));
+  return page;
+}
+
+std::optional<RedisConnection::KeyDump> RedisConnection::Dump(const std::string& key,
+                                                               size_t max_fields,
+                                                               std::string* error) {
+  // STRLEN and HLEN answer WRONGTYPE for the other types: only the one matching TYPE is read.
+  std::vector<Reply> meta = Pipeline(
+      key, {{"TYPE", key}, {"TTL", key}, {"STRLEN", key}, {"HLEN", key}}, "TYPE", error);
+  if (meta.empty()) return std::nullopt;
+  healthy_ = true;
+  if (meta[0]->type != REDIS_REPLY_STATUS || meta[1]->type != REDIS_REPLY_INTEGER) {
+    *error = Scrub("TYPE: " + (meta[0]->type == REDIS_REPLY_ERROR ? ReplyText(meta[0].get())
+                                                                  : std::string("unexpected reply")));
+    return std::nullopt;
+  }
+  KeyDump out;
+  out.type = ReplyText(meta[0].get());
+  out.ttl_seconds = meta[1]->integer;
+  const bool string = out.type == "string", hash = out.type == "hash";
+  const redisReply* size = meta[string ? 2 : 3].get();
+  if (!string && !hash) return out;
+  out.size = size->type == REDIS_REPLY_INTEGER ? size->integer : 0;
+  if (string ? out.size > static_cast<int64_t>(kMaxValueBytes)
+             : out.size > static_cast<int64_t>(max_fields))
+    return out;
+  Reply r = Command(key, {string ? "GET" : "HGETALL", key}, error);
+  if (!r) return std::nullopt;
+  if (string && r->type == REDIS_REPLY_STRING) out.value = Secret(ReplyText(r.get()));
+  if (hash && r->type == REDIS_REPLY_ARRAY)
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+      if (r->element[i]->type == REDIS_REPLY_STRING && r->element[i + 1]->type == REDIS_REPLY_STRING)
+        out.fields.emplace_back(ReplyText(r->element[i]), Secret(ReplyText(r->element[i + 1])));
+  return out;
+}
+
 TokenRead RedisConnection::Read(const config::Environment& env) {
   TokenRead out;
   const bool hash = env.storage == config::Storage::kHash;

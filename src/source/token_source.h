@@ -76,6 +76,30 @@ class RedisConnection {
   std::optional<bool> Unlock(const std::string& key, const std::string& owner,
                              std::string* error);
 
+  /// The servers a key scan visits: {""} for the one server or the Sentinel master; under
+  /// Cluster every node owning slots ("host:port", from CLUSTER SLOTS). Empty with `error` set
+  /// when they cannot be told. For wxcanary discover, as are Scan and Dump (read-only).
+  std::vector<std::string> ScanNodes(std::string* error);
+
+  /// One SCAN step on `node` (from ScanNodes): the next cursor ("0" when done) and the keys.
+  struct ScanPage {
+    std::string cursor;
+    std::vector<std::string> keys;
+  };
+  std::optional<ScanPage> Scan(const std::string& node, const std::string& cursor, int count,
+                               std::string* error);
+
+  /// What a key holds: TYPE, TTL and sizes, then GET (a string of at most kMaxValueBytes) or
+  /// HGETALL (a hash of at most max_fields fields); `value`/`fields` stay empty otherwise.
+  struct KeyDump {
+    std::string type;  // "string", "hash", "none", ...
+    int64_t ttl_seconds = -2;
+    int64_t size = 0;  // string bytes or hash fields
+    Secret value;
+    std::vector<std::pair<std::string, Secret>> fields;
+  };
+  std::optional<KeyDump> Dump(const std::string& key, size_t max_fields, std::string* error);
+
   /// Cluster redirections followed and slot-map refreshes, for tests and diagnostics.
   struct ClusterStats {
     uint64_t moved = 0;

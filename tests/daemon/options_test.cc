@@ -64,7 +64,7 @@ TEST(Options, help_shows_every_default) {
   for (std::string needle : {std::string("--config.file TEXT=") + kDefaultConfigFile + "\n",
                              std::string("--web.listen-address TEXT=:10090\n"), std::string("}=info\n"),
                              std::string("}=json\n"), std::string("-V,--version"),
-                             std::string("default: all apps)")})
+                             std::string("default: all apps)"), std::string("wxcanary discover (")})
     EXPECT_NE(p.output.find(needle), std::string::npos) << needle << " not in:\n" << p.output;
 }
 

@@ -2,9 +2,8 @@
 // real redis-server, then RunProbe it against wxsim: ok; after another fetch of the AppId's
 // token (grace 0), the incident (40001); and the heal's compare-and-delete removes that key.
 // JDK bytes come from JdkSerializeString, which tests/common/jdk_string_test.cc holds to the
-// bytes Java itself writes; PHP and JSON forms are written out literally.
+// bytes Java itself writes; PHP and JSON forms are written out literally (tests/support/sdk_values).
 #include <gtest/gtest.h>
-#include <hiredis/hiredis.h>
 
 #include <cstdlib>
 #include <ctime>
@@ -14,55 +13,17 @@
 #include "config/config.h"
 #include "probe/probe.h"
 #include "support/redis_server.h"
+#include "support/sdk_values.h"
 #include "support/wxsim.h"
 
 namespace wxcanary::probe {
 namespace {
 
+using testing::AppRedis;
+using testing::JsonStringValue;
+using testing::PhpString;
 using testing::RedisServer;
 using testing::WxSim;
-
-struct RedisFree {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-struct ReplyFree {
-  void operator()(void* r) const { freeReplyObject(r); }
-};
-using ReplyPtr = std::unique_ptr<void, ReplyFree>;
-
-// The application's side: binary-safe writes of the bytes an SDK stores.
-class AppClient {
- public:
-  explicit AppClient(int port) : ctx_(redisConnect("127.0.0.1", port)) {
-    if (!ctx_ || ctx_->err) throw std::runtime_error("app client cannot connect");
-  }
-  void Set(const std::string& key, const std::string& value) {
-    ReplyPtr r(redisCommand(ctx_.get(), "SET %b %b", key.data(), key.size(), value.data(),
-                            value.size()));
-    ASSERT_TRUE(r);
-  }
-  long long Exists(const std::string& key) {
-    ReplyPtr r(redisCommand(ctx_.get(), "EXISTS %b", key.data(), key.size()));
-    return r ? static_cast<redisReply*>(r.get())->integer : -1;
-  }
-
- private:
-  std::unique_ptr<redisContext, RedisFree> ctx_;
-};
-
-std::string Php(const std::string& s) {
-  return "s:" + std::to_string(s.size()) + ":\"" + s + "\";";
-}
-
-// An ISO 8601 time with a +08:00 offset, as Newtonsoft writes a DateTimeOffset in Beijing.
-std::string Beijing(std::time_t t) {
-  std::time_t local = t + 8 * 3600;
-  std::tm tm{};
-  gmtime_r(&local, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S.1234567+08:00", &tm);
-  return buf;
-}
 
 struct Layout {
   const char* sdk;
@@ -96,7 +57,7 @@ class SdkLayouts : public ::testing::TestWithParam<Layout> {
 
   WxSim sim_;
   RedisServer redis_;
-  AppClient app_;
+  AppRedis app_;
   config::Redis redis_cfg_;
 };
 
@@ -151,34 +112,25 @@ INSTANTIATE_TEST_SUITE_P(
         Layout{"wxjava-ma", "", [](const std::string& tok) { return tok; }, -1},
         Layout{"silenceper", "", [](const std::string& tok) { return tok; }, -1},
         Layout{"silenceper-ma", "", [](const std::string& tok) { return tok; }, -1},
-        Layout{"easywechat6", "", [](const std::string& tok) { return Php(tok); }, -1},
-        Layout{"easywechat6-mini", "", [](const std::string& tok) { return Php(tok); }, -1},
-        Layout{"easywechat4", "",
-               [](const std::string& tok) {
-                 return "a:2:{s:12:\"access_token\";" + Php(tok) + "s:10:\"expires_in\";i:7200;}";
-               },
+        Layout{"easywechat6", "", [](const std::string& tok) { return PhpString(tok); }, -1},
+        Layout{"easywechat6-mini", "", [](const std::string& tok) { return PhpString(tok); }, -1},
+        Layout{"easywechat4", "", [](const std::string& tok) { return testing::EasyWeChat4Value(tok); },
                -1},
-        Layout{"powerwechat", "",
-               [](const std::string& tok) {
-                 return R"({"access_token":")" + tok + R"(","expires_in":7200})";
-               },
+        Layout{"powerwechat", "", [](const std::string& tok) { return testing::PowerWeChatValue(tok); },
                -1},
         // No TTL on the key: the expiry inside the bag is the TTL the metrics see.
         Layout{"senparc", "",
                [](const std::string& tok) {
-                 return R"({"Name":"","AppId":"wx00000000000000a1","AppSecret":")" +
-                        std::string(WxSim::kSecret) + R"(","AccessTokenExpireTime":")" +
-                        Beijing(std::time(nullptr) + 3600) +
-                        R"(","AccessTokenResult":{"access_token":")" + tok +
-                        R"(","expires_in":7200,"errcode":0,"errmsg":""}})";
+                 return testing::SenparcBag(tok, WxSim::kAppId, WxSim::kSecret,
+                                            std::time(nullptr) + 3600);
                },
                3600},
         // The companion _expires_at key gives the expiry.
-        Layout{"wechatpy", "", [](const std::string& tok) { return "\"" + tok + "\""; }, 7200},
+        Layout{"wechatpy", "", [](const std::string& tok) { return JsonStringValue(tok); }, 7200},
         Layout{"spring-jdk", ", key: \"wx:token:{app_id}\"",
                [](const std::string& tok) { return JdkSerializeString(tok); }, -1},
         Layout{"spring-json", ", key: \"wx:token:{app_id}\"",
-               [](const std::string& tok) { return "\"" + tok + "\""; }, -1}),
+               [](const std::string& tok) { return JsonStringValue(tok); }, -1}),
     [](const ::testing::TestParamInfo<Layout>& p) {
       std::string n = p.param.sdk;
       for (char& ch : n)
@@ -190,12 +142,9 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(SdkLayoutsUndecodable, a_redisson_kryo_value_is_named_not_shown) {
   WxSim sim;
   RedisServer redis;
-  AppClient app(redis.port());
+  AppRedis app(redis.port());
   const std::string token = sim.FetchToken();
-  // Kryo's writeClassAndObject of an ASCII String: class id 1 + 2, last char | 0x80.
-  std::string kryo = "\x03" + token;
-  kryo.back() = static_cast<char>(kryo.back() | 0x80);
-  app.Set("wx:access_token:wx00000000000000a1", kryo);
+  app.Set("wx:access_token:wx00000000000000a1", testing::KryoValue(token));
   config::Config cfg = config::LoadString("redis: {r: {address: " + redis.address() +
                                           "}}\napps:\n  - app_id: wx00000000000000a1\n"
                                           "    environments:\n"

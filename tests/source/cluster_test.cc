@@ -7,11 +7,11 @@
 #include <chrono>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "source/token_source.h"
 #include "support/process.h"
+#include "support/redis_cluster.h"
 #include "support/redis_server.h"
 
 namespace wxcanary::source {
@@ -21,72 +21,31 @@ using namespace std::chrono_literals;
 using testing::RedisServer;
 using Status = TokenRead::Status;
 
-template <typename F>
-bool Eventually(F f, std::chrono::milliseconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (f()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return f();
-}
-
-std::string Shell(const std::string& command) {
-  std::string out;
-  FILE* f = ::popen((command + " 2>&1").c_str(), "r");
-  char buf[512];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  ::pclose(f);
-  return out;
-}
-
 class ClusterTest : public ::testing::Test {
  protected:
   // The cluster is made once per process, in SetUp so that a failure to make it fails the test
   // (a failure in SetUpTestSuite would show as a skip).
   void SetUp() override {
-    if (!nodes_.empty()) return;
-    for (int i = 0; i < 3; ++i)
-      nodes_.push_back(std::make_unique<RedisServer>(std::vector<std::string>{
-          "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-          "--cluster-node-timeout", "5000",
-          // The bus port defaults to port + 10000, past 65535 for a high free port.
-          "--cluster-port", std::to_string(testing::FreePort())}));
-    std::string create = "redis-cli --cluster create";
-    for (const auto& n : nodes_) create += " " + n->address();
-    create += " --cluster-replicas 0 --cluster-yes";
-    const std::string out = Shell(create);
-    ASSERT_NE(out.find("All 16384 slots covered"), std::string::npos) << out;
-    for (const auto& n : nodes_)
-      ASSERT_TRUE(Eventually(
-          [&] { return n->Cli({"CLUSTER", "INFO"}).find("cluster_state:ok") != std::string::npos; },
-          20s));
+    if (!cluster_) cluster_ = std::make_unique<testing::RedisCluster>(3);
   }
-  static void TearDownTestSuite() { nodes_.clear(); }
+  static void TearDownTestSuite() { cluster_.reset(); }
 
+  static const std::vector<std::unique_ptr<RedisServer>>& nodes() { return cluster_->nodes(); }
   static config::Redis Config() {
     config::Redis cfg;
     cfg.name = "c";
-    cfg.cluster = {{"127.0.0.1", nodes_[0]->port()}};  // one seed: the map names the others
+    cfg.cluster = {{"127.0.0.1", nodes()[0]->port()}};  // one seed: the map names the others
     return cfg;
   }
   // The node holding `key` (the one that answers GET without a redirection), or -1.
-  static int Owner(const std::string& key) {
-    for (size_t i = 0; i < nodes_.size(); ++i) {
-      const std::string get = nodes_[i]->Cli({"GET", key});
-      if (get.find("MOVED") == std::string::npos && get.find("ASK ") == std::string::npos)
-        return static_cast<int>(i);
-    }
-    return -1;
-  }
+  static int Owner(const std::string& key) { return cluster_->Owner(key); }
   static void SetOn(const std::string& key, const std::string& value) {
-    ASSERT_EQ(nodes_[Owner(key)]->Cli({"SET", key, value}), "OK");
+    ASSERT_EQ(nodes()[Owner(key)]->Cli({"SET", key, value}), "OK");
   }
 
-  static std::vector<std::unique_ptr<RedisServer>> nodes_;
+  static std::unique_ptr<testing::RedisCluster> cluster_;
 };
-std::vector<std::unique_ptr<RedisServer>> ClusterTest::nodes_;
+std::unique_ptr<testing::RedisCluster> ClusterTest::cluster_;
 
 TEST_F(ClusterTest, the_key_slot_agrees_with_the_servers_including_hash_tags_and_binary_keys) {
   EXPECT_EQ(ClusterKeySlot("foo"), 12182);
@@ -101,14 +60,14 @@ TEST_F(ClusterTest, the_key_slot_agrees_with_the_servers_including_hash_tags_and
       "\xac\xed\x05t\x03key\xff"};
   for (const std::string& key : keys) {
     // The server's own answer (redis-cli passes argv's bytes through unchanged).
-    EXPECT_EQ(std::to_string(ClusterKeySlot(key)), nodes_[0]->Cli({"CLUSTER", "KEYSLOT", key}))
+    EXPECT_EQ(std::to_string(ClusterKeySlot(key)), nodes()[0]->Cli({"CLUSTER", "KEYSLOT", key}))
         << key;
   }
 }
 
 TEST_F(ClusterTest, reads_reach_the_node_owning_each_key) {
   RedisConnection conn(Config(), RealClock::Instance());
-  std::vector<bool> seen(nodes_.size());
+  std::vector<bool> seen(nodes().size());
   for (int i = 0; i < 24; ++i) {
     config::Environment env;
     env.name = "e" + std::to_string(i);
@@ -137,8 +96,8 @@ TEST_F(ClusterTest, a_migrating_slot_is_followed_by_ask_then_moved_and_heals_del
 
   const int from = Owner(env.key);
   const int to = (from + 1) % 3;
-  RedisServer& a = *nodes_[from];
-  RedisServer& b = *nodes_[to];
+  RedisServer& a = *nodes()[from];
+  RedisServer& b = *nodes()[to];
   const std::string slot = a.Cli({"CLUSTER", "KEYSLOT", env.key});
   const std::string a_id = a.Cli({"CLUSTER", "MYID"});
   const std::string b_id = b.Cli({"CLUSTER", "MYID"});
@@ -152,7 +111,7 @@ TEST_F(ClusterTest, a_migrating_slot_is_followed_by_ask_then_moved_and_heals_del
   EXPECT_EQ(r.token.Reveal(), "tokStale");
   EXPECT_GE(conn.cluster_stats().asked, 1u);
 
-  for (const auto& n : nodes_) ASSERT_EQ(n->Cli({"CLUSTER", "SETSLOT", slot, "NODE", b_id}), "OK");
+  for (const auto& n : nodes()) ASSERT_EQ(n->Cli({"CLUSTER", "SETSLOT", slot, "NODE", b_id}), "OK");
   r = conn.Read(env);
   ASSERT_EQ(r.status, Status::kOk) << r.error;
   EXPECT_EQ(r.token.Reveal(), "tokStale");

@@ -4,11 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <fstream>
 #include <thread>
 
 #include "source/token_source.h"
 #include "support/process.h"
+#include "support/redis_sentinel.h"
 #include "support/redis_server.h"
 
 namespace wxcanary::source {
@@ -28,35 +28,7 @@ bool Eventually(F f, std::chrono::milliseconds limit) {
   return f();
 }
 
-class Sentinel {
- public:
-  Sentinel(int master_port) : port_(testing::FreePort()) {
-    const auto conf = dir_.path() / "sentinel.conf";
-    std::ofstream(conf) << "port " << port_ << "\nbind 127.0.0.1\ndir " << dir_.path().string()
-                        << "\nsentinel monitor mymaster 127.0.0.1 " << master_port << " 1\n"
-                        << "sentinel down-after-milliseconds mymaster 1000\n"
-                        << "sentinel failover-timeout mymaster 10000\n";
-    proc_ = std::make_unique<testing::Subprocess>(
-        std::vector<std::string>{"redis-server", conf.string(), "--sentinel"},
-        dir_.path() / "sentinel.log");
-    if (!testing::WaitForPort(port_)) throw std::runtime_error("sentinel: " + proc_->Output());
-  }
-  [[nodiscard]] int port() const { return port_; }
-  std::string Cli(const std::string& args) const {
-    std::string out;
-    FILE* f = ::popen(("redis-cli -h 127.0.0.1 -p " + std::to_string(port_) + " " + args + " 2>&1").c_str(), "r");
-    char buf[512];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-    ::pclose(f);
-    return out;
-  }
-
- private:
-  int port_;
-  testing::TempDir dir_;
-  std::unique_ptr<testing::Subprocess> proc_;
-};
+using Sentinel = testing::RedisSentinel;
 
 TEST(RedisSentinel, reads_follow_a_failover_and_heals_delete_on_the_new_master) {
   RedisServer master;

@@ -65,8 +65,8 @@ int main(int argc, char** argv) {
                        std::to_string(a));
     auto j = res ? nlohmann::json::parse(res->body, nullptr, false) : nlohmann::json();
     if (!j.is_object() || !j.contains("access_token")) {
-      std::cerr << "wxbench_fill: wxsim /cgi-bin/token for " << id << " failed: "
-                << (res ? res->body : httplib::to_string(res.error())) << "\n";
+      std::cerr << "wxbench_fill: wxsim /cgi-bin/token for " << id
+                << " failed: " << (res ? res->body : httplib::to_string(res.error())) << "\n";
       return 1;
     }
     const std::string token = j["access_token"];

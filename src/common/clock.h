@@ -104,8 +104,8 @@ class FakeClock final : public Clock {
   /// How many threads are waiting on this clock now (tests wait for a part to be idle).
   size_t waiters() {
     std::lock_guard lock(mu_);
-    return static_cast<size_t>(std::count_if(waiters_.begin(), waiters_.end(),
-                                             [](const Waiter& w) { return !w.woken; }));
+    return static_cast<size_t>(
+        std::count_if(waiters_.begin(), waiters_.end(), [](const Waiter& w) { return !w.woken; }));
   }
 
  private:

@@ -18,7 +18,7 @@ using Digest = std::array<unsigned char, 32>;
 bool Sha256(std::string_view data, Digest* out) {
   static EVP_MD* const md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   thread_local const std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
-                                                                                &EVP_MD_CTX_free);
+                                                                                 &EVP_MD_CTX_free);
   unsigned int len = 0;
   return md != nullptr && ctx && EVP_DigestInit_ex2(ctx.get(), md, nullptr) == 1 &&
          EVP_DigestUpdate(ctx.get(), data.data(), data.size()) == 1 &&

@@ -59,7 +59,9 @@ std::string ToModifiedUtf8(std::string_view s) {
 std::optional<std::string> FromModifiedUtf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
-  auto cont = [&](size_t i) { return i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80; };
+  auto cont = [&](size_t i) {
+    return i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80;
+  };
   auto unit3 = [&](size_t i) -> uint32_t {
     return ((static_cast<unsigned char>(s[i]) & 0x0Fu) << 12) |
            ((static_cast<unsigned char>(s[i + 1]) & 0x3Fu) << 6) |

@@ -21,9 +21,10 @@ enum class Outcome {
 };
 
 inline constexpr std::array kAllOutcomes = {
-    Outcome::kOk,          Outcome::kTokenInvalid,   Outcome::kTokenMalformed, Outcome::kTokenExpired,
-    Outcome::kTokenMissing, Outcome::kQuota,         Outcome::kApiError,       Outcome::kTransportError,
-    Outcome::kBadResponse, Outcome::kRedisError};
+    Outcome::kOk,           Outcome::kTokenInvalid,   Outcome::kTokenMalformed,
+    Outcome::kTokenExpired, Outcome::kTokenMissing,   Outcome::kQuota,
+    Outcome::kApiError,     Outcome::kTransportError, Outcome::kBadResponse,
+    Outcome::kRedisError};
 
 /// The label value, e.g. "token_invalid".
 constexpr std::string_view OutcomeName(Outcome o) {

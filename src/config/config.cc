@@ -36,9 +36,9 @@ constexpr milliseconds kTokenLifetime{7'200'000};       // expires_in of every a
 
 // Keys an environment may set and `defaults:` may provide for all of them.
 constexpr std::string_view kInheritableKeys[] = {
-    "storage", "json_path", "hash_field", "probe",  "content",      "openid",
-    "scene",   "interval",  "timeout",    "heal",   "heal_refresh",
-    "sdk",     "encoding",  "key_encoding", "expiry_path", "expiry_key",
+    "storage",  "json_path",    "hash_field",  "probe",      "content",      "openid",
+    "scene",    "interval",     "timeout",     "heal",       "heal_refresh", "sdk",
+    "encoding", "key_encoding", "expiry_path", "expiry_key",
 };
 constexpr std::string_view kEnvOnlyKeys[] = {"name", "redis", "key", "labels"};
 
@@ -107,14 +107,19 @@ E Enum(const YAML::Node& n, std::string_view path,
 constexpr std::pair<std::string_view, Storage> kStorages[] = {
     {"string", Storage::kString}, {"json", Storage::kJson}, {"hash", Storage::kHash}};
 constexpr std::pair<std::string_view, Encoding> kEncodings[] = {
-    {"auto", Encoding::kAuto}, {"plain", Encoding::kPlain}, {"json_string", Encoding::kJsonString},
-    {"jdk", Encoding::kJdk},   {"php", Encoding::kPhp}};
+    {"auto", Encoding::kAuto},
+    {"plain", Encoding::kPlain},
+    {"json_string", Encoding::kJsonString},
+    {"jdk", Encoding::kJdk},
+    {"php", Encoding::kPhp}};
 constexpr std::pair<std::string_view, KeyEncoding> kKeyEncodings[] = {
     {"plain", KeyEncoding::kPlain}, {"jdk", KeyEncoding::kJdk}};
 constexpr std::pair<std::string_view, HealMode> kHealModes[] = {
     {"off", HealMode::kOff}, {"dry_run", HealMode::kDryRun}, {"evict", HealMode::kEvict}};
 constexpr std::pair<std::string_view, LogSink::Kind> kSinkKinds[] = {
-    {"stdout", LogSink::Kind::kStdout}, {"file", LogSink::Kind::kFile}, {"tcp", LogSink::Kind::kTcp}};
+    {"stdout", LogSink::Kind::kStdout},
+    {"file", LogSink::Kind::kFile},
+    {"tcp", LogSink::Kind::kTcp}};
 
 // The kinds and their names are the table's (src/wechat/probe_kinds.cc).
 ProbeKind ProbeKindValue(const YAML::Node& n, std::string_view path) {
@@ -213,8 +218,7 @@ Secret ResolveSecret(const SecretRef& ref, std::string_view key_path,
                      const std::filesystem::path& base_dir) {
   std::string value;
   switch (ref.kind) {
-    case SecretRef::Kind::kNone:
-      return Secret{};
+    case SecretRef::Kind::kNone: return Secret{};
     case SecretRef::Kind::kEnv: {
       const char* v = std::getenv(ref.name.c_str());
       if (!v) Fail(key_path, "environment variable " + Quote(ref.name) + " is not set");
@@ -246,8 +250,8 @@ Secret ResolveSecret(const SecretRef& ref, std::string_view key_path,
 }
 
 // `<prefix>_file`, `<prefix>_env`, `<prefix>_credential`: at most one. Returns the key used.
-std::string DecodeSecretRef(const YAML::Node& node, std::string_view path,
-                            std::string_view prefix, SecretRef* ref) {
+std::string DecodeSecretRef(const YAML::Node& node, std::string_view path, std::string_view prefix,
+                            SecretRef* ref) {
   static constexpr std::pair<std::string_view, SecretRef::Kind> kinds[] = {
       {"_file", SecretRef::Kind::kFile},
       {"_env", SecretRef::Kind::kEnv},
@@ -297,13 +301,15 @@ void DecodeWeChat(const YAML::Node& node, const std::filesystem::path& base_dir,
 }
 
 // A list of host:port (sentinels, cluster seeds) at `lp`.
-std::vector<std::pair<std::string, int>> HostPortList(const YAML::Node& list, const std::string& lp) {
+std::vector<std::pair<std::string, int>> HostPortList(const YAML::Node& list,
+                                                      const std::string& lp) {
   if (!list.IsSequence() || list.size() == 0) Fail(lp, "expected a non-empty list of host:port");
   std::vector<std::pair<std::string, int>> out;
   for (size_t i = 0; i < list.size(); ++i) {
     std::string text = Scalar(list[i], Index(lp, i));
     std::pair<std::string, int> hp;
-    if (!ParseHostPort(text, &hp.first, &hp.second)) Fail(Index(lp, i), Quote(text) + " is not host:port");
+    if (!ParseHostPort(text, &hp.first, &hp.second))
+      Fail(Index(lp, i), Quote(text) + " is not host:port");
     out.push_back(std::move(hp));
   }
   return out;
@@ -316,8 +322,8 @@ void DecodeSentinel(const YAML::Node& node, const std::string& path,
   if (node["master_name"]) r->master_name = Scalar(node["master_name"], Child(path, "master_name"));
   if (!list) {
     if (node["master_name"]) Fail(Child(path, "master_name"), "needs sentinels");
-    for (const char* k : {"sentinel_password_file", "sentinel_password_env",
-                          "sentinel_password_credential"})
+    for (const char* k :
+         {"sentinel_password_file", "sentinel_password_env", "sentinel_password_credential"})
       if (node[k]) Fail(Child(path, k), "needs sentinels");
     return;
   }
@@ -337,9 +343,11 @@ void DecodeCluster(const YAML::Node& node, const std::string& path, Redis* r) {
   if (!list) return;
   const std::string lp = Child(path, "cluster");
   if (!list.IsSequence() || list.size() == 0) Fail(lp, "expected a non-empty list of host:port");
-  if (node["address"]) Fail(lp, "and address both set: the cluster's nodes are found from the seeds");
+  if (node["address"])
+    Fail(lp, "and address both set: the cluster's nodes are found from the seeds");
   if (node["sentinels"]) Fail(lp, "and sentinels both set (use one)");
-  if (r->db != 0) Fail(Child(path, "db"), std::to_string(r->db) + " with cluster: a Redis Cluster has only db 0");
+  if (r->db != 0)
+    Fail(Child(path, "db"), std::to_string(r->db) + " with cluster: a Redis Cluster has only db 0");
   r->cluster = HostPortList(list, lp);
 }
 
@@ -352,9 +360,8 @@ std::string RedactedAddress(std::string_view text) {
   if (at == std::string_view::npos || at < from) return std::string(text);
   std::string_view userinfo = text.substr(from, at - from);
   const size_t colon = userinfo.find(':');
-  std::string shown = colon == std::string_view::npos
-                          ? "***"
-                          : std::string(userinfo.substr(0, colon)) + ":***";
+  std::string shown =
+      colon == std::string_view::npos ? "***" : std::string(userinfo.substr(0, colon)) + ":***";
   return std::string(text.substr(0, from)) + shown + std::string(text.substr(at));
 }
 
@@ -387,14 +394,16 @@ struct UrlParts {
 UrlParts DecodeRedisUrl(const std::string& text, const std::string& p, Redis* r) {
   const std::string shown = Quote(RedactedAddress(text));
   if (text.rfind("rediss://", 0) == 0)
-    Fail(p, shown + ": TLS to Redis is not supported (Debian 12's hiredis 0.14 has no TLS); "
-                    "run a local stunnel client and point address at it (README, Limits)");
+    Fail(p, shown +
+                ": TLS to Redis is not supported (Debian 12's hiredis 0.14 has no TLS); "
+                "run a local stunnel client and point address at it (README, Limits)");
   UrlParts parts;
   std::string_view rest = std::string_view(text).substr(8);  // after "redis://"
   const auto bad = [&](const std::string& why) {
     Fail(p, shown + " is not redis://[user:password@]host[:port][/db]: " + why);
   };
-  if (rest.find_first_of("?#") != std::string_view::npos) bad("query and fragment are not supported");
+  if (rest.find_first_of("?#") != std::string_view::npos)
+    bad("query and fragment are not supported");
   if (const size_t at = rest.rfind('@'); at != std::string_view::npos) {
     std::string_view userinfo = rest.substr(0, at);
     rest = rest.substr(at + 1);
@@ -402,8 +411,7 @@ UrlParts DecodeRedisUrl(const std::string& text, const std::string& p, Redis* r)
     std::string user;
     std::string password;
     if (!PercentDecode(userinfo.substr(0, colon), &user)) bad("bad %-escape in the user");
-    if (colon != std::string_view::npos &&
-        !PercentDecode(userinfo.substr(colon + 1), &password))
+    if (colon != std::string_view::npos && !PercentDecode(userinfo.substr(colon + 1), &password))
       bad("bad %-escape in the password");
     if (!user.empty()) {
       r->username = user;
@@ -440,11 +448,11 @@ UrlParts DecodeRedisUrl(const std::string& text, const std::string& p, Redis* r)
 void DecodeRedis(const std::string& name, const YAML::Node& node, const std::string& path,
                  const std::filesystem::path& base_dir, Redis* r) {
   r->name = name;
-  auto entries = CheckedMap(node, path,
-                            {"address", "db", "username", "password_file", "password_env",
-                             "password_credential", "connect_timeout", "read_timeout",
-                             "sentinels", "master_name", "sentinel_password_file",
-                             "sentinel_password_env", "sentinel_password_credential", "cluster"});
+  auto entries = CheckedMap(
+      node, path,
+      {"address", "db", "username", "password_file", "password_env", "password_credential",
+       "connect_timeout", "read_timeout", "sentinels", "master_name", "sentinel_password_file",
+       "sentinel_password_env", "sentinel_password_credential", "cluster"});
   UrlParts url;
   for (const auto& [key, value] : entries) {
     std::string p = Child(path, key);
@@ -544,14 +552,13 @@ void DecodeLogging(const YAML::Node& node, Logging* l) {
       LogSink sink;
       sink.kind = Enum(s["type"], Child(p, "type"), kSinkKinds);
       switch (sink.kind) {
-        case LogSink::Kind::kStdout:
-          CheckedMap(s, p, {"type"});
-          break;
+        case LogSink::Kind::kStdout: CheckedMap(s, p, {"type"}); break;
         case LogSink::Kind::kFile:
           for (const auto& [k, v] : CheckedMap(s, p, {"type", "path", "max_size", "max_files"})) {
             if (k == "path") sink.path = Scalar(v, Child(p, k));
             else if (k == "max_size") sink.max_size_bytes = Size(v, Child(p, k));
-            else if (k == "max_files") sink.max_files = static_cast<int>(Int(v, Child(p, k), 1, 1000));
+            else if (k == "max_files")
+              sink.max_files = static_cast<int>(Int(v, Child(p, k), 1, 1000));
           }
           if (sink.path.empty()) Fail(Child(p, "path"), "required for type file");
           break;
@@ -611,7 +618,8 @@ void ApplyPreset(const std::set<std::string>& set_keys, const std::string& path,
   if (env->sdk.empty()) return;
   const SdkPreset& preset = *FindPreset(env->sdk);
   if (!preset.unsupported.empty())
-    Fail(Child(path, "sdk"), Quote(env->sdk) + " cannot be read: " + std::string(preset.unsupported));
+    Fail(Child(path, "sdk"),
+         Quote(env->sdk) + " cannot be read: " + std::string(preset.unsupported));
   auto unset = [&](const char* k) { return set_keys.count(k) == 0; };
   if (unset("key")) env->key_template = std::string(preset.key_template);
   if (unset("encoding")) env->encoding = preset.encoding;
@@ -654,8 +662,9 @@ std::string KeyTerm(std::string_view name, const KeyInputs& in, const std::strin
                     const std::string& path, bool* used_secret) {
   auto secret = [&]() -> const std::string& {
     if (!in.has_secret)
-      Fail(path, Quote(tmpl) + " uses the app secret: set secret_file, secret_env or "
-                               "secret_credential on the apps entry");
+      Fail(path, Quote(tmpl) +
+                     " uses the app secret: set secret_file, secret_env or "
+                     "secret_credential on the apps entry");
     *used_secret = true;
     return in.secret.Reveal();
   };
@@ -719,8 +728,8 @@ void ResolveKeys(const App& app, const std::string& path, Environment* env) {
   }
   if (!env->expiry_key_template.empty()) {
     bool expiry_secret = false;
-    std::string ek = ExpandKeyTemplate(env->expiry_key_template, in, Child(path, "expiry_key"),
-                                       &expiry_secret);
+    std::string ek =
+        ExpandKeyTemplate(env->expiry_key_template, in, Child(path, "expiry_key"), &expiry_secret);
     if (expiry_secret)
       Fail(Child(path, "expiry_key"), "must not use the app secret (it is shown in logs)");
     env->expiry_key = env->key_encoding == KeyEncoding::kJdk ? JdkSerializeString(ek) : ek;
@@ -778,9 +787,8 @@ Environment DecodeDefaults(const YAML::Node& node, std::set<std::string>* set_ke
 bool IsDottedPath(std::string_view s) {
   if (s.empty() || s.front() == '.' || s.back() == '.') return false;
   if (s.find("..") != std::string_view::npos) return false;
-  return std::none_of(s.begin(), s.end(), [](char c) {
-    return c == ' ' || static_cast<unsigned char>(c) < 0x20;
-  });
+  return std::none_of(s.begin(), s.end(),
+                      [](char c) { return c == ' ' || static_cast<unsigned char>(c) < 0x20; });
 }
 
 size_t Utf8Chars(std::string_view s) {
@@ -796,7 +804,8 @@ void DecodeLabels(const YAML::Node& node, const std::string& path,
     bool valid = !name.empty() && IsNameChar(name[0], true) &&
                  std::all_of(name.begin(), name.end(), [](char c) { return IsNameChar(c, false); });
     if (!valid) Fail(path, "label name " + Quote(name) + " is not [a-zA-Z_][a-zA-Z0-9_]*");
-    if (name.rfind("__", 0) == 0) Fail(path, "label name " + Quote(name) + " starts with \"__\" (reserved)");
+    if (name.rfind("__", 0) == 0)
+      Fail(path, "label name " + Quote(name) + " starts with \"__\" (reserved)");
     if (std::find(std::begin(kReserved), std::end(kReserved), name) != std::end(kReserved))
       Fail(path, "label name " + Quote(name) + " is reserved by wxcanary");
     (*labels)[name] = Scalar(value, Child(path, name));
@@ -845,16 +854,17 @@ Environment DecodeEnvironment(const YAML::Node& node, const std::string& path,
   if (!redis.count(env.redis)) {
     std::vector<std::string> names;
     for (const auto& [name, r] : redis) names.push_back(Quote(name));
-    Fail(Child(path, "redis"), "unknown redis " + Quote(env.redis) +
-                                   (names.empty() ? " (no redis: section)"
-                                                  : " (defined: " + JoinOr(names) + ")"));
+    Fail(Child(path, "redis"),
+         "unknown redis " + Quote(env.redis) +
+             (names.empty() ? " (no redis: section)" : " (defined: " + JoinOr(names) + ")"));
   }
   ResolveKeys(app, path, &env);
 
   if (env.timeout <= milliseconds::zero())
     Fail(Child(path, "timeout"), Quote(FormatDuration(env.timeout)) + " must be greater than 0");
   if (env.interval < env.timeout)
-    Fail(Child(path, "interval"), Quote(FormatDuration(env.interval)) + " is shorter than timeout " +
+    Fail(Child(path, "interval"), Quote(FormatDuration(env.interval)) +
+                                      " is shorter than timeout " +
                                       Quote(FormatDuration(env.timeout)));
 
   const std::string storage(StorageName(env.storage));
@@ -865,9 +875,11 @@ Environment DecodeEnvironment(const YAML::Node& node, const std::string& path,
   if (node["json_path"] && env.storage == Storage::kString && env.encoding != Encoding::kPhp)
     Fail(Child(path, "json_path"), "only applies to storage json or hash (storage is \"string\")");
   if (node["hash_field"] && env.storage != Storage::kHash)
-    Fail(Child(path, "hash_field"), "only applies to storage hash (storage is " + Quote(storage) + ")");
+    Fail(Child(path, "hash_field"),
+         "only applies to storage hash (storage is " + Quote(storage) + ")");
   if (!env.json_path.empty() && !IsDottedPath(env.json_path))
-    Fail(Child(path, "json_path"), Quote(env.json_path) + " is not a dotted path (e.g. data.access_token)");
+    Fail(Child(path, "json_path"),
+         Quote(env.json_path) + " is not a dotted path (e.g. data.access_token)");
   ValidateDecoding(path, env);
 
   // The kind's rules come from its table entry (src/wechat/probe_kinds.cc).
@@ -881,8 +893,8 @@ Environment DecodeEnvironment(const YAML::Node& node, const std::string& path,
       if (k.takes_openid_scene) takers.emplace_back(k.name);
     for (const char* k : {"openid", "scene"})
       if (node[k])
-        Fail(Child(path, k), "only applies to probe " + JoinOr(takers) + " (probe is " +
-                                 Quote(probe) + ")");
+        Fail(Child(path, k),
+             "only applies to probe " + JoinOr(takers) + " (probe is " + Quote(probe) + ")");
   }
   if (!kind.sends_content && node["content"])
     Fail(Child(path, "content"), "does not apply to probe " + probe + " (it sends no content)");
@@ -893,8 +905,9 @@ Environment DecodeEnvironment(const YAML::Node& node, const std::string& path,
                                      " characters (the " + probe + " limit)");
 
   if (env.heal_refresh && !app.secret.set())
-    Fail(Child(path, "heal_refresh"),
-         "true needs the app's secret (secret_file, secret_env or secret_credential on apps entry)");
+    Fail(
+        Child(path, "heal_refresh"),
+        "true needs the app's secret (secret_file, secret_env or secret_credential on apps entry)");
   if (env.heal_refresh && env.heal == HealMode::kOff)
     Fail(Child(path, "heal_refresh"), "true needs heal: evict or dry_run (heal is \"off\")");
   return env;
@@ -903,11 +916,13 @@ Environment DecodeEnvironment(const YAML::Node& node, const std::string& path,
 Config Decode(const YAML::Node& root, const std::filesystem::path& base_dir) {
   Config cfg;
   if (!root || root.IsNull()) Fail("", "the config is empty");
-  auto top = CheckedMap(root, "", {"wechat", "workers", "defaults", "redis", "apps", "conflict",
-                                    "heal", "logging"});
+  auto top = CheckedMap(
+      root, "", {"wechat", "workers", "defaults", "redis", "apps", "conflict", "heal", "logging"});
   // Sections in dependency order (redis before apps), whatever order the file uses.
-  if (root["wechat"] && !root["wechat"].IsNull()) DecodeWeChat(root["wechat"], base_dir, &cfg.wechat);
-  if (root["workers"]) cfg.workers = static_cast<int>(Int(root["workers"], "workers", 1, kMaxWorkers));
+  if (root["wechat"] && !root["wechat"].IsNull())
+    DecodeWeChat(root["wechat"], base_dir, &cfg.wechat);
+  if (root["workers"])
+    cfg.workers = static_cast<int>(Int(root["workers"], "workers", 1, kMaxWorkers));
   if (root["redis"] && !root["redis"].IsNull()) {
     for (const auto& [name, value] : MapEntries(root["redis"], "redis", nullptr)) {
       std::string p = Child("redis", name);
@@ -917,7 +932,8 @@ Config Decode(const YAML::Node& root, const std::filesystem::path& base_dir) {
       cfg.redis.emplace(name, std::move(r));
     }
   }
-  if (root["conflict"] && !root["conflict"].IsNull()) DecodeConflict(root["conflict"], &cfg.conflict);
+  if (root["conflict"] && !root["conflict"].IsNull())
+    DecodeConflict(root["conflict"], &cfg.conflict);
   if (root["heal"] && !root["heal"].IsNull()) DecodeHeal(root["heal"], &cfg.heal);
   if (root["logging"] && !root["logging"].IsNull()) DecodeLogging(root["logging"], &cfg.logging);
   std::set<std::string> default_keys;
@@ -937,7 +953,8 @@ Config Decode(const YAML::Node& root, const std::filesystem::path& base_dir) {
     app.app_id = Scalar(a["app_id"], Child(p, "app_id"));
     CheckIdentifier(app.app_id, Child(p, "app_id"));
     if (auto [it, inserted] = app_index.emplace(app.app_id, i); !inserted)
-      Fail(Child(p, "app_id"), Quote(app.app_id) + " duplicates apps[" + std::to_string(it->second) +
+      Fail(Child(p, "app_id"), Quote(app.app_id) + " duplicates apps[" +
+                                   std::to_string(it->second) +
                                    "] (list each app once, with several environments)");
     std::string used = DecodeSecretRef(a, p, "secret", &app.secret);
     if (!used.empty()) app.secret_value = ResolveSecret(app.secret, Child(p, used), base_dir);
@@ -952,8 +969,8 @@ Config Decode(const YAML::Node& root, const std::filesystem::path& base_dir) {
       std::string jp = Index(ep, j);
       Environment env = DecodeEnvironment(envs[j], jp, defaults, default_keys, app, cfg.redis);
       if (auto [it, inserted] = env_index.emplace(env.name, j); !inserted)
-        Fail(Child(jp, "name"), Quote(env.name) + " duplicates " + Index(ep, it->second) + " of app " +
-                                    Quote(app.app_id));
+        Fail(Child(jp, "name"), Quote(env.name) + " duplicates " + Index(ep, it->second) +
+                                    " of app " + Quote(app.app_id));
       app.environments.push_back(std::move(env));
     }
     cfg.apps.push_back(std::move(app));
@@ -994,39 +1011,53 @@ const std::vector<SdkPreset>& SdkPresets() {
   static const std::vector<SdkPreset> kPresets = [] {
     std::vector<SdkPreset> v;
     auto add = [&v](SdkPreset p) { v.push_back(p); };
-    add({.name = "wxjava", .key_template = "wx:access_token:{app_id}", .encoding = Encoding::kPlain});
-    add({.name = "wxjava-ma", .key_template = "wa:access_token:{app_id}",
+    add({.name = "wxjava",
+         .key_template = "wx:access_token:{app_id}",
          .encoding = Encoding::kPlain});
-    add({.name = "silenceper", .key_template = "gowechat_officialaccount__access_token_{app_id}",
+    add({.name = "wxjava-ma",
+         .key_template = "wa:access_token:{app_id}",
+         .encoding = Encoding::kPlain});
+    add({.name = "silenceper",
+         .key_template = "gowechat_officialaccount__access_token_{app_id}",
          .encoding = Encoding::kPlain});
     add({.name = "silenceper-stable",
          .key_template = "gowechat_officialaccount__stable_access_token_{app_id}",
          .encoding = Encoding::kPlain});
-    add({.name = "silenceper-ma", .key_template = "gowechat_miniprogram__access_token_{app_id}",
+    add({.name = "silenceper-ma",
+         .key_template = "gowechat_miniprogram__access_token_{app_id}",
          .encoding = Encoding::kPlain});
-    add({.name = "easywechat6", .key_template = "official_account.access_token.{app_id}.{secret}.0",
+    add({.name = "easywechat6",
+         .key_template = "official_account.access_token.{app_id}.{secret}.0",
          .encoding = Encoding::kPhp});
-    add({.name = "easywechat6-mini", .key_template = "mini_app.access_token.{app_id}.{secret}.0",
+    add({.name = "easywechat6-mini",
+         .key_template = "mini_app.access_token.{app_id}.{secret}.0",
          .encoding = Encoding::kPhp});
     add({.name = "easywechat4",
          .key_template = "easywechat.kernel.access_token.{md5(credentials_json)}",
-         .encoding = Encoding::kPhp, .json_path = "access_token"});
-    add({.name = "powerwechat", .key_template = "powerwechat.access_token.{md5(app_id+secret)}",
-         .storage = Storage::kJson, .json_path = "access_token"});
+         .encoding = Encoding::kPhp,
+         .json_path = "access_token"});
+    add({.name = "powerwechat",
+         .key_template = "powerwechat.access_token.{md5(app_id+secret)}",
+         .storage = Storage::kJson,
+         .json_path = "access_token"});
     add({.name = "senparc",
          .key_template =
              "Senparc:DefaultCache:Container:Senparc.Weixin.MP.Containers.AccessTokenBag:{app_id}",
-         .storage = Storage::kJson, .json_path = "AccessTokenResult.access_token",
+         .storage = Storage::kJson,
+         .json_path = "AccessTokenResult.access_token",
          .expiry_path = "AccessTokenExpireTime"});
-    add({.name = "wechatpy", .key_template = "wechatpy:{app_id}_access_token",
+    add({.name = "wechatpy",
+         .key_template = "wechatpy:{app_id}_access_token",
          .encoding = Encoding::kJsonString,
          .expiry_key_template = "wechatpy:{app_id}_access_token_expires_at"});
     add({.name = "spring-jdk", .encoding = Encoding::kJdk, .key_encoding = KeyEncoding::kJdk});
     add({.name = "spring-json", .encoding = Encoding::kJsonString});
-    add({.name = "wxjava-redisson", .key_template = "wx:access_token:{app_id}",
+    add({.name = "wxjava-redisson",
+         .key_template = "wx:access_token:{app_id}",
          .unsupported = "Redisson's default codec (Kryo5) is binary: configure StringCodec on the "
                         "RedissonClient WxJava uses, then use sdk: wxjava"});
-    add({.name = "jfinal-weixin", .key_template = "jfinal_weixin:{app_id}",
+    add({.name = "jfinal-weixin",
+         .key_template = "jfinal_weixin:{app_id}",
          .unsupported = "jfinal-weixin stores FST-serialized objects: configure its Redis cache "
                         "with a String serializer, or keep the token under a plain key"});
     return v;
@@ -1098,8 +1129,9 @@ Config LoadFile(const std::filesystem::path& path) {
 // --config.check; nothing for a plain key read the default way.
 static std::string DescribeDecoding(const Environment& env) {
   std::string out;
-  if (env.sdk.empty() && env.encoding == Encoding::kAuto && env.key_encoding == KeyEncoding::kPlain &&
-      env.expiry_path.empty() && env.expiry_key_template.empty())
+  if (env.sdk.empty() && env.encoding == Encoding::kAuto &&
+      env.key_encoding == KeyEncoding::kPlain && env.expiry_path.empty() &&
+      env.expiry_key_template.empty())
     return out;
   if (!env.sdk.empty()) out += " sdk=" + env.sdk;
   out += " encoding=" + std::string(EncodingName(env.encoding));
@@ -1107,9 +1139,10 @@ static std::string DescribeDecoding(const Environment& env) {
     out += " key_encoding=" + std::string(KeyEncodingName(env.key_encoding));
   if (!env.expiry_path.empty()) out += " expiry=value(" + env.expiry_path + ")";
   else if (!env.expiry_key_template.empty())
-    out += " expiry=key(" + (env.key_encoding == KeyEncoding::kJdk
-                                 ? std::string(env.expiry_key_template)
-                                 : env.expiry_key) + ")";
+    out += " expiry=key(" +
+           (env.key_encoding == KeyEncoding::kJdk ? std::string(env.expiry_key_template)
+                                                  : env.expiry_key) +
+           ")";
   else out += " expiry=ttl";
   return out;
 }

@@ -76,15 +76,15 @@ using wechat::ProbeKindName;
 std::string_view HealModeName(HealMode m);
 
 struct Environment {
-  std::string name;  // the app_env label
-  std::string redis;  // name of a Redis entry
+  std::string name;          // the app_env label
+  std::string redis;         // name of a Redis entry
   std::string sdk;           // preset that filled the fields below not set explicitly; "" none
   std::string key_template;  // as written (or from the preset), e.g. "ACCESS_TOKEN_CACHE:{app_id}"
   /// The key as it may be shown in logs, metrics and errors: the expanded template, or, when the
   /// template uses the app secret, "[secret-derived key <fingerprint>]". Never the bytes to send
   /// for a secret-derived or JDK-encoded key: use RedisKey(env) for that.
   std::string key;
-  Secret redis_key;          // the bytes sent to Redis when they differ from `key`; empty = key
+  Secret redis_key;              // the bytes sent to Redis when they differ from `key`; empty = key
   bool key_from_secret = false;  // the template uses {secret}: the key itself is a secret
   KeyEncoding key_encoding = KeyEncoding::kPlain;
   Encoding encoding = Encoding::kAuto;
@@ -96,8 +96,8 @@ struct Environment {
   std::string hash_field;  // storage hash: the field holding the token (or a JSON value)
   ProbeKind probe = ProbeKind::kApiDomainIp;
   std::string content = "wxcanary canary";  // msg_sec_check(_v2) canary text: harmless
-  std::string openid;   // msg_sec_check_v2 only
-  int scene = 1;        // msg_sec_check_v2 only, 1..4
+  std::string openid;                       // msg_sec_check_v2 only
+  int scene = 1;                            // msg_sec_check_v2 only, 1..4
   milliseconds interval{30'000};
   milliseconds timeout{5'000};
   std::map<std::string, std::string> labels;  // extra constant labels
@@ -126,7 +126,8 @@ struct SdkPreset {
   std::string_view json_path = {};
   std::string_view expiry_path = {};
   std::string_view expiry_key_template = {};
-  std::string_view unsupported = {};  // non-empty: the SDK's format cannot be read; why and what to do
+  std::string_view unsupported =
+      {};  // non-empty: the SDK's format cannot be read; why and what to do
 };
 
 /// Every preset `sdk:` accepts, in README order. Thread-safe (constant).
@@ -150,7 +151,7 @@ struct Conflict {
   /// How far back a refresh elsewhere counts as the cause of an invalidation.
   /// Unset: the 300 s grace plus the victim's probe interval.
   std::optional<milliseconds> window;
-  int daily_quota = 2000;  // /cgi-bin/token calls per AppId per day
+  int daily_quota = 2000;                     // /cgi-bin/token calls per AppId per day
   milliseconds quota_poll_interval{600'000};  // never below 10 min
   bool operator==(const Conflict&) const = default;
 };

@@ -81,7 +81,6 @@ std::string Scalar(const YAML::Node& n, std::string_view path) {
   return n.Scalar();
 }
 
-
 std::string OneLine(std::string_view s) {
   std::string out;
   for (char c : s) {

@@ -39,8 +39,8 @@ App::App(Clock& clock, telemetry::Exposition& exposition, telemetry::Logger& log
       tracker_(std::make_unique<tracking::TokenTracker>(exposition, log, clock, config_.conflict)),
       heal_store_(std::make_unique<heal::RedisHealStore>(config_.redis, clock)),
       fetcher_(std::make_unique<heal::StableTokenFetcher>(config_)),
-      healer_(std::make_unique<heal::Healer>(config_.heal, *heal_store_, fetcher_.get(),
-                                             exposition, log, clock, std::move(instance_id))),
+      healer_(std::make_unique<heal::Healer>(config_.heal, *heal_store_, fetcher_.get(), exposition,
+                                             log, clock, std::move(instance_id))),
       // Order matters only for reading the log: the probe event comes before what it caused.
       runner_(std::make_unique<probe::Runner>(
           clock, exposition.registry(),
@@ -115,9 +115,7 @@ void App::Stop() {
   runner_->Stop();
 }
 
-bool App::Progressing(std::chrono::milliseconds stall) const {
-  return runner_->Progressing(stall);
-}
+bool App::Progressing(std::chrono::milliseconds stall) const { return runner_->Progressing(stall); }
 
 std::vector<TargetStatus> App::Status() const {
   return CollectStatus(*probe_metrics_, *tracker_, *healer_);

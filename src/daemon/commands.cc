@@ -168,8 +168,7 @@ ProbeResult ProbeNow(const config::Config& cfg, const Target& t) {
   return probe::RunProbe(t, redis, client, RealClock::Instance());
 }
 
-void PrintTable(const std::vector<std::pair<const Target*, ProbeResult>>& rows,
-                std::ostream& out) {
+void PrintTable(const std::vector<std::pair<const Target*, ProbeResult>>& rows, std::ostream& out) {
   std::vector<std::vector<std::string>> cells = {
       {"APP_ID", "APP_ENV", "OUTCOME", "ERRCODE", "HTTP", "TTL", "TOKEN", "MS", "RID"}};
   for (const auto& [t, r] : rows) {
@@ -177,8 +176,8 @@ void PrintTable(const std::vector<std::pair<const Target*, ProbeResult>>& rows,
                      r.errcode ? std::to_string(*r.errcode) : "-",
                      r.http_status ? std::to_string(r.http_status) : "-",
                      r.outcome == Outcome::kRedisError ? "-" : TtlText(r.ttl_seconds),
-                     r.fingerprint.empty() ? "-" : r.fingerprint, std::to_string(Millis(r.duration)),
-                     r.rid.empty() ? "-" : r.rid});
+                     r.fingerprint.empty() ? "-" : r.fingerprint,
+                     std::to_string(Millis(r.duration)), r.rid.empty() ? "-" : r.rid});
   }
   std::vector<size_t> width(cells[0].size(), 0);
   for (const auto& row : cells)
@@ -210,8 +209,7 @@ bool Parse(CLI::App& app, std::vector<std::string> args, std::ostream& out, std:
     *code = 0;
     return false;
   } catch (const CLI::ParseError& e) {
-    err << app.get_name() << ": " << e.what() << " (see " << app.get_name()
-        << " --help)\n";
+    err << app.get_name() << ": " << e.what() << " (see " << app.get_name() << " --help)\n";
     *code = 2;
     return false;
   }
@@ -219,9 +217,10 @@ bool Parse(CLI::App& app, std::vector<std::string> args, std::ostream& out, std:
 }
 
 int ProbeCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  CLI::App app{"Runs one probe now and prints its trail; exit 0 when the token works, 1 when "
-               "not, 2 on a usage or config error.",
-               "wxcanary probe"};
+  CLI::App app{
+      "Runs one probe now and prints its trail; exit 0 when the token works, 1 when "
+      "not, 2 on a usage or config error.",
+      "wxcanary probe"};
   std::string config_file, target;
   bool all = false;
   app.add_option("--config.file", config_file, "YAML config file")->required();
@@ -254,17 +253,17 @@ int ProbeCommand(const std::vector<std::string>& args, std::ostream& out, std::o
     return (x.second.outcome != Outcome::kOk) > (y.second.outcome != Outcome::kOk);
   });
   PrintTable(rows, out);
-  out << rows.size() << (rows.size() == 1 ? " target, " : " targets, ") << failing
-      << " not ok\n";
+  out << rows.size() << (rows.size() == 1 ? " target, " : " targets, ") << failing << " not ok\n";
   return failing == 0 ? 0 : 1;
 }
 
 int EvictCommand(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
                  std::ostream& err) {
-  CLI::App app{"Deletes a target's cached token, only if the key still holds the token with the "
-               "given fingerprint (default: the token failing now), as the self-heal does. "
-               "Exit 0 deleted, 1 refused or not confirmed, 2 on a usage or config error.",
-               "wxcanary evict"};
+  CLI::App app{
+      "Deletes a target's cached token, only if the key still holds the token with the "
+      "given fingerprint (default: the token failing now), as the self-heal does. "
+      "Exit 0 deleted, 1 refused or not confirmed, 2 on a usage or config error.",
+      "wxcanary evict"};
   std::string config_file, target, fingerprint;
   bool yes = false;
   app.add_option("--config.file", config_file, "YAML config file")->required();
@@ -328,8 +327,8 @@ int EvictCommand(const std::vector<std::string>& args, std::istream& in, std::os
     return 1;
   }
   if (*deleted == 0) {
-    out << "refusing: the key changed since it was read (it no longer holds token "
-        << r.fingerprint << "): nothing deleted\n";
+    out << "refusing: the key changed since it was read (it no longer holds token " << r.fingerprint
+        << "): nothing deleted\n";
     return 1;
   }
   out << "deleted token " << r.fingerprint << " from " << what
@@ -353,8 +352,8 @@ std::string AsFlagError(const std::string& message, bool cluster) {
   constexpr std::string_view kPrefix = "redis.main.";
   const size_t colon = message.find(": ");
   if (message.rfind(kPrefix, 0) != 0 || colon == std::string::npos) return message;
-  const std::string key = message.substr(kPrefix.size(), message.find_first_of(".[:", kPrefix.size()) -
-                                                             kPrefix.size());
+  const std::string key =
+      message.substr(kPrefix.size(), message.find_first_of(".[:", kPrefix.size()) - kPrefix.size());
   for (const auto& [name, flag] : kFlags)
     if (key == name) {
       std::string rest = message.substr(colon + 2);
@@ -365,12 +364,13 @@ std::string AsFlagError(const std::string& message, bool cluster) {
 }
 
 int DiscoverCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  CLI::App app{"Scans a Redis, read-only (SCAN, never KEYS; bounded by --max-keys and --timeout), "
-               "for the keys where WeChat SDKs cache access tokens, and prints a wxcanary config "
-               "for them (one environment per key, the sdk preset it matched, the TTL seen), then "
-               "the keys it could not use and why. Never prints a token, secret or password. Exit "
-               "0 when it ran, 1 when Redis cannot be read, 2 on a bad flag.",
-               "wxcanary discover"};
+  CLI::App app{
+      "Scans a Redis, read-only (SCAN, never KEYS; bounded by --max-keys and --timeout), "
+      "for the keys where WeChat SDKs cache access tokens, and prints a wxcanary config "
+      "for them (one environment per key, the sdk preset it matched, the TTL seen), then "
+      "the keys it could not use and why. Never prints a token, secret or password. Exit "
+      "0 when it ran, 1 when Redis cannot be read, 2 on a bad flag.",
+      "wxcanary discover"};
   std::string address, sentinels, master_name, username, timeout = "10s";
   int db = 0;
   bool cluster = false;
@@ -388,7 +388,8 @@ int DiscoverCommand(const std::vector<std::string>& args, std::ostream& out, std
   app.add_option("--redis.password-file", o.password_file, "File holding the Redis password");
   app.add_option("--redis.sentinel-password-file", o.sentinel_password_file,
                  "File holding the Sentinels' password");
-  app.add_option("--count", o.count, "SCAN COUNT hint (default 100)")->check(CLI::Range(1, 100'000));
+  app.add_option("--count", o.count, "SCAN COUNT hint (default 100)")
+      ->check(CLI::Range(1, 100'000));
   app.add_option("--max-keys", o.max_keys, "Look at no more keys than this (default 10000)")
       ->check(CLI::Range(1, 100'000'000));
   app.add_option("--timeout", timeout, "Wall-clock bound of the scan and reads (default 10s)");
@@ -406,7 +407,8 @@ int DiscoverCommand(const std::vector<std::string>& args, std::ostream& out, std
   };
   if (address.empty() && sentinels.empty())
     return usage("give --redis.address (or --redis.sentinels with --redis.master-name)");
-  if (cluster && address.empty()) return usage("--redis.cluster needs the seed nodes in --redis.address");
+  if (cluster && address.empty())
+    return usage("--redis.cluster needs the seed nodes in --redis.address");
   auto duration = ParseDuration(timeout);
   if (!duration || duration->count() <= 0)
     return usage("--timeout: " + Quote(timeout) + " is not a duration (e.g. 10s, 1m)");
@@ -441,8 +443,10 @@ int DiscoverCommand(const std::vector<std::string>& args, std::ostream& out, std
     return yaml + "]";
   };
   std::string entry = "{";
-  if (!address.empty()) entry += cluster ? "cluster: " + list(address) : "address: " + Quote(address);
-  if (!sentinels.empty()) entry += std::string(entry.size() > 1 ? ", " : "") + "sentinels: " + list(sentinels);
+  if (!address.empty())
+    entry += cluster ? "cluster: " + list(address) : "address: " + Quote(address);
+  if (!sentinels.empty())
+    entry += std::string(entry.size() > 1 ? ", " : "") + "sentinels: " + list(sentinels);
   if (!master_name.empty()) entry += ", master_name: " + Quote(master_name);
   if (app.count("--redis.db") > 0) entry += ", db: " + std::to_string(db);
   if (!username.empty()) entry += ", username: " + Quote(username);

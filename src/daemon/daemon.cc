@@ -103,9 +103,9 @@ int Main(int argc, char** argv) {
   try {
     WebConfig web_config;
     if (!opts.web_config_file.empty()) web_config = LoadWebConfig(opts.web_config_file);
-    web = std::make_unique<WebServer>(
-        [exposition] { return exposition->SerializeChunks(); },
-        [&app] { return app.Progressing(std::chrono::seconds{30}); }, web_config);
+    web = std::make_unique<WebServer>([exposition] { return exposition->SerializeChunks(); },
+                                      [&app] { return app.Progressing(std::chrono::seconds{30}); },
+                                      web_config);
   } catch (const std::exception& e) {
     std::cerr << "wxcanary: --web.config.file \"" << opts.web_config_file << "\": " << e.what()
               << "\n";
@@ -142,8 +142,8 @@ int Main(int argc, char** argv) {
   }
   log->Log(Level::kInfo, "daemon_started",
            "wxcanary " + std::string(kVersion) + " probing " + std::to_string(cfg.TargetCount()) +
-               (cfg.TargetCount() == 1 ? " target" : " targets") +
-               ", metrics on " + (host.empty() ? "*" : host) + ":" + std::to_string(bound),
+               (cfg.TargetCount() == 1 ? " target" : " targets") + ", metrics on " +
+               (host.empty() ? "*" : host) + ":" + std::to_string(bound),
            Fields{{"service.version", kVersion},
                   {"server.address", host.empty() ? "0.0.0.0" : host},
                   {"server.port", bound},

@@ -20,7 +20,6 @@
 namespace wxcanary::daemon {
 namespace {
 
-
 constexpr std::string_view kRedisName = "main";
 constexpr size_t kMaxMatchedKeyBytes = 512;  // longer names are no SDK's
 constexpr size_t kMaxListedOthers = 20;
@@ -558,15 +557,9 @@ int Discover(const DiscoverOptions& o, Clock& clock, std::ostream& out, std::ost
                                    std::string(kRedisName) + c.fields + "}  # " + ttl);
         }
         break;
-      case Verdict::Kind::kUnusable:
-        unusable.push_back(std::move(v));
-        break;
-      case Verdict::Kind::kCompanion:
-        ++companions;
-        break;
-      case Verdict::Kind::kOther:
-        others.push_back(v.shown);
-        break;
+      case Verdict::Kind::kUnusable: unusable.push_back(std::move(v)); break;
+      case Verdict::Kind::kCompanion: ++companions; break;
+      case Verdict::Kind::kOther: others.push_back(v.shown); break;
     }
   }
   for (const auto& [app, file] : o.secrets)

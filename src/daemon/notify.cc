@@ -11,8 +11,8 @@ void Notifier::Reloading() const {
   // MONOTONIC_USEC lets systemd >= 253 (Type=notify-reload) match the reload; older ones ignore it.
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  unsigned long long usec =
-      static_cast<unsigned long long>(ts.tv_sec) * 1000000ULL + static_cast<unsigned long long>(ts.tv_nsec) / 1000ULL;
+  unsigned long long usec = static_cast<unsigned long long>(ts.tv_sec) * 1000000ULL +
+                            static_cast<unsigned long long>(ts.tv_nsec) / 1000ULL;
   sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu", usec);
 }
 
@@ -20,9 +20,7 @@ void Notifier::Stopping() const { sd_notify(0, "STOPPING=1"); }
 
 void Notifier::Watchdog() const { sd_notify(0, "WATCHDOG=1"); }
 
-void Notifier::Status(const std::string& text) const {
-  sd_notifyf(0, "STATUS=%s", text.c_str());
-}
+void Notifier::Status(const std::string& text) const { sd_notifyf(0, "STATUS=%s", text.c_str()); }
 
 std::optional<std::chrono::microseconds> Notifier::WatchdogInterval() const {
   uint64_t usec = 0;

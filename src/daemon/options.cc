@@ -11,7 +11,8 @@ std::optional<std::pair<std::string, int>> ParseListenAddress(const std::string&
   if (colon == std::string::npos) return std::nullopt;
   std::string host = address.substr(0, colon);
   std::string port_text = address.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   if (port_text.empty() || port_text.size() > 5) return std::nullopt;
   for (char c : port_text)
     if (c < '0' || c > '9') return std::nullopt;
@@ -25,7 +26,8 @@ ParsedOptions ParseOptions(const std::vector<std::string>& args) {
   o.config_file = kDefaultConfigFile;
   std::string level = "info", format = "json";
   CLI::App app{"wxcanary: canary probes for cached WeChat access tokens", "wxcanary"};
-  app.set_version_flag("-V,--version", VersionText(), "Print version and build information, and exit");
+  app.set_version_flag("-V,--version", VersionText(),
+                       "Print version and build information, and exit");
   app.footer(
       "Commands (each with --help): wxcanary probe (one probe now), wxcanary evict (delete a "
       "failing token), wxcanary discover (find the token keys in a Redis and print a config)");
@@ -39,8 +41,9 @@ ParsedOptions ParseOptions(const std::vector<std::string>& args) {
       ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   app.add_option("--log.format", format, "json|text")->check(CLI::IsMember({"json", "text"}));
   std::string shard;
-  app.add_option("--shard", shard,
-                 "I/N: probe only the apps whose app_id hashes to shard I of N (0-based; default: all apps)");
+  app.add_option(
+      "--shard", shard,
+      "I/N: probe only the apps whose app_id hashes to shard I of N (0-based; default: all apps)");
   app.add_flag("--config.check", o.config_check,
                "Validate the config, print what would be monitored, and exit");
 
@@ -61,8 +64,8 @@ ParsedOptions ParseOptions(const std::vector<std::string>& args) {
   }
   if (!ParseListenAddress(o.listen_address)) {
     out.exit_code = 2;
-    out.output = "wxcanary: --web.listen-address: \"" + o.listen_address +
-                 "\" is not HOST:PORT or :PORT\n";
+    out.output =
+        "wxcanary: --web.listen-address: \"" + o.listen_address + "\" is not HOST:PORT or :PORT\n";
     return out;
   }
   if (!shard.empty()) {
@@ -74,8 +77,8 @@ ParsedOptions ParseOptions(const std::vector<std::string>& args) {
     }
     o.shard = *parsed_shard;
   }
-  o.log_level = level == "debug"  ? telemetry::Level::kDebug
-                : level == "warn" ? telemetry::Level::kWarn
+  o.log_level = level == "debug"   ? telemetry::Level::kDebug
+                : level == "warn"  ? telemetry::Level::kWarn
                 : level == "error" ? telemetry::Level::kError
                                    : telemetry::Level::kInfo;
   o.log_format = format == "text" ? telemetry::Format::kText : telemetry::Format::kJson;

@@ -246,13 +246,15 @@ void RenderRow(std::string& out, const TargetStatus& t, SystemTime now) {
     out += "<br>last invalidated by <b class=cause>";
     Escape(out, t.cause_env);
     out += "</b>";
-    if (t.last_invalidation) out += " <span class=dim>" + Ago(*t.last_invalidation, now) + "</span>";
+    if (t.last_invalidation)
+      out += " <span class=dim>" + Ago(*t.last_invalidation, now) + "</span>";
   }
   if (t.attribution_pending) out += "<br><span class=dim>cause pending</span>";
   if (t.last_expiry) {
-    out += "<br><b class=cause>expired in the cache</b>: the app's cache outlives the token <span "
-           "class=dim>" +
-           Ago(*t.last_expiry, now) + "</span>";
+    out +=
+        "<br><b class=cause>expired in the cache</b>: the app's cache outlives the token <span "
+        "class=dim>" +
+        Ago(*t.last_expiry, now) + "</span>";
   }
   out += "</td>";
 
@@ -444,7 +446,8 @@ std::string RenderStatusPage(std::vector<TargetStatus> targets, const StatusQuer
 
   out += "<p class=nav>";
   if (query.refresh) {
-    out += "Refreshes every " + std::to_string(kStatusRefreshSeconds) + " s: <a id=refresh href=\"./";
+    out +=
+        "Refreshes every " + std::to_string(kStatusRefreshSeconds) + " s: <a id=refresh href=\"./";
     Escape(out, QueryString(query, page, false));
     out += "\">turn off</a>";
   } else {
@@ -454,7 +457,9 @@ std::string RenderStatusPage(std::vector<TargetStatus> targets, const StatusQuer
   }
   out += " &middot; <a href=\"api/v1/targets";
   Escape(out, QueryString(query, 1, true));
-  out += "\">JSON</a> &middot; <a href=\"metrics\">metrics</a> &middot; <a href=\"-/healthy\">health</a></p>\n";
+  out +=
+      "\">JSON</a> &middot; <a href=\"metrics\">metrics</a> &middot; <a "
+      "href=\"-/healthy\">health</a></p>\n";
 
   out += "<p class=nav id=showing>";
   if (rows.empty()) {
@@ -478,14 +483,16 @@ std::string RenderStatusPage(std::vector<TargetStatus> targets, const StatusQuer
   }
   out += "</p>\n";
 
-  out += "<table id=targets><thead><tr><th>target</th><th>state</th><th>last probe</th>"
-         "<th>errcode</th><th>errmsg / rid</th><th>token</th><th>Redis TTL</th><th>token age</th>"
-         "<th>conflict</th><th>last heal</th><th>last success</th></tr></thead><tbody>\n";
+  out +=
+      "<table id=targets><thead><tr><th>target</th><th>state</th><th>last probe</th>"
+      "<th>errcode</th><th>errmsg / rid</th><th>token</th><th>Redis TTL</th><th>token age</th>"
+      "<th>conflict</th><th>last heal</th><th>last success</th></tr></thead><tbody>\n";
   for (size_t i = from; i < to; ++i) RenderRow(out, *rows[i], now);
   out += "</tbody></table>\n";
-  out += "<p class=dim>Tokens are shown by fingerprint only (first 8 hex of SHA-256). "
-         "&ldquo;In conflict&rdquo;: the AppId's environments hold more than one token, or the "
-         "current failure was caused by another environment's refresh.</p>\n";
+  out +=
+      "<p class=dim>Tokens are shown by fingerprint only (first 8 hex of SHA-256). "
+      "&ldquo;In conflict&rdquo;: the AppId's environments hold more than one token, or the "
+      "current failure was caused by another environment's refresh.</p>\n";
   out += "</body></html>\n";
   return out;
 }
@@ -501,11 +508,10 @@ std::string RenderStatusJson(std::vector<TargetStatus> targets, const StatusQuer
     j["app_id"] = t->app_id;
     j["app_env"] = t->app_env;
     j["state"] = StateName(t->state());
-    j["failing_since"] = OptionalTime(t->state() == TargetStatus::State::kOk
-                                          ? std::nullopt
-                                          : t->failing_since);
-    j["last_outcome"] = t->last_outcome ? nlohmann::json(OutcomeName(*t->last_outcome))
-                                        : nlohmann::json(nullptr);
+    j["failing_since"] =
+        OptionalTime(t->state() == TargetStatus::State::kOk ? std::nullopt : t->failing_since);
+    j["last_outcome"] =
+        t->last_outcome ? nlohmann::json(OutcomeName(*t->last_outcome)) : nlohmann::json(nullptr);
     j["errcode"] = t->errcode ? nlohmann::json(*t->errcode) : nlohmann::json(nullptr);
     j["errmsg"] = t->errmsg;
     j["rid"] = t->rid;
@@ -513,12 +519,12 @@ std::string RenderStatusJson(std::vector<TargetStatus> targets, const StatusQuer
     j["last_run"] = OptionalTime(t->last_run);
     j["last_success"] = OptionalTime(t->last_success);
     j["probes"] = t->probes;
-    j["token"] = {{"known", t->token_known},
-                  {"present", t->token_present},
-                  {"fingerprint", t->fingerprint},
-                  {"ttl_seconds", t->token_known ? nlohmann::json(t->ttl_seconds)
-                                                 : nlohmann::json(nullptr)},
-                  {"age_seconds", t->token_age_seconds}};
+    j["token"] = {
+        {"known", t->token_known},
+        {"present", t->token_present},
+        {"fingerprint", t->fingerprint},
+        {"ttl_seconds", t->token_known ? nlohmann::json(t->ttl_seconds) : nlohmann::json(nullptr)},
+        {"age_seconds", t->token_age_seconds}};
     j["conflict"] = {{"in_conflict", t->in_conflict()},
                      {"distinct_tokens", t->distinct_tokens},
                      {"invalidations", t->invalidations},
@@ -533,8 +539,8 @@ std::string RenderStatusJson(std::vector<TargetStatus> targets, const StatusQuer
                  {"last_result", t->heal_result.empty() ? nlohmann::json(nullptr)
                                                         : nlohmann::json(t->heal_result)},
                  {"last_at", OptionalTime(t->heal_at)},
-                 {"last_skip", t->heal_skip.empty() ? nlohmann::json(nullptr)
-                                                    : nlohmann::json(t->heal_skip)},
+                 {"last_skip",
+                  t->heal_skip.empty() ? nlohmann::json(nullptr) : nlohmann::json(t->heal_skip)},
                  {"last_skip_at", OptionalTime(t->heal_skip_at)}};
     list.push_back(std::move(j));
   }

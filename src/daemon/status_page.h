@@ -39,7 +39,7 @@ struct TargetStatus {
   std::optional<int> errcode;
   std::string errmsg;  // rid removed
   std::string rid;
-  std::string detail;  // curl / Redis / parse error of a failure
+  std::string detail;        // curl / Redis / parse error of a failure
   bool token_known = false;  // Redis answered once: token_present and ttl_seconds mean something
   bool token_present = false;
   std::string fingerprint;

@@ -24,8 +24,9 @@ namespace {
 // the docs instead of "unknown key", and never silently ignored (a user who asks for client
 // certificates must not get a server that accepts anyone).
 const std::set<std::string> kUnsupportedTlsKeys = {
-    "client_auth_type", "client_ca_file",      "cipher_suites",   "curve_preferences",
-    "max_version",      "prefer_server_cipher_suites", "client_allowed_sans"};
+    "client_auth_type",   "client_ca_file", "cipher_suites",
+    "curve_preferences",  "max_version",    "prefer_server_cipher_suites",
+    "client_allowed_sans"};
 const std::set<std::string> kUnsupportedTopKeys = {"http_server_config"};
 
 // bcrypt hashes the first 72 bytes of a password and ignores the rest.
@@ -141,8 +142,8 @@ WebConfig LoadWebConfig(const std::filesystem::path& path) {
   if (!in) throw WebConfigError("cannot read file " + Quote(path.string()));
   std::stringstream text;
   text << in.rdbuf();
-  return ParseWebConfig(text.str(), path.has_parent_path() ? path.parent_path()
-                                                           : std::filesystem::path("."));
+  return ParseWebConfig(text.str(),
+                        path.has_parent_path() ? path.parent_path() : std::filesystem::path("."));
 }
 
 std::optional<std::string> DecodeBase64(std::string_view in) {

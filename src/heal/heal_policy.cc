@@ -31,9 +31,7 @@ HealDecision HealPolicy::Decide(const HealObservation& obs, config::HealMode mod
                                 HealBudget& budget) {
   HealDecision d;
   switch (EvidenceOf(obs.outcome)) {
-    case Evidence::kNone:
-      d.streak = streak_;
-      return d;
+    case Evidence::kNone: d.streak = streak_; return d;
     case Evidence::kNotDead:
       if (obs.outcome == Outcome::kOk) {
         if (in_episode_ && healed_)
@@ -45,8 +43,7 @@ HealDecision HealPolicy::Decide(const HealObservation& obs, config::HealMode mod
       streak_ = 0;
       fingerprint_.clear();
       return d;
-    case Evidence::kDead:
-      break;
+    case Evidence::kDead: break;
   }
 
   if (!in_episode_) {

@@ -215,8 +215,8 @@ void Healer::AppendText(telemetry::TextWriter& out) const {
   for (const auto& state : states) {
     std::lock_guard lock(state->mu);
     if (!state->recovery_exported) continue;
-    out.Histogram("wxcanary_heal_recovery_seconds", state->labels, kRecoveryBounds,
-                  state->recovery, state->recovery_sum);
+    out.Histogram("wxcanary_heal_recovery_seconds", state->labels, kRecoveryBounds, state->recovery,
+                  state->recovery_sum);
   }
 }
 
@@ -229,11 +229,10 @@ void Healer::Record(const Target& target, const ProbeResult& result) {
   HealDecision decision;
   {
     std::lock_guard budget_lock(budget_mu_);
-    decision = state.policy.Decide(
-        {.outcome = result.outcome,
-         .fingerprint = result.fingerprint,
-         .value_known = !result.raw_value.empty()},
-        target.env.heal, settings, now, budget_);
+    decision = state.policy.Decide({.outcome = result.outcome,
+                                    .fingerprint = result.fingerprint,
+                                    .value_known = !result.raw_value.empty()},
+                                   target.env.heal, settings, now, budget_);
   }
   {
     std::lock_guard lock(state.mu);
@@ -277,20 +276,19 @@ std::string KeyText(const Target& target) {
 
 }  // namespace
 
-void Healer::Heal(State& state, const Target& target, const ProbeResult& result,
-                  MonotonicTime now, const HealDecision& decision,
-                  const config::Heal& settings) {
+void Healer::Heal(State& state, const Target& target, const ProbeResult& result, MonotonicTime now,
+                  const HealDecision& decision, const config::Heal& settings) {
   const int streak = decision.streak;
   const std::string action(ActionOf(target.env.heal));
-  const std::string cause = result.errcode ? std::to_string(*result.errcode)
-                                           : std::string(OutcomeName(result.outcome));
-  const std::string reason = std::to_string(streak) + " consecutive " + cause +
-                             " with redis ttl " + std::to_string(result.ttl_seconds) + "s";
+  const std::string cause =
+      result.errcode ? std::to_string(*result.errcode) : std::string(OutcomeName(result.outcome));
+  const std::string reason = std::to_string(streak) + " consecutive " + cause + " with redis ttl " +
+                             std::to_string(result.ttl_seconds) + "s";
   const std::string where = KeyText(target);
 
   auto log = [&](telemetry::Level level, std::string_view event_action, std::string_view act,
-                 std::string_view res, const std::string& message,
-                 const std::string& error = {}, const std::string& outcome = {}) {
+                 std::string_view res, const std::string& message, const std::string& error = {},
+                 const std::string& outcome = {}) {
     telemetry::Fields f = BaseFields(target, result.fingerprint);
     f["wxcanary.heal.action"] = act;
     f["wxcanary.heal.result"] = res;
@@ -353,8 +351,8 @@ void Healer::Heal(State& state, const Target& target, const ProbeResult& result,
   if (!deleted.has_value()) {
     store_.Unlock(target.env, instance_id_);
     Count(state, kEvict, "error");
-    log(telemetry::Level::kError, "heal_skipped", kEvict, "error",
-        "evict of " + where + " failed", error, "failure");
+    log(telemetry::Level::kError, "heal_skipped", kEvict, "error", "evict of " + where + " failed",
+        error, "failure");
     return;
   }
   if (*deleted == 0) {

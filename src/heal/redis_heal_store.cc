@@ -8,8 +8,8 @@ namespace {
 
 // Same server, same credentials, same timeouts: the connection can be kept across a reload.
 bool SameRedis(const config::Redis& a, const config::Redis& b) {
-  return a.host == b.host && a.port == b.port && a.unix_socket == b.unix_socket &&
-         a.db == b.db && a.username == b.username && a.password_value == b.password_value &&
+  return a.host == b.host && a.port == b.port && a.unix_socket == b.unix_socket && a.db == b.db &&
+         a.username == b.username && a.password_value == b.password_value &&
          a.connect_timeout == b.connect_timeout && a.read_timeout == b.read_timeout &&
          a.sentinels == b.sentinels && a.master_name == b.master_name &&
          a.sentinel_password_value == b.sentinel_password_value && a.cluster == b.cluster;
@@ -68,8 +68,8 @@ std::optional<int> RedisHealStore::CompareAndSet(const config::Environment& env,
 }
 
 std::optional<bool> RedisHealStore::TryLock(const config::Environment& env,
-                                            const std::string& owner,
-                                            std::chrono::milliseconds ttl, std::string* error) {
+                                            const std::string& owner, std::chrono::milliseconds ttl,
+                                            std::string* error) {
   std::lock_guard lock(mu_);
   auto* conn = ConnectionFor(env, error);
   if (conn == nullptr) return std::nullopt;

@@ -4,9 +4,7 @@
 
 namespace wxcanary::heal {
 
-
-StableTokenFetcher::StableTokenFetcher(config::WeChat wechat,
-                                       std::map<std::string, Secret> secrets)
+StableTokenFetcher::StableTokenFetcher(config::WeChat wechat, std::map<std::string, Secret> secrets)
     : wechat_(std::move(wechat)), secrets_(std::move(secrets)) {}
 
 StableTokenFetcher::StableTokenFetcher(const config::Config& config)

@@ -46,7 +46,7 @@ class StableTokenFetcher final : public TokenFetcher {
   std::mutex settings_mu_;  // guards wechat_ and secrets_
   config::WeChat wechat_;
   std::map<std::string, Secret> secrets_;
-  std::mutex mu_;  // one fetch at a time over client_
+  std::mutex mu_;                           // one fetch at a time over client_
   std::unique_ptr<wechat::Client> client_;  // created on first use and after wechat_ changes
   config::WeChat client_wechat_;            // what client_ was made with; guarded by mu_
 };

@@ -31,8 +31,7 @@ ProbeResult RunProbe(const Target& target, source::RedisConnection& redis, wecha
       r.raw_value = std::move(read.raw_value);
       r.detail = read.error;
       return finish();
-    case source::TokenRead::Status::kOk:
-      break;
+    case source::TokenRead::Status::kOk: break;
   }
   r.token_present = true;
   r.token = std::move(read.token);

@@ -18,7 +18,7 @@ struct Target {
   std::string app_id;
   std::string app_env;
   config::Environment env;  // copy: a reload swaps whole target sets
-  size_t index = 0;  // unique within a target set; the runner keeps it across reloads
+  size_t index = 0;         // unique within a target set; the runner keeps it across reloads
 };
 
 /// What one probe of one target found. Tokens appear only as the Secret/fingerprint.
@@ -42,7 +42,8 @@ struct ProbeResult {
   std::optional<int> errcode;  // absent when the call did not return WeChat JSON
   std::string errmsg;          // rid and any token removed
   std::string rid;             // parsed out of errmsg, "" when none
-  bool content_flagged = false;  // 87014 / v2 suggest=risky: the token worked, the canary text didn't
+  bool content_flagged =
+      false;  // 87014 / v2 suggest=risky: the token worked, the canary text didn't
 
   std::string detail;  // free-form context for failures (curl error, Redis error, parse error)
 };

@@ -31,12 +31,13 @@ Runner::Runner(Clock& clock, prometheus::Registry& registry, std::vector<ResultS
                    .Name("wxcanary_probe_lateness_seconds")
                    .Help("How late probes started against their schedule.")
                    .Register(registry)
-                   .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.025,
-                                                                    0.05, 0.1, 0.25, 0.5, 1, 5});
+                   .Add({}, prometheus::Histogram::BucketBoundaries{0.001, 0.005, 0.01, 0.025, 0.05,
+                                                                    0.1, 0.25, 0.5, 1, 5});
   skipped_ = &prometheus::BuildCounter()
                   .Name("wxcanary_probes_skipped_total")
-                  .Help("Scheduled probes not run because the previous run of the same target "
-                        "was still in flight or the scheduler fell a whole interval behind.")
+                  .Help(
+                      "Scheduled probes not run because the previous run of the same target "
+                      "was still in flight or the scheduler fell a whole interval behind.")
                   .Register(registry)
                   .Add({});
 }

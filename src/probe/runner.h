@@ -45,8 +45,8 @@ class Runner {
   using RedisHealthFn =
       std::function<void(const std::string& redis, bool up, const std::string& error)>;
   /// One probe of a target over the worker's connections: RunProbe, or a test's stand-in.
-  using ProbeFn = std::function<ProbeResult(const Target&, source::RedisConnection&,
-                                            wechat::Client&, Clock&)>;
+  using ProbeFn =
+      std::function<ProbeResult(const Target&, source::RedisConnection&, wechat::Client&, Clock&)>;
 
   /// `clock`, `registry` and the sinks must outlive the runner.
   Runner(Clock& clock, prometheus::Registry& registry, std::vector<ResultSink*> sinks,
@@ -93,10 +93,10 @@ class Runner {
   // One target for as long as a reload keeps it unchanged. Jobs and probes in flight hold it, so
   // a reload can drop it from the set while a worker still uses it.
   struct Slot {
-    Target target;         // never changes; target.index is kept across reloads
-    config::Redis redis;   // the Redis entry target.env.redis named in its config
+    Target target;        // never changes; target.index is kept across reloads
+    config::Redis redis;  // the Redis entry target.env.redis named in its config
     std::atomic<bool> in_flight{false};
-    std::mutex record_mu;  // a Record() of this target vs. its removal
+    std::mutex record_mu;              // a Record() of this target vs. its removal
     std::atomic<bool> removed{false};  // written under record_mu
   };
   struct Job {

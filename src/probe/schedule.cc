@@ -24,7 +24,8 @@ uint64_t StableHash(std::string_view a, std::string_view b) {
 std::chrono::nanoseconds Phase(const Target& target, std::chrono::nanoseconds interval) {
   if (interval.count() <= 0) return std::chrono::nanoseconds{0};
   auto h = StableHash(target.app_id, target.app_env);
-  return std::chrono::nanoseconds{static_cast<int64_t>(h % static_cast<uint64_t>(interval.count()))};
+  return std::chrono::nanoseconds{
+      static_cast<int64_t>(h % static_cast<uint64_t>(interval.count()))};
 }
 
 }  // namespace

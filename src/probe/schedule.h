@@ -19,7 +19,7 @@ namespace wxcanary::probe {
 class Schedule {
  public:
   struct Due {
-    size_t target;           // index into the vector given to Reset
+    size_t target;            // index into the vector given to Reset
     MonotonicTime scheduled;  // when it should have started
   };
 

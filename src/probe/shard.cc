@@ -22,7 +22,8 @@ bool Shard::Owns(std::string_view app_id) const {
 
 std::optional<Shard> ParseShard(std::string_view text) {
   auto slash = text.find('/');
-  if (slash == std::string_view::npos || slash == 0 || slash + 1 == text.size()) return std::nullopt;
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == text.size())
+    return std::nullopt;
   auto number = [](std::string_view s) -> std::optional<uint32_t> {
     uint32_t v = 0;
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);

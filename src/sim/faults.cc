@@ -36,7 +36,8 @@ std::variant<Fault, std::string> ParseFault(const json& j) {
     return "fault: \"path\" must be an API path like \"/wxa/msg_sec_check\" or \"*\", got " +
            (p == j.end() ? std::string("nothing") : Show(*p));
   f.path = p->get<std::string>();
-  if (f.path.rfind("/admin/", 0) == 0) return "fault: \"path\" cannot be an admin path, got " + Show(*p);
+  if (f.path.rfind("/admin/", 0) == 0)
+    return "fault: \"path\" cannot be an admin path, got " + Show(*p);
   if (auto e = ReadInt(j, "latency_ms", 0, 600'000, f.latency_ms); !e.empty()) return e;
   if (auto e = ReadInt(j, "http_status", 0, 599, f.http_status); !e.empty()) return e;
   if (f.http_status != 0 && f.http_status < 100)
@@ -64,8 +65,11 @@ std::variant<Fault, std::string> ParseFault(const json& j) {
 }
 
 json FaultToJson(const Fault& f) {
-  json j{{"path", f.path}, {"latency_ms", f.latency_ms}, {"http_status", f.http_status},
-         {"reset", f.reset}, {"count", f.count}};
+  json j{{"path", f.path},
+         {"latency_ms", f.latency_ms},
+         {"http_status", f.http_status},
+         {"reset", f.reset},
+         {"count", f.count}};
   if (f.body == Fault::Body::kTruncated) j["body"] = "truncated";
   if (f.body == Fault::Body::kGarbage) j["body"] = "garbage";
   if (f.errcode) j["errcode"] = *f.errcode;

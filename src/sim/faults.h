@@ -14,13 +14,13 @@ namespace wxcanary::sim {
 /// One injected misbehaviour of an API path. Not synchronized.
 struct Fault {
   enum class Body { kNormal, kTruncated, kGarbage };
-  std::string path;             // exact API path, or "*" for every non-admin path
-  int latency_ms = 0;           // added before answering (real time, not sim time)
-  int http_status = 0;          // != 0: answer this status with a non-JSON body, no processing
-  bool reset = false;           // close the connection without any HTTP answer
-  Body body = Body::kNormal;    // truncated: processed, half the JSON; garbage: not processed
-  std::optional<int> errcode;   // answer this WeChat errcode (with rid) instead of processing
-  int count = 0;                // how many requests it hits; 0 = until cleared
+  std::string path;            // exact API path, or "*" for every non-admin path
+  int latency_ms = 0;          // added before answering (real time, not sim time)
+  int http_status = 0;         // != 0: answer this status with a non-JSON body, no processing
+  bool reset = false;          // close the connection without any HTTP answer
+  Body body = Body::kNormal;   // truncated: processed, half the JSON; garbage: not processed
+  std::optional<int> errcode;  // answer this WeChat errcode (with rid) instead of processing
+  int count = 0;               // how many requests it hits; 0 = until cleared
 };
 
 /// Parses the POST /admin/fault body. On bad input returns one line naming the key and value.

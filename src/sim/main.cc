@@ -68,24 +68,31 @@ int main(int argc, char** argv) {
   cli.add_option("--apps-file", apps_file, "file with one APPID:SECRET per line")
       ->check(CLI::ExistingFile);
   cli.add_option("--grace", grace, "seconds the previous /cgi-bin/token token stays valid")
-      ->check(CLI::Range(int64_t{0}, int64_t{86400}))->capture_default_str();
+      ->check(CLI::Range(int64_t{0}, int64_t{86400}))
+      ->capture_default_str();
   cli.add_option("--expires-in", expires_in, "token lifetime in seconds")
-      ->check(CLI::Range(int64_t{1}, int64_t{864000}))->capture_default_str();
+      ->check(CLI::Range(int64_t{1}, int64_t{864000}))
+      ->capture_default_str();
   cli.add_option("--token-quota", token_quota, "daily /cgi-bin/token calls per AppId")
-      ->check(CLI::Range(int64_t{0}, int64_t{1'000'000'000}))->capture_default_str();
+      ->check(CLI::Range(int64_t{0}, int64_t{1'000'000'000}))
+      ->capture_default_str();
   cli.add_option("--time-scale", time_scale, "sim seconds per real second")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cli.add_option("--seed", seed, "token/rid generator seed (0: random)")->capture_default_str();
   cli.add_option("--risky-word", risky_words, "msg_sec_check flags content containing it");
   cli.add_option("--expired-errcode", expired_errcode, "answer for an expired token")
-      ->check(CLI::IsMember({42001, 40014}))->capture_default_str();
+      ->check(CLI::IsMember({42001, 40014}))
+      ->capture_default_str();
   cli.add_option("--force-refresh-overlap", force_overlap,
                  "seconds a stable token survives a force_refresh (0: dies at once)")
-      ->check(CLI::Range(int64_t{0}, int64_t{7200}))->capture_default_str();
+      ->check(CLI::Range(int64_t{0}, int64_t{7200}))
+      ->capture_default_str();
   cli.add_option("--minute-limit", minute_limits, "PATH=N per-minute limit per AppId (0: none)");
   cli.add_option("--daily-limit", daily_limits, "PATH=N daily limit per AppId (0: none)");
   cli.add_option("--threads", threads, "HTTP worker threads")
-      ->check(CLI::Range(1, 4096))->capture_default_str();
+      ->check(CLI::Range(1, 4096))
+      ->capture_default_str();
   cli.add_option("--tls-cert", tls_cert, "PEM certificate: serve HTTPS")->check(CLI::ExistingFile);
   cli.add_option("--tls-key", tls_key, "PEM private key for --tls-cert")->check(CLI::ExistingFile);
   CLI11_PARSE(cli, argc, argv);

@@ -21,8 +21,7 @@ constexpr size_t kMaxPayload = 8 * 1024 * 1024;  // v1 content is up to 500 KB
 
 int PortOf(const sockaddr_storage& sa) {
   if (sa.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&sa)->sin_port);
-  if (sa.ss_family == AF_INET6)
-    return ntohs(reinterpret_cast<const sockaddr_in6*>(&sa)->sin6_port);
+  if (sa.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&sa)->sin6_port);
   return -1;
 }
 
@@ -74,8 +73,8 @@ bool AbortConnection(const httplib::Request& req) {
 Server::Server(SimState& state, SimClock& clock, FaultTable& faults, ServerOptions options)
     : state_(state), clock_(clock), faults_(faults), options_(std::move(options)) {
   if (!options_.tls_cert.empty() || !options_.tls_key.empty()) {
-    auto ssl = std::make_unique<httplib::SSLServer>(options_.tls_cert.c_str(),
-                                                    options_.tls_key.c_str());
+    auto ssl =
+        std::make_unique<httplib::SSLServer>(options_.tls_cert.c_str(), options_.tls_key.c_str());
     if (!ssl->is_valid())
       throw std::runtime_error("cannot load --tls-cert '" + options_.tls_cert + "' / --tls-key '" +
                                options_.tls_key + "'");
@@ -183,8 +182,7 @@ void Server::HandleApi(const httplib::Request& req, httplib::Response& res) {
     }
   }
   ApiResponse resp = state_.Handle(api);
-  if (fault && fault->body == Fault::Body::kTruncated)
-    resp.body.resize(resp.body.size() / 2);
+  if (fault && fault->body == Fault::Body::kTruncated) resp.body.resize(resp.body.size() / 2);
   res.set_content(resp.body, kJsonType);
 }
 
@@ -196,13 +194,13 @@ void Server::HandleAdmin(const httplib::Request& req, httplib::Response& res) {
     char* end = nullptr;
     double s = std::strtod(raw.c_str(), &end);
     if (raw.empty() || end != raw.c_str() + raw.size() || !std::isfinite(s) || s < 0 || s > 1e10)
-      return AdminError(res, 400,
-                        "advance: \"seconds\" must be a number >= 0, got '" + raw + "'");
+      return AdminError(res, 400, "advance: \"seconds\" must be a number >= 0, got '" + raw + "'");
     clock_.Advance(std::chrono::nanoseconds{static_cast<int64_t>(s * 1e9)});
     auto now = clock_.SystemNow();
-    return AdminJson(res, 200,
-                     json{{"ok", true},
-                          {"sim_time", std::chrono::duration<double>(now.time_since_epoch()).count()}});
+    return AdminJson(
+        res, 200,
+        json{{"ok", true},
+             {"sim_time", std::chrono::duration<double>(now.time_since_epoch()).count()}});
   }
   if (p == "/admin/state" && m == "GET") {
     json state = state_.StateJson();

@@ -17,8 +17,8 @@ namespace wxcanary::sim {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 0;      // 0: any free port (Bind() returns it)
-  int threads = 32;  // keep-alive connections each hold one while open
+  int port = 0;                   // 0: any free port (Bind() returns it)
+  int threads = 32;               // keep-alive connections each hold one while open
   std::string tls_cert, tls_key;  // both set: HTTPS
 };
 

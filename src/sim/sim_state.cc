@@ -19,7 +19,7 @@ constexpr std::string_view kCallbackIpPath = "/cgi-bin/getcallbackip";
 constexpr std::string_view kQuotaGetPath = "/cgi-bin/openapi/quota/get";
 constexpr std::string_view kRidGetPath = "/cgi-bin/openapi/rid/get";
 constexpr std::array<std::string_view, 7> kKnownPaths = {
-    kTokenPath,    kStablePath,    kMsgSecCheckPath, kDomainIpPath,
+    kTokenPath,      kStablePath,   kMsgSecCheckPath, kDomainIpPath,
     kCallbackIpPath, kQuotaGetPath, kRidGetPath};
 
 // The two strings the official documentation gives for testing msg_sec_check.
@@ -79,9 +79,8 @@ bool IsOpenId(std::string_view s) {
 }
 
 size_t Utf8Chars(std::string_view s) {
-  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) {
-    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  }));
+  return static_cast<size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
 // Returns the matched word, or nullopt; official strings first.
@@ -213,8 +212,7 @@ ApiResponse SimState::InjectedError(const ApiRequest& request, int errcode) {
   std::string appid;
   if (auto it = tokens_.find(Param(request, "access_token")); it != tokens_.end())
     appid = it->second.appid;
-  else if (apps_.count(Param(request, "appid")))
-    appid = Param(request, "appid");
+  else if (apps_.count(Param(request, "appid"))) appid = Param(request, "appid");
   ApiResponse resp = Error(errcode, now);
   Record(request, appid, resp, now);
   return resp;
@@ -304,8 +302,7 @@ ApiResponse SimState::StableToken(const ApiRequest& req, const std::optional<jso
     std::string token = IssueToken(appid, Source::kStable, now);
     ++app.stable_issued;
     if (!app.stable_previous.empty()) Invalidate(app.stable_previous, now);
-    if (kill_previous && !app.stable_current.empty())
-      Invalidate(app.stable_current, previous_dies);
+    if (kill_previous && !app.stable_current.empty()) Invalidate(app.stable_current, previous_dies);
     app.stable_previous = std::move(app.stable_current);
     app.stable_current = token;
   };
@@ -366,7 +363,10 @@ ApiResponse SimState::MsgSecCheck(const ApiRequest& /*req*/, const std::optional
   std::string suggest = risky ? "risky" : "pass";
   int label = risky ? (risky->second ? 20006 : 21000) : 100;
   json detail = json::array();
-  json d{{"strategy", "content_model"}, {"errcode", 0}, {"suggest", suggest}, {"label", label},
+  json d{{"strategy", "content_model"},
+         {"errcode", 0},
+         {"suggest", suggest},
+         {"label", label},
          {"prob", risky ? 90 : 0}};
   if (risky) d["keyword"] = risky->first;
   detail.push_back(d);
@@ -499,9 +499,8 @@ bool SimState::TokenLive(const std::string& token, SystemTime now) const {
 std::string SimState::NewRid(SystemTime now) {
   uint64_t r = rng_();
   std::array<char, 32> buf{};
-  std::snprintf(buf.data(), buf.size(), "%08x-%08x-%08x",
-                static_cast<uint32_t>(UnixSeconds(now)), static_cast<uint32_t>(r >> 32),
-                static_cast<uint32_t>(r));
+  std::snprintf(buf.data(), buf.size(), "%08x-%08x-%08x", static_cast<uint32_t>(UnixSeconds(now)),
+                static_cast<uint32_t>(r >> 32), static_cast<uint32_t>(r));
   return std::string(buf.data(), 26);
 }
 
@@ -514,8 +513,8 @@ void SimState::Record(const ApiRequest& req, const std::string& appid, const Api
   RidRecord rec;
   rec.appid = appid;
   rec.invoke_time = now;
-  rec.cost_ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SystemNow() - now)
-                    .count();
+  rec.cost_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock_.SystemNow() - now).count();
   rec.request_url = MaskedUrl(req);
   rec.request_body = MaskedBody(req.body);
   rec.response_body = resp.body;
@@ -546,18 +545,18 @@ nlohmann::json SimState::StateJson() {
   json apps = json::object();
   for (const auto& [id, app] : apps_) {
     json tokens = json::array();
-    for (const std::string* t : {&app.token_current, &app.token_previous, &app.stable_current,
-                                 &app.stable_previous}) {
+    for (const std::string* t :
+         {&app.token_current, &app.token_previous, &app.stable_current, &app.stable_previous}) {
       if (t->empty() || !TokenLive(*t, now)) continue;
       const TokenInfo& info = tokens_.at(*t);
-      tokens.push_back({{"fingerprint", Fingerprint(*t)},
-                        {"source", info.source == Source::kToken ? "token" : "stable"},
-                        {"current", t == &app.token_current || t == &app.stable_current},
-                        {"issued_at", UnixSecondsF(info.issued)},
-                        {"expires_at", UnixSecondsF(info.expires)},
-                        {"invalidated_at", info.invalid_from
-                                               ? json(UnixSecondsF(*info.invalid_from))
-                                               : json(nullptr)}});
+      tokens.push_back(
+          {{"fingerprint", Fingerprint(*t)},
+           {"source", info.source == Source::kToken ? "token" : "stable"},
+           {"current", t == &app.token_current || t == &app.stable_current},
+           {"issued_at", UnixSecondsF(info.issued)},
+           {"expires_at", UnixSecondsF(info.expires)},
+           {"invalidated_at",
+            info.invalid_from ? json(UnixSecondsF(*info.invalid_from)) : json(nullptr)}});
     }
     json usage = json::object();
     for (const auto& [path, u] : app.usage)

@@ -26,9 +26,9 @@ struct Limit {
 
 /// Everything that shapes the simulated platform. Defaults follow ../shared/wechat-api.md.
 struct SimOptions {
-  std::chrono::seconds grace{300};        // /cgi-bin/token: overlap of the previous token
-  std::chrono::seconds expires_in{7200};  // lifetime of every token
-  int expired_errcode = 42001;            // or 40014, as some deployments answer
+  std::chrono::seconds grace{300};                 // /cgi-bin/token: overlap of the previous token
+  std::chrono::seconds expires_in{7200};           // lifetime of every token
+  int expired_errcode = 42001;                     // or 40014, as some deployments answer
   std::chrono::seconds stable_rotate_window{300};  // stable token rotates in its last N s
   std::chrono::seconds force_refresh_overlap{0};   // 0: force_refresh kills the previous at once
   std::chrono::seconds force_refresh_spacing{30};
@@ -102,8 +102,8 @@ class SimState {
   };
   struct App {
     std::string secret;
-    std::string token_current, token_previous;    // /cgi-bin/token
-    std::string stable_current, stable_previous;  // /cgi-bin/stable_token
+    std::string token_current, token_previous;     // /cgi-bin/token
+    std::string stable_current, stable_previous;   // /cgi-bin/stable_token
     std::unordered_map<std::string, Usage> usage;  // by API path
     int64_t force_day = -1;
     int force_count = 0;

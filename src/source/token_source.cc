@@ -83,7 +83,8 @@ timeval ToTimeval(std::chrono::milliseconds ms) {
 }
 
 std::string OneLine(std::string s) {
-  std::replace_if(s.begin(), s.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+  std::replace_if(
+      s.begin(), s.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
   return s;
 }
 
@@ -213,10 +214,10 @@ RedisConnection::Context RedisConnection::Connect(const std::string& host, int p
   // The handshake: the password goes out in argv form and is never part of an error.
   std::array<std::vector<std::string>, 2> handshake;
   if (!cfg_.password_value.empty()) {
-    handshake[0] = cfg_.username.empty()
-                       ? std::vector<std::string>{"AUTH", cfg_.password_value.Reveal()}
-                       : std::vector<std::string>{"AUTH", cfg_.username,
-                                                  cfg_.password_value.Reveal()};
+    handshake[0] =
+        cfg_.username.empty()
+            ? std::vector<std::string>{"AUTH", cfg_.password_value.Reveal()}
+            : std::vector<std::string>{"AUTH", cfg_.username, cfg_.password_value.Reveal()};
   }
   if (cfg_.db != 0) handshake[1] = {"SELECT", std::to_string(cfg_.db)};
   for (const auto& cmd : handshake) {
@@ -302,7 +303,8 @@ bool RedisConnection::UseNode(const std::string& addr, std::string* error) {
     Node node;
     node.host = addr.substr(0, colon);
     node.port = colon == std::string::npos ? 0 : std::atoi(addr.c_str() + colon + 1);
-    if (node.host.size() > 2 && node.host.front() == '[') node.host = node.host.substr(1, node.host.size() - 2);
+    if (node.host.size() > 2 && node.host.front() == '[')
+      node.host = node.host.substr(1, node.host.size() - 2);
     if (node.port <= 0) {
       *error = Scrub("cluster: bad node address " + Quote(addr));
       return false;
@@ -334,7 +336,8 @@ bool RedisConnection::RefreshTopology(std::string* error) {
   };
   for (const auto& range : slots_) add(range.node);
   for (const auto& [host, port] : cfg_.cluster)
-    add((host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port));
+    add((host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+        std::to_string(port));
   std::string tried;
   for (const auto& addr : candidates) {
     std::string err;
@@ -358,9 +361,9 @@ bool RedisConnection::RefreshTopology(std::string* error) {
     for (size_t i = 0; i < r->elements; ++i) {
       const redisReply* e = r->element[i];
       if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
-          e->element[0]->type != REDIS_REPLY_INTEGER || e->element[1]->type != REDIS_REPLY_INTEGER ||
-          e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2 ||
-          e->element[2]->element[0]->type != REDIS_REPLY_STRING ||
+          e->element[0]->type != REDIS_REPLY_INTEGER ||
+          e->element[1]->type != REDIS_REPLY_INTEGER || e->element[2]->type != REDIS_REPLY_ARRAY ||
+          e->element[2]->elements < 2 || e->element[2]->element[0]->type != REDIS_REPLY_STRING ||
           e->element[2]->element[1]->type != REDIS_REPLY_INTEGER)
         continue;
       const long long first = e->element[0]->integer;
@@ -547,13 +550,14 @@ std::vector<std::string> RedisConnection::ScanNodes(std::string* error) {
   if ((slots_.empty() || topology_stale_) && !RefreshTopology(error)) return {};
   std::vector<std::string> nodes;
   for (const auto& range : slots_)
-    if (std::find(nodes.begin(), nodes.end(), range.node) == nodes.end()) nodes.push_back(range.node);
+    if (std::find(nodes.begin(), nodes.end(), range.node) == nodes.end())
+      nodes.push_back(range.node);
   return nodes;
 }
 
 std::optional<RedisConnection::ScanPage> RedisConnection::Scan(const std::string& node,
-                                                                const std::string& cursor,
-                                                                int count, std::string* error) {
+                                                               const std::string& cursor, int count,
+                                                               std::string* error) {
   const std::string label = node.empty() ? std::string("SCAN") : "SCAN on " + node;
   if (!(node.empty() ? EnsureConnected(error) : UseNode(node, error))) {
     healthy_ = false;
@@ -568,8 +572,9 @@ std::optional<RedisConnection::ScanPage> RedisConnection::Scan(const std::string
   healthy_ = true;
   if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
       r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
-    *error = Scrub(label + ": " + (r->type == REDIS_REPLY_ERROR ? ReplyText(r.get())
-                                                                 : std::string("unexpected reply")));
+    *error = Scrub(
+        label + ": " +
+        (r->type == REDIS_REPLY_ERROR ? ReplyText(r.get()) : std::string("unexpected reply")));
     return std::nullopt;
   }
   ScanPage page;
@@ -581,16 +586,17 @@ std::optional<RedisConnection::ScanPage> RedisConnection::Scan(const std::string
 }
 
 std::optional<RedisConnection::KeyDump> RedisConnection::Dump(const std::string& key,
-                                                               size_t max_fields,
-                                                               std::string* error) {
+                                                              size_t max_fields,
+                                                              std::string* error) {
   // STRLEN and HLEN answer WRONGTYPE for the other types: only the one matching TYPE is read.
-  std::vector<Reply> meta = Pipeline(
-      key, {{"TYPE", key}, {"TTL", key}, {"STRLEN", key}, {"HLEN", key}}, "TYPE", error);
+  std::vector<Reply> meta =
+      Pipeline(key, {{"TYPE", key}, {"TTL", key}, {"STRLEN", key}, {"HLEN", key}}, "TYPE", error);
   if (meta.empty()) return std::nullopt;
   healthy_ = true;
   if (meta[0]->type != REDIS_REPLY_STATUS || meta[1]->type != REDIS_REPLY_INTEGER) {
-    *error = Scrub("TYPE: " + (meta[0]->type == REDIS_REPLY_ERROR ? ReplyText(meta[0].get())
-                                                                  : std::string("unexpected reply")));
+    *error =
+        Scrub("TYPE: " + (meta[0]->type == REDIS_REPLY_ERROR ? ReplyText(meta[0].get())
+                                                             : std::string("unexpected reply")));
     return std::nullopt;
   }
   KeyDump out;
@@ -608,7 +614,8 @@ std::optional<RedisConnection::KeyDump> RedisConnection::Dump(const std::string&
   if (string && r->type == REDIS_REPLY_STRING) out.value = Secret(ReplyText(r.get()));
   if (hash && r->type == REDIS_REPLY_ARRAY)
     for (size_t i = 0; i + 1 < r->elements; i += 2)
-      if (r->element[i]->type == REDIS_REPLY_STRING && r->element[i + 1]->type == REDIS_REPLY_STRING)
+      if (r->element[i]->type == REDIS_REPLY_STRING &&
+          r->element[i + 1]->type == REDIS_REPLY_STRING)
         out.fields.emplace_back(ReplyText(r->element[i]), Secret(ReplyText(r->element[i + 1])));
   return out;
 }
@@ -661,16 +668,16 @@ TokenRead RedisConnection::Read(const config::Environment& env) {
       // The target's problem, not Redis': name what is there and what the config expects.
       std::string type_error;
       Reply type = Command(key, {"TYPE", key}, &type_error);
-      const std::string found = type && type->type == REDIS_REPLY_STATUS ? ReplyText(type.get())
-                                                                         : "another type";
+      const std::string found =
+          type && type->type == REDIS_REPLY_STATUS ? ReplyText(type.get()) : "another type";
       out.status = TokenRead::Status::kUndecodable;
-      out.error = Scrub("key " + env.key + " holds a " + found + ", not the " +
-                        (hash ? "hash" : "string") + " that storage " +
-                        std::string(config::StorageName(env.storage)) + " reads");
+      out.error =
+          Scrub("key " + env.key + " holds a " + found + ", not the " + (hash ? "hash" : "string") +
+                " that storage " + std::string(config::StorageName(env.storage)) + " reads");
       return out;
     }
-    for (const char* unavailable : {"LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN",
-                                    "NOAUTH"}) {
+    for (const char* unavailable :
+         {"LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOAUTH"}) {
       if (text.rfind(unavailable, 0) == 0) healthy_ = false;
     }
     out.status = TokenRead::Status::kRedisError;
@@ -711,8 +718,8 @@ TokenRead RedisConnection::Read(const config::Environment& env) {
   out.expires_at = decoded->expires_at;
   if (companion && !CompanionExpiry(env, expiry.get(), &out)) return out;
   if (out.ttl_seconds == -1 && out.expires_at) {
-    const auto left = std::chrono::duration_cast<std::chrono::seconds>(*out.expires_at -
-                                                                       clock_.SystemNow());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::seconds>(*out.expires_at - clock_.SystemNow());
     out.ttl_seconds = std::max<int64_t>(0, left.count());
   }
   out.status = TokenRead::Status::kOk;
@@ -726,11 +733,12 @@ bool RedisConnection::CompanionExpiry(const config::Environment& env, const redi
   if (reply->type == REDIS_REPLY_NIL) return true;
   std::string text = reply->type == REDIS_REPLY_STRING ? ReplyText(reply) : std::string();
   // wechatpy writes it through its JSON serializer: a number, perhaps a quoted one.
-  if (text.size() >= 2 && text.front() == '"' && text.back() == '"') text = text.substr(1, text.size() - 2);
+  if (text.size() >= 2 && text.front() == '"' && text.back() == '"')
+    text = text.substr(1, text.size() - 2);
   auto at = ParseExpiry(text);
   if (!at) {
     out->status = reply->type == REDIS_REPLY_ERROR ? TokenRead::Status::kRedisError
-                                                    : TokenRead::Status::kUndecodable;
+                                                   : TokenRead::Status::kUndecodable;
     out->error = reply->type == REDIS_REPLY_ERROR
                      ? Scrub("GET expiry_key " + env.expiry_key_template + ": " + ReplyText(reply))
                      : "expiry_key " + Quote(env.expiry_key_template) +
@@ -752,10 +760,10 @@ std::optional<int> RedisConnection::CompareAndDelete(const config::Environment& 
   }
   const bool hash = env.storage == config::Storage::kHash;
   const std::string& key = config::RedisKey(env);
-  Reply r = hash ? Eval(HdelIfEqual().text, HdelIfEqual().sha1, {key},
-                        {expected.Reveal(), env.hash_field}, env.key, error)
-                 : Eval(DelIfEqual().text, DelIfEqual().sha1, {key}, {expected.Reveal()}, env.key,
-                        error);
+  Reply r =
+      hash ? Eval(HdelIfEqual().text, HdelIfEqual().sha1, {key},
+                  {expected.Reveal(), env.hash_field}, env.key, error)
+           : Eval(DelIfEqual().text, DelIfEqual().sha1, {key}, {expected.Reveal()}, env.key, error);
   if (!r) return std::nullopt;
   if (r->type != REDIS_REPLY_INTEGER) {
     *error = "compare-and-delete on " + env.key + ": unexpected reply type";

@@ -23,15 +23,15 @@ namespace wxcanary::source {
 struct TokenRead {
   enum class Status { kOk, kMissing, kUndecodable, kRedisError };
   Status status = Status::kOk;
-  Secret token;        // decoded token (kOk only)
-  Secret raw_value;    // the stored string (string value or hash field) as read
+  Secret token;      // decoded token (kOk only)
+  Secret raw_value;  // the stored string (string value or hash field) as read
   /// -2 no key, -1 no expiry. A key without a TTL whose value (env.expiry_path) or companion key
   /// (env.expiry_key) says when the token expires reports the seconds left until then (0 once
   /// past), so that TTL metrics and "Redis still holds it" see what the app sees.
   int64_t ttl_seconds = -2;
   std::optional<SystemTime> expires_at;  // from the value or the companion key, when configured
-  std::string error;   // one line, for kUndecodable / kRedisError; never contains the value
-                       // (also a short reason for kMissing: no key, no field, empty value)
+  std::string error;  // one line, for kUndecodable / kRedisError; never contains the value
+                      // (also a short reason for kMissing: no key, no field, empty value)
 };
 
 /// The Redis Cluster hash slot of a key: CRC16 (XMODEM) of the key's bytes modulo 16384, or of
@@ -41,10 +41,10 @@ uint16_t ClusterKeySlot(std::string_view key);
 /// One connection to one Redis server (under Sentinel: to the master the sentinels name at each
 /// connect, so a failover is followed; under Cluster: one connection per node, each command on a
 /// key sent to the node owning the key's slot per CLUSTER SLOTS, MOVED followed and the map
-/// refreshed, ASK followed with ASKING for that command only). Reconnects lazily after an error, with backoff
-/// (100 ms doubling to 5 s, measured on `clock`); while backing off every call fails fast with
-/// "reconnect backoff" without touching the network. Errors never contain values or passwords.
-/// Not thread-safe: each worker owns its own.
+/// refreshed, ASK followed with ASKING for that command only). Reconnects lazily after an error,
+/// with backoff (100 ms doubling to 5 s, measured on `clock`); while backing off every call fails
+/// fast with "reconnect backoff" without touching the network. Errors never contain values or
+/// passwords. Not thread-safe: each worker owns its own.
 class RedisConnection {
  public:
   /// `clock` (reconnect backoff, timings) must outlive the connection.
@@ -73,8 +73,7 @@ class RedisConnection {
 
   /// Releases a lock only if `owner` still holds it (compare-and-delete on the lock key).
   /// True when released, false when it expired or another owner holds it.
-  std::optional<bool> Unlock(const std::string& key, const std::string& owner,
-                             std::string* error);
+  std::optional<bool> Unlock(const std::string& key, const std::string& owner, std::string* error);
 
   /// The servers a key scan visits: {""} for the one server or the Sentinel master; under
   /// Cluster every node owning slots ("host:port", from CLUSTER SLOTS). Empty with `error` set
@@ -170,15 +169,16 @@ class RedisConnection {
              const std::string& shown_key, std::string* error);
   /// Reads env.expiry_key's reply into out->expires_at. False with out's status and error set
   /// when it holds something that is not a time.
-  bool CompanionExpiry(const config::Environment& env, const redisReply* reply, TokenRead* out) const;
+  bool CompanionExpiry(const config::Environment& env, const redisReply* reply,
+                       TokenRead* out) const;
   std::string Scrub(std::string message) const;
 
   config::Redis cfg_;
   Clock& clock_;
-  Context ctx_;                   // single server / Sentinel master
-  Backoff backoff_;               // single server / Sentinel; cluster: the slot-map refresh
+  Context ctx_;                        // single server / Sentinel master
+  Backoff backoff_;                    // single server / Sentinel; cluster: the slot-map refresh
   std::map<std::string, Node> nodes_;  // cluster
-  std::vector<SlotRange> slots_;  // cluster, sorted by first
+  std::vector<SlotRange> slots_;       // cluster, sorted by first
   bool topology_stale_ = true;
   ClusterStats stats_;
   redisContext* cur_ = nullptr;   // the connection commands go to

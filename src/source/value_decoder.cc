@@ -51,7 +51,11 @@ bool CheckOpaque(std::string_view v, std::string_view what, std::string* error) 
 bool ValidUtf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    size_t n = c < 0x80             ? 1
+               : (c & 0xE0) == 0xC0 ? 2
+               : (c & 0xF0) == 0xE0 ? 3
+               : (c & 0xF8) == 0xF0 ? 4
+                                    : 0;
     if (n == 0 || i + n > s.size()) return false;
     for (size_t k = 1; k < n; ++k)
       if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
@@ -63,7 +67,9 @@ bool ValidUtf8(std::string_view s) {
 // Names a serialization wxcanary does not decode, from its leading bytes; "" when the bytes look
 // like text. The message says what the app can change; it never quotes the bytes.
 std::string UndecodableFormat(std::string_view raw) {
-  auto byte = [&](size_t i) { return i < raw.size() ? static_cast<unsigned char>(raw[i]) : 0x100u; };
+  auto byte = [&](size_t i) {
+    return i < raw.size() ? static_cast<unsigned char>(raw[i]) : 0x100u;
+  };
   if (LooksJdkSerialized(raw))
     return "value is a JDK-serialized object that is not a String: wxcanary reads a serialized "
            "String only (store the token itself, e.g. with StringRedisTemplate)";
@@ -216,8 +222,8 @@ class PhpReader {
             problem_ = "array key is not a string or integer";
             return std::nullopt;
           }
-          std::string name = key->is_string() ? key->get<std::string>()
-                                              : std::to_string(key->get<int64_t>());
+          std::string name =
+              key->is_string() ? key->get<std::string>() : std::to_string(key->get<int64_t>());
           auto value = Value(depth + 1);
           if (!value) return std::nullopt;
           obj[name] = std::move(*value);
@@ -226,9 +232,7 @@ class PhpReader {
         return obj;
       }
       case 'O':
-      case 'C':
-        problem_ = "a PHP object, not a string or array";
-        return std::nullopt;
+      case 'C': problem_ = "a PHP object, not a string or array"; return std::nullopt;
       default:
         // Not quoted: it is a byte of the value, perhaps a control character.
         problem_ = "unknown type at byte " + std::to_string(type_at);
@@ -243,9 +247,11 @@ class PhpReader {
 
 // `s:N:"...";` with N matching exactly: unambiguous, since a bare token never has this shape.
 bool LooksPhpString(std::string_view raw) {
-  if (raw.size() < 6 || raw.substr(0, 2) != "s:" || raw.substr(raw.size() - 2) != "\";") return false;
+  if (raw.size() < 6 || raw.substr(0, 2) != "s:" || raw.substr(raw.size() - 2) != "\";")
+    return false;
   size_t colon = raw.find(':', 2);
-  if (colon == std::string_view::npos || colon + 1 >= raw.size() || raw[colon + 1] != '"') return false;
+  if (colon == std::string_view::npos || colon + 1 >= raw.size() || raw[colon + 1] != '"')
+    return false;
   size_t len = 0;
   auto [p, ec] = std::from_chars(raw.data() + 2, raw.data() + colon, len);
   return ec == std::errc{} && p == raw.data() + colon && colon + 2 + len + 2 == raw.size();
@@ -332,7 +338,8 @@ const Json* Find(const Json& doc, const std::string& path) {
   size_t start = 0;
   while (!path.empty() && start <= path.size()) {
     size_t dot = path.find('.', start);
-    std::string seg = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    std::string seg =
+        path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     const Json* next = nullptr;
     if (cur->is_object()) {
       auto it = cur->find(seg);
@@ -438,10 +445,11 @@ std::optional<SystemTime> ParseIso8601(std::string_view s) {
     i += 6;
   }
   if (i != s.size()) return std::nullopt;
-  const int64_t secs = DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 +
-                       h * 3600 + mi * 60 + sec - int64_t{offset_min} * 60;
-  return SystemTime{} + std::chrono::duration_cast<SystemTime::duration>(
-                            std::chrono::seconds(secs) + frac);
+  const int64_t secs =
+      DaysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 +
+      mi * 60 + sec - int64_t{offset_min} * 60;
+  return SystemTime{} +
+         std::chrono::duration_cast<SystemTime::duration>(std::chrono::seconds(secs) + frac);
 }
 
 }  // namespace
@@ -456,8 +464,8 @@ std::optional<SystemTime> ParseExpiry(std::string_view text) {
       v > 1e14)
     return std::nullopt;
   if (v > 1e11) v /= 1000;  // milliseconds (a seconds value this large is past the year 5000)
-  return SystemTime{} + std::chrono::duration_cast<SystemTime::duration>(
-                            std::chrono::duration<double>(v));
+  return SystemTime{} +
+         std::chrono::duration_cast<SystemTime::duration>(std::chrono::duration<double>(v));
 }
 
 std::optional<DecodedValue> DecodeValue(const config::Environment& env, std::string_view raw,
@@ -508,8 +516,9 @@ std::optional<DecodedValue> DecodeValue(const config::Environment& env, std::str
       text = php->get<std::string>();
     } else if (php->is_object()) {
       if (!document) {
-        *error = "value is a PHP array: set json_path to the member holding the token "
-                 "(e.g. access_token)";
+        *error =
+            "value is a PHP array: set json_path to the member holding the token "
+            "(e.g. access_token)";
         return std::nullopt;
       }
       doc = std::move(*php);

@@ -239,8 +239,9 @@ std::unique_ptr<Logger> MakeLogger(const config::Logging& logging, Format format
   if (registry != nullptr) {
     dropped = &prometheus::BuildCounter()
                    .Name("wxcanary_log_events_dropped_total")
-                   .Help("Log events dropped per sink: queue overruns (oldest first) plus write "
-                         "failures.")
+                   .Help(
+                       "Log events dropped per sink: queue overruns (oldest first) plus write "
+                       "failures.")
                    .Register(*registry);
   }
 
@@ -275,10 +276,11 @@ std::unique_ptr<Logger> MakeLogger(const config::Logging& logging, Format format
         }
         try {
           sink = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(
-              cfg.path, static_cast<size_t>(cfg.max_size_bytes), static_cast<size_t>(cfg.max_files));
+              cfg.path, static_cast<size_t>(cfg.max_size_bytes),
+              static_cast<size_t>(cfg.max_files));
         } catch (const spdlog::spdlog_ex& e) {
-          throw config::ConfigError(key + ".path: \"" + cfg.path + "\" cannot be opened: " +
-                                    e.what());
+          throw config::ConfigError(key + ".path: \"" + cfg.path +
+                                    "\" cannot be opened: " + e.what());
         }
         break;
       case config::LogSink::Kind::kTcp: {
@@ -291,7 +293,11 @@ std::unique_ptr<Logger> MakeLogger(const config::Logging& logging, Format format
         opts.port = cfg.port;
         std::weak_ptr<DropCount> drops = c.drops;
         c.tcp = std::make_shared<TcpSink>(
-            opts, [drops](uint64_t n) { if (auto d = drops.lock()) d->Add(n); }, clock);
+            opts,
+            [drops](uint64_t n) {
+              if (auto d = drops.lock()) d->Add(n);
+            },
+            clock);
         sink = c.tcp;
         break;
       }
@@ -299,8 +305,8 @@ std::unique_ptr<Logger> MakeLogger(const config::Logging& logging, Format format
     sink->set_pattern("%v");  // the line is already formatted by us
 
     c.pool = std::make_shared<spdlog::details::thread_pool>(static_cast<size_t>(cfg.queue_size), 1);
-    c.logger = std::make_shared<spdlog::async_logger>("wxcanary-" + c.name, sink, c.pool,
-                                                      spdlog::async_overflow_policy::overrun_oldest);
+    c.logger = std::make_shared<spdlog::async_logger>(
+        "wxcanary-" + c.name, sink, c.pool, spdlog::async_overflow_policy::overrun_oldest);
     c.logger->set_level(spdlog::level::trace);
     c.logger->flush_on(spdlog::level::trace);  // Filebeat and tests see whole lines promptly
     std::weak_ptr<DropCount> drops = c.drops;

@@ -124,7 +124,8 @@ void FillFields(Fields& fields, const Target& target, const ProbeResult& result)
   f.Set("wxcanary.redis.name", target.env.redis);
   f.Set("wxcanary.redis.key", target.env.key);
   if (!result.fingerprint.empty()) f.Set("wxcanary.token.fingerprint", result.fingerprint);
-  if (result.outcome != Outcome::kRedisError) f.Set("wxcanary.token.ttl_seconds", result.ttl_seconds);
+  if (result.outcome != Outcome::kRedisError)
+    f.Set("wxcanary.token.ttl_seconds", result.ttl_seconds);
   if (result.errcode) {
     f.Set("wxcanary.wechat.errcode", *result.errcode);
     if (!result.errmsg.empty()) f.Set("wxcanary.wechat.errmsg", Scrub(result.errmsg, result));
@@ -165,11 +166,11 @@ void ProbeLog::Emit(Level level, std::string_view action, const Target& target,
   FillFields(fields, target, result);
   if (recovered_from != nullptr) {
     fields["wxcanary.probe.previous_outcome"] = std::string(OutcomeName(recovered_from->outcome));
-    if (recovered_from->errcode) fields["wxcanary.probe.previous_errcode"] = *recovered_from->errcode;
-    fields["wxcanary.probe.failed_seconds"] =
-        std::chrono::duration_cast<std::chrono::seconds>(result.started -
-                                                         recovered_from->failing_since)
-            .count();
+    if (recovered_from->errcode)
+      fields["wxcanary.probe.previous_errcode"] = *recovered_from->errcode;
+    fields["wxcanary.probe.failed_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(
+                                                  result.started - recovered_from->failing_since)
+                                                  .count();
   }
   logger_.Log(level, action, message, fields);
 }
@@ -182,7 +183,8 @@ void ProbeLog::Record(const Target& target, const ProbeResult& result) {
                   ? &states_[target.index]
                   : nullptr;
   if (st == nullptr) {  // not a target of SetTargets(): every probe at its level
-    if (logger_.Enabled(level)) Emit(level, "probe", target, result, MessageFor(target, result), nullptr);
+    if (logger_.Enabled(level))
+      Emit(level, "probe", target, result, MessageFor(target, result), nullptr);
     return;
   }
   const bool failed = result.outcome != Outcome::kOk;
@@ -193,14 +195,15 @@ void ProbeLog::Record(const Target& target, const ProbeResult& result) {
   st->outcome = result.outcome;
   st->errcode = result.errcode;
   st->flagged = result.content_flagged;
-  if (failed && (!before.seen || before.outcome == Outcome::kOk)) st->failing_since = result.started;
+  if (failed && (!before.seen || before.outcome == Outcome::kOk))
+    st->failing_since = result.started;
 
   if (same) {
     if (failed && result.started - st->last_logged >= kFailureReminder) {
       st->last_logged = result.started;
       if (!logger_.Enabled(level)) return;
-      const auto secs = std::chrono::duration_cast<std::chrono::seconds>(result.started -
-                                                                         st->failing_since);
+      const auto secs =
+          std::chrono::duration_cast<std::chrono::seconds>(result.started - st->failing_since);
       Emit(level, "probe", target, result,
            MessageFor(target, result) + " (failing for " + std::to_string(secs.count()) + " s)",
            nullptr);
@@ -223,7 +226,8 @@ void ProbeLog::Record(const Target& target, const ProbeResult& result) {
     Emit(recovered, "probe_recovered", target, result, m, &before);
     return;
   }
-  if (logger_.Enabled(level)) Emit(level, "probe", target, result, MessageFor(target, result), nullptr);
+  if (logger_.Enabled(level))
+    Emit(level, "probe", target, result, MessageFor(target, result), nullptr);
 }
 
 std::string_view RedisErrorKind(std::string_view error) {
@@ -243,8 +247,7 @@ std::string_view RedisErrorKind(std::string_view error) {
   if (has({": LOADING", ": BUSY", ": MASTERDOWN", ": CLUSTERDOWN", ": TRYAGAIN"}))
     return "unavailable";
   if (has({"Connection refused"})) return "refused";
-  if (has({"timed out", "Timeout", "Resource temporarily unavailable"}))
-    return "timeout";
+  if (has({"timed out", "Timeout", "Resource temporarily unavailable"})) return "timeout";
   if (has({"Name or service not known", "name resolution", "No address associated",
            "nodename nor servname"}))
     return "dns";

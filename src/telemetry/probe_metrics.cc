@@ -22,13 +22,11 @@ size_t ErrcodeSlot(int code) {
   return kOtherErrcode;
 }
 
-double Seconds(SystemTime t) {
-  return std::chrono::duration<double>(t.time_since_epoch()).count();
-}
+double Seconds(SystemTime t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); }
 
 // Probes take from a millisecond (local wxsim) to the 10 s timeout ceiling.
 constexpr std::array<double, 13> kDurationBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                                    0.25,  0.5,    1,     2.5,  5,    10};
+                                                    0.25,  0.5,    1,     2.5,  5,     10};
 
 template <typename T>
 prometheus::Family<T>& Build(prometheus::detail::Builder<T> builder, const std::string& name,
@@ -206,8 +204,8 @@ std::vector<ProbeMetrics::TargetSnapshot> ProbeMetrics::Snapshot() const {
   auto time_of = [](const std::atomic<double>& v) -> std::optional<SystemTime> {
     const double t = v.load(std::memory_order_relaxed);
     if (t <= 0) return std::nullopt;
-    return SystemTime{std::chrono::duration_cast<SystemTime::duration>(
-        std::chrono::duration<double>(t))};
+    return SystemTime{
+        std::chrono::duration_cast<SystemTime::duration>(std::chrono::duration<double>(t))};
   };
   for (const auto& [labels, s] : by_labels_) {
     TargetSnapshot t;
@@ -254,8 +252,8 @@ void ProbeMetrics::AppendText(TextWriter& out) const {
     const uint32_t seen = s.errcodes_seen.load(std::memory_order_acquire);
     for (size_t slot = 0; slot <= kOtherErrcode; ++slot) {
       if ((seen & (1u << slot)) == 0) continue;
-      const std::string code = slot == kOtherErrcode ? std::string("other")
-                                                     : std::to_string(kKnownErrcodes[slot]);
+      const std::string code =
+          slot == kOtherErrcode ? std::string("other") : std::to_string(kKnownErrcodes[slot]);
       out.Sample("wxcanary_probe_errcode_total", labels, {{"errcode", code}},
                  Load(s.errcodes[slot]));
     }
@@ -271,8 +269,8 @@ void ProbeMetrics::AppendText(TextWriter& out) const {
                   Load(s.duration_sum));
   });
 
-  auto gauge = [&](std::string_view name, std::string_view help,
-                   std::atomic<double> Series::*value, bool only_when_token_known) {
+  auto gauge = [&](std::string_view name, std::string_view help, std::atomic<double> Series::*value,
+                   bool only_when_token_known) {
     out.Header(name, "gauge", help);
     each([&](const std::string& labels, const Series& s) {
       if (only_when_token_known && !s.token_known.load(std::memory_order_acquire)) return;
@@ -291,8 +289,8 @@ void ProbeMetrics::AppendText(TextWriter& out) const {
         &Series::token_ttl, true);
 }
 
-DaemonMetrics::DaemonMetrics(prometheus::Registry& registry, Clock& clock,
-                             std::string_view version, std::string_view revision)
+DaemonMetrics::DaemonMetrics(prometheus::Registry& registry, Clock& clock, std::string_view version,
+                             std::string_view revision)
     : clock_(clock),
       reload_ok_(Build(prometheus::BuildGauge(), "wxcanary_config_last_reload_successful",
                        "1 when the last config (re)load succeeded.", registry)

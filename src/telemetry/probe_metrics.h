@@ -65,7 +65,7 @@ class ProbeMetrics final : public ResultSink, private TextCollectable {
     std::optional<int> last_errcode;
     std::string last_errmsg;  // WeChat's errmsg, rid removed
     std::string last_rid;
-    std::string last_detail;  // curl / Redis / parse error of a failure
+    std::string last_detail;   // curl / Redis / parse error of a failure
     bool token_known = false;  // Redis has answered once; the token fields below are from it
     bool token_present = false;
     std::string fingerprint;  // "" when no token is cached

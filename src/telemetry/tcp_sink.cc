@@ -40,8 +40,8 @@ UniqueFd ConnectBefore(const std::string& host, int port, milliseconds user_time
   if (::getaddrinfo(host.c_str(), service.c_str(), &hints, &raw) != 0) return {};
   AddrInfoPtr list(raw);
   for (addrinfo* ai = list.get(); ai != nullptr; ai = ai->ai_next) {
-    UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                         ai->ai_protocol));
+    UniqueFd fd(
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol));
     if (!fd.valid()) continue;
     int one = 1;
     ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -99,7 +99,7 @@ class TcpSink final : public spdlog::sinks::base_sink<std::mutex> {
   std::function<void(uint64_t)> on_drop_;
   Clock& clock_;
   UniqueFd fd_;
-  std::string pending_;  // the unsent tail of a line that was partly written
+  std::string pending_;         // the unsent tail of a line that was partly written
   SteadyTime last_progress_{};  // last time the peer took any byte (or connect)
   SteadyTime next_attempt_{};
   std::chrono::milliseconds backoff_;

@@ -104,16 +104,16 @@ void AppTracker::UpdateGauges(MonotonicTime now, const TrackerSettings& settings
 
   while (!quota_events_.empty() && now - quota_events_.front() > kQuotaLongWindow)
     quota_events_.pop_front();
-  const auto short_count = std::count_if(quota_events_.begin(), quota_events_.end(),
-                                         [&](MonotonicTime t) { return now - t <= kQuotaShortWindow; });
-  const double per_day =
-      ProjectDailyCalls(static_cast<int>(short_count), static_cast<int>(quota_events_.size()),
-                        now - tracked_since_);
+  const auto short_count =
+      std::count_if(quota_events_.begin(), quota_events_.end(),
+                    [&](MonotonicTime t) { return now - t <= kQuotaShortWindow; });
+  const double per_day = ProjectDailyCalls(
+      static_cast<int>(short_count), static_cast<int>(quota_events_.size()), now - tracked_since_);
   projected_ = settings.daily_quota > 0 ? per_day / settings.daily_quota : 0.0;
 }
 
-void AppTracker::Observe(const std::string& app_env, const ProbeResult& result,
-                         MonotonicTime now, SystemTime wall, const TrackerSettings& settings,
+void AppTracker::Observe(const std::string& app_env, const ProbeResult& result, MonotonicTime now,
+                         SystemTime wall, const TrackerSettings& settings,
                          std::vector<TrackerEvent>* events) {
   auto t_it = targets_.find(app_env);
   if (t_it == targets_.end()) return;
@@ -128,8 +128,8 @@ void AppTracker::Observe(const std::string& app_env, const ProbeResult& result,
     // but a key that briefly vanished and came back unchanged is not. An environment's first
     // token counts too when the daemon saw it without one: a newly deployed environment
     // fetching its first token is exactly how the incident began.
-    const bool refresh = t.last_fingerprint.empty() ? t.seen_without_token
-                                                    : fp != t.last_fingerprint;
+    const bool refresh =
+        t.last_fingerprint.empty() ? t.seen_without_token : fp != t.last_fingerprint;
     const bool new_to_app = seen_.find(fp) == seen_.end();
     if (new_to_app) seen_.emplace(fp, now);
     t.fingerprint = fp;
@@ -173,17 +173,16 @@ void AppTracker::Observe(const std::string& app_env, const ProbeResult& result,
   ResolveDue(now, wall, events);
 
   for (auto s = seen_.begin(); s != seen_.end();) {
-    if (now - s->second > kSeenMemory)
-      s = seen_.erase(s);
-    else
-      ++s;
+    if (now - s->second > kSeenMemory) s = seen_.erase(s);
+    else ++s;
   }
   UpdateGauges(now, settings);
 }
 
-std::optional<AppTracker::Refresh> AppTracker::LastRefresh(
-    const std::string& except_env, const std::string& exclude_fingerprint, MonotonicTime now,
-    nanoseconds window) const {
+std::optional<AppTracker::Refresh> AppTracker::LastRefresh(const std::string& except_env,
+                                                           const std::string& exclude_fingerprint,
+                                                           MonotonicTime now,
+                                                           nanoseconds window) const {
   const TargetState* best = nullptr;
   const TargetState* self = nullptr;
   for (const auto& [env, t] : targets_) {
@@ -205,12 +204,12 @@ std::optional<AppTracker::Refresh> AppTracker::LastRefresh(
 void AppTracker::Attribute(TargetState& victim, const ProbeResult& result, MonotonicTime now,
                            SystemTime wall, const TrackerSettings& settings,
                            std::vector<TrackerEvent>* events) {
-  const nanoseconds window = settings.window ? nanoseconds(*settings.window)
-                                             : nanoseconds(kTokenGrace + victim.interval);
+  const nanoseconds window =
+      settings.window ? nanoseconds(*settings.window) : nanoseconds(kTokenGrace + victim.interval);
   const nanoseconds seen_for = now - victim.first_seen;
-  TargetState::Failure failure{result.outcome,     result.fingerprint, result.ttl_seconds,
-                               result.errcode,     result.rid,
-                               duration_cast<seconds>(seen_for).count()};
+  TargetState::Failure failure{result.outcome,     result.fingerprint,
+                               result.ttl_seconds, result.errcode,
+                               result.rid,         duration_cast<seconds>(seen_for).count()};
   // One wait per target: an older failure still waiting is settled with what is known now.
   if (victim.pending) ResolvePending(victim, now, wall, /*force=*/true, events);
   // Old age needs no culprit: the app's cache kept the token past its life.
@@ -228,13 +227,13 @@ void AppTracker::Attribute(TargetState& victim, const ProbeResult& result, Monot
   // probed next.
   auto longest = victim.interval;
   for (const auto& [env, other] : targets_) longest = std::max(longest, other.interval);
-  victim.pending = TargetState::Pending{now, now + longest + kAttributionSlack, window,
-                                        std::move(failure)};
+  victim.pending =
+      TargetState::Pending{now, now + longest + kAttributionSlack, window, std::move(failure)};
   ++pending_;
 }
 
-void AppTracker::ResolvePending(TargetState& victim, MonotonicTime now, SystemTime wall,
-                                bool force, std::vector<TrackerEvent>* events) {
+void AppTracker::ResolvePending(TargetState& victim, MonotonicTime now, SystemTime wall, bool force,
+                                std::vector<TrackerEvent>* events) {
   if (!victim.pending) return;
   const auto& p = *victim.pending;
   // Only another environment's refresh seen since the failure: what the victim does after its
@@ -257,8 +256,7 @@ void AppTracker::ResolvePending(TargetState& victim, MonotonicTime now, SystemTi
                                 pending.deadline - pending.failed_at, wall));
 }
 
-void AppTracker::ResolveDue(MonotonicTime now, SystemTime wall,
-                            std::vector<TrackerEvent>* events) {
+void AppTracker::ResolveDue(MonotonicTime now, SystemTime wall, std::vector<TrackerEvent>* events) {
   if (pending_ == 0) return;
   for (auto& [env, t] : targets_) ResolvePending(t, now, wall, /*force=*/false, events);
 }
@@ -271,8 +269,9 @@ TrackerEvent AppTracker::Expired(TargetState& victim, const ProbeResult& result,
   std::string message = "token " + result.fingerprint + " of app " + app_id_ + " env " +
                         victim.app_env + " expired (" + evidence + ") while Redis still holds it ";
   if (result.ttl_seconds == -1) {
-    message += "without expiry: the app's cache outlives the token (the key has no TTL, so it "
-               "outlives every token)";
+    message +=
+        "without expiry: the app's cache outlives the token (the key has no TTL, so it "
+        "outlives every token)";
   } else {
     message += "for " + std::to_string(result.ttl_seconds) +
                " s more: the app's cache outlives the token (the key's TTL is longer than the "
@@ -300,9 +299,8 @@ TrackerEvent AppTracker::Expired(TargetState& victim, const ProbeResult& result,
 }
 
 TrackerEvent AppTracker::Invalidated(TargetState& victim, const TargetState::Failure& result,
-                                     const std::optional<Refresh>& cause,
-                                     nanoseconds looked_back, nanoseconds waited,
-                                     SystemTime wall) {
+                                     const std::optional<Refresh>& cause, nanoseconds looked_back,
+                                     nanoseconds waited, SystemTime wall) {
   const std::string cause_env = cause ? cause->app_env : std::string(kUnknownCause);
 
   ++victim.invalidations[cause_env];

@@ -142,8 +142,7 @@ class AppTracker {
   /// One probe result of app_env (a known target) at `now` / `wall`. Appends its decisions
   /// (a refresh, an expiry, an invalidation, pending ones it settles) to *events.
   void Observe(const std::string& app_env, const ProbeResult& result, MonotonicTime now,
-               SystemTime wall, const TrackerSettings& settings,
-               std::vector<TrackerEvent>* events);
+               SystemTime wall, const TrackerSettings& settings, std::vector<TrackerEvent>* events);
   /// Settles the pending invalidations whose culprit showed or whose wait is over.
   void ResolveDue(MonotonicTime now, SystemTime wall, std::vector<TrackerEvent>* events);
   /// Recomputes distinct tokens and the quota projection at `now`.
@@ -165,15 +164,14 @@ class AppTracker {
   double projected() const { return projected_; }
 
  private:
-  void Attribute(TargetState& victim, const ProbeResult& result, MonotonicTime now,
-                 SystemTime wall, const TrackerSettings& settings,
-                 std::vector<TrackerEvent>* events);
+  void Attribute(TargetState& victim, const ProbeResult& result, MonotonicTime now, SystemTime wall,
+                 const TrackerSettings& settings, std::vector<TrackerEvent>* events);
   // Settles the victim's pending invalidation if a culprit showed up, the deadline passed or
   // `force`.
   void ResolvePending(TargetState& victim, MonotonicTime now, SystemTime wall, bool force,
                       std::vector<TrackerEvent>* events);
-  TrackerEvent Expired(TargetState& victim, const ProbeResult& result,
-                       const std::string& evidence, SystemTime wall);
+  TrackerEvent Expired(TargetState& victim, const ProbeResult& result, const std::string& evidence,
+                       SystemTime wall);
   TrackerEvent Invalidated(TargetState& victim, const TargetState::Failure& failure,
                            const std::optional<Refresh>& cause,
                            std::chrono::nanoseconds looked_back, std::chrono::nanoseconds waited,

@@ -146,16 +146,15 @@ void QuotaPoller::PollOne(const PostFn& post, const std::string& app_id, const S
   if (!token) return Fail(app_id, error, std::nullopt, "", "");
 
   const std::string body = json{{"cgi_path", kTokenCgi}}.dump();
-  auto j = ParseAnswer(
-      post("/cgi-bin/openapi/quota/get?access_token=" + token->Reveal(), body), &error);
+  auto j =
+      ParseAnswer(post("/cgi-bin/openapi/quota/get?access_token=" + token->Reveal(), body), &error);
   if (!j) return Fail(app_id, "quota/get: " + error, std::nullopt, "", "");
 
   const auto code = Errcode(*j);
   const auto quota = j->find("quota");
   if ((code && *code != 0) || quota == j->end() || !quota->is_object()) {
     std::string errmsg, rid;
-    wechat::SplitRid(Redact(j->value("errmsg", std::string()), *token), &errmsg,
-                     &rid);
+    wechat::SplitRid(Redact(j->value("errmsg", std::string()), *token), &errmsg, &rid);
     return Fail(app_id,
                 code && *code != 0 ? "quota/get answered errcode " + std::to_string(*code)
                                    : "quota/get answer has no \"quota\" object",
@@ -163,8 +162,7 @@ void QuotaPoller::PollOne(const PostFn& post, const std::string& app_id, const S
   }
   const auto used = quota->find("used");
   const auto limit = quota->find("daily_limit");
-  if (used == quota->end() || !used->is_number() || limit == quota->end() ||
-      !limit->is_number())
+  if (used == quota->end() || !used->is_number() || limit == quota->end() || !limit->is_number())
     return Fail(app_id, "quota/get answer lacks quota.used or quota.daily_limit", code, "", "");
 
   const double used_v = used->get<double>();
@@ -223,10 +221,10 @@ std::unique_ptr<QuotaPoller> MakeQuotaPoller(prometheus::Registry& registry,
   return std::make_unique<QuotaPoller>(
       registry, logger, clock, config, [](const config::WeChat& wechat) -> QuotaPoller::PostFn {
         auto client = std::make_shared<wechat::Client>(wechat);
-        return [client, timeout = wechat.timeout](const std::string& path,
-                                                   const std::string& body) {
-          return client->PostJson(path, body, timeout);
-        };
+        return
+            [client, timeout = wechat.timeout](const std::string& path, const std::string& body) {
+              return client->PostJson(path, body, timeout);
+            };
       });
 }
 

@@ -15,7 +15,7 @@ const std::string& LabelsOf(const AppTracker::TargetState& t) { return t.labels;
 struct TokenTracker::AppState {
   AppState(std::string app_id, MonotonicTime tracked_since)
       : core(std::move(app_id), tracked_since) {}
-  std::mutex mu;    // guards core
+  std::mutex mu;  // guards core
   AppTracker core;
 };
 
@@ -181,8 +181,8 @@ void TokenTracker::AppendText(telemetry::TextWriter& out) const {
   };
 
   // A family with one sample per state: its header, then `value` of each.
-  auto family = [&](auto each, std::string_view name, std::string_view type,
-                    std::string_view help, auto value) {
+  auto family = [&](auto each, std::string_view name, std::string_view type, std::string_view help,
+                    auto value) {
     out.Header(name, type, help);
     each([&](const auto& state) { out.Sample(name, LabelsOf(state), value(state)); });
   };

@@ -59,8 +59,8 @@ class TokenTracker final : public ResultSink, private telemetry::TextCollectable
     double token_age_seconds = 0;  // as wxcanary_token_age_seconds
     int distinct_tokens = 0;       // of the whole AppId, as wxcanary_app_distinct_tokens
     uint64_t refreshes = 0;
-    uint64_t invalidations = 0;    // over all causes
-    std::string last_cause_env;    // of the last invalidation ("unknown": none configured)
+    uint64_t invalidations = 0;  // over all causes
+    std::string last_cause_env;  // of the last invalidation ("unknown": none configured)
     std::optional<SystemTime> last_invalidation;
     bool attribution_pending = false;  // a failure waits for a culprit's refresh to show
     uint64_t expirations = 0;          // tokens that expired in the cache

@@ -187,8 +187,7 @@ Outcome OutcomeForErrcode(int code) {
   }
 }
 
-Classification ClassifyBody(ProbeKind kind, std::string_view raw_body,
-                            const Secret& token) {
+Classification ClassifyBody(ProbeKind kind, std::string_view raw_body, const Secret& token) {
   if (raw_body.size() > kMaxResponseBytes) {
     return Bad("body of " + std::to_string(raw_body.size()) + " bytes exceeds the " +
                std::to_string(kMaxResponseBytes) + "-byte limit");
@@ -299,8 +298,7 @@ void SplitRid(std::string_view errmsg, std::string* message, std::string* rid) {
   if (rid) *rid = std::move(found);
 }
 
-Classification Classify(ProbeKind kind, const HttpResponse& response,
-                        const Secret& token) {
+Classification Classify(ProbeKind kind, const HttpResponse& response, const Secret& token) {
   if (!response.transport_ok) {
     Classification c;
     c.outcome = Outcome::kTransportError;

@@ -62,8 +62,7 @@ class Client {
 
   /// Sends the canary call of call.kind (its entry's method, path and body) with `token`,
   /// giving up after `timeout`.
-  HttpResponse Probe(const ProbeCall& call, const Secret& token,
-                     std::chrono::milliseconds timeout);
+  HttpResponse Probe(const ProbeCall& call, const Secret& token, std::chrono::milliseconds timeout);
 
   /// POST {base_url}{path} with a JSON body (path may carry a query). For quota/stable_token.
   HttpResponse PostJson(const std::string& path_and_query, const std::string& body,

@@ -17,15 +17,11 @@ std::string Dump(const nlohmann::ordered_json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-std::string MsgSecCheckBody(const ProbeCall& call) {
-  return Dump({{"content", call.content}});
-}
+std::string MsgSecCheckBody(const ProbeCall& call) { return Dump({{"content", call.content}}); }
 
 std::string MsgSecCheckV2Body(const ProbeCall& call) {
-  return Dump({{"content", call.content},
-               {"version", 2},
-               {"scene", call.scene},
-               {"openid", call.openid}});
+  return Dump(
+      {{"content", call.content}, {"version", 2}, {"scene", call.scene}, {"openid", call.openid}});
 }
 
 std::string AnySuccess(const Json& /*root*/, bool* /*content_flagged*/) { return ""; }
@@ -46,7 +42,8 @@ std::string V2Success(const Json& root, bool* content_flagged) {
 std::string IpListSuccess(const Json& root, bool* /*content_flagged*/) {
   auto it = root.find("ip_list");
   if (it == root.end()) return "ip_list is missing";
-  if (!it->is_array()) return "ip_list is " + std::string(JsonTypeName(*it)) + ", expected an array";
+  if (!it->is_array())
+    return "ip_list is " + std::string(JsonTypeName(*it)) + ", expected an array";
   return "";
 }
 

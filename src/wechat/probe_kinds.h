@@ -50,9 +50,9 @@ struct ProbeKindEntry {
   std::string (*check_success)(const nlohmann::json& root, bool* content_flagged);
 
   // Config rules.
-  bool sends_content;          // `content` must not be empty; without it `content` is rejected
-  bool takes_openid_scene;     // `openid` is required and `scene` used; else both are rejected
-  size_t max_content_chars;    // UTF-8 characters the API accepts in `content`; 0 = no limit
+  bool sends_content;        // `content` must not be empty; without it `content` is rejected
+  bool takes_openid_scene;   // `openid` is required and `scene` used; else both are rejected
+  size_t max_content_chars;  // UTF-8 characters the API accepts in `content`; 0 = no limit
 };
 
 /// Every probe kind, one entry each. Thread-safe (constant).

@@ -20,8 +20,8 @@ std::optional<FetchedToken> ParseStableTokenResponse(std::string_view body, std:
     *error = "stable_token: answer is not a JSON object";
     return std::nullopt;
   }
-  if (auto it = json.find("errcode"); it != json.end() && it->is_number_integer() &&
-                                      it->get<int64_t>() != 0) {
+  if (auto it = json.find("errcode");
+      it != json.end() && it->is_number_integer() && it->get<int64_t>() != 0) {
     std::string message;
     std::string rid;
     if (auto m = json.find("errmsg"); m != json.end() && m->is_string()) {

@@ -29,8 +29,8 @@ void CollectQueries(const nlohmann::json& panels, std::vector<DashboardQuery>& o
     if (panel.contains("panels")) CollectQueries(panel["panels"], out);
     if (!panel.contains("targets")) continue;
     for (const auto& target : panel["targets"]) {
-      out.push_back({panel.value("title", ""), target.value("refId", ""),
-                     target.value("expr", "")});
+      out.push_back(
+          {panel.value("title", ""), target.value("refId", ""), target.value("expr", "")});
     }
   }
 }
@@ -107,8 +107,8 @@ std::vector<std::string> SelectedMetrics(const std::string& expr) {
       R"((?:^|[^a-zA-Z0-9_:])((?:[a-zA-Z_][a-zA-Z0-9_]*:)+[a-zA-Z0-9_:]*wxcanary[a-zA-Z0-9_:]*|wxcanary_[a-zA-Z0-9_]+|up(?=\s*\{)))");
   std::vector<std::string> out;
   std::set<std::string> seen;
-  for (auto it = std::sregex_iterator(bare.begin(), bare.end(), kName); it != std::sregex_iterator();
-       ++it) {
+  for (auto it = std::sregex_iterator(bare.begin(), bare.end(), kName);
+       it != std::sregex_iterator(); ++it) {
     std::string name = (*it)[1];
     if (seen.insert(name).second) out.push_back(name);
   }

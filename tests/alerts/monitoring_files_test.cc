@@ -26,7 +26,9 @@ std::string Slurp(const std::filesystem::path& p) {
   return ss.str();
 }
 
-nlohmann::json Dashboard() { return nlohmann::json::parse(Slurp(Repo("dashboards/wxcanary.json"))); }
+nlohmann::json Dashboard() {
+  return nlohmann::json::parse(Slurp(Repo("dashboards/wxcanary.json")));
+}
 
 std::vector<nlohmann::json> AllPanels(const nlohmann::json& panels) {
   std::vector<nlohmann::json> out;
@@ -97,11 +99,12 @@ TEST(Dashboard, shows_what_the_issue_asks_for) {
   for (const auto& q : LoadDashboardQueries(Repo("dashboards/wxcanary.json"))) all += q.expr + "\n";
   for (const char* needle :
        {"wxcanary_probes_total{outcome=\"ok\"}",  // fleet success ratio
-        "wxcanary_probe_errcode_total",            // token errors by code
-        "wxcanary_app_distinct_tokens",            // apps in conflict, distinct tokens
-        "wxcanary_token_age_seconds", "wxcanary_token_ttl_seconds", "wxcanary_token_refreshes_total",
-        "wxcanary_heals_total", "wxcanary_probe_duration_seconds_bucket",
-        "wxcanary_token_invalidations_total", "wxcanary_app_token_quota_projected_ratio"}) {
+        "wxcanary_probe_errcode_total",           // token errors by code
+        "wxcanary_app_distinct_tokens",           // apps in conflict, distinct tokens
+        "wxcanary_token_age_seconds", "wxcanary_token_ttl_seconds",
+        "wxcanary_token_refreshes_total", "wxcanary_heals_total",
+        "wxcanary_probe_duration_seconds_bucket", "wxcanary_token_invalidations_total",
+        "wxcanary_app_token_quota_projected_ratio"}) {
     EXPECT_NE(all.find(needle), std::string::npos) << needle;
   }
   bool heatmap = false;
@@ -160,7 +163,8 @@ TEST(Dashboard, panels_that_need_the_recording_rules_say_so) {
     for (const auto& t : p.value("targets", nlohmann::json::array()))
       for (const auto& m : SelectedMetrics(t.value("expr", "")))
         recorded |= m.find(':') != std::string::npos;
-    const bool says = p.value("description", "").find("Needs the recording rules") != std::string::npos;
+    const bool says =
+        p.value("description", "").find("Needs the recording rules") != std::string::npos;
     EXPECT_EQ(says, recorded) << p.value("title", "");
     needing += recorded;
   }
@@ -196,11 +200,12 @@ TEST(GrafanaVariables, expand_to_ranges_and_match_all_regexes) {
 }
 
 TEST(SelectedMetrics, finds_wxcanary_metrics_recorded_series_and_up_but_not_strings) {
-  EXPECT_EQ(SelectedMetrics(R"(sum by (app_id) (rate(wxcanary_probes_total{outcome="wxcanary_x"}[5m]))
+  EXPECT_EQ(
+      SelectedMetrics(R"(sum by (app_id) (rate(wxcanary_probes_total{outcome="wxcanary_x"}[5m]))
       / app_id_app_env:wxcanary_probe_success:ratio_rate5m or up{job=~".*wxcanary.*"} == 0
       or absent(wxcanary_probes_total))"),
-            (std::vector<std::string>{"wxcanary_probes_total",
-                                      "app_id_app_env:wxcanary_probe_success:ratio_rate5m", "up"}));
+      (std::vector<std::string>{"wxcanary_probes_total",
+                                "app_id_app_env:wxcanary_probe_success:ratio_rate5m", "up"}));
 }
 
 TEST(RewriteFor, sets_every_alerts_for_and_keeps_expressions) {
@@ -241,7 +246,8 @@ TEST(Rules, every_alert_follows_the_naming_severity_and_annotation_conventions) 
     EXPECT_TRUE(r.annotations.at("runbook_url").ends_with("alerts/runbook.md#" + lower)) << r.name;
     // Per-target alerts name the target in what the on-call person reads first.
     if (r.expr.find("app_env") != std::string::npos && r.name != "WxCanaryProbesNotRunning") {
-      EXPECT_NE(r.annotations.at("description").find("$labels.app_env"), std::string::npos) << r.name;
+      EXPECT_NE(r.annotations.at("description").find("$labels.app_env"), std::string::npos)
+          << r.name;
     }
     EXPECT_NE(r.annotations.at("description").find("$value"), std::string::npos) << r.name;
   }

@@ -84,7 +84,8 @@ TEST(Runbook, token_invalid_section_runs_as_written_against_a_redis_with_a_passw
   const std::string key = std::string("ACCESS_TOKEN_CACHE:") + kApp;
   std::ofstream(config) << ConfigYaml(sim.base_url())
                                .Redis("main", redis.address(),
-                                      {{"db", "3"}, {"username", "canary"},
+                                      {{"db", "3"},
+                                       {"username", "canary"},
                                        {"password_file", pw.string()}})
                                .App(kApp)
                                .Env("prod", "main")
@@ -97,11 +98,15 @@ TEST(Runbook, token_invalid_section_runs_as_written_against_a_redis_with_a_passw
     ASSERT_EQ(admin({"SET", key, token, "EX", "7200"}), "OK");
   };
 
-  std::map<std::string, std::string> values = {
-      {"CONFIG", config.string()}, {"APP", kApp},          {"ENV", "prod"},
-      {"HOST", "127.0.0.1"},       {"PORT", std::to_string(redis.port())},
-      {"DB", "3"},                 {"USER", "canary"},      {"KEY", key},
-      {"PASSWORD_FILE", pw.string()}};
+  std::map<std::string, std::string> values = {{"CONFIG", config.string()},
+                                               {"APP", kApp},
+                                               {"ENV", "prod"},
+                                               {"HOST", "127.0.0.1"},
+                                               {"PORT", std::to_string(redis.port())},
+                                               {"DB", "3"},
+                                               {"USER", "canary"},
+                                               {"KEY", key},
+                                               {"PASSWORD_FILE", pw.string()}};
   const std::vector<std::string> blocks =
       ShellBlocks(Slurp(SourceDir() / "alerts/runbook.md"), "WxCanaryTokenInvalid");
   // confirm (probe), fix (evict), check (probe), the redis-cli fallback.
@@ -110,15 +115,15 @@ TEST(Runbook, token_invalid_section_runs_as_written_against_a_redis_with_a_passw
   int n = 0;
   auto run = [&](const std::string& block, const std::map<std::string, std::string>& v) {
     const std::string script = Fill(block, v);
-    Subprocess p({"sh", "-ec", script}, dir.path() / ("step" + std::to_string(++n) + ".out"),
-                 {"PATH=" + BuiltBinary("wxcanary").parent_path().string() + ":" +
-                  std::getenv("PATH")});
+    Subprocess p(
+        {"sh", "-ec", script}, dir.path() / ("step" + std::to_string(++n) + ".out"),
+        {"PATH=" + BuiltBinary("wxcanary").parent_path().string() + ":" + std::getenv("PATH")});
     int st = p.Wait(30s);
     Step s;
     s.out = "$ " + script + p.Output();
     if (st != -1 && WIFEXITED(st)) s.code = WEXITSTATUS(st);
-    for (const std::string& secret : {std::string(kUserPassword), std::string(kAdminPassword),
-                                      dead, fresh})
+    for (const std::string& secret :
+         {std::string(kUserPassword), std::string(kAdminPassword), dead, fresh})
       EXPECT_EQ(p.Output().find(secret), std::string::npos) << "a secret reached the terminal";
     return s;
   };

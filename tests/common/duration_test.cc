@@ -11,7 +11,7 @@ TEST(ParseDuration, accepts_prometheus_units_and_sums_compounds) {
   struct Case {
     const char* text;
     int64_t ms;
-  } cases[] = {{"0", 0},          {"250ms", 250},      {"30s", 30'000},  {"5m", 300'000},
+  } cases[] = {{"0", 0},          {"250ms", 250},       {"30s", 30'000},     {"5m", 300'000},
                {"1h", 3'600'000}, {"1h30m", 5'400'000}, {"2d", 172'800'000}, {"1m500ms", 60'500}};
   for (const auto& c : cases) {
     auto d = ParseDuration(c.text);

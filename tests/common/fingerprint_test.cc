@@ -14,8 +14,7 @@ namespace {
 TEST(Fingerprint, is_first_8_hex_of_sha256) {
   // sha256("abc") = ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad
   EXPECT_EQ(Fingerprint("abc"), "ba7816bf");
-  EXPECT_EQ(Sha256Hex("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 TEST(Fingerprint, empty_token_has_no_fingerprint) { EXPECT_EQ(Fingerprint(""), ""); }

@@ -36,8 +36,9 @@ INSTANTIATE_TEST_SUITE_P(
     JavaOutput, JdkStringTable,
     ::testing::Values(
         JdkCase{"token", "86_AbC-def.ghi", "aced000574000e38365f4162432d6465662e676869"},
-        JdkCase{"wxjava_key", "wx:access_token:wx00000000000000a1",
-                "aced000574002277783a6163636573735f746f6b656e3a777830303030303030303030303030306131"},
+        JdkCase{
+            "wxjava_key", "wx:access_token:wx00000000000000a1",
+            "aced000574002277783a6163636573735f746f6b656e3a777830303030303030303030303030306131"},
         // é, €, and U+1F600 as two 3-byte surrogates (Java's modified UTF-8)
         JdkCase{"non_ascii", "\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80",
                 "aced000574000bc3a9e282aceda0bdedb880"},
@@ -58,8 +59,9 @@ TEST(JdkString, refuses_other_objects_and_cut_or_padded_strings) {
   EXPECT_EQ(JdkDeserializeString("86_AbC-def.ghi", &why), std::nullopt);
   EXPECT_EQ(why, JdkDecodeError::kNotJdk);
   // TC_OBJECT (0x73): e.g. a serialized HashMap or bean.
-  EXPECT_EQ(JdkDeserializeString(FromHex("aced0005737200116a6176612e7574696c2e486173684d6170"), &why),
-            std::nullopt);
+  EXPECT_EQ(
+      JdkDeserializeString(FromHex("aced0005737200116a6176612e7574696c2e486173684d6170"), &why),
+      std::nullopt);
   EXPECT_EQ(why, JdkDecodeError::kNotAString);
   const std::string token = FromHex("aced000574000e38365f4162432d6465662e676869");
   EXPECT_EQ(JdkDeserializeString(token.substr(0, token.size() - 1), &why), std::nullopt);

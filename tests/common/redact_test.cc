@@ -45,8 +45,7 @@ TEST(PercentEncode, leaves_unreserved_and_encodes_the_rest_upper_hex) {
 
 TEST(FormatRfc3339, utc_with_milliseconds_and_floor_before_1970) {
   using std::chrono::milliseconds;
-  EXPECT_EQ(FormatRfc3339(SystemTime{milliseconds{1'700'000'000'123}}),
-            "2023-11-14T22:13:20.123Z");
+  EXPECT_EQ(FormatRfc3339(SystemTime{milliseconds{1'700'000'000'123}}), "2023-11-14T22:13:20.123Z");
   EXPECT_EQ(FormatRfc3339(SystemTime{milliseconds{0}}), "1970-01-01T00:00:00.000Z");
   EXPECT_EQ(FormatRfc3339(SystemTime{milliseconds{-1}}), "1969-12-31T23:59:59.999Z");
 }

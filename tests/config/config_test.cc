@@ -130,7 +130,7 @@ TEST(Config, environments_inherit_from_defaults_and_their_own_keys_win) {
   EXPECT_EQ(own.storage, Storage::kHash);
   EXPECT_EQ(own.hash_field, "tok");
   EXPECT_EQ(own.json_path, "access_token");  // inherited; with hash it means "field holds JSON"
-  EXPECT_EQ(own.heal, HealMode::kOff);  // yaml-cpp keeps `off` as text: must not be a bool
+  EXPECT_EQ(own.heal, HealMode::kOff);       // yaml-cpp keeps `off` as text: must not be a bool
 }
 
 TEST(Config, defaults_json_path_does_not_reach_a_storage_string_environment) {
@@ -200,12 +200,15 @@ TEST(Config, decodes_each_storage_layout) {
 
 TEST(Config, decodes_each_probe_kind) {
   Environment v1 = LoadString(Minimal("        probe: msg_sec_check\n        content: hi\n"))
-                       .apps[0].environments[0];
+                       .apps[0]
+                       .environments[0];
   EXPECT_EQ(v1.probe, ProbeKind::kMsgSecCheck);
   EXPECT_EQ(v1.content, "hi");
   Environment v2 =
-      LoadString(Minimal("        probe: msg_sec_check_v2\n        openid: oABC\n        scene: 4\n"))
-          .apps[0].environments[0];
+      LoadString(
+          Minimal("        probe: msg_sec_check_v2\n        openid: oABC\n        scene: 4\n"))
+          .apps[0]
+          .environments[0];
   EXPECT_EQ(v2.probe, ProbeKind::kMsgSecCheckV2);
   EXPECT_EQ(v2.openid, "oABC");
   EXPECT_EQ(v2.scene, 4);
@@ -287,8 +290,8 @@ TEST(Config, formats_redis_addresses) {
     y.replace(y.find("10.0.0.7:6380"), 13, c.address);
     EXPECT_EQ(LoadString(y).redis.at("main").Address(), c.want);
   }
-  Config unix_cfg = LoadString(
-      Minimal().replace(Minimal().find("10.0.0.7:6380"), 13, "unix:/tmp/r.sock"));
+  Config unix_cfg =
+      LoadString(Minimal().replace(Minimal().find("10.0.0.7:6380"), 13, "unix:/tmp/r.sock"));
   EXPECT_EQ(unix_cfg.redis.at("main").unix_socket, "/tmp/r.sock");
 }
 
@@ -370,7 +373,6 @@ TEST(Config, accepts_sections_in_any_order_and_null_optional_sections) {
       "redis: {r: {address: \"unix:/x.sock\"}}\n");
   EXPECT_EQ(c.TargetCount(), 1u);
 }
-
 
 // Issue 21.6: the config fuzzer's reproducer (a map key holding a NUL byte, kept in
 // tests/fuzz/corpus/config_fuzz) and keys holding a newline or a quote: every error is one line

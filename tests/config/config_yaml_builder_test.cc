@@ -9,17 +9,18 @@ namespace wxcanary::config {
 namespace {
 
 TEST(ConfigYamlBuilder, what_it_writes_loads_with_every_field_where_it_was_put) {
-  const Config c = LoadString(testing::ConfigYaml("http://127.0.0.1:1")
-                                  .WeChat("timeout", "1s")
-                                  .Workers(3)
-                                  .Default("probe", "msg_sec_check")
-                                  .Redis("r0", "127.0.0.1:6379", {{"db", "2"}, {"read_timeout", "1s"}})
-                                  .App("wx1234567890abcdef")
-                                  .Env("prod", "r0", {{"labels", "{team: pay}"}, {"heal", "dry_run"}})
-                                  .Env("test", "r0", {{"key", "k:{app_env}: \"x\""}})
-                                  .Section("heal:\n  confirmations: 3\n")
-                                  .str(),
-                              ".");
+  const Config c =
+      LoadString(testing::ConfigYaml("http://127.0.0.1:1")
+                     .WeChat("timeout", "1s")
+                     .Workers(3)
+                     .Default("probe", "msg_sec_check")
+                     .Redis("r0", "127.0.0.1:6379", {{"db", "2"}, {"read_timeout", "1s"}})
+                     .App("wx1234567890abcdef")
+                     .Env("prod", "r0", {{"labels", "{team: pay}"}, {"heal", "dry_run"}})
+                     .Env("test", "r0", {{"key", "k:{app_env}: \"x\""}})
+                     .Section("heal:\n  confirmations: 3\n")
+                     .str(),
+                 ".");
   EXPECT_EQ(c.wechat.base_url, "http://127.0.0.1:1");
   EXPECT_EQ(c.wechat.timeout, std::chrono::seconds{1});
   EXPECT_EQ(c.workers, 3);

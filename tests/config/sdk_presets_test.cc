@@ -49,9 +49,10 @@ class PresetTable : public SdkPresets, public ::testing::WithParamInterface<Pres
 
 TEST_P(PresetTable, sets_key_decoding_and_expiry_source) {
   const PresetCase& c = GetParam();
-  const std::string extra = std::string(c.sdk) == "spring-jdk" || std::string(c.sdk) == "spring-json"
-                                ? ", key: \"wx:token:{app_id}\""
-                                : "";
+  const std::string extra =
+      std::string(c.sdk) == "spring-jdk" || std::string(c.sdk) == "spring-json"
+          ? ", key: \"wx:token:{app_id}\""
+          : "";
   Config cfg = Load(std::string("sdk: ") + c.sdk + extra);
   const Environment& env = cfg.apps[0].environments[0];
   EXPECT_EQ(RedisKey(env), c.redis_key);
@@ -91,10 +92,10 @@ INSTANTIATE_TEST_SUITE_P(
                    Encoding::kPlain, Storage::kString, "", "", ""},
         PresetCase{"silenceper-ma", "gowechat_miniprogram__access_token_wx00000000000000a1",
                    Encoding::kPlain, Storage::kString, "", "", ""},
-        PresetCase{"easywechat6",
-                   std::string("official_account.access_token.wx00000000000000a1.") + kSecret +
-                       ".0",
-                   Encoding::kPhp, Storage::kString, "", "", ""},
+        PresetCase{
+            "easywechat6",
+            std::string("official_account.access_token.wx00000000000000a1.") + kSecret + ".0",
+            Encoding::kPhp, Storage::kString, "", "", ""},
         PresetCase{"easywechat6-mini",
                    std::string("mini_app.access_token.wx00000000000000a1.") + kSecret + ".0",
                    Encoding::kPhp, Storage::kString, "", "", ""},
@@ -206,7 +207,8 @@ TEST(SentinelConfig, sentinels_master_name_and_their_password_load) {
   EXPECT_EQ(r.sentinel_password_value.Reveal(), "sentinel-pw-7");
   EXPECT_EQ(r.Address(), "sentinel:mymaster");
   EXPECT_EQ(Describe(cfg).find("sentinel-pw-7"), std::string::npos);
-  EXPECT_NE(Describe(cfg).find("redis=ha(sentinel:mymaster,db=1)"), std::string::npos) << Describe(cfg);
+  EXPECT_NE(Describe(cfg).find("redis=ha(sentinel:mymaster,db=1)"), std::string::npos)
+      << Describe(cfg);
 }
 
 }  // namespace

@@ -70,8 +70,8 @@ class CommandsTest : public ::testing::Test {
   Ran Shell(const std::string& script) {
     return Wait({"sh", "-c", script},
                 {"WXCANARY=" + BuiltBinary("wxcanary").string(), "CONFIG=" + config_.string(),
-                 "REDISCLI_AUTH=" + std::string(kPassword), "REDIS_PORT=" +
-                 std::to_string(redis_.port()), "DIR=" + dir_.path().string()});
+                 "REDISCLI_AUTH=" + std::string(kPassword),
+                 "REDIS_PORT=" + std::to_string(redis_.port()), "DIR=" + dir_.path().string()});
   }
   Ran Wait(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
     Subprocess p(argv, dir_.path() / ("run" + std::to_string(++runs_) + ".out"), env);
@@ -108,7 +108,8 @@ TEST_F(CommandsTest, probe_prints_the_trail_and_exits_0_when_the_token_works) {
   Cache("prod", token);
   Ran r = Wxcanary({"probe", Config(), "--target", std::string(kApp) + "/prod"});
   EXPECT_EQ(r.code, 0) << r.out;
-  EXPECT_TRUE(Has(r.out, "main " + redis_.address() + " db 3 user default (password set)")) << r.out;
+  EXPECT_TRUE(Has(r.out, "main " + redis_.address() + " db 3 user default (password set)"))
+      << r.out;
   EXPECT_TRUE(Has(r.out, "key      " + Key("prod") + " (string)")) << r.out;
   EXPECT_TRUE(Has(r.out, "fingerprint " + Fingerprint(token))) << r.out;
   EXPECT_TRUE(Has(r.out, "ttl      72")) << r.out;  // 7200 s, give or take a second
@@ -176,8 +177,8 @@ TEST_F(CommandsTest, bad_input_gets_one_line_naming_the_value_and_exit_2) {
   Ran shape = Wxcanary({"probe", Config(), "--target", "prod"});
   EXPECT_EQ(shape.code, 2);
   EXPECT_TRUE(Has(shape.out, "\"prod\" is not APP_ID/APP_ENV")) << shape.out;
-  Ran fp = Wxcanary({"evict", Config(), "--target", std::string(kApp) + "/prod",
-                     "--fingerprint", "XYZ"});
+  Ran fp = Wxcanary(
+      {"evict", Config(), "--target", std::string(kApp) + "/prod", "--fingerprint", "XYZ"});
   EXPECT_EQ(fp.code, 2);
   EXPECT_TRUE(Has(fp.out, "--fingerprint: \"XYZ\" is not 8 lowercase hex")) << fp.out;
   Ran neither = Wxcanary({"probe", Config()});
@@ -218,7 +219,8 @@ TEST_F(CommandsTest, evict_refuses_a_working_token_unless_its_fingerprint_is_giv
   Cache("prod", token);
   Ran r = Wxcanary({"evict", Config(), "--target", std::string(kApp) + "/prod", "--yes"});
   EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_TRUE(Has(r.out, "refusing: token " + Fingerprint(token) + " is not failing (ok)")) << r.out;
+  EXPECT_TRUE(Has(r.out, "refusing: token " + Fingerprint(token) + " is not failing (ok)"))
+      << r.out;
   EXPECT_EQ(Cli({"GET", Key("prod")}), token);
 
   Ran forced = Wxcanary({"evict", Config(), "--target", std::string(kApp) + "/prod",
@@ -249,13 +251,15 @@ TEST_F(CommandsTest, evict_refuses_when_the_key_changes_while_it_asks) {
   std::ofstream(dir_.path() / "fresh") << fresh_;
   Ran r = Shell(
       "mkfifo \"$DIR/answer\"\n"
-      "\"$WXCANARY\" evict --config.file=\"$CONFIG\" --target " + std::string(kApp) +
+      "\"$WXCANARY\" evict --config.file=\"$CONFIG\" --target " +
+      std::string(kApp) +
       "/prod < \"$DIR/answer\" > \"$DIR/evict.out\" 2>&1 &\n"
       "pid=$!\n"
       "exec 3> \"$DIR/answer\"\n"
       "i=0; until grep -q 'delete?' \"$DIR/evict.out\"; do i=$((i+1)); [ $i -gt 200 ] && break; "
       "sleep 0.05; done\n"
-      "redis-cli --no-auth-warning -p \"$REDIS_PORT\" -n 3 SET '" + Key("prod") +
+      "redis-cli --no-auth-warning -p \"$REDIS_PORT\" -n 3 SET '" +
+      Key("prod") +
       "' \"$(cat \"$DIR/fresh\")\" > /dev/null\n"
       "echo y >&3; exec 3>&-\n"
       "wait $pid; rc=$?\n"

@@ -31,14 +31,17 @@ struct Env {
 };
 
 std::string ConfigYaml(const WxSim& sim, const RedisServer& redis, const std::vector<Env>& envs,
-                       const std::string& interval = "500ms", const std::string& timeout = "400ms") {
+                       const std::string& interval = "500ms",
+                       const std::string& timeout = "400ms") {
   std::string y = "wechat:\n  base_url: " + sim.base_url() + "\n  timeout: 2s\n";
   y += "workers: 4\n";
-  y += "defaults:\n  interval: " + interval + "\n  timeout: " + timeout + "\n  probe: msg_sec_check\n";
+  y += "defaults:\n  interval: " + interval + "\n  timeout: " + timeout +
+       "\n  probe: msg_sec_check\n";
   y += "redis:\n";
   for (const auto& e : envs) {
-    y += "  r" + std::to_string(e.db) + ":\n    address: " + redis.address() + "\n    db: " +
-         std::to_string(e.db) + "\n    read_timeout: 300ms\n    connect_timeout: 300ms\n";
+    y += "  r" + std::to_string(e.db) + ":\n    address: " + redis.address() +
+         "\n    db: " + std::to_string(e.db) +
+         "\n    read_timeout: 300ms\n    connect_timeout: 300ms\n";
   }
   y += "apps:\n  - app_id: " + std::string(kApp) + "\n    environments:\n";
   for (const auto& e : envs) {
@@ -108,18 +111,20 @@ TEST_F(DaemonTest, the_incident_reports_token_invalid_within_one_interval_while_
   sim_.FetchToken(kApp, kSecret);  // someone else (a test environment) fetches a token
   sim_.Advance(301);               // past the 300 s grace
   auto failed_at = std::chrono::steady_clock::now();
-  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "token_invalid") >= 1; },
-                        5s));
+  ASSERT_TRUE(
+      d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "token_invalid") >= 1; }, 5s));
   EXPECT_LE(std::chrono::steady_clock::now() - failed_at, 2500ms);  // one interval + scrape slack
   auto s = d.ScrapeMetrics();
-  EXPECT_GE(s.Value("wxcanary_probe_errcode_total", L("prod", {{"errcode", "40001"}})).value_or(0), 1);
+  EXPECT_GE(s.Value("wxcanary_probe_errcode_total", L("prod", {{"errcode", "40001"}})).value_or(0),
+            1);
   EXPECT_GT(*s.Value("wxcanary_token_ttl_seconds", L("prod")), 7000);  // Redis still holds it
   EXPECT_EQ(s.Value("wxcanary_token_present", L("prod")), 1);
 
   // The log has the ERROR event with the parsed rid and the fingerprint, never the token.
   bool found = false;
   for (const auto& e : d.LogEvents()) {
-    if (e.value("event.action", "") != "probe" || e.value("wxcanary.probe.outcome", "") != "token_invalid")
+    if (e.value("event.action", "") != "probe" ||
+        e.value("wxcanary.probe.outcome", "") != "token_invalid")
       continue;
     found = true;
     EXPECT_EQ(e["log.level"], "error");
@@ -167,8 +172,8 @@ TEST_F(DaemonTest, api_targets_lists_the_failing_target_first_with_its_errcode) 
   EXPECT_EQ(prod["state"], "failing");
   EXPECT_EQ(prod["last_outcome"], "token_invalid");
   EXPECT_EQ(prod["errcode"], 40001);
-  EXPECT_TRUE(std::regex_match(prod.value("rid", ""),
-                               std::regex("[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}")))
+  EXPECT_TRUE(
+      std::regex_match(prod.value("rid", ""), std::regex("[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}")))
       << prod.dump();
   EXPECT_EQ(prod["token"]["fingerprint"], Fingerprint(prod_token));
   EXPECT_GT(prod["token"]["ttl_seconds"].get<int>(), 7000);
@@ -215,7 +220,8 @@ TEST_F(DaemonTest, reports_expired_missing_and_ttl_less_tokens) {
 TEST_F(DaemonTest, reads_every_storage_layout) {
   std::string token = sim_.FetchToken(kApp, kSecret);
   redis_.Cli({"SET", Key(), token, "EX", "7200"}, 0);
-  redis_.Cli({"SET", Key(), R"({"access_token":")" + token + R"(","expires_in":7200})", "EX", "7200"}, 1);
+  redis_.Cli(
+      {"SET", Key(), R"({"access_token":")" + token + R"(","expires_in":7200})", "EX", "7200"}, 1);
   redis_.Cli({"HSET", Key(), "token", token}, 2);
   redis_.Cli({"EXPIRE", Key(), "7200"}, 2);
   Daemon d(ConfigYaml(sim_, redis_,
@@ -240,9 +246,12 @@ TEST_F(DaemonTest, survives_redis_going_away_and_recovers) {
   redis_.Start();
   CacheFreshToken();  // a fresh server has no data
   double ok_before = Outcomes(d.ScrapeMetrics(), "prod", "ok");
-  EXPECT_TRUE(d.WaitFor([&](const Scrape& s) {
-    return Outcomes(s, "prod", "ok") > ok_before && s.Value("wxcanary_redis_up", {{"redis", "r0"}}) == 1;
-  }, 20s));
+  EXPECT_TRUE(d.WaitFor(
+      [&](const Scrape& s) {
+        return Outcomes(s, "prod", "ok") > ok_before &&
+               s.Value("wxcanary_redis_up", {{"redis", "r0"}}) == 1;
+      },
+      20s));
   EXPECT_TRUE(d.process().running());
   bool down = false, up = false;
   for (const auto& e : d.LogEvents()) {
@@ -268,7 +277,8 @@ TEST_F(DaemonTest, a_key_of_the_wrong_type_is_the_targets_problem_not_redis_down
   for (const auto& e : d.LogEvents()) {
     EXPECT_NE(e.value("event.action", ""), "redis_down") << e.dump();
     if (e.value("labels.app_env", "") == "listed")
-      named |= e.dump().find("holds a list, not the string that storage string reads") != std::string::npos;
+      named |= e.dump().find("holds a list, not the string that storage string reads") !=
+               std::string::npos;
   }
   EXPECT_TRUE(named) << "no log event names the type found";
 }
@@ -311,14 +321,14 @@ TEST_F(DaemonTest, reload_applies_a_valid_config_and_keeps_the_old_one_on_error)
   EXPECT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "test", "ok") >= 1; }));
 
   d.Reload("apps: [this is not a valid config");
-  EXPECT_TRUE(d.WaitFor([](const Scrape& s) {
-    return s.Value("wxcanary_config_last_reload_successful") == 0;
-  }));
+  EXPECT_TRUE(d.WaitFor(
+      [](const Scrape& s) { return s.Value("wxcanary_config_last_reload_successful") == 0; }));
   double ok = Outcomes(d.ScrapeMetrics(), "test", "ok");
   EXPECT_TRUE(d.WaitFor([&](const Scrape& s) { return Outcomes(s, "test", "ok") > ok; }))
       << "the old config must keep running";
   bool failed_logged = false;
-  for (const auto& e : d.LogEvents()) failed_logged |= e.value("event.action", "") == "config_reload_failed";
+  for (const auto& e : d.LogEvents())
+    failed_logged |= e.value("event.action", "") == "config_reload_failed";
   EXPECT_TRUE(failed_logged);
 }
 
@@ -345,7 +355,8 @@ TEST_F(DaemonTest, log_lines_are_ecs_json_with_the_head_in_order) {
     ASSERT_TRUE(j.is_object()) << line;
     std::vector<std::string> keys;
     for (auto it = j.begin(); it != j.end() && keys.size() < 4; ++it) keys.push_back(it.key());
-    EXPECT_EQ(keys, (std::vector<std::string>{"@timestamp", "log.level", "message", "ecs.version"}));
+    EXPECT_EQ(keys,
+              (std::vector<std::string>{"@timestamp", "log.level", "message", "ecs.version"}));
     ++lines;
   }
   EXPECT_GE(lines, 2);
@@ -367,10 +378,10 @@ TEST_F(DaemonTest, metrics_pass_promtool_check_metrics_with_every_per_target_fam
   CacheFreshToken();
   // Extra labels that sort around the merged ones and need escaping; healing on, so its
   // families are exported too.
-  Daemon d(ConfigYaml(sim_, redis_,
-                      {{"prod", 0, "string",
-                        "        heal: evict\n        labels: {team: 'pay\"x\\y', zone: a}\n"},
-                       {"test", 1, "string", "        heal: dry_run\n"}}));
+  Daemon d(ConfigYaml(
+      sim_, redis_,
+      {{"prod", 0, "string", "        heal: evict\n        labels: {team: 'pay\"x\\y', zone: a}\n"},
+       {"test", 1, "string", "        heal: dry_run\n"}}));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
     return Outcomes(s, "prod", "ok") >= 1 && Outcomes(s, "test", "token_missing") >= 1;
   }));
@@ -403,16 +414,18 @@ TEST(DaemonCli, config_check_prints_targets_and_rejects_bad_files) {
   std::ofstream(good) << "redis:\n  main:\n    address: 127.0.0.1:6379\napps:\n"
                          "  - app_id: wx1\n    environments:\n      - name: prod\n"
                          "        redis: main\n        key: \"k:{app_id}\"\n";
-  Subprocess ok({BuiltBinary("wxcanary").string(), "--config.file=" + good.string(), "--config.check"},
-                dir.path() / "ok.out");
+  Subprocess ok(
+      {BuiltBinary("wxcanary").string(), "--config.file=" + good.string(), "--config.check"},
+      dir.path() / "ok.out");
   int st = ok.Wait(10s);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << ok.Output();
   EXPECT_NE(ok.Output().find("wx1/prod"), std::string::npos) << ok.Output();
 
   auto bad = dir.path() / "bad.yml";
   std::ofstream(bad) << "apps: []\nbogus: 1\n";
-  Subprocess ko({BuiltBinary("wxcanary").string(), "--config.file=" + bad.string(), "--config.check"},
-                dir.path() / "ko.out");
+  Subprocess ko(
+      {BuiltBinary("wxcanary").string(), "--config.file=" + bad.string(), "--config.check"},
+      dir.path() / "ko.out");
   st = ko.Wait(10s);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 0);
   EXPECT_NE(ko.Output().find(bad.string()), std::string::npos) << ko.Output();
@@ -425,9 +438,10 @@ TEST_F(DaemonTest, a_second_daemon_on_the_same_port_exits_1_naming_the_address) 
   Daemon first(ConfigYaml(sim_, redis_, {{"prod"}}));
   const std::string address = "127.0.0.1:" + std::to_string(first.port());
   TempDir dir;
-  Subprocess second({BuiltBinary("wxcanary").string(), "--config.file=" + first.config_path().string(),
-                     "--web.listen-address=" + address},
-                    dir.path() / "second.out");
+  Subprocess second(
+      {BuiltBinary("wxcanary").string(), "--config.file=" + first.config_path().string(),
+       "--web.listen-address=" + address},
+      dir.path() / "second.out");
   const int st = second.Wait(10s);
   ASSERT_TRUE(WIFEXITED(st)) << second.Output();
   EXPECT_EQ(WEXITSTATUS(st), 1);

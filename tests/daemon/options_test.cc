@@ -61,10 +61,11 @@ TEST(Options, help_shows_every_default) {
   EXPECT_FALSE(p.options);
   EXPECT_EQ(p.exit_code, 0);
   // CLI11 prints a default as "--flag TYPE=VALUE".
-  for (std::string needle : {std::string("--config.file TEXT=") + kDefaultConfigFile + "\n",
-                             std::string("--web.listen-address TEXT=:10090\n"), std::string("}=info\n"),
-                             std::string("}=json\n"), std::string("-V,--version"),
-                             std::string("default: all apps)"), std::string("wxcanary discover (")})
+  for (std::string needle :
+       {std::string("--config.file TEXT=") + kDefaultConfigFile + "\n",
+        std::string("--web.listen-address TEXT=:10090\n"), std::string("}=info\n"),
+        std::string("}=json\n"), std::string("-V,--version"), std::string("default: all apps)"),
+        std::string("wxcanary discover (")})
     EXPECT_NE(p.output.find(needle), std::string::npos) << needle << " not in:\n" << p.output;
 }
 
@@ -76,7 +77,10 @@ TEST(Options, version_and_V_print_build_info_like_an_exporter) {
     EXPECT_EQ(p.output, VersionText()) << flag;
   }
   std::string v = VersionText();
-  EXPECT_EQ(v.rfind(std::string("wxcanary, version ") + kVersion + " (revision: " + kRevision + ")\n", 0), 0u) << v;
+  EXPECT_EQ(
+      v.rfind(std::string("wxcanary, version ") + kVersion + " (revision: " + kRevision + ")\n", 0),
+      0u)
+      << v;
   for (std::string field : {"build date:", "build type:", "sanitizers:", "compiler:", "platform:"})
     EXPECT_NE(v.find("  " + field), std::string::npos) << field << " not in:\n" << v;
   // The configure-time values are filled in, not left as @PLACEHOLDERS@.

@@ -30,8 +30,7 @@ std::vector<std::string> SimApps() {
 
 double Probes(const Scrape& s, const std::string& app, const std::string& outcome,
               const std::string& env = "prod") {
-  return s.Value("wxcanary_probes_total",
-                 {{"app_id", app}, {"app_env", env}, {"outcome", outcome}})
+  return s.Value("wxcanary_probes_total", {{"app_id", app}, {"app_env", env}, {"outcome", outcome}})
       .value_or(0);
 }
 
@@ -66,8 +65,8 @@ std::string Head(const std::string& base_url, const RedisServer& redis,
   return "wechat:\n  base_url: " + base_url + "\n  timeout: 2s\n" +
          "workers: 2\n"
          "defaults:\n  interval: 500ms\n  timeout: 400ms\n  probe: api_domain_ip\n"
-         "redis:\n  r0:\n    address: " + redis.address() +
-         "\n    read_timeout: 300ms\n    connect_timeout: 300ms\n" + extra;
+         "redis:\n  r0:\n    address: " +
+         redis.address() + "\n    read_timeout: 300ms\n    connect_timeout: 300ms\n" + extra;
 }
 
 TEST(Reload, one_sighup_adds_a_healing_app_changes_the_window_and_moves_to_a_second_wxsim) {
@@ -83,21 +82,23 @@ TEST(Reload, one_sighup_adds_a_healing_app_changes_the_window_and_moves_to_a_sec
   redis.Cli({"SET", key_b, second.FetchToken(kAppB, kSecretB), "EX", "7200"});
 
   const std::string before =
-      Head(first.base_url(), redis) +
-      "apps:\n  - app_id: " + kAppA + "\n    environments:\n"
+      Head(first.base_url(), redis) + "apps:\n  - app_id: " + kAppA +
+      "\n    environments:\n"
       "      - {name: prod, redis: r0, key: \"ACCESS_TOKEN_CACHE:{app_id}\"}\n";
   Daemon d(before, {}, {std::string(kSecretEnvB) + "=" + kSecretB});
-  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Probes(s, kAppA, "ok") >= 1; }))
-      << d.Output();
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Probes(s, kAppA, "ok") >= 1; })) << d.Output();
 
   // (a) app B with heal_refresh and its secret, (b) conflict.window 42 s instead of the default
   // (the 300 s grace plus the interval), (c) the second wxsim. A's environment gets a new name
   // (and key): the second wxsim's token for it is no refresh of the first one's.
   const std::string after =
       Head(second.base_url(), redis, "conflict:\n  window: 42s\nheal:\n  confirmations: 2\n") +
-      "apps:\n  - app_id: " + kAppA + "\n    environments:\n"
+      "apps:\n  - app_id: " + kAppA +
+      "\n    environments:\n"
       "      - {name: live, redis: r0, key: \"ACCESS_TOKEN_CACHE:{app_id}:v2\"}\n"
-      "  - app_id: " + kAppB + "\n    secret_env: " + kSecretEnvB + "\n    environments:\n"
+      "  - app_id: " +
+      kAppB + "\n    secret_env: " + kSecretEnvB +
+      "\n    environments:\n"
       "      - {name: prod, redis: r0, key: \"ACCESS_TOKEN_CACHE:{app_id}\", heal: evict,"
       " heal_refresh: true}\n";
   d.Reload(after);
@@ -118,17 +119,16 @@ TEST(Reload, one_sighup_adds_a_healing_app_changes_the_window_and_moves_to_a_sec
   // (a) B is healed and refreshed through the second wxsim's stable_token with the secret the
   // reload brought.
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
-    return s.Value("wxcanary_heals_total", {{"app_id", kAppB},
-                                            {"app_env", "prod"},
-                                            {"action", "refresh"},
-                                            {"result", "done"}})
+    return s.Value(
+                "wxcanary_heals_total",
+                {{"app_id", kAppB}, {"app_env", "prod"}, {"action", "refresh"}, {"result", "done"}})
                .value_or(0) == 1;
-  })) << d.ScrapeMetrics().text() << d.Output();
+  })) << d.ScrapeMetrics().text()
+      << d.Output();
   EXPECT_EQ(d.Output().find("no secret configured"), std::string::npos);
   const std::string refreshed = redis.Cli({"GET", key_b});
-  EXPECT_EQ(second.Get("/cgi-bin/getcallbackip?access_token=" + refreshed).Json().value(
-                "errcode", 0),
-            0)
+  EXPECT_EQ(
+      second.Get("/cgi-bin/getcallbackip?access_token=" + refreshed).Json().value("errcode", 0), 0)
       << "the token written by the refresh is the second wxsim's current one";
   EXPECT_GE(second.State()["apps"][kAppB]["calls"]["/cgi-bin/stable_token"]["0"].get<int>(), 1);
 
@@ -160,13 +160,16 @@ TEST(Reload, a_change_to_a_restart_only_setting_is_refused_naming_it_and_the_old
              "EX", "7200"});
   redis.Cli({"SET", std::string("ACCESS_TOKEN_CACHE:") + kAppB, sim.FetchToken(kAppB, kSecretB),
              "EX", "7200"});
-  const std::string app_a = std::string("  - app_id: ") + kAppA + "\n    environments:\n"
-                            "      - {name: prod, redis: r0, key: \"ACCESS_TOKEN_CACHE:{app_id}\"}\n";
-  const std::string app_b = std::string("  - app_id: ") + kAppB + "\n    environments:\n"
-                            "      - {name: prod, redis: r0, key: \"ACCESS_TOKEN_CACHE:{app_id}\"}\n";
+  const std::string app_a =
+      std::string("  - app_id: ") + kAppA +
+      "\n    environments:\n"
+      "      - {name: prod, redis: r0, key: \"ACCESS_TOKEN_CACHE:{app_id}\"}\n";
+  const std::string app_b =
+      std::string("  - app_id: ") + kAppB +
+      "\n    environments:\n"
+      "      - {name: prod, redis: r0, key: \"ACCESS_TOKEN_CACHE:{app_id}\"}\n";
   Daemon d(Head(sim.base_url(), redis) + "apps:\n" + app_a);
-  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Probes(s, kAppA, "ok") >= 1; }))
-      << d.Output();
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Probes(s, kAppA, "ok") >= 1; })) << d.Output();
 
   // A second app and a log file: the whole reload is refused, not the log part alone.
   const auto log_file = d.config_path().parent_path() / "events.json";
@@ -205,20 +208,21 @@ TEST(Reload, metrics_answer_within_100ms_while_a_heal_is_stuck_on_a_hung_redis) 
       "wechat:\n  base_url: " + sim.base_url() + "\n  timeout: 2s\n" +
       "workers: 2\n"
       "defaults:\n  interval: 500ms\n  timeout: 400ms\n  probe: api_domain_ip\n"
-      "redis:\n  r0:\n    address: " + redis.address() +
+      "redis:\n  r0:\n    address: " +
+      redis.address() +
       "\n    read_timeout: 4s\n    connect_timeout: 300ms\n"
       "heal:\n  confirmations: 2\n"
-      "apps:\n  - app_id: " + kAppA + "\n    environments:\n"
+      "apps:\n  - app_id: " +
+      kAppA +
+      "\n    environments:\n"
       "      - {name: prod, redis: r0, key: \"ACCESS_TOKEN_CACHE:{app_id}\", heal: evict}\n";
   Daemon d(yaml);
-  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Probes(s, kAppA, "ok") >= 1; }))
-      << d.Output();
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Probes(s, kAppA, "ok") >= 1; })) << d.Output();
 
   redis.Cli({"CLIENT", "PAUSE", "5000", "WRITE"});  // reads go on, the heal's lock SET hangs
   sim.FetchToken(kAppA, kSecretA);
   sim.Advance(301);
-  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Probes(s, kAppA, "token_invalid") >= 2; },
-                        3s))
+  ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Probes(s, kAppA, "token_invalid") >= 2; }, 3s))
       << d.Output();
   // The second token error started the heal; it now waits on Redis for up to its 4 s read
   // timeout (the pause lasts 5 s).
@@ -227,8 +231,8 @@ TEST(Reload, metrics_answer_within_100ms_while_a_heal_is_stuck_on_a_hung_redis) 
   while (std::chrono::steady_clock::now() < stuck_until) {
     const auto t0 = std::chrono::steady_clock::now();
     auto [status, body] = d.Get("/metrics");
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                     .count());
+    ms.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     EXPECT_EQ(status, 200);
     EXPECT_NE(body.find("wxcanary_heals_total"), std::string::npos);
     std::this_thread::sleep_for(100ms);
@@ -239,19 +243,16 @@ TEST(Reload, metrics_answer_within_100ms_while_a_heal_is_stuck_on_a_hung_redis) 
   std::cout << "/metrics during the stuck heal, ms: " << all << "\n";
   for (double m : ms) EXPECT_LT(m, 100.0) << all;
   // The heal was really under way meanwhile: it ends (done or error) only after the pause.
-  EXPECT_EQ(d.ScrapeMetrics().Value("wxcanary_heals_total", {{"app_id", kAppA},
-                                                             {"app_env", "prod"},
-                                                             {"action", "evict"},
-                                                             {"result", "done"}}),
+  EXPECT_EQ(d.ScrapeMetrics().Value(
+                "wxcanary_heals_total",
+                {{"app_id", kAppA}, {"app_env", "prod"}, {"action", "evict"}, {"result", "done"}}),
             0);
   redis.Cli({"CLIENT", "UNPAUSE"});
   EXPECT_TRUE(d.WaitFor([](const Scrape& s) {
     double ended = 0;
     for (const char* r : {"done", "error", "skipped_changed", "skipped_locked"})
-      ended += s.Value("wxcanary_heals_total", {{"app_id", kAppA},
-                                                {"app_env", "prod"},
-                                                {"action", "evict"},
-                                                {"result", r}})
+      ended += s.Value("wxcanary_heals_total",
+                       {{"app_id", kAppA}, {"app_env", "prod"}, {"action", "evict"}, {"result", r}})
                    .value_or(0);
     return ended >= 1;
   })) << d.Output();

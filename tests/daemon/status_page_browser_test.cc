@@ -69,13 +69,21 @@ class Chromium {
 
   // Runs chromium with `args` + url; returns its stdout. Fails the test on a non-zero exit.
   std::string Run(const std::vector<std::string>& args, const std::string& url) {
-    std::vector<std::string> argv = {
-        binary_.string(), "--headless", "--no-sandbox", "--disable-gpu",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-default-apps", "--disable-extensions", "--no-first-run", "--no-pings",
-        "--disable-domain-reliability", "--disable-client-side-phishing-detection",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        "--user-data-dir=" + (dir_.path() / "profile").string()};
+    std::vector<std::string> argv = {binary_.string(),
+                                     "--headless",
+                                     "--no-sandbox",
+                                     "--disable-gpu",
+                                     "--disable-background-networking",
+                                     "--disable-component-update",
+                                     "--disable-sync",
+                                     "--disable-default-apps",
+                                     "--disable-extensions",
+                                     "--no-first-run",
+                                     "--no-pings",
+                                     "--disable-domain-reliability",
+                                     "--disable-client-side-phishing-detection",
+                                     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                                     "--user-data-dir=" + (dir_.path() / "profile").string()};
     argv.insert(argv.end(), args.begin(), args.end());
     argv.push_back(url);
     std::string cmd;
@@ -85,7 +93,8 @@ class Chromium {
     Subprocess p({"/bin/sh", "-c", cmd}, dir_.path() / "sh.out");
     const int status = p.Wait(90s);
     EXPECT_TRUE(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
-        << "chromium failed (status " << status << "):\n" << ReadFile(err);
+        << "chromium failed (status " << status << "):\n"
+        << ReadFile(err);
     return ReadFile(out);
   }
   std::string Dom(const std::string& url) { return Run({"--dump-dom"}, url); }
@@ -135,13 +144,17 @@ TEST(StatusPageBrowser, chromium_shows_the_failing_target_first_with_its_errcode
   // dev fetches its own token for prod's AppId: prod's cached one dies (the incident).
   const std::string dev_new = cache(1);
   sim.Advance(301);
-  ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
-    return s.Value("wxcanary_token_invalidations_total", L("prod", {{"cause_env", "dev"}}))
-                   .value_or(0) == 1 &&
-           s.Value("wxcanary_heals_total", L("prod", {{"action", "dry_run"}, {"result", "done"}}))
-                   .value_or(0) == 1 &&
-           s.Value("wxcanary_probes_total", L("dev", {{"outcome", "ok"}})).value_or(0) >= 3;
-  }, 20s)) << d.ScrapeMetrics().text();
+  ASSERT_TRUE(d.WaitFor(
+      [](const Scrape& s) {
+        return s.Value("wxcanary_token_invalidations_total", L("prod", {{"cause_env", "dev"}}))
+                       .value_or(0) == 1 &&
+               s.Value("wxcanary_heals_total",
+                       L("prod", {{"action", "dry_run"}, {"result", "done"}}))
+                       .value_or(0) == 1 &&
+               s.Value("wxcanary_probes_total", L("dev", {{"outcome", "ok"}})).value_or(0) >= 3;
+      },
+      20s))
+      << d.ScrapeMetrics().text();
 
   Chromium browser(*chromium);
   const std::string base = "http://127.0.0.1:" + std::to_string(d.port()) + "/";
@@ -151,7 +164,8 @@ TEST(StatusPageBrowser, chromium_shows_the_failing_target_first_with_its_errcode
   // Failing first although "dev" sorts before "prod".
   EXPECT_EQ(rows[0].app_env, "prod");
   EXPECT_EQ(rows[0].state, "failing");
-  EXPECT_NE(rows[0].html.find("<td class=\"errcode\">40001</td>"), std::string::npos) << rows[0].html;
+  EXPECT_NE(rows[0].html.find("<td class=\"errcode\">40001</td>"), std::string::npos)
+      << rows[0].html;
   EXPECT_NE(rows[0].html.find("token_invalid"), std::string::npos);
   EXPECT_NE(rows[0].html.find("last invalidated by <b class=\"cause\">dev</b>"), std::string::npos)
       << rows[0].html;

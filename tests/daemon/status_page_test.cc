@@ -54,7 +54,8 @@ TargetStatus Failing(std::string app_id, std::string app_env, SystemTime since) 
 // The data-app-env of every row, in page order.
 std::vector<std::string> RowEnvs(const std::string& html) {
   std::vector<std::string> out;
-  static const std::regex kRow("<tr class=\"[a-z_]+\" data-app-id=\"[^\"]*\" data-app-env=\"([^\"]*)\"");
+  static const std::regex kRow(
+      "<tr class=\"[a-z_]+\" data-app-id=\"[^\"]*\" data-app-env=\"([^\"]*)\"");
   for (auto it = std::sregex_iterator(html.begin(), html.end(), kRow); it != std::sregex_iterator();
        ++it)
     out.push_back((*it)[1]);
@@ -63,7 +64,9 @@ std::vector<std::string> RowEnvs(const std::string& html) {
 
 size_t Rows(const std::string& html) {
   size_t n = 0;
-  for (size_t p = html.find("<tr class="); p != std::string::npos; p = html.find("<tr class=", p + 1)) ++n;
+  for (size_t p = html.find("<tr class="); p != std::string::npos;
+       p = html.find("<tr class=", p + 1))
+    ++n;
   return n;
 }
 
@@ -85,7 +88,10 @@ TEST(StatusPage, failing_targets_come_first_longest_failing_first_then_the_rest_
   EXPECT_NE(early.find("<td class=errcode>40001</td>"), std::string::npos) << early;
   EXPECT_NE(early.find("6571a2b3-1c2d3e4f-5a6b7c8d"), std::string::npos);
   EXPECT_NE(early.find("<b class=cause>test</b>"), std::string::npos);
-  EXPECT_NE(early.find("failing</span><br>since 2025-12-01 23:00:00Z <span class=dim>(1h ago)</span>"), std::string::npos) << early;
+  EXPECT_NE(
+      early.find("failing</span><br>since 2025-12-01 23:00:00Z <span class=dim>(1h ago)</span>"),
+      std::string::npos)
+      << early;
   EXPECT_NE(early.find("(1h ago)"), std::string::npos) << early;
   EXPECT_NE(html.find("not probed yet"), std::string::npos);
 }
@@ -102,8 +108,7 @@ TEST(StatusPage, escapes_every_value_it_shows) {
   StatusQuery q;
   q.app_env = "\"><script>alert(3)</script>";
   // Once unfiltered for the row, once with the hostile filter for the form and the links.
-  const std::string html =
-      RenderStatusPage({t}, {}, kNow) + RenderStatusPage({t}, q, kNow);
+  const std::string html = RenderStatusPage({t}, {}, kNow) + RenderStatusPage({t}, q, kNow);
   EXPECT_EQ(html.find("<script"), std::string::npos) << html;
   EXPECT_EQ(Rows(html), 1u);
   EXPECT_EQ(html.find("<img"), std::string::npos);
@@ -114,7 +119,8 @@ TEST(StatusPage, escapes_every_value_it_shows) {
   EXPECT_EQ(html.find("<done>"), std::string::npos);
   EXPECT_NE(html.find("bad &lt;b&gt;&amp;&lt;/b&gt; msg"), std::string::npos);
   EXPECT_NE(html.find("e&quot;v&#39;&lt;script&gt;"), std::string::npos);
-  EXPECT_NE(html.find("value=\"&quot;&gt;&lt;script&gt;alert(3)&lt;/script&gt;\""), std::string::npos);
+  EXPECT_NE(html.find("value=\"&quot;&gt;&lt;script&gt;alert(3)&lt;/script&gt;\""),
+            std::string::npos);
   // Links that keep the filter are URL-encoded, then escaped for the attribute.
   EXPECT_NE(html.find("app_env=%22%3E%3Cscript%3Ealert%283%29%3C%2Fscript%3E"), std::string::npos);
 }
@@ -136,7 +142,8 @@ TEST(StatusPage, filters_by_app_id_and_app_env_substrings_and_counts_all_targets
   q = StatusQuery::Parse({{"app_id", "nope"}});
   EXPECT_NE(RenderStatusPage(targets, q, kNow).find("No target matches."), std::string::npos);
 
-  auto j = nlohmann::json::parse(RenderStatusJson(targets, StatusQuery::Parse({{"app_env", "test"}}), kNow));
+  auto j = nlohmann::json::parse(
+      RenderStatusJson(targets, StatusQuery::Parse({{"app_env", "test"}}), kNow));
   EXPECT_EQ(j["matching"], 2);
   EXPECT_EQ(j["counts"]["targets"], 4);
   ASSERT_EQ(j["targets"].size(), 2u);
@@ -144,10 +151,12 @@ TEST(StatusPage, filters_by_app_id_and_app_env_substrings_and_counts_all_targets
 }
 
 TEST(StatusPage, auto_refresh_is_on_by_default_and_a_link_turns_it_off) {
-  std::string html = RenderStatusPage({Ok("wx1", "prod")}, StatusQuery::Parse({{"app_id", "wx1"}}), kNow);
+  std::string html =
+      RenderStatusPage({Ok("wx1", "prod")}, StatusQuery::Parse({{"app_id", "wx1"}}), kNow);
   EXPECT_NE(html.find("<meta http-equiv=refresh content=\"10\">"), std::string::npos);
   EXPECT_NE(html.find("<a id=refresh href=\"./?app_id=wx1&amp;refresh=off\">turn off</a>"),
-            std::string::npos) << html;
+            std::string::npos)
+      << html;
   html = RenderStatusPage({Ok("wx1", "prod")}, StatusQuery::Parse({{"refresh", "off"}}), kNow);
   EXPECT_EQ(html.find("http-equiv=refresh"), std::string::npos);
   EXPECT_NE(html.find("<input type=hidden name=refresh value=off>"), std::string::npos);
@@ -265,7 +274,8 @@ TEST(StatusPage, collects_from_the_sinks_and_never_shows_the_token) {
 
   // Recovery clears "failing since".
   record(targets[0], MakeResult(prod_token));
-  auto after = nlohmann::json::parse(RenderStatusJson(CollectStatus(metrics, tracker, healer), {}, clock.SystemNow()));
+  auto after = nlohmann::json::parse(
+      RenderStatusJson(CollectStatus(metrics, tracker, healer), {}, clock.SystemNow()));
   EXPECT_EQ(after["counts"]["failing"], 0);
 }
 

@@ -40,13 +40,15 @@ int Connect(int port) {
 std::string Get(int port, const std::string& path, std::chrono::milliseconds timeout) {
   int fd = Connect(port);
   if (fd < 0) return {};
-  const std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  const std::string req =
+      "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
   (void)::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
   std::string out;
   const auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
     pollfd p{fd, POLLIN, 0};
-    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+    int left = static_cast<int>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
     if (::poll(&p, 1, std::max(left, 1)) <= 0) break;
     char buf[65536];
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
@@ -106,9 +108,11 @@ TEST(WebServer, idle_and_slowloris_connections_do_not_delay_scrapes_or_health_ch
   for (int i = 0; i < 5; ++i) {
     const auto start = Clock::now();
     std::string metrics = Get(s.port, "/metrics", 1s);
-    EXPECT_NE(metrics.find("wxcanary_up 1"), std::string::npos) << "scrape " << i << " did not answer within 1 s";
+    EXPECT_NE(metrics.find("wxcanary_up 1"), std::string::npos)
+        << "scrape " << i << " did not answer within 1 s";
     std::string health = Get(s.port, "/-/healthy", 1s);
-    EXPECT_NE(health.find("Healthy"), std::string::npos) << "health check " << i << " did not answer within 1 s";
+    EXPECT_NE(health.find("Healthy"), std::string::npos)
+        << "health check " << i << " did not answer within 1 s";
     std::cout << "scrape + health check " << i << " with 120 parked connections: "
               << std::chrono::duration<double, std::milli>(Clock::now() - start).count() << " ms\n";
   }
@@ -128,10 +132,11 @@ TEST(WebServer, a_second_server_on_a_port_in_use_fails_naming_the_address) {
     second.Start("127.0.0.1", first.port);
     FAIL() << "the second server bound port " << first.port << " too";
   } catch (const std::runtime_error& e) {
-    EXPECT_EQ(std::string(e.what()),
-              "cannot listen on \"127.0.0.1:" + std::to_string(first.port) + "\": Address already in use");
+    EXPECT_EQ(std::string(e.what()), "cannot listen on \"127.0.0.1:" + std::to_string(first.port) +
+                                         "\": Address already in use");
   }
-  for (int i = 0; i < 10; ++i) EXPECT_EQ(Get(first.port, "/metrics", 2s).find("second"), std::string::npos);
+  for (int i = 0; i < 10; ++i)
+    EXPECT_EQ(Get(first.port, "/metrics", 2s).find("second"), std::string::npos);
 }
 
 }  // namespace

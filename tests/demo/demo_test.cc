@@ -44,10 +44,12 @@ TEST(Demo, replays_the_incident_detects_names_the_cause_heals_and_cleans_up) {
   EXPECT_NE(out.find("cause named: test refreshed the token"), std::string::npos) << out;
   EXPECT_NE(out.find("evicted; prod probes ok again"), std::string::npos) << out;
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(40001 detected\s+\+(\d+)\.\d+s\s+\[\+(\d+)s sim)")))
+  ASSERT_TRUE(
+      std::regex_search(out, m, std::regex(R"(40001 detected\s+\+(\d+)\.\d+s\s+\[\+(\d+)s sim)")))
       << out;
   EXPECT_GE(std::stoi(m[2]), 300) << "detected before the 300 s grace had passed in sim time";
-  EXPECT_TRUE(std::regex_search(out, std::regex(R"(heals_total\{[^}]*action="evict"[^}]*result="done"[^}]*\} [1-9])")))
+  EXPECT_TRUE(std::regex_search(
+      out, std::regex(R"(heals_total\{[^}]*action="evict"[^}]*result="done"[^}]*\} [1-9])")))
       << out;
 
   // Nothing it started may outlive it.

@@ -41,8 +41,8 @@ std::map<std::string, YAML::Node> Manifests() {
 
 TEST(Kubernetes, has_the_objects_a_deployment_needs) {
   auto m = Manifests();
-  for (std::string kind : {"StatefulSet", "Service", "ConfigMap", "Secret", "ServiceMonitor",
-                           "PrometheusRule"})
+  for (std::string kind :
+       {"StatefulSet", "Service", "ConfigMap", "Secret", "ServiceMonitor", "PrometheusRule"})
     EXPECT_TRUE(m.count(kind)) << kind << " missing from deploy/kubernetes";
   EXPECT_EQ(m["StatefulSet"]["apiVersion"].as<std::string>(), "apps/v1");
   EXPECT_EQ(m["ServiceMonitor"]["apiVersion"].as<std::string>(), "monitoring.coreos.com/v1");
@@ -58,7 +58,8 @@ TEST(Kubernetes, statefulset_shards_by_ordinal_runs_non_root_and_mounts_secrets_
   for (const auto& kv : spec["selector"]["matchLabels"])
     EXPECT_EQ(spec["template"]["metadata"]["labels"][kv.first.as<std::string>()].as<std::string>(),
               kv.second.as<std::string>());
-  EXPECT_EQ(spec["serviceName"].as<std::string>(), m["Service"]["metadata"]["name"].as<std::string>());
+  EXPECT_EQ(spec["serviceName"].as<std::string>(),
+            m["Service"]["metadata"]["name"].as<std::string>());
 
   YAML::Node pod = spec["template"]["spec"];
   EXPECT_TRUE(pod["securityContext"]["runAsNonRoot"].as<bool>());
@@ -83,7 +84,8 @@ TEST(Kubernetes, statefulset_shards_by_ordinal_runs_non_root_and_mounts_secrets_
 
   // The Secret is a volume (files), at $CREDENTIALS_DIRECTORY, never an env var.
   std::map<std::string, std::string> mounts;
-  for (const auto& v : c["volumeMounts"]) mounts[v["name"].as<std::string>()] = v["mountPath"].as<std::string>();
+  for (const auto& v : c["volumeMounts"])
+    mounts[v["name"].as<std::string>()] = v["mountPath"].as<std::string>();
   bool secret_volume = false;
   for (const auto& v : pod["volumes"]) {
     if (!v["secret"]) continue;
@@ -102,7 +104,8 @@ TEST(Kubernetes, service_and_servicemonitor_reach_the_pods_metrics_port) {
   YAML::Node pod_labels = m["StatefulSet"]["spec"]["template"]["metadata"]["labels"];
   YAML::Node svc = m["Service"];
   for (const auto& kv : svc["spec"]["selector"])
-    EXPECT_EQ(pod_labels[kv.first.as<std::string>()].as<std::string>(), kv.second.as<std::string>());
+    EXPECT_EQ(pod_labels[kv.first.as<std::string>()].as<std::string>(),
+              kv.second.as<std::string>());
   std::string port_name = svc["spec"]["ports"][0]["name"].as<std::string>();
   EXPECT_EQ(svc["spec"]["ports"][0]["port"].as<int>(), 10090);
   YAML::Node sm = m["ServiceMonitor"];
@@ -111,7 +114,8 @@ TEST(Kubernetes, service_and_servicemonitor_reach_the_pods_metrics_port) {
               kv.second.as<std::string>());
   EXPECT_EQ(sm["spec"]["endpoints"][0]["port"].as<std::string>(), port_name);
   EXPECT_EQ(sm["spec"]["endpoints"][0]["path"].as<std::string>(), "/metrics");
-  // The rules' `up` check matches job=~".*wxcanary.*"; the operator names the job after the Service.
+  // The rules' `up` check matches job=~".*wxcanary.*"; the operator names the job after the
+  // Service.
   EXPECT_NE(svc["metadata"]["name"].as<std::string>().find("wxcanary"), std::string::npos);
 }
 
@@ -125,14 +129,16 @@ TEST(Kubernetes, prometheusrule_holds_exactly_the_shipped_rules) {
 TEST(Kubernetes, configmap_config_passes_config_check_with_the_secret_files) {
   auto m = Manifests();
   TempDir dir;
-  std::ofstream(dir.path() / "wxcanary.yml") << m["ConfigMap"]["data"]["wxcanary.yml"].as<std::string>();
+  std::ofstream(dir.path() / "wxcanary.yml")
+      << m["ConfigMap"]["data"]["wxcanary.yml"].as<std::string>();
   std::filesystem::create_directory(dir.path() / "creds");
   // One file per key of the Secret, as the volume mount lays them out.
   for (const auto& kv : m["Secret"]["stringData"])
     std::ofstream(dir.path() / "creds" / kv.first.as<std::string>()) << "test-value-not-printed\n";
-  Subprocess check({BuiltBinary("wxcanary").string(), "--config.file=" + (dir.path() / "wxcanary.yml").string(),
-                    "--config.check", "--shard=1/2"},
-                   dir.path() / "check.log", {"CREDENTIALS_DIRECTORY=" + (dir.path() / "creds").string()});
+  Subprocess check(
+      {BuiltBinary("wxcanary").string(), "--config.file=" + (dir.path() / "wxcanary.yml").string(),
+       "--config.check", "--shard=1/2"},
+      dir.path() / "check.log", {"CREDENTIALS_DIRECTORY=" + (dir.path() / "creds").string()});
   int status = check.Wait(std::chrono::seconds{30});
   ASSERT_TRUE(WIFEXITED(status)) << check.Output();
   EXPECT_EQ(WEXITSTATUS(status), 0) << check.Output();
@@ -173,7 +179,8 @@ TEST(Dockerfile, is_multi_stage_debian_12_non_root_with_healthcheck_and_port) {
     if (i.rfind("COPY --from=", 0) == 0) copy_from_build = true;
   }
   ASSERT_GE(from.size(), 2u) << "multi-stage";
-  for (const auto& f : from) EXPECT_TRUE(std::regex_search(f, std::regex("FROM debian:12(-slim)?( |$)"))) << f;
+  for (const auto& f : from)
+    EXPECT_TRUE(std::regex_search(f, std::regex("FROM debian:12(-slim)?( |$)"))) << f;
   EXPECT_TRUE(copy_from_build);
   EXPECT_FALSE(user.empty()) << "no USER: the image would run as root";
   EXPECT_NE(user.substr(0, user.find(':')), "0");
@@ -184,8 +191,10 @@ TEST(Dockerfile, is_multi_stage_debian_12_non_root_with_healthcheck_and_port) {
   EXPECT_NE(entrypoint.find("/usr/bin/wxcanary"), std::string::npos) << entrypoint;
   // The Kubernetes securityContext runs as the image's user.
   auto sts = Manifests()["StatefulSet"];
-  EXPECT_EQ(user, sts["spec"]["template"]["spec"]["securityContext"]["runAsUser"].as<std::string>() + ":" +
-                      sts["spec"]["template"]["spec"]["securityContext"]["runAsGroup"].as<std::string>());
+  EXPECT_EQ(user,
+            sts["spec"]["template"]["spec"]["securityContext"]["runAsUser"].as<std::string>() +
+                ":" +
+                sts["spec"]["template"]["spec"]["securityContext"]["runAsGroup"].as<std::string>());
 }
 
 std::set<std::string> Words(const std::string& text) {
@@ -214,7 +223,8 @@ TEST(Dockerfile, build_stage_installs_only_packages_scripts_bootstrap_installs) 
     found = true;
     std::string pkgs = i.substr(pos + 23);
     pkgs = pkgs.substr(0, pkgs.find("&&"));
-    for (const auto& p : Words(pkgs)) EXPECT_TRUE(known.count(p)) << p << " is not in scripts/bootstrap";
+    for (const auto& p : Words(pkgs))
+      EXPECT_TRUE(known.count(p)) << p << " is not in scripts/bootstrap";
   }
   EXPECT_TRUE(found) << "no apt-get install in the build stage";
 }

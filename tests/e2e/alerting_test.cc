@@ -131,11 +131,10 @@ class Alertmanager {
     out << config;
     std::ofstream(dir_.path() / "am.yml") << out.c_str() << "\n";
     proc_ = std::make_unique<Subprocess>(
-        std::vector<std::string>{"prometheus-alertmanager",
-                                 "--config.file=" + (dir_.path() / "am.yml").string(),
-                                 "--storage.path=" + (dir_.path() / "data").string(),
-                                 "--web.listen-address=127.0.0.1:" + std::to_string(port_),
-                                 "--cluster.listen-address="},
+        std::vector<std::string>{
+            "prometheus-alertmanager", "--config.file=" + (dir_.path() / "am.yml").string(),
+            "--storage.path=" + (dir_.path() / "data").string(),
+            "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--cluster.listen-address="},
         dir_.path() / "am.log");
     if (!WaitForPort(port_, seconds{20})) {
       throw std::runtime_error("alertmanager did not start:\n" + proc_->Output());
@@ -212,7 +211,8 @@ bool Eventually(const std::function<bool()>& pred, seconds timeout) {
   return pred();
 }
 
-std::string Config(const WxSim& sim, const RedisServer& redis, const std::filesystem::path& secret) {
+std::string Config(const WxSim& sim, const RedisServer& redis,
+                   const std::filesystem::path& secret) {
   const ConfigYaml::Fields every = {{"interval", "1s"}, {"timeout", "500ms"}};
   ConfigYaml::Fields prod = every, test = every;
   prod.insert(prod.end(), {{"labels", "{team: pay}"}, {"heal", "dry_run"}});
@@ -269,7 +269,8 @@ TEST_F(AlertingE2E, the_incident_pages_through_alertmanager_and_resolves_when_th
   ASSERT_TRUE(Eventually(
       [&] {
         std::string err;
-        return ResultSize(prometheus.Query(R"(wxcanary_probes_total{outcome="ok"} > 0)"), &err) >= 2;
+        return ResultSize(prometheus.Query(R"(wxcanary_probes_total{outcome="ok"} > 0)"), &err) >=
+               2;
       },
       seconds{30}))
       << diagnostics();
@@ -277,7 +278,9 @@ TEST_F(AlertingE2E, the_incident_pages_through_alertmanager_and_resolves_when_th
   // test fetches a token of its own: prod's cached token is superseded.
   SetToken(kTestKey, sim_.FetchToken());
   ASSERT_TRUE(daemon.WaitFor(
-      [](const Scrape& s) { return s.Sum("wxcanary_token_refreshes_total", {{"app_env", "test"}}) >= 1; },
+      [](const Scrape& s) {
+        return s.Sum("wxcanary_token_refreshes_total", {{"app_env", "test"}}) >= 1;
+      },
       seconds{15}))
       << diagnostics();
   // Five minutes later the overlap is over: prod's token answers 40001, Redis still holds it.
@@ -311,8 +314,9 @@ TEST_F(AlertingE2E, the_incident_pages_through_alertmanager_and_resolves_when_th
   std::cout << "page arrived " << page_latency << " s after the grace ended\n";
 
   // test's own token is fine: it never pages.
-  EXPECT_TRUE(webhook.WaitFor("/page", "firing",
-                              {{"alertname", "WxCanaryTokenInvalid"}, {"app_env", "test"}}, seconds{0})
+  EXPECT_TRUE(webhook
+                  .WaitFor("/page", "firing",
+                           {{"alertname", "WxCanaryTokenInvalid"}, {"app_env", "test"}}, seconds{0})
                   .is_null());
 
   // The fix: a fresh token in prod's key. The page resolves.
@@ -334,7 +338,8 @@ TEST_F(AlertingE2E, the_incident_pages_through_alertmanager_and_resolves_when_th
           << rule.value("name", "") << ": " << rule.value("lastError", "");
     }
   }
-  EXPECT_EQ(rule_count, static_cast<int>(LoadRules(SourceDir() / "alerts/wxcanary.rules.yml").size()));
+  EXPECT_EQ(rule_count,
+            static_cast<int>(LoadRules(SourceDir() / "alerts/wxcanary.rules.yml").size()));
 
   // Every dashboard query returns data. The one exception: WeChat's own quota count exists
   // only once the daemon has read quota/get (optional, at most every 10 minutes); it may be

@@ -13,7 +13,8 @@
 using wxcanary::fuzz::Check;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  // Deeply nested YAML is a parser stress test of yaml-cpp, not of our code; stay at realistic sizes.
+  // Deeply nested YAML is a parser stress test of yaml-cpp, not of our code; stay at realistic
+  // sizes.
   if (size > 16 * 1024) return 0;
   const std::string yaml(reinterpret_cast<const char*>(data), size);
   try {

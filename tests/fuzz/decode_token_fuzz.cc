@@ -1,6 +1,6 @@
 // Fuzzes source::DecodeToken over every storage layout (string, JSON with a path, hash field
-// with and without JSON) and SDK encoding (PHP, JDK, JSON string, plain): it never throws, accepted tokens are non-empty printable text, and a
-// rejection's message never quotes the value.
+// with and without JSON) and SDK encoding (PHP, JDK, JSON string, plain): it never throws, accepted
+// tokens are non-empty printable text, and a rejection's message never quotes the value.
 
 #include <cstddef>
 #include <cstdint>
@@ -13,9 +13,9 @@
 
 namespace {
 
-using wxcanary::fuzz::Check;
 using wxcanary::config::Encoding;
 using wxcanary::config::Storage;
+using wxcanary::fuzz::Check;
 
 struct Layout {
   Storage storage;

@@ -25,16 +25,13 @@ using wxcanary::fuzz::Check;
 
 constexpr const char* kApps[][2] = {{"wxfuzz0000000001", "secret-one-0123456789abcdef"},
                                     {"wxfuzz0000000002", "secret-two-0123456789abcdef"}};
-constexpr const char* kPaths[] = {"/cgi-bin/token",
-                                  "/cgi-bin/stable_token",
-                                  "/wxa/msg_sec_check",
-                                  "/cgi-bin/get_api_domain_ip",
-                                  "/cgi-bin/getcallbackip",
-                                  "/cgi-bin/openapi/quota/get",
-                                  "/cgi-bin/openapi/rid/get",
-                                  "/cgi-bin/unknown"};
-constexpr const char* kKeys[] = {"access_token", "appid", "secret", "grant_type", "force_refresh",
-                                 "cgi_path", "rid", "content", "openid", "version", "scene"};
+constexpr const char* kPaths[] = {"/cgi-bin/token",           "/cgi-bin/stable_token",
+                                  "/wxa/msg_sec_check",       "/cgi-bin/get_api_domain_ip",
+                                  "/cgi-bin/getcallbackip",   "/cgi-bin/openapi/quota/get",
+                                  "/cgi-bin/openapi/rid/get", "/cgi-bin/unknown"};
+constexpr const char* kKeys[] = {"access_token",  "appid",    "secret", "grant_type",
+                                 "force_refresh", "cgi_path", "rid",    "content",
+                                 "openid",        "version",  "scene"};
 
 struct Session {
   wxcanary::FakeClock clock;
@@ -57,7 +54,8 @@ void CheckAnswer(Session& s, const wxcanary::sim::ApiResponse& r) {
   if (auto it = j.find("errcode"); it != j.end()) {
     Check(it->is_number_integer() && it->get<int>() == r.errcode, "errcode matches the body");
   }
-  for (const auto& app : kApps) Check(r.body.find(app[1]) == std::string::npos, "no secret in answer");
+  for (const auto& app : kApps)
+    Check(r.body.find(app[1]) == std::string::npos, "no secret in answer");
   for (const char* key : {"access_token"}) {
     if (auto it = j.find(key); it != j.end() && it->is_string() && s.tokens.size() < 64)
       s.tokens.push_back(it->get<std::string>());

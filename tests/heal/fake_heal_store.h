@@ -102,12 +102,30 @@ class FakeHealStore final : public HealStore {
     if (it == locks_.end() || it->second.second <= clock_.MonotonicNow()) return std::nullopt;
     return it->second.first;
   }
-  void FailCompareAndDelete(bool f) { std::lock_guard lock(mu_); fail_cad_ = f; }
-  void FailCompareAndSet(bool f) { std::lock_guard lock(mu_); fail_cas_ = f; }
-  void FailLock(bool f) { std::lock_guard lock(mu_); fail_lock_ = f; }
-  int cad_calls() { std::lock_guard lock(mu_); return cad_calls_; }
-  int lock_calls() { std::lock_guard lock(mu_); return lock_calls_; }
-  std::vector<Write> writes() { std::lock_guard lock(mu_); return writes_; }
+  void FailCompareAndDelete(bool f) {
+    std::lock_guard lock(mu_);
+    fail_cad_ = f;
+  }
+  void FailCompareAndSet(bool f) {
+    std::lock_guard lock(mu_);
+    fail_cas_ = f;
+  }
+  void FailLock(bool f) {
+    std::lock_guard lock(mu_);
+    fail_lock_ = f;
+  }
+  int cad_calls() {
+    std::lock_guard lock(mu_);
+    return cad_calls_;
+  }
+  int lock_calls() {
+    std::lock_guard lock(mu_);
+    return lock_calls_;
+  }
+  std::vector<Write> writes() {
+    std::lock_guard lock(mu_);
+    return writes_;
+  }
 
  private:
   static std::string Slot(const config::Environment& env) {
@@ -140,8 +158,14 @@ class FakeFetcher final : public TokenFetcher {
     }
     return FetchedToken{Secret(token_), expires_in_};
   }
-  void Fail(bool f) { std::lock_guard lock(mu_); fail_ = f; }
-  std::vector<std::string> apps() { std::lock_guard lock(mu_); return apps_; }
+  void Fail(bool f) {
+    std::lock_guard lock(mu_);
+    fail_ = f;
+  }
+  std::vector<std::string> apps() {
+    std::lock_guard lock(mu_);
+    return apps_;
+  }
 
  private:
   std::mutex mu_;

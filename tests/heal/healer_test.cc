@@ -26,7 +26,9 @@ ProbeResult Result(Outcome outcome, const std::string& token = kStale,
   return wxcanary::testing::MakeResult(token, outcome, 5400, errcode);
 }
 
-ProbeResult Dead(const std::string& token = kStale) { return Result(Outcome::kTokenInvalid, token); }
+ProbeResult Dead(const std::string& token = kStale) {
+  return Result(Outcome::kTokenInvalid, token);
+}
 ProbeResult Ok(const std::string& token = kFresh) { return Result(Outcome::kOk, token); }
 ProbeResult Missing() { return Result(Outcome::kTokenMissing, ""); }
 
@@ -59,7 +61,9 @@ class HealerTest : public ::testing::Test {
 
   double Heals(const Target& t, const std::string& action, const std::string& result) {
     return MetricValue(*exposition_, "wxcanary_heals_total",
-                       {{"app_id", t.app_id}, {"app_env", t.app_env}, {"action", action},
+                       {{"app_id", t.app_id},
+                        {"app_env", t.app_env},
+                        {"action", action},
                         {"result", result}})
         .value_or(-1);
   }
@@ -173,7 +177,7 @@ TEST_F(HealerTest, dry_run_deletes_nothing_but_logs_and_counts) {
 TEST_F(HealerTest, cooldown_stops_a_second_heal_of_the_same_target) {
   Target t = Evicting();
   Probe(t, Dead());
-  Probe(t, Dead());  // evicted
+  Probe(t, Dead());           // evicted
   store_.Put(t.env, kFresh);  // the app fetched a new token, which dies too
   Probe(t, Dead(kFresh));
   Probe(t, Dead(kFresh));  // 60 s after the heal: cooldown (5 min)
@@ -325,10 +329,10 @@ TEST_F(HealerTest, a_different_token_restarts_the_count) {
 TEST_F(HealerTest, recovery_histogram_spans_first_failure_to_first_ok_after_a_heal) {
   Target t = Evicting();
   healer_->SetTargets({t});
-  Probe(t, Dead());   // t=30: episode starts
-  Probe(t, Dead());   // t=60: evicted
+  Probe(t, Dead());     // t=30: episode starts
+  Probe(t, Dead());     // t=60: evicted
   Probe(t, Missing());  // t=90: the app has not refetched yet
-  Probe(t, Ok());     // t=120: recovered, 90 s after the first failure
+  Probe(t, Ok());       // t=120: recovered, 90 s after the first failure
 
   double sum = 0;
   auto count = MetricValue(*exposition_, "wxcanary_heal_recovery_seconds",
@@ -485,9 +489,13 @@ namespace {
 class StuckHealStore final : public HealStore {
  public:
   std::optional<int> CompareAndDelete(const config::Environment&, const Secret&,
-                                      std::string*) override { return 0; }
+                                      std::string*) override {
+    return 0;
+  }
   std::optional<int> CompareAndSet(const config::Environment&, const Secret&, const Secret&,
-                                   std::chrono::seconds, std::string*) override { return 0; }
+                                   std::chrono::seconds, std::string*) override {
+    return 0;
+  }
   std::optional<bool> TryLock(const config::Environment&, const std::string&,
                               std::chrono::milliseconds, std::string*) override {
     std::unique_lock lock(mu_);

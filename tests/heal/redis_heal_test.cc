@@ -153,8 +153,7 @@ class RedisHealTest : public ::testing::Test {
   }
 
   std::unique_ptr<Healer> MakeHealer(telemetry::Exposition& exposition, HealStore& store,
-                                     const std::string& instance,
-                                     TokenFetcher* fetcher = nullptr) {
+                                     const std::string& instance, TokenFetcher* fetcher = nullptr) {
     return std::make_unique<Healer>(settings_, store, fetcher, exposition, logger_, clock_,
                                     instance);
   }
@@ -162,7 +161,9 @@ class RedisHealTest : public ::testing::Test {
   double Heals(telemetry::Exposition& exposition, const Target& t, const std::string& action,
                const std::string& result) {
     return MetricValue(exposition, "wxcanary_heals_total",
-                       {{"app_id", t.app_id}, {"app_env", t.app_env}, {"action", action},
+                       {{"app_id", t.app_id},
+                        {"app_env", t.app_env},
+                        {"action", action},
                         {"result", result}})
         .value_or(0);
   }
@@ -246,8 +247,8 @@ TEST_F(RedisHealTest, a_token_rewritten_during_the_heal_is_never_deleted) {
     const int mode = i % 3;
     if (mode == 1) app.Set(key, fresh);
     if (mode == 2) {
-      racer.Post(key, fresh, std::chrono::microseconds(
-                                 std::uniform_int_distribution<int>(0, 400)(rng)));
+      racer.Post(key, fresh,
+                 std::chrono::microseconds(std::uniform_int_distribution<int>(0, 400)(rng)));
     }
     healer->Record(t, dead);
     if (mode == 2) racer.Wait();
@@ -301,8 +302,8 @@ TEST_F(RedisHealTest, two_instances_on_one_key_only_one_acts) {
     tb.join();
     SCOPED_TRACE(key);
     EXPECT_EQ(Heals(reg_a, t, "evict", "done") + Heals(reg_b, t, "evict", "done"), 1);
-    EXPECT_EQ(Heals(reg_a, t, "evict", "skipped_locked") + Heals(reg_b, t, "evict", "skipped_locked"),
-              1);
+    EXPECT_EQ(
+        Heals(reg_a, t, "evict", "skipped_locked") + Heals(reg_b, t, "evict", "skipped_locked"), 1);
     EXPECT_EQ(app.Get(key), std::nullopt);
   }
 }
@@ -325,8 +326,8 @@ TEST_F(RedisHealTest, the_lock_is_set_nx_with_the_configured_ttl_and_owner) {
 TEST_F(RedisHealTest, dry_run_deletes_nothing_in_redis) {
   telemetry::Exposition exposition;
   auto healer = MakeHealer(exposition, store_, "instance-a");
-  Target t = MakeTarget("ACCESS_TOKEN_CACHE:wx0001", config::Storage::kString,
-                        config::HealMode::kDryRun);
+  Target t =
+      MakeTarget("ACCESS_TOKEN_CACHE:wx0001", config::Storage::kString, config::HealMode::kDryRun);
   server_.Cli({"SET", t.env.key, "STALE", "EX", "5400"});
   auto dead = DeadProbe(reader_, t);
   healer->Record(t, dead);

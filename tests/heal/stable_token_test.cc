@@ -28,20 +28,22 @@ TEST(StableToken, rejects_answers_without_a_usable_token) {
     const char* body;
     const char* error;
   };
-  for (auto c : {
-           Case{R"({"errcode":45011,"errmsg":"api minute-quota reach limit rid: 6578a1b2-11111111-22222222"})",
-                "stable_token: errcode 45011 api minute-quota reach limit (rid "
-                "6578a1b2-11111111-22222222)"},
-           Case{R"({"errcode":40125,"errmsg":"invalid appsecret"})",
-                "stable_token: errcode 40125 invalid appsecret"},
-           Case{"not json", "stable_token: answer is not a JSON object"},
-           Case{R"({"expires_in":7200})", "stable_token: answer has no access_token"},
-           Case{R"({"access_token":"","expires_in":7200})",
-                "stable_token: answer has no access_token"},
-           Case{R"({"access_token":"ABC"})", "stable_token: answer has no positive expires_in"},
-           Case{R"({"access_token":"ABC","expires_in":"7200"})",
-                "stable_token: answer has no positive expires_in"},
-       }) {
+  for (
+      auto c : {
+          Case{
+              R"({"errcode":45011,"errmsg":"api minute-quota reach limit rid: 6578a1b2-11111111-22222222"})",
+              "stable_token: errcode 45011 api minute-quota reach limit (rid "
+              "6578a1b2-11111111-22222222)"},
+          Case{R"({"errcode":40125,"errmsg":"invalid appsecret"})",
+               "stable_token: errcode 40125 invalid appsecret"},
+          Case{"not json", "stable_token: answer is not a JSON object"},
+          Case{R"({"expires_in":7200})", "stable_token: answer has no access_token"},
+          Case{R"({"access_token":"","expires_in":7200})",
+               "stable_token: answer has no access_token"},
+          Case{R"({"access_token":"ABC"})", "stable_token: answer has no positive expires_in"},
+          Case{R"({"access_token":"ABC","expires_in":"7200"})",
+               "stable_token: answer has no positive expires_in"},
+      }) {
     SCOPED_TRACE(c.body);
     std::string error;
     EXPECT_FALSE(ParseStableTokenResponse(c.body, &error).has_value());
@@ -51,8 +53,8 @@ TEST(StableToken, rejects_answers_without_a_usable_token) {
 }
 
 TEST(StableToken, errcode_zero_with_a_token_is_success) {
-  auto t = ParseStableTokenResponse(R"({"errcode":0,"access_token":"ABC","expires_in":300})",
-                                    nullptr);
+  auto t =
+      ParseStableTokenResponse(R"({"errcode":0,"access_token":"ABC","expires_in":300})", nullptr);
   ASSERT_TRUE(t.has_value());
   EXPECT_EQ(t->expires_in, std::chrono::seconds{300});
 }

@@ -232,7 +232,8 @@ TEST_F(RunnerTest, stop_joins_every_thread_and_nothing_runs_after_it) {
   runner_.Stop();  // idempotent
 }
 
-TEST_F(RunnerTest, a_reload_that_changes_one_target_leaves_the_others_in_flight_probe_and_schedule) {
+TEST_F(RunnerTest,
+       a_reload_that_changes_one_target_leaves_the_others_in_flight_probe_and_schedule) {
   auto cfg = ConfigOf({"a", "b", "c"}, 3);
   const auto first = FirstRuns(cfg);
   for (const char* env : {"a", "b", "c"}) probes_.Hold(env);

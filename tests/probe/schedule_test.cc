@@ -16,7 +16,11 @@ using testing::MakeTarget;
 std::vector<Target> ManyTargets(size_t n, std::chrono::milliseconds interval) {
   std::vector<Target> out;
   for (size_t i = 0; i < n; ++i) {
-    auto t = MakeTarget("wx" + std::to_string(i / 3), i % 3 == 0 ? "prod" : i % 3 == 1 ? "test" : "dev", i);
+    auto t = MakeTarget("wx" + std::to_string(i / 3),
+                        i % 3 == 0   ? "prod"
+                        : i % 3 == 1 ? "test"
+                                     : "dev",
+                        i);
     t.env.interval = interval;
     out.push_back(t);
   }
@@ -67,9 +71,11 @@ TEST(Schedule, phase_is_stable_across_resets_so_reload_does_not_bunch_probes) {
   std::map<size_t, MonotonicTime> first_a, first_b;
   for (auto now = MonotonicTime{1003s}; now < MonotonicTime{1030s}; now += 10ms) {
     for (auto& d : a.PopDue(now))
-      if (d.scheduled > MonotonicTime{1013s} && !first_a.count(d.target)) first_a[d.target] = d.scheduled;
+      if (d.scheduled > MonotonicTime{1013s} && !first_a.count(d.target))
+        first_a[d.target] = d.scheduled;
     for (auto& d : b.PopDue(now))
-      if (d.scheduled > MonotonicTime{1013s} && !first_b.count(d.target)) first_b[d.target] = d.scheduled;
+      if (d.scheduled > MonotonicTime{1013s} && !first_b.count(d.target))
+        first_b[d.target] = d.scheduled;
   }
   ASSERT_EQ(first_a.size(), 50u);
   EXPECT_EQ(first_a, first_b);

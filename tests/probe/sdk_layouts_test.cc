@@ -2,7 +2,8 @@
 // real redis-server, then RunProbe it against wxsim: ok; after another fetch of the AppId's
 // token (grace 0), the incident (40001); and the heal's compare-and-delete removes that key.
 // JDK bytes come from JdkSerializeString, which tests/common/jdk_string_test.cc holds to the
-// bytes Java itself writes; PHP and JSON forms are written out literally (tests/support/sdk_values).
+// bytes Java itself writes; PHP and JSON forms are written out literally
+// (tests/support/sdk_values).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -40,13 +41,17 @@ class SdkLayouts : public ::testing::TestWithParam<Layout> {
   }
 
   Target LoadTarget(const Layout& l) {
-    config::Config cfg = config::LoadString(
-        "redis: {r: {address: " + redis_.address() + "}}\n"
-        "apps:\n"
-        "  - app_id: " + std::string(WxSim::kAppId) + "\n"
-        "    secret_env: WXCANARY_TEST_LAYOUT_SECRET\n"
-        "    environments:\n"
-        "      - {name: prod, redis: r, probe: msg_sec_check, sdk: " + l.sdk + l.extra + "}\n");
+    config::Config cfg =
+        config::LoadString("redis: {r: {address: " + redis_.address() +
+                           "}}\n"
+                           "apps:\n"
+                           "  - app_id: " +
+                           std::string(WxSim::kAppId) +
+                           "\n"
+                           "    secret_env: WXCANARY_TEST_LAYOUT_SECRET\n"
+                           "    environments:\n"
+                           "      - {name: prod, redis: r, probe: msg_sec_check, sdk: " +
+                           l.sdk + l.extra + "}\n");
     Target t;
     t.app_id = WxSim::kAppId;
     t.app_env = "prod";
@@ -87,7 +92,8 @@ TEST_P(SdkLayouts, probes_ok_detects_the_incident_and_heals) {
   // Another environment fetches a token of the same AppId: the cached one is dead (grace 0).
   sim_.FetchToken();
   ProbeResult dead = RunProbe(target, conn, client, RealClock::Instance());
-  EXPECT_EQ(dead.outcome, Outcome::kTokenInvalid) << OutcomeName(dead.outcome) << ": " << dead.detail;
+  EXPECT_EQ(dead.outcome, Outcome::kTokenInvalid)
+      << OutcomeName(dead.outcome) << ": " << dead.detail;
   EXPECT_EQ(dead.errcode, 40001);
   EXPECT_EQ(dead.fingerprint, ok.fingerprint);
 
@@ -114,10 +120,10 @@ INSTANTIATE_TEST_SUITE_P(
         Layout{"silenceper-ma", "", [](const std::string& tok) { return tok; }, -1},
         Layout{"easywechat6", "", [](const std::string& tok) { return PhpString(tok); }, -1},
         Layout{"easywechat6-mini", "", [](const std::string& tok) { return PhpString(tok); }, -1},
-        Layout{"easywechat4", "", [](const std::string& tok) { return testing::EasyWeChat4Value(tok); },
-               -1},
-        Layout{"powerwechat", "", [](const std::string& tok) { return testing::PowerWeChatValue(tok); },
-               -1},
+        Layout{"easywechat4", "",
+               [](const std::string& tok) { return testing::EasyWeChat4Value(tok); }, -1},
+        Layout{"powerwechat", "",
+               [](const std::string& tok) { return testing::PowerWeChatValue(tok); }, -1},
         // No TTL on the key: the expiry inside the bag is the TTL the metrics see.
         Layout{"senparc", "",
                [](const std::string& tok) {
@@ -145,10 +151,11 @@ TEST(SdkLayoutsUndecodable, a_redisson_kryo_value_is_named_not_shown) {
   AppRedis app(redis.port());
   const std::string token = sim.FetchToken();
   app.Set("wx:access_token:wx00000000000000a1", testing::KryoValue(token));
-  config::Config cfg = config::LoadString("redis: {r: {address: " + redis.address() +
-                                          "}}\napps:\n  - app_id: wx00000000000000a1\n"
-                                          "    environments:\n"
-                                          "      - {name: prod, redis: r, sdk: wxjava, encoding: auto}\n");
+  config::Config cfg =
+      config::LoadString("redis: {r: {address: " + redis.address() +
+                         "}}\napps:\n  - app_id: wx00000000000000a1\n"
+                         "    environments:\n"
+                         "      - {name: prod, redis: r, sdk: wxjava, encoding: auto}\n");
   Target target{WxSim::kAppId, "prod", cfg.apps[0].environments[0], 0};
   source::RedisConnection conn(cfg.redis.at("r"), RealClock::Instance());
   config::WeChat wc;

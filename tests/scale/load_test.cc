@@ -118,7 +118,10 @@ TEST(ScaleLoad, every_scheduled_probe_of_500_targets_at_1s_is_accounted_for) {
   ASSERT_EQ(redis.Cli(mset), "OK");
 
   ConfigYaml y(sim.base_url());
-  y.Workers(16).Default("interval", "1s").Default("timeout", "900ms").Default("probe", "msg_sec_check");
+  y.Workers(16)
+      .Default("interval", "1s")
+      .Default("timeout", "900ms")
+      .Default("probe", "msg_sec_check");
   y.Redis("r", redis.address(), {{"connect_timeout", "1s"}, {"read_timeout", "1s"}});
   int targets = 0;
   for (int a = 0; a < kApps; ++a) {
@@ -193,8 +196,8 @@ TEST(ScaleLoad, every_scheduled_probe_of_500_targets_at_1s_is_accounted_for) {
   double started = s.Value("wxcanary_probe_lateness_seconds_count").value_or(0);
   double on_time = s.Value("wxcanary_probe_lateness_seconds_bucket", {{"le", "0.25"}}).value_or(0);
   std::cout << "[ scale ] window " << w_min << ".." << w_max << " s, " << total
-            << " probes counted, expected " << kTargets * (w_min + w_max) / 2 << "; "
-            << on_time << "/" << started << " started within 250 ms\n";
+            << " probes counted, expected " << kTargets * (w_min + w_max) / 2 << "; " << on_time
+            << "/" << started << " started within 250 ms\n";
 }
 
 }  // namespace

@@ -122,9 +122,10 @@ TEST(Shard, config_check_shows_the_slice_and_lists_only_its_targets) {
   size_t listed = 0;
   for (uint32_t i = 0; i < 3; ++i) {
     auto log = dir.path() / ("out" + std::to_string(i));
-    testing::Subprocess p({testing::BuiltBinary("wxcanary").string(), "--config.file=" + path.string(),
-                           "--config.check", "--shard=" + std::to_string(i) + "/3"},
-                          log);
+    testing::Subprocess p(
+        {testing::BuiltBinary("wxcanary").string(), "--config.file=" + path.string(),
+         "--config.check", "--shard=" + std::to_string(i) + "/3"},
+        log);
     ASSERT_EQ(p.Wait(std::chrono::seconds{20}), 0) << p.Output();
     const std::string out = p.Output();
     size_t mine = 0;
@@ -135,7 +136,8 @@ TEST(Shard, config_check_shows_the_slice_and_lists_only_its_targets) {
               std::string::npos)
         << out;
     size_t lines = 0;
-    for (size_t pos = out.find("  redis="); pos != std::string::npos; pos = out.find("  redis=", pos + 1))
+    for (size_t pos = out.find("  redis="); pos != std::string::npos;
+         pos = out.find("  redis=", pos + 1))
       ++lines;
     EXPECT_EQ(lines, mine) << out;
     listed += lines;

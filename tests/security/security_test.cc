@@ -51,15 +51,15 @@ ConfigYaml OneTarget(const std::string& base_url, const RedisServer& redis,
 }
 
 double Outcome(const Scrape& s, const std::string& outcome) {
-  return s.Value("wxcanary_probes_total", {{"app_id", kApp}, {"app_env", kEnv}, {"outcome", outcome}})
+  return s
+      .Value("wxcanary_probes_total", {{"app_id", kApp}, {"app_env", kEnv}, {"outcome", outcome}})
       .value_or(0);
 }
 
 // The daemon behind TLS and/or auth, which the plain-HTTP Daemon fixture cannot reach.
 class SecureDaemon {
  public:
-  SecureDaemon(const std::string& config_yaml, const std::string& web_yaml)
-      : port_(FreePort()) {
+  SecureDaemon(const std::string& config_yaml, const std::string& web_yaml) : port_(FreePort()) {
     WriteFile(dir_.path() / "wxcanary.yml", config_yaml);
     WriteFile(dir_.path() / "web.yml", web_yaml);
     proc_ = std::make_unique<Subprocess>(
@@ -108,8 +108,8 @@ class WebSecurity : public ::testing::Test {
   }
   std::string Config() { return OneTarget(sim_.base_url(), redis_); }
   std::string Tls() {
-    return "tls_server_config:\n  cert_file: " + cert_.cert.string() + "\n  key_file: " +
-           cert_.key.string() + "\n";
+    return "tls_server_config:\n  cert_file: " + cert_.cert.string() +
+           "\n  key_file: " + cert_.key.string() + "\n";
   }
 
   TempDir dir_;
@@ -121,8 +121,8 @@ class WebSecurity : public ::testing::Test {
 TEST_F(WebSecurity, serves_metrics_over_https_and_refuses_plain_http_and_unknown_cas) {
   SecureDaemon d(Config(), Tls());
   auto https = HttpsClient(d.port(), cert_.cert);
-  ASSERT_TRUE(WaitForAnswer([&] { return static_cast<bool>(https->Get("/-/healthy")); },
-                            d.process()))
+  ASSERT_TRUE(
+      WaitForAnswer([&] { return static_cast<bool>(https->Get("/-/healthy")); }, d.process()))
       << d.process().Output();
   auto res = https->Get("/metrics");
   ASSERT_TRUE(res);
@@ -145,8 +145,8 @@ TEST_F(WebSecurity, serves_metrics_over_https_and_refuses_plain_http_and_unknown
 TEST_F(WebSecurity, min_version_tls13_refuses_a_tls12_client) {
   SecureDaemon d(Config(), Tls() + "  min_version: TLS13\n");
   auto https = HttpsClient(d.port(), cert_.cert);
-  ASSERT_TRUE(WaitForAnswer([&] { return static_cast<bool>(https->Get("/-/healthy")); },
-                            d.process()))
+  ASSERT_TRUE(
+      WaitForAnswer([&] { return static_cast<bool>(https->Get("/-/healthy")); }, d.process()))
       << d.process().Output();
   auto handshake = [&](const char* version) {
     std::string cmd = "openssl s_client -connect 127.0.0.1:" + std::to_string(d.port()) + " " +
@@ -161,8 +161,8 @@ TEST_F(WebSecurity, basic_auth_answers_401_with_challenge_unless_credentials_are
   SecureDaemon d(Config(), Tls() + "basic_auth_users:\n  prometheus: " + BcryptHash("scrape-pw") +
                                "\n  other: " + BcryptHash("other-pw") + "\n");
   auto https = HttpsClient(d.port(), cert_.cert);
-  ASSERT_TRUE(WaitForAnswer([&] { return static_cast<bool>(https->Get("/-/healthy")); },
-                            d.process()))
+  ASSERT_TRUE(
+      WaitForAnswer([&] { return static_cast<bool>(https->Get("/-/healthy")); }, d.process()))
       << d.process().Output();
   struct Case {
     std::string user, password;  // user "" = no Authorization header
@@ -197,11 +197,11 @@ TEST_F(WebSecurity, basic_auth_answers_401_with_challenge_unless_credentials_are
 
 // The status page and its JSON twin name every target: they are exactly as closed as /metrics.
 TEST_F(WebSecurity, status_page_and_targets_api_need_the_same_basic_auth_as_metrics) {
-  SecureDaemon d(Config(), Tls() + "basic_auth_users:\n  prometheus: " + BcryptHash("scrape-pw") +
-                               "\n");
+  SecureDaemon d(Config(),
+                 Tls() + "basic_auth_users:\n  prometheus: " + BcryptHash("scrape-pw") + "\n");
   auto https = HttpsClient(d.port(), cert_.cert);
-  ASSERT_TRUE(WaitForAnswer([&] { return static_cast<bool>(https->Get("/-/healthy")); },
-                            d.process()))
+  ASSERT_TRUE(
+      WaitForAnswer([&] { return static_cast<bool>(https->Get("/-/healthy")); }, d.process()))
       << d.process().Output();
   for (const char* path : {"/metrics", "/", "/api/v1/targets", "/api/v1/targets?app_env=prod"}) {
     for (const bool right : {false, true}) {
@@ -238,14 +238,15 @@ TEST_F(WebSecurity, a_bad_web_config_stops_startup_with_one_line_naming_the_prob
            cert_.key.string() + "\n  client_auth_type: RequireAndVerifyClientCert\n",
        "key \"client_auth_type\" is not supported"},
       {"basic_auth_user: {}\n", "unknown key \"basic_auth_user\""},
-      {"tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: " + cert_.key.string() + "\n",
+      {"tls_server_config:\n  cert_file: /nonexistent.crt\n  key_file: " + cert_.key.string() +
+           "\n",
        "tls_server_config.cert_file: cannot read file \"/nonexistent.crt\""},
       {"tls_server_config:\n  cert_file: " + (dir_.path() / "garbage.pem").string() +
            "\n  key_file: " + cert_.key.string() + "\n",
        "tls_server_config.cert_file: \"" + (dir_.path() / "garbage.pem").string() +
            "\" is not a usable PEM certificate"},
-      {"tls_server_config:\n  cert_file: " + cert_.cert.string() + "\n  key_file: " +
-           other_.key.string() + "\n",
+      {"tls_server_config:\n  cert_file: " + cert_.cert.string() +
+           "\n  key_file: " + other_.key.string() + "\n",
        "does not match cert_file"},
   };
   for (const auto& c : cases) {
@@ -388,7 +389,8 @@ TEST(RedisAcl, authenticates_with_username_and_password) {
   WriteFile(dir.path() / "good.pw", "canary-pw-7\n");
   WriteFile(dir.path() / "bad.pw", "default-pw-1\n");
   auto redis_fields = [&](const std::string& file) {
-    return ConfigYaml::Fields{{"username", "canary"}, {"password_file", (dir.path() / file).string()}};
+    return ConfigYaml::Fields{{"username", "canary"},
+                              {"password_file", (dir.path() / file).string()}};
   };
   {
     Daemon d(OneTarget(sim.base_url(), redis, redis_fields("good.pw")));

@@ -21,10 +21,11 @@ struct CertFiles {
 /// with the openssl CLI in `dir`. Throws when openssl fails.
 inline CertFiles MakeSelfSignedCert(const std::filesystem::path& dir, const std::string& name) {
   CertFiles f{dir / (name + ".crt"), dir / (name + ".key")};
-  std::string cmd = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-                    " -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
-                    " -keyout '" + f.key.string() + "' -out '" + f.cert.string() +
-                    "' >/dev/null 2>&1";
+  std::string cmd =
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+      " -days 1 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1"
+      " -keyout '" +
+      f.key.string() + "' -out '" + f.cert.string() + "' >/dev/null 2>&1";
   if (std::system(cmd.c_str()) != 0) throw std::runtime_error("openssl req failed: " + cmd);
   return f;
 }

@@ -46,9 +46,9 @@ class WebConfigFiles : public ::testing::Test {
 
 TEST_F(WebConfigFiles, reads_tls_paths_relative_to_the_file_and_users) {
   std::string hash = BcryptHash("pw");
-  WebConfig c = Parse("tls_server_config:\n  cert_file: c.pem\n  key_file: " +
-                      (dir_.path() / "k.pem").string() + "\n  min_version: TLS13\n" +
-                      "basic_auth_users:\n  alice: " + hash + "\n");
+  WebConfig c = Parse(
+      "tls_server_config:\n  cert_file: c.pem\n  key_file: " + (dir_.path() / "k.pem").string() +
+      "\n  min_version: TLS13\n" + "basic_auth_users:\n  alice: " + hash + "\n");
   EXPECT_TRUE(c.tls());
   EXPECT_TRUE(c.auth());
   EXPECT_EQ(c.cert_file, (dir_.path() / "c.pem").string());
@@ -75,16 +75,21 @@ TEST_F(WebConfigFiles, rejects_each_invalid_case_with_one_line_naming_the_key) {
   const Case cases[] = {
       {"tls_config: {}\n", "(root): unknown key \"tls_config\""},
       {"tls_server_config:\n  cert_fle: c.pem\n", "tls_server_config: unknown key \"cert_fle\""},
-      {"tls_server_config:\n  cert_file: c.pem\n", "tls_server_config.key_file: is required for TLS"},
-      {"tls_server_config:\n  key_file: k.pem\n", "tls_server_config.cert_file: is required for TLS"},
+      {"tls_server_config:\n  cert_file: c.pem\n",
+       "tls_server_config.key_file: is required for TLS"},
+      {"tls_server_config:\n  key_file: k.pem\n",
+       "tls_server_config.cert_file: is required for TLS"},
       {"tls_server_config:\n  cert_file: nope.pem\n  key_file: k.pem\n",
-       "tls_server_config.cert_file: cannot read file \"" + (dir_.path() / "nope.pem").string() + "\""},
+       "tls_server_config.cert_file: cannot read file \"" + (dir_.path() / "nope.pem").string() +
+           "\""},
       {"tls_server_config:\n  cert_file: c.pem\n  key_file: \"\"\n",
        "tls_server_config.key_file: must not be empty"},
       {tls + "  client_auth_type: RequireAndVerifyClientCert\n",
-       "tls_server_config: key \"client_auth_type\" is not supported by wxcanary (see docs/security.md)"},
+       "tls_server_config: key \"client_auth_type\" is not supported by wxcanary (see "
+       "docs/security.md)"},
       {tls + "  max_version: TLS12\n",
-       "tls_server_config: key \"max_version\" is not supported by wxcanary (see docs/security.md)"},
+       "tls_server_config: key \"max_version\" is not supported by wxcanary (see "
+       "docs/security.md)"},
       {tls + "  min_version: TLS10\n",
        "tls_server_config.min_version: \"TLS10\" is not supported (expected TLS12 or TLS13)"},
       {"http_server_config:\n  http2: false\n",
@@ -138,12 +143,16 @@ TEST(BasicAuth, accepts_only_the_right_password_for_a_known_user) {
     bool ok;
   };
   const Case cases[] = {
-      {"alice", "correct horse", true}, {"bob", "battery", true},
-      {"alice", "battery", false},      {"alice", "correct horse ", false},
-      {"alice", "", false},             {"carol", "correct horse", false},
+      {"alice", "correct horse", true},
+      {"bob", "battery", true},
+      {"alice", "battery", false},
+      {"alice", "correct horse ", false},
+      {"alice", "", false},
+      {"carol", "correct horse", false},
       {"", "", false},
   };
-  for (const auto& c : cases) EXPECT_EQ(auth.Verify(c.user, c.password), c.ok) << c.user << ":" << c.password;
+  for (const auto& c : cases)
+    EXPECT_EQ(auth.Verify(c.user, c.password), c.ok) << c.user << ":" << c.password;
 }
 
 TEST(BasicAuth, accepts_2a_and_2y_hashes_as_htpasswd_and_python_bcrypt_write_them) {

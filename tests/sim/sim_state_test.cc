@@ -152,10 +152,10 @@ TEST_F(SimStateTest, token_error_table) {
       EXPECT_EQ(Call("GET", path, c.query).errcode, c.errcode) << path;
     EXPECT_EQ(Call("POST", "/wxa/msg_sec_check", c.query, R"({"content":"hi"})").errcode,
               c.errcode);
-    EXPECT_EQ(Call("POST", "/cgi-bin/openapi/quota/get", c.query,
-                   R"({"cgi_path":"/cgi-bin/token"})")
-                  .errcode,
-              c.errcode);
+    EXPECT_EQ(
+        Call("POST", "/cgi-bin/openapi/quota/get", c.query, R"({"cgi_path":"/cgi-bin/token"})")
+            .errcode,
+        c.errcode);
   }
 }
 
@@ -212,10 +212,8 @@ TEST_F(SimStateTest, quota_get_reports_used_and_remain_per_cgi) {
   EXPECT_EQ(j["quota"], (json{{"daily_limit", 2000}, {"used", 2}, {"remain", 1998}}));
   EXPECT_EQ(quota("/cgi-bin/nope").errcode, 76021);
   EXPECT_EQ(quota(kIpPath).errcode, 76022);
-  EXPECT_EQ(Call("POST", "/cgi-bin/openapi/quota/get", {{"access_token", t}}, "{").errcode,
-            47001);
-  EXPECT_EQ(Call("POST", "/cgi-bin/openapi/quota/get", {{"access_token", t}}, "{}").errcode,
-            44002);
+  EXPECT_EQ(Call("POST", "/cgi-bin/openapi/quota/get", {{"access_token", t}}, "{").errcode, 47001);
+  EXPECT_EQ(Call("POST", "/cgi-bin/openapi/quota/get", {{"access_token", t}}, "{}").errcode, 44002);
   EXPECT_EQ(Call("GET", "/cgi-bin/openapi/quota/get", {{"access_token", t}}).errcode, 43002);
 }
 
@@ -330,7 +328,8 @@ TEST_F(SimStateTest, stable_token_error_table) {
       {"POST", R"({"grant_type":"client_credential","appid":"zz","secret":"s1"})", 40013},
       {"POST", R"({"grant_type":"client_credential","appid":"wx1"})", 41004},
       {"POST", R"({"grant_type":"client_credential","appid":"wx1","secret":"no"})", 40125},
-      {"POST", R"({"grant_type":"client_credential","appid":"wx1","secret":"s1","force_refresh":"y"})",
+      {"POST",
+       R"({"grant_type":"client_credential","appid":"wx1","secret":"s1","force_refresh":"y"})",
        40097},
       {"POST", R"({"grant_type":"client_credential","appid":"wx1","secret":"s1"})", 0},
   };
@@ -398,7 +397,8 @@ TEST_F(SimStateTest, msg_sec_check_v2_reports_risk_in_result_not_errcode) {
   std::string t = Fetch();
   const std::string openid = "oAbCdEfGhIjKlMnOpQrStUvWxYz0";
   auto v2 = [&](const std::string& content) {
-    return Msg(t, json{{"content", content}, {"version", 2}, {"scene", 2}, {"openid", openid}}.dump());
+    return Msg(t,
+               json{{"content", content}, {"version", 2}, {"scene", 2}, {"openid", openid}}.dump());
   };
   auto pass = json::parse(v2("hello").body);
   EXPECT_EQ(pass["errcode"], 0);
@@ -427,9 +427,12 @@ TEST_F(SimStateTest, msg_sec_check_v2_error_table) {
       {{{"content", "x"}, {"version", 2}, {"scene", "1"}, {"openid", ok_id}}, 40129},
       {{{"content", "x"}, {"version", 2}, {"scene", 1}, {"openid", "short"}}, 40003},
       {{{"content", "x"}, {"version", 2}, {"scene", 1}, {"openid", 7}}, 40003},
-      {{{"content", "x"}, {"version", 2}, {"scene", 1}, {"openid", "oMIS" + ok_id.substr(4)}}, 43104},
-      {{{"content", "x"}, {"version", 2}, {"scene", 1}, {"openid", "oEXP" + ok_id.substr(4)}}, 61010},
-      {{{"content", std::string(2501, 'a')}, {"version", 2}, {"scene", 1}, {"openid", ok_id}}, 47001},
+      {{{"content", "x"}, {"version", 2}, {"scene", 1}, {"openid", "oMIS" + ok_id.substr(4)}},
+       43104},
+      {{{"content", "x"}, {"version", 2}, {"scene", 1}, {"openid", "oEXP" + ok_id.substr(4)}},
+       61010},
+      {{{"content", std::string(2501, 'a')}, {"version", 2}, {"scene", 1}, {"openid", ok_id}},
+       47001},
       {{{"content", "x"}, {"version", 2}, {"scene", 4}, {"openid", ok_id}}, 0},
   };
   for (const auto& c : cases) EXPECT_EQ(Msg(t, c.body.dump()).errcode, c.errcode) << c.body.dump();
@@ -452,7 +455,8 @@ TEST_F(SimStateTest, every_error_ends_with_a_rid_whose_first_group_is_unix_time_
 
 TEST_F(SimStateTest, rid_get_returns_the_failed_call_for_seven_days) {
   std::string t = Fetch();
-  std::string body = R"({"content":"x","version":2,"scene":9,"openid":"oAbCdEfGhIjKlMnOpQrStUvWxYz0"})";
+  std::string body =
+      R"({"content":"x","version":2,"scene":9,"openid":"oAbCdEfGhIjKlMnOpQrStUvWxYz0"})";
   auto failed = Msg(t, body);
   ASSERT_EQ(failed.errcode, 40129);
   std::string msg = json::parse(failed.body)["errmsg"];

@@ -93,25 +93,38 @@ TEST(WxSimHttp, every_endpoint_answers_its_documented_errors) {
       {"GET", "/cgi-bin/token?grant_type=client_credential&appid=wx1&secret=nope", "", 40125},
       {"GET", "/cgi-bin/stable_token", "", 43002},
       {"POST", "/cgi-bin/stable_token", "appid=wx1", 41002},
-      {"POST", "/cgi-bin/stable_token", R"({"grant_type":"client_credential","appid":"wx1","secret":"s1"})", 0},
-      {"POST", "/cgi-bin/stable_token", R"({"grant_type":"client_credential","appid":"wx1","secret":"x"})", 40125},
+      {"POST", "/cgi-bin/stable_token",
+       R"({"grant_type":"client_credential","appid":"wx1","secret":"s1"})", 0},
+      {"POST", "/cgi-bin/stable_token",
+       R"({"grant_type":"client_credential","appid":"wx1","secret":"x"})", 40125},
       {"POST", "/wxa/msg_sec_check", R"({"content":"hi"})", 41001},
       {"POST", Q("/wxa/msg_sec_check", "garbage"), R"({"content":"hi"})", 40014},
       {"POST", Q("/wxa/msg_sec_check", t), R"({"content":"hi"})", 0},
       {"POST", Q("/wxa/msg_sec_check", t), R"({"content":"gamble"})", 87014},
       {"POST", Q("/wxa/msg_sec_check", t), R"({"content":)", 47001},
       {"GET", Q("/wxa/msg_sec_check", t), "", 43302},
-      {"POST", Q("/wxa/msg_sec_check", t), json{{"content", "x"}, {"version", 2}, {"scene", 1}, {"openid", "bad"}}.dump(), 40003},
-      {"POST", Q("/wxa/msg_sec_check", t), json{{"content", "x"}, {"version", 2}, {"scene", 7}, {"openid", oid}}.dump(), 40129},
-      {"POST", Q("/wxa/msg_sec_check", t), json{{"content", "x"}, {"version", 2}, {"scene", 1}}.dump(), 44002},
-      {"POST", Q("/wxa/msg_sec_check", t), json{{"content", "x"}, {"version", 2}, {"scene", 1}, {"openid", "oMIS" + oid.substr(4)}}.dump(), 43104},
-      {"POST", Q("/wxa/msg_sec_check", t), json{{"content", "x"}, {"version", 2}, {"scene", 1}, {"openid", "oEXP" + oid.substr(4)}}.dump(), 61010},
-      {"POST", Q("/wxa/msg_sec_check", t), json{{"content", "gamble"}, {"version", 2}, {"scene", 1}, {"openid", oid}}.dump(), 0},
+      {"POST", Q("/wxa/msg_sec_check", t),
+       json{{"content", "x"}, {"version", 2}, {"scene", 1}, {"openid", "bad"}}.dump(), 40003},
+      {"POST", Q("/wxa/msg_sec_check", t),
+       json{{"content", "x"}, {"version", 2}, {"scene", 7}, {"openid", oid}}.dump(), 40129},
+      {"POST", Q("/wxa/msg_sec_check", t),
+       json{{"content", "x"}, {"version", 2}, {"scene", 1}}.dump(), 44002},
+      {"POST", Q("/wxa/msg_sec_check", t),
+       json{{"content", "x"}, {"version", 2}, {"scene", 1}, {"openid", "oMIS" + oid.substr(4)}}
+           .dump(),
+       43104},
+      {"POST", Q("/wxa/msg_sec_check", t),
+       json{{"content", "x"}, {"version", 2}, {"scene", 1}, {"openid", "oEXP" + oid.substr(4)}}
+           .dump(),
+       61010},
+      {"POST", Q("/wxa/msg_sec_check", t),
+       json{{"content", "gamble"}, {"version", 2}, {"scene", 1}, {"openid", oid}}.dump(), 0},
       {"GET", Q("/cgi-bin/get_api_domain_ip", t), "", 0},
       {"GET", "/cgi-bin/getcallbackip", "", 41001},
       {"POST", Q("/cgi-bin/openapi/quota/get", t), R"({"cgi_path":"/cgi-bin/token"})", 0},
       {"POST", Q("/cgi-bin/openapi/quota/get", t), R"({"cgi_path":"/cgi-bin/what"})", 76021},
-      {"POST", Q("/cgi-bin/openapi/quota/get", t), R"({"cgi_path":"/cgi-bin/getcallbackip"})", 76022},
+      {"POST", Q("/cgi-bin/openapi/quota/get", t), R"({"cgi_path":"/cgi-bin/getcallbackip"})",
+       76022},
       {"POST", Q("/cgi-bin/openapi/rid/get", t), R"({"rid":"zz"})", 76002},
       {"POST", Q("/cgi-bin/openapi/rid/get", t), R"({"rid":"00000000-00000000-00000000"})", 76001},
       {"GET", "/no/such/api", "", 40066},
@@ -143,11 +156,12 @@ TEST(WxSimHttp, rid_get_returns_the_failed_call) {
 }
 
 TEST(WxSimHttp, flags_set_grace_quota_expiry_code_and_minute_limits) {
-  WxSim sim({"--grace", "10", "--token-quota", "3", "--expired-errcode", "40014",
-             "--expires-in", "100", "--minute-limit", "/cgi-bin/stable_token=2"});
+  WxSim sim({"--grace", "10", "--token-quota", "3", "--expired-errcode", "40014", "--expires-in",
+             "100", "--minute-limit", "/cgi-bin/stable_token=2"});
   std::string a = sim.FetchToken();
-  auto r = sim.Get("/cgi-bin/token?grant_type=client_credential&appid=" +
-                   std::string(WxSim::kAppId) + "&secret=" + WxSim::kSecret);
+  auto r =
+      sim.Get("/cgi-bin/token?grant_type=client_credential&appid=" + std::string(WxSim::kAppId) +
+              "&secret=" + WxSim::kSecret);
   EXPECT_EQ(r.Json()["expires_in"], 100);
   sim.Advance(11);
   EXPECT_EQ(Errcode(sim.Get(Q("/cgi-bin/getcallbackip", a))), 40001);
@@ -160,7 +174,8 @@ TEST(WxSimHttp, flags_set_grace_quota_expiry_code_and_minute_limits) {
   sim.Advance(60 - std::fmod(now, 60.0) + 0.5);
   std::string s = sim.FetchStableToken();
   sim.FetchStableToken();
-  json body{{"grant_type", "client_credential"}, {"appid", WxSim::kAppId}, {"secret", WxSim::kSecret}};
+  json body{
+      {"grant_type", "client_credential"}, {"appid", WxSim::kAppId}, {"secret", WxSim::kSecret}};
   EXPECT_EQ(Errcode(sim.Post("/cgi-bin/stable_token", body.dump())), 45011);
   sim.Advance(101);
   EXPECT_EQ(Errcode(sim.Get(Q("/cgi-bin/getcallbackip", s))), 40014);
@@ -229,8 +244,9 @@ TEST(WxSimHttp, faults_latency_status_errcode_garbage_truncated_and_clear) {
   EXPECT_TRUE(garbage.Json().is_null());
 
   sim.InjectFault({{"path", "/cgi-bin/token"}, {"body", "truncated"}, {"count", 1}});
-  auto cut = sim.Get("/cgi-bin/token?grant_type=client_credential&appid=" +
-                     std::string(WxSim::kAppId) + "&secret=" + WxSim::kSecret);
+  auto cut =
+      sim.Get("/cgi-bin/token?grant_type=client_credential&appid=" + std::string(WxSim::kAppId) +
+              "&secret=" + WxSim::kSecret);
   EXPECT_EQ(cut.status, 200);
   EXPECT_TRUE(cut.Json().is_null());
   EXPECT_EQ(cut.body.rfind("{\"access_token\":\"", 0), 0u);
@@ -287,7 +303,8 @@ TEST(WxSimHttp, a_burst_of_connections_is_queued_not_dropped) {
   const auto deadline = steady_clock::now() + std::chrono::milliseconds{500};
   for (int fd : fds) {
     pollfd p{fd, POLLOUT, 0};
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady_clock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady_clock::now());
     if (::poll(&p, 1, static_cast<int>(std::max<long>(0, left.count()))) == 1) {
       int err = -1;
       socklen_t len = sizeof err;
@@ -350,18 +367,33 @@ TEST(WxSimHttp, survives_thousands_of_random_requests) {
     for (auto& c : s) c = static_cast<char>(rng() % 256);
     return s;
   };
-  const std::vector<std::string> paths = {
-      "/cgi-bin/token", "/cgi-bin/stable_token", "/wxa/msg_sec_check",
-      "/cgi-bin/get_api_domain_ip", "/cgi-bin/getcallbackip", "/cgi-bin/openapi/quota/get",
-      "/cgi-bin/openapi/rid/get", "/", "/cgi-bin/", "/wxa/msg_sec_check/extra"};
+  const std::vector<std::string> paths = {"/cgi-bin/token",
+                                          "/cgi-bin/stable_token",
+                                          "/wxa/msg_sec_check",
+                                          "/cgi-bin/get_api_domain_ip",
+                                          "/cgi-bin/getcallbackip",
+                                          "/cgi-bin/openapi/quota/get",
+                                          "/cgi-bin/openapi/rid/get",
+                                          "/",
+                                          "/cgi-bin/",
+                                          "/wxa/msg_sec_check/extra"};
   const std::vector<std::string> methods = {"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
   const std::vector<std::string> keys = {"access_token", "appid", "secret", "grant_type", "x", ""};
   const std::vector<std::string> bodies = {
-      "", "{", "[]", "null", "{\"content\":null}", "{\"content\":[1,2]}", "{\"version\":2}",
-      R"({"content":"x","version":2,"scene":1e99,"openid":{}})", R"({"cgi_path":5})",
-      R"({"rid":"ffffffff-ffffffff-ffffffff"})", R"({"grant_type":"client_credential","appid":[]})",
+      "",
+      "{",
+      "[]",
+      "null",
+      "{\"content\":null}",
+      "{\"content\":[1,2]}",
+      "{\"version\":2}",
+      R"({"content":"x","version":2,"scene":1e99,"openid":{}})",
+      R"({"cgi_path":5})",
+      R"({"rid":"ffffffff-ffffffff-ffffffff"})",
+      R"({"grant_type":"client_credential","appid":[]})",
       R"({"grant_type":"client_credential","appid":"wx00000000000000a1","secret":"0123456789abcdef0123456789abcdef","force_refresh":null})",
-      std::string(1000, '['), "\xff\xfe\x00garbage"};
+      std::string(1000, '['),
+      "\xff\xfe\x00garbage"};
   httplib::Client client(sim.base_url());
   client.set_read_timeout(std::chrono::seconds{5});
   int answered = 0;

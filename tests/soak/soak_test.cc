@@ -41,7 +41,8 @@ constexpr double kIntervalSeconds = 2.0;
 constexpr int kWorkers = 16;
 
 // Outcomes nothing in the soak injects: any count is a misclassification.
-constexpr const char* kNeverInjected[] = {"token_invalid", "token_expired", "token_malformed", "quota"};
+constexpr const char* kNeverInjected[] = {"token_invalid", "token_expired", "token_malformed",
+                                          "quota"};
 
 long EnvLong(const char* name, long fallback) {
   const char* v = std::getenv(name);
@@ -93,7 +94,8 @@ std::map<std::string, double> PerTarget(const std::string& text, const std::stri
     const auto app = line.find("app_id=\"");
     const auto env = line.find("app_env=\"");
     const auto close = line.rfind('}');
-    if (app == std::string::npos || env == std::string::npos || close == std::string::npos) continue;
+    if (app == std::string::npos || env == std::string::npos || close == std::string::npos)
+      continue;
     const std::string key = line.substr(app + 8, line.find('"', app + 8) - app - 8) + "/" +
                             line.substr(env + 9, line.find('"', env + 9) - env - 9);
     out[key] += std::strtod(line.c_str() + close + 1, nullptr);
@@ -132,9 +134,9 @@ class Soak : public ::testing::Test {
     std::ofstream out(apps_file);
     for (int i = 0; i < apps_; ++i) out << AppId(i) << ":" << Secret(i) << "\n";
     out.close();
-    sim_ = std::make_unique<WxSim>(std::vector<std::string>{
-        "--apps-file", apps_file.string(), "--time-scale", std::to_string(time_scale_),
-        "--threads", "48"});
+    sim_ = std::make_unique<WxSim>(
+        std::vector<std::string>{"--apps-file", apps_file.string(), "--time-scale",
+                                 std::to_string(time_scale_), "--threads", "48"});
   }
 
   // What every app does on refresh: fetch a token, cache it where each environment reads it.
@@ -156,8 +158,8 @@ class Soak : public ::testing::Test {
 
 struct Phase {
   std::string name;
-  std::set<std::string> allowed;   // outcomes (besides ok) this phase may produce
-  std::string expected;            // outcome that must grow, "" when none
+  std::set<std::string> allowed;  // outcomes (besides ok) this phase may produce
+  std::string expected;           // outcome that must grow, "" when none
 };
 
 TEST_F(Soak, survives_chaos_with_every_probe_accounted_and_flat_memory) {
@@ -192,12 +194,15 @@ TEST_F(Soak, survives_chaos_with_every_probe_accounted_and_flat_memory) {
   };
   // True when every target has had an ok probe since `since` (wall clock).
   auto all_ok_since = [&](double since) {
-    const auto last = PerTarget(d.ScrapeMetrics().text(), "wxcanary_probe_last_success_timestamp_seconds");
+    const auto last =
+        PerTarget(d.ScrapeMetrics().text(), "wxcanary_probe_last_success_timestamp_seconds");
     if (static_cast<int>(last.size()) != targets_) return false;
-    return std::all_of(last.begin(), last.end(), [&](const auto& kv) { return kv.second >= since; });
+    return std::all_of(last.begin(), last.end(),
+                       [&](const auto& kv) { return kv.second >= since; });
   };
   auto wall_now = [] {
-    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
   };
 
   // Warm-up: every target probes ok once before any chaos.
@@ -208,22 +213,31 @@ TEST_F(Soak, survives_chaos_with_every_probe_accounted_and_flat_memory) {
   // Interleaved so even the suite's 60 s run reaches reloads and a rotation.
   const std::vector<std::pair<Phase, std::function<void()>>> chaos = {
       {{"latency", {"transport_error"}, "transport_error"},
-       [&] { sim_->InjectFault({{"path", kProbePath}, {"latency_ms", 800}}); }},
+       [&] {
+         sim_->InjectFault({{"path", kProbePath}, {"latency_ms", 800}});
+       }},
       {{"reload_invalid", {}, ""}, [&] { d.Reload("apps: [this is not a valid config"); }},
       {{"http_500", {"transport_error"}, "transport_error"},
-       [&] { sim_->InjectFault({{"path", kProbePath}, {"http_status", 500}}); }},
+       [&] {
+         sim_->InjectFault({{"path", kProbePath}, {"http_status", 500}});
+       }},
       {{"reload_valid", {}, ""}, [&] { d.Reload(Config(*sim_, redis_, apps_, ++revision)); }},
       {{"garbage", {"bad_response"}, "bad_response"},
-       [&] { sim_->InjectFault({{"path", kProbePath}, {"body", "garbage"}}); }},
+       [&] {
+         sim_->InjectFault({{"path", kProbePath}, {"body", "garbage"}});
+       }},
       // A restarted Redis is empty until the apps write their tokens again: token_missing.
       {{"redis_restart", {"redis_error", "token_missing"}, "redis_error"}, [&] { redis_.Kill(); }},
       {{"errcode_-1", {"api_error"}, "api_error"},
-       [&] { sim_->InjectFault({{"path", kProbePath}, {"errcode", -1}}); }},
+       [&] {
+         sim_->InjectFault({{"path", kProbePath}, {"errcode", -1}});
+       }},
       {{"rotate", {}, ""}, [&] { RotateTokens(); }},
       {{"reset", {"transport_error"}, "transport_error"},
-       [&] { sim_->InjectFault({{"path", kProbePath}, {"reset", true}}); }},
+       [&] {
+         sim_->InjectFault({{"path", kProbePath}, {"reset", true}});
+       }},
   };
-
 
   std::map<std::string, int> ran;
   std::vector<std::string> failures;
@@ -244,15 +258,17 @@ TEST_F(Soak, survives_chaos_with_every_probe_accounted_and_flat_memory) {
       last_rotation = Clock::now();
     }
     if (phase.name == "reload_invalid") {
-      EXPECT_TRUE(d.WaitFor([](const Scrape& s) {
-        return s.Value("wxcanary_config_last_reload_successful") == 0;
-      }, 5s)) << "an invalid config did not drop wxcanary_config_last_reload_successful";
+      EXPECT_TRUE(d.WaitFor(
+          [](const Scrape& s) { return s.Value("wxcanary_config_last_reload_successful") == 0; },
+          5s))
+          << "an invalid config did not drop wxcanary_config_last_reload_successful";
     }
     if (phase.name == "reload_valid") {
       ++reloads;
-      EXPECT_TRUE(d.WaitFor([](const Scrape& s) {
-        return s.Value("wxcanary_config_last_reload_successful") == 1;
-      }, 5s)) << "a valid config did not restore wxcanary_config_last_reload_successful";
+      EXPECT_TRUE(d.WaitFor(
+          [](const Scrape& s) { return s.Value("wxcanary_config_last_reload_successful") == 1; },
+          5s))
+          << "a valid config did not restore wxcanary_config_last_reload_successful";
     }
     if (phase.name == "rotate") {
       ++rotations;
@@ -262,7 +278,8 @@ TEST_F(Soak, survives_chaos_with_every_probe_accounted_and_flat_memory) {
     const double cleared = wall_now();
     // Recovery: every target probes ok again after the fault is gone.
     wait(15s, [&] { return all_ok_since(cleared); });
-    if (!all_ok_since(cleared)) failures.push_back(phase.name + ": not every target recovered within 15 s");
+    if (!all_ok_since(cleared))
+      failures.push_back(phase.name + ": not every target recovered within 15 s");
     const auto after = OutcomeTotals(d.ScrapeMetrics());
     std::map<std::string, double> grew;
     for (const auto& [o, v] : after)
@@ -315,8 +332,9 @@ TEST_F(Soak, survives_chaos_with_every_probe_accounted_and_flat_memory) {
   const int status = d.Stop();
   const std::string output = d.Output();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "exit status " << status;
-  for (const char* marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                             "WARNING: ThreadSanitizer", "terminate called", "Segmentation fault"}) {
+  for (const char* marker :
+       {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+        "runtime error:", "WARNING: ThreadSanitizer", "terminate called", "Segmentation fault"}) {
     const auto at = output.find(marker);
     EXPECT_EQ(at, std::string::npos) << "sanitizer/crash report in wxcanary's output:\n"
                                      << output.substr(at == std::string::npos ? 0 : at, 8000);
@@ -330,16 +348,19 @@ TEST_F(Soak, survives_chaos_with_every_probe_accounted_and_flat_memory) {
   std::string phases;
   for (const auto& [name, n] : ran) phases += name + "x" + std::to_string(n) + " ";
   char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "soak: %d targets, %.0f s real = %.2f sim h; probes %.0f + skipped %.0f vs expected "
-                "%.0f; rotations %d, reloads %d; RSS %.0f -> %.0f KiB after warm-up: %+.0f KiB per "
-                "real hour, %+.0f KiB per sim hour",
-                targets_, elapsed, elapsed * static_cast<double>(time_scale_) / 3600, probes, skipped,
-                expected, rotations, reloads, Median(early), Median(late), per_real_hour, per_sim_hour);
-  const std::string summary = std::string(buf) + "; outcomes " + Show(totals) + "; phases " + phases;
+  std::snprintf(
+      buf, sizeof buf,
+      "soak: %d targets, %.0f s real = %.2f sim h; probes %.0f + skipped %.0f vs expected "
+      "%.0f; rotations %d, reloads %d; RSS %.0f -> %.0f KiB after warm-up: %+.0f KiB per "
+      "real hour, %+.0f KiB per sim hour",
+      targets_, elapsed, elapsed * static_cast<double>(time_scale_) / 3600, probes, skipped,
+      expected, rotations, reloads, Median(early), Median(late), per_real_hour, per_sim_hour);
+  const std::string summary =
+      std::string(buf) + "; outcomes " + Show(totals) + "; phases " + phases;
   std::printf("%s\n", summary.c_str());
   RecordProperty("summary", summary);
-  if (const char* report = std::getenv("WXCANARY_SOAK_REPORT")) std::ofstream(report) << summary << "\n";
+  if (const char* report = std::getenv("WXCANARY_SOAK_REPORT"))
+    std::ofstream(report) << summary << "\n";
 
   // Flat: what grows after warm-up stays under 10% of the warm RSS (at least 8 MiB of slack:
   // allocator and ASan bookkeeping move by a few MiB on their own).

@@ -55,8 +55,15 @@ TEST_F(ClusterTest, the_key_slot_agrees_with_the_servers_including_hash_tags_and
   EXPECT_NE(ClusterKeySlot("foo{}{bar}"), ClusterKeySlot("bar"));  // empty tag: the whole key
   EXPECT_EQ(ClusterKeySlot("foo{{bar}}zap"), ClusterKeySlot("{bar"));
   const std::vector<std::string> keys = {
-      "foo", "wx:access_token:wx1234567890abcdef", "foo{}{bar}", "foo{{bar}}zap", "{}", "{",
-      "a{b}c{d}", "gowechat_officialaccount__access_token_wxabcdef0123456789", std::string(200, 'k'),
+      "foo",
+      "wx:access_token:wx1234567890abcdef",
+      "foo{}{bar}",
+      "foo{{bar}}zap",
+      "{}",
+      "{",
+      "a{b}c{d}",
+      "gowechat_officialaccount__access_token_wxabcdef0123456789",
+      std::string(200, 'k'),
       "\xac\xed\x05t\x03key\xff"};
   for (const std::string& key : keys) {
     // The server's own answer (redis-cli passes argv's bytes through unchanged).
@@ -85,7 +92,8 @@ TEST_F(ClusterTest, reads_reach_the_node_owning_each_key) {
   EXPECT_EQ(conn.cluster_stats().moved, 0u);  // the slot map was right from the start
 }
 
-TEST_F(ClusterTest, a_migrating_slot_is_followed_by_ask_then_moved_and_heals_delete_on_the_new_owner) {
+TEST_F(ClusterTest,
+       a_migrating_slot_is_followed_by_ask_then_moved_and_heals_delete_on_the_new_owner) {
   config::Environment env;
   env.name = "prod";
   env.key = "wx:access_token:wxmigrating";

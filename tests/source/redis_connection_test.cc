@@ -72,8 +72,8 @@ class RawClient {
 TEST(RedisConnectionRead, reads_each_storage_layout_with_its_ttl) {
   RedisServer redis;
   redis.Cli({"SET", "ACCESS_TOKEN_CACHE:wx1", "tokString", "EX", "7200"});
-  redis.Cli({"SET", "wx:json:wx1", R"({"data":{"token":"tokJson"},"expires_in":7200})", "EX",
-             "600"});
+  redis.Cli(
+      {"SET", "wx:json:wx1", R"({"data":{"token":"tokJson"},"expires_in":7200})", "EX", "600"});
   redis.Cli({"HSET", "wx:hash", "wx1", "tokHash", "other", "x"});
   redis.Cli({"EXPIRE", "wx:hash", "300"});
   redis.Cli({"HSET", "wx:hashjson", "wx1", R"({"access_token":"tokHashJson"})"});
@@ -152,7 +152,8 @@ TEST(RedisConnectionRead, maps_absent_empty_undecodable_and_wrong_type) {
 
   TokenRead hash_on_string = conn.Read(Env("noexpiry", Storage::kHash, "", "wx1"));
   EXPECT_EQ(hash_on_string.status, Status::kUndecodable);
-  EXPECT_EQ(hash_on_string.error, "key noexpiry holds a string, not the hash that storage hash reads");
+  EXPECT_EQ(hash_on_string.error,
+            "key noexpiry holds a string, not the hash that storage hash reads");
   TokenRead json_on_hash = conn.Read(Env("h", Storage::kJson, "access_token"));
   EXPECT_EQ(json_on_hash.error, "key h holds a hash, not the string that storage json reads");
   EXPECT_TRUE(conn.healthy());
@@ -162,7 +163,8 @@ TEST(RedisConnectionRead, maps_absent_empty_undecodable_and_wrong_type) {
 // it used to fail as "error 406").
 TEST(RedisConnectionRead, reads_a_token_beside_a_number_out_of_double_range) {
   RedisServer redis;
-  redis.Cli({"SET", "huge", R"({"n":1e400,"m":[-2E+999,"1e400 in a string"],"access_token":"tokBig"})"});
+  redis.Cli(
+      {"SET", "huge", R"({"n":1e400,"m":[-2E+999,"1e400 in a string"],"access_token":"tokBig"})"});
   RedisConnection conn(RedisCfg(redis), RealClock::Instance());
   TokenRead r = conn.Read(Env("huge", Storage::kJson, "access_token"));
   ASSERT_EQ(r.status, Status::kOk) << r.error;
@@ -255,8 +257,8 @@ TEST(RedisConnectionReconnect, backs_off_while_down_and_recovers_after_restart) 
   EXPECT_NE(refused.error.find("connect 127.0.0.1:"), std::string::npos) << refused.error;
 
   // Backoff doubles from 100 ms: a call inside the window never touches the network.
-  const std::chrono::milliseconds waits[] = {100ms, 200ms, 400ms, 800ms, 1600ms, 3200ms, 5000ms,
-                                             5000ms};
+  const std::chrono::milliseconds waits[] = {100ms,  200ms,  400ms,  800ms,
+                                             1600ms, 3200ms, 5000ms, 5000ms};
   for (auto wait : waits) {
     SCOPED_TRACE(wait.count());
     clock.Advance(wait - 1ms);
@@ -435,7 +437,6 @@ TEST(RedisConnectionBench, ten_thousand_sequential_reads) {
               ms / 10.0);
   ::testing::Test::RecordProperty("read_10k_ms", static_cast<int>(ms));
 }
-
 
 TEST(RedisConnectionRead, a_key_without_ttl_takes_its_ttl_from_the_value_or_companion_key) {
   RedisServer redis;

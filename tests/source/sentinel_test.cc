@@ -33,7 +33,11 @@ using Sentinel = testing::RedisSentinel;
 TEST(RedisSentinel, reads_follow_a_failover_and_heals_delete_on_the_new_master) {
   RedisServer master;
   RedisServer replica({"--replicaof", "127.0.0.1", std::to_string(master.port())});
-  ASSERT_TRUE(Eventually([&] { return master.Cli({"INFO", "replication"}).find("connected_slaves:1") != std::string::npos; }, 10s));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return master.Cli({"INFO", "replication"}).find("connected_slaves:1") != std::string::npos;
+      },
+      10s));
   Sentinel sentinel(master.port());
 
   config::Redis cfg;
@@ -52,14 +56,19 @@ TEST(RedisSentinel, reads_follow_a_failover_and_heals_delete_on_the_new_master) 
   EXPECT_EQ(r.token.Reveal(), "tokBeforeFailover");
 
   // Sentinel learns of the replica from the master's INFO; until then FAILOVER says NOGOODSLAVE.
-  ASSERT_TRUE(Eventually([&] { return sentinel.Cli("SENTINEL FAILOVER mymaster").find("OK") == 0; }, 20s));
+  ASSERT_TRUE(
+      Eventually([&] { return sentinel.Cli("SENTINEL FAILOVER mymaster").find("OK") == 0; }, 20s));
   ASSERT_TRUE(Eventually(
       [&] {
-        return sentinel.Cli("SENTINEL get-master-addr-by-name mymaster").find(std::to_string(replica.port())) !=
-               std::string::npos;
+        return sentinel.Cli("SENTINEL get-master-addr-by-name mymaster")
+                   .find(std::to_string(replica.port())) != std::string::npos;
       },
       20s));
-  ASSERT_TRUE(Eventually([&] { return replica.Cli({"SET", env.key, "tokAfterFailover"}) == "OK"; }, 10s));
+  ASSERT_TRUE(Eventually(
+      [&] {
+        return replica.Cli({"SET", env.key, "tokAfterFailover"}) == "OK";
+      },
+      10s));
 
   // No restart: the connection finds the new master by itself.
   ASSERT_TRUE(Eventually(
@@ -88,7 +97,8 @@ TEST(RedisSentinel, no_sentinel_naming_the_master_is_one_line_naming_each) {
   TokenRead r = conn.Read(env);
   EXPECT_EQ(r.status, TokenRead::Status::kRedisError);
   EXPECT_EQ(r.error, "sentinel \"othermaster\": no sentinel named the master (127.0.0.1:" +
-                         std::to_string(sentinel.port()) + ": does not know master \"othermaster\")");
+                         std::to_string(sentinel.port()) +
+                         ": does not know master \"othermaster\")");
 }
 
 }  // namespace

@@ -18,9 +18,17 @@ using config::Storage;
 using namespace std::chrono_literals;
 
 const std::string kToken = "86_AbC-def.ghi";
-const std::string kJdkToken("\xAC\xED\x00\x05\x74\x00\x0E" "86_AbC-def.ghi", 21);
-const std::string kKryoToken = "\x03" "86_AbC-def.gh\xE9";
-const std::string kIgbinaryToken("\x00\x00\x00\x02\x11\x0E" "86_AbC-def.ghi", 20);
+const std::string kJdkToken(
+    "\xAC\xED\x00\x05\x74\x00\x0E"
+    "86_AbC-def.ghi",
+    21);
+const std::string kKryoToken =
+    "\x03"
+    "86_AbC-def.gh\xE9";
+const std::string kIgbinaryToken(
+    "\x00\x00\x00\x02\x11\x0E"
+    "86_AbC-def.ghi",
+    20);
 const std::string kPhpToken = R"(s:14:"86_AbC-def.ghi";)";
 const std::string kPhpArray =
     R"(a:2:{s:12:"access_token";s:14:"86_AbC-def.ghi";s:10:"expires_in";i:7200;})";
@@ -83,8 +91,7 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"php_nested_int_keys", Encoding::kPhp, Storage::kString, "data.0",
              R"(a:1:{s:4:"data";a:1:{i:0;s:5:"tok_1";}})", "tok_1", ""},
         Case{"php_length_wrong", Encoding::kPhp, Storage::kString, "", R"(s:15:"86_AbC-def.ghi";)",
-             std::nullopt,
-             "value is not valid PHP serialize() output (expected '\"' at byte 21)"},
+             std::nullopt, "value is not valid PHP serialize() output (expected '\"' at byte 21)"},
         Case{"php_length_past_end", Encoding::kPhp, Storage::kString, "", R"(s:99:"86_AbC";)",
              std::nullopt,
              "value is not valid PHP serialize() output (string length 99 runs past the end)"},
@@ -94,8 +101,8 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"php_int", Encoding::kPhp, Storage::kString, "", "i:7200;", std::nullopt,
              "value is PHP-serialized a number, not a string or array"},
         // The length must match exactly for auto to take it as PHP: otherwise it is plain text.
-        Case{"auto_php_lookalike_is_plain", Encoding::kAuto, Storage::kString, "",
-             R"(s:3:"ab";)", R"(s:3:"ab";)", ""},
+        Case{"auto_php_lookalike_is_plain", Encoding::kAuto, Storage::kString, "", R"(s:3:"ab";)",
+             R"(s:3:"ab";)", ""},
         Case{"json_string", Encoding::kJsonString, Storage::kString, "", "\"" + kToken + "\"",
              kToken, ""},
         Case{"json_string_unquoted", Encoding::kJsonString, Storage::kString, "", kToken,
@@ -116,12 +123,14 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"igbinary", Encoding::kAuto, Storage::kString, "", kIgbinaryToken, std::nullopt,
              "value looks igbinary-encoded (PHP's igbinary extension is loaded): have the cache "
              "use serialize() (Symfony DefaultMarshaller with useIgbinary: false)"},
-        Case{"igbinary_as_php", Encoding::kPhp, Storage::kString, "", kIgbinaryToken,
-             std::nullopt,
+        Case{"igbinary_as_php", Encoding::kPhp, Storage::kString, "", kIgbinaryToken, std::nullopt,
              "value looks igbinary-encoded (PHP's igbinary extension is loaded): have the cache "
              "use serialize() (Symfony DefaultMarshaller with useIgbinary: false)"},
         Case{"other_binary", Encoding::kAuto, Storage::kString, "",
-             std::string("\x01\x00\xFE" "86_AbC-def", 13), std::nullopt,
+             std::string("\x01\x00\xFE"
+                         "86_AbC-def",
+                         13),
+             std::nullopt,
              "value is binary, not text (13 bytes of an unknown serialization, e.g. FST or "
              "Kryo): store the token as a string"},
         Case{"invalid_utf8", Encoding::kAuto, Storage::kString, "", "86_AbC-def\xFF\xFE",
@@ -146,8 +155,9 @@ TEST(DecodeValue, reads_senparcs_expiry_from_the_value) {
   EXPECT_EQ(v->token, "86_AbC");
   ASSERT_TRUE(v->expires_at);
   // 2023-11-14T22:13:20Z = 1700000000
-  EXPECT_EQ(std::chrono::duration_cast<std::chrono::milliseconds>(v->expires_at->time_since_epoch()),
-            std::chrono::milliseconds(1'700'000'000'123));
+  EXPECT_EQ(
+      std::chrono::duration_cast<std::chrono::milliseconds>(v->expires_at->time_since_epoch()),
+      std::chrono::milliseconds(1'700'000'000'123));
 
   env.expiry_path = "AccessTokenResult.expires_in_missing";
   EXPECT_FALSE(DecodeValue(env, bag, &error));

@@ -10,7 +10,8 @@ namespace wxcanary::testing {
 namespace {
 
 void Set(ConfigYaml::Fields* fields, const std::string& key, const std::string& value) {
-  auto it = std::find_if(fields->begin(), fields->end(), [&](const auto& f) { return f.first == key; });
+  auto it =
+      std::find_if(fields->begin(), fields->end(), [&](const auto& f) { return f.first == key; });
   if (it != fields->end()) {
     it->second = value;
   } else {
@@ -62,10 +63,9 @@ ConfigYaml& ConfigYaml::Default(const std::string& key, const std::string& value
 
 ConfigYaml& ConfigYaml::Redis(const std::string& name, const std::string& address,
                               const Fields& fields) {
-  redis_.emplace_back(name, Merged({{"address", address},
-                                    {"connect_timeout", "300ms"},
-                                    {"read_timeout", "300ms"}},
-                                   fields));
+  redis_.emplace_back(
+      name, Merged({{"address", address}, {"connect_timeout", "300ms"}, {"read_timeout", "300ms"}},
+                   fields));
   return *this;
 }
 
@@ -77,8 +77,8 @@ ConfigYaml& ConfigYaml::App(const std::string& app_id, const Fields& fields) {
 ConfigYaml& ConfigYaml::Env(const std::string& name, const std::string& redis,
                             const Fields& fields) {
   if (apps_.empty()) throw std::logic_error("ConfigYaml: Env() before App()");
-  apps_.back().envs.push_back(Merged(
-      {{"name", name}, {"redis", redis}, {"key", "ACCESS_TOKEN_CACHE:{app_id}"}}, fields));
+  apps_.back().envs.push_back(
+      Merged({{"name", name}, {"redis", redis}, {"key", "ACCESS_TOKEN_CACHE:{app_id}"}}, fields));
   return *this;
 }
 

@@ -66,7 +66,8 @@ class RecordingSink final : public ResultSink {
 /// A ProbeResult as the runner would record it: `token` read from Redis ("" = no token cached,
 /// TTL -2) and the API's answer. errcode defaults to what WeChat sends for `outcome`.
 inline ProbeResult MakeResult(const std::string& token, Outcome outcome = Outcome::kOk,
-                              int64_t ttl_seconds = 7000, std::optional<int> errcode = std::nullopt) {
+                              int64_t ttl_seconds = 7000,
+                              std::optional<int> errcode = std::nullopt) {
   ProbeResult r;
   r.outcome = outcome;
   r.token_present = !token.empty();

@@ -16,12 +16,21 @@ RedisServer::RedisServer(std::vector<std::string> extra_args)
 RedisServer::~RedisServer() { Kill(); }
 
 void RedisServer::Start() {
-  std::vector<std::string> argv = {"redis-server", "--port", std::to_string(port_),
-                                   "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                   "--dir", dir_.path().string()};
+  std::vector<std::string> argv = {"redis-server",
+                                   "--port",
+                                   std::to_string(port_),
+                                   "--bind",
+                                   "127.0.0.1",
+                                   "--save",
+                                   "",
+                                   "--appendonly",
+                                   "no",
+                                   "--dir",
+                                   dir_.path().string()};
   argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
   proc_ = std::make_unique<Subprocess>(argv, dir_.path() / "redis.log");
-  if (!WaitForPort(port_)) throw std::runtime_error("redis-server did not start: " + proc_->Output());
+  if (!WaitForPort(port_))
+    throw std::runtime_error("redis-server did not start: " + proc_->Output());
 }
 
 void RedisServer::Kill() {
@@ -33,8 +42,8 @@ void RedisServer::Kill() {
 }
 
 std::string RedisServer::Cli(const std::vector<std::string>& args, int db) const {
-  std::string cmd = "redis-cli -h 127.0.0.1 -p " + std::to_string(port_) + " -n " +
-                    std::to_string(db);
+  std::string cmd =
+      "redis-cli -h 127.0.0.1 -p " + std::to_string(port_) + " -n " + std::to_string(db);
   for (const auto& a : args) {
     std::string q = "'";
     for (char c : a) q += (c == '\'') ? std::string("'\\''") : std::string(1, c);

@@ -80,7 +80,8 @@ std::optional<double> Scrape::Value(const std::string& name,
   return found;
 }
 
-double Scrape::Sum(const std::string& name, const std::map<std::string, std::string>& labels) const {
+double Scrape::Sum(const std::string& name,
+                   const std::map<std::string, std::string>& labels) const {
   double sum = 0;
   for (const auto& s : samples_)
     if (s.name == name && Matches(s.labels, labels)) sum += s.value;

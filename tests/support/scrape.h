@@ -13,8 +13,8 @@ class Scrape {
   explicit Scrape(std::string text);
   /// Value of the sample `name` whose labels include all of `labels`; nullopt when absent,
   /// and an error (via ADD_FAILURE) when more than one sample matches.
-  [[nodiscard]] std::optional<double> Value(const std::string& name,
-                                            const std::map<std::string, std::string>& labels = {}) const;
+  [[nodiscard]] std::optional<double> Value(
+      const std::string& name, const std::map<std::string, std::string>& labels = {}) const;
   /// Sum over every sample of `name` whose labels include `labels`.
   [[nodiscard]] double Sum(const std::string& name,
                            const std::map<std::string, std::string>& labels = {}) const;

@@ -77,10 +77,8 @@ AppRedis::AppRedis(int port, const std::string& password) : ctx_(redisConnect("1
 AppRedis::~AppRedis() = default;
 
 void AppRedis::Set(const std::string& key, const std::string& value, int ttl_seconds) {
-  if (ttl_seconds > 0)
-    Run(ctx_.get(), {"SET", key, value, "EX", std::to_string(ttl_seconds)});
-  else
-    Run(ctx_.get(), {"SET", key, value});
+  if (ttl_seconds > 0) Run(ctx_.get(), {"SET", key, value, "EX", std::to_string(ttl_seconds)});
+  else Run(ctx_.get(), {"SET", key, value});
 }
 
 void AppRedis::HSet(const std::string& key, const std::string& field, const std::string& value) {

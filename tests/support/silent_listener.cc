@@ -15,8 +15,7 @@ SilentListener::SilentListener() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOE
   socklen_t len = sizeof addr;
   // The casts are what the sockets API asks for.
   if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-      ::listen(fd_, 64) != 0 ||
-      ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      ::listen(fd_, 64) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
     throw std::runtime_error("cannot listen on loopback");
   port_ = ntohs(addr.sin_port);
 }

@@ -32,7 +32,6 @@ struct SendCase {
 // Names the case in test output instead of a byte dump.
 void PrintTo(const SendCase& c, std::ostream* os) { *os << c.name; }
 
-
 class NotifierSendTest : public NotifierTest, public ::testing::WithParamInterface<SendCase> {};
 
 TEST_P(NotifierSendTest, sends_exactly_the_expected_datagram) {
@@ -49,12 +48,12 @@ TEST_P(NotifierSendTest, sends_exactly_the_expected_datagram) {
 
 INSTANTIATE_TEST_SUITE_P(
     Notifier, NotifierSendTest,
-    ::testing::Values(
-        SendCase{"ready", [](const Notifier& n) { n.Ready(); }, "READY=1\nSTATUS=probing"},
-        SendCase{"stopping", [](const Notifier& n) { n.Stopping(); }, "STOPPING=1"},
-        SendCase{"watchdog", [](const Notifier& n) { n.Watchdog(); }, "WATCHDOG=1"},
-        SendCase{"status", [](const Notifier& n) { n.Status("reloading config"); },
-                 "STATUS=reloading config"}),
+    ::testing::Values(SendCase{"ready", [](const Notifier& n) { n.Ready(); },
+                               "READY=1\nSTATUS=probing"},
+                      SendCase{"stopping", [](const Notifier& n) { n.Stopping(); }, "STOPPING=1"},
+                      SendCase{"watchdog", [](const Notifier& n) { n.Watchdog(); }, "WATCHDOG=1"},
+                      SendCase{"status", [](const Notifier& n) { n.Status("reloading config"); },
+                               "STATUS=reloading config"}),
     [](const auto& p) { return std::string(p.param.name); });
 
 TEST_F(NotifierTest, reloading_carries_the_current_monotonic_time_in_microseconds) {
@@ -95,27 +94,28 @@ struct WatchdogCase {
 // Names the case in test output instead of a byte dump.
 void PrintTo(const WatchdogCase& c, std::ostream* os) { *os << c.name; }
 
-
 class WatchdogIntervalTest : public NotifierTest,
                              public ::testing::WithParamInterface<WatchdogCase> {};
 
 TEST_P(WatchdogIntervalTest, is_what_systemd_asked_this_process_for) {
   const auto& c = GetParam();
   if (c.usec) ::setenv("WATCHDOG_USEC", c.usec, 1);
-  if (c.pid) ::setenv("WATCHDOG_PID", std::to_string(c.pid == 1 ? ::getpid() : ::getppid()).c_str(), 1);
+  if (c.pid)
+    ::setenv("WATCHDOG_PID", std::to_string(c.pid == 1 ? ::getpid() : ::getppid()).c_str(), 1);
   EXPECT_EQ(Notifier{}.WatchdogInterval(), c.expected);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Notifier, WatchdogIntervalTest,
-    ::testing::Values(WatchdogCase{"unset", nullptr, 0, std::nullopt},
-                      WatchdogCase{"one_second", "1000000", 0, std::chrono::microseconds{1'000'000}},
-                      WatchdogCase{"thirty_seconds_for_this_pid", "30000000", 1,
-                                   std::chrono::microseconds{30'000'000}},
-                      WatchdogCase{"meant_for_another_pid", "30000000", 2, std::nullopt},
-                      WatchdogCase{"zero", "0", 0, std::nullopt},
-                      WatchdogCase{"garbage", "soon", 0, std::nullopt}),
-    [](const auto& p) { return std::string(p.param.name); });
+INSTANTIATE_TEST_SUITE_P(Notifier, WatchdogIntervalTest,
+                         ::testing::Values(WatchdogCase{"unset", nullptr, 0, std::nullopt},
+                                           WatchdogCase{"one_second", "1000000", 0,
+                                                        std::chrono::microseconds{1'000'000}},
+                                           WatchdogCase{"thirty_seconds_for_this_pid", "30000000",
+                                                        1, std::chrono::microseconds{30'000'000}},
+                                           WatchdogCase{"meant_for_another_pid", "30000000", 2,
+                                                        std::nullopt},
+                                           WatchdogCase{"zero", "0", 0, std::nullopt},
+                                           WatchdogCase{"garbage", "soon", 0, std::nullopt}),
+                         [](const auto& p) { return std::string(p.param.name); });
 
 }  // namespace
 }  // namespace wxcanary::daemon

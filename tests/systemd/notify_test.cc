@@ -93,10 +93,13 @@ class NotifyTest : public ::testing::Test {
   static std::string Config(const std::string& interval = "500ms") {
     return "wechat:\n  base_url: " + sim_->base_url() + "\n  timeout: 2s\n" +
            "workers: 2\n"
-           "defaults:\n  interval: " + interval + "\n  timeout: 400ms\n  probe: api_domain_ip\n"
-           "redis:\n  main:\n    address: " + redis_->address() + "\n" +
-           "apps:\n  - app_id: " + kApp + "\n    environments:\n" +
-           "      - name: prod\n        redis: main\n        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n";
+           "defaults:\n  interval: " +
+           interval +
+           "\n  timeout: 400ms\n  probe: api_domain_ip\n"
+           "redis:\n  main:\n    address: " +
+           redis_->address() + "\n" + "apps:\n  - app_id: " + kApp + "\n    environments:\n" +
+           "      - name: prod\n        redis: main\n        key: "
+           "\"ACCESS_TOKEN_CACHE:{app_id}\"\n";
   }
 
   static RedisServer* redis_;
@@ -144,7 +147,6 @@ struct ReloadCase {
 };
 // Names the case in test output instead of a byte dump.
 void PrintTo(const ReloadCase& c, std::ostream* os) { *os << c.name; }
-
 
 class ReloadTest : public NotifyTest, public ::testing::WithParamInterface<ReloadCase> {};
 
@@ -240,7 +242,8 @@ TEST_F(NotifyTest, watchdog_keeps_its_rate_while_reloads_arrive_faster_than_ping
   ASSERT_GE(pings.size(), 4u) << "reloads starved the watchdog:\n" << Dump(notify.Messages());
   auto last = start;
   for (const auto& p : pings) {
-    EXPECT_LT(p.at - last, 900ms) << "a gap this long gets a healthy daemon killed (WatchdogSec=1s)";
+    EXPECT_LT(p.at - last, 900ms)
+        << "a gap this long gets a healthy daemon killed (WatchdogSec=1s)";
     last = p.at;
   }
   EXPECT_EQ(d.ScrapeMetrics().Value("wxcanary_config_last_reload_successful"), 1);
@@ -257,8 +260,8 @@ TEST_F(NotifyTest, an_api_blackhole_with_probe_timeouts_past_the_watchdog_does_n
       "\n  timeout: 2s\n"
       "workers: 1\n"
       "defaults:\n  interval: 1500ms\n  timeout: 1500ms\n  probe: api_domain_ip\n"
-      "redis:\n  main:\n    address: " + redis_->address() + "\n" +
-      "apps:\n  - app_id: " + kApp + "\n    environments:\n" +
+      "redis:\n  main:\n    address: " +
+      redis_->address() + "\n" + "apps:\n  - app_id: " + kApp + "\n    environments:\n" +
       "      - name: prod\n        redis: main\n        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n" +
       "      - name: test\n        redis: main\n        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n" +
       "      - name: dev\n        redis: main\n        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n";
@@ -272,17 +275,19 @@ TEST_F(NotifyTest, an_api_blackhole_with_probe_timeouts_past_the_watchdog_does_n
   EXPECT_GE(pings.size(), 6u) << Dump(notify.Messages());
   auto last = start;
   for (const auto& p : pings) {
-    EXPECT_LT(p.at - last, 900ms) << "a gap this long gets a healthy daemon killed (WatchdogSec=1s)";
+    EXPECT_LT(p.at - last, 900ms)
+        << "a gap this long gets a healthy daemon killed (WatchdogSec=1s)";
     last = p.at;
   }
   EXPECT_LT(Clock::now() - last, 900ms) << "the pings stopped";
   // The probes really were stuck in the blackhole meanwhile.
   auto s = d.ScrapeMetrics();
-  EXPECT_GE(s.Value("wxcanary_probes_total",
-                    {{"app_env", "prod"}, {"outcome", "transport_error"}}).value_or(0) +
-                s.Value("wxcanary_probes_total",
-                        {{"app_env", "test"}, {"outcome", "transport_error"}}).value_or(0),
-            1)
+  EXPECT_GE(
+      s.Value("wxcanary_probes_total", {{"app_env", "prod"}, {"outcome", "transport_error"}})
+              .value_or(0) +
+          s.Value("wxcanary_probes_total", {{"app_env", "test"}, {"outcome", "transport_error"}})
+              .value_or(0),
+      1)
       << s.text();
   EXPECT_GT(s.Value("wxcanary_probes_skipped_total").value_or(0), 0);
   EXPECT_TRUE(d.process().running());
@@ -307,13 +312,13 @@ struct NoSystemdCase {
 // Names the case in test output instead of a byte dump.
 void PrintTo(const NoSystemdCase& c, std::ostream* os) { *os << c.name; }
 
-
 class NoSystemdTest : public NotifyTest, public ::testing::WithParamInterface<NoSystemdCase> {};
 
 TEST_P(NoSystemdTest, the_daemon_probes_reloads_and_stops_as_usual) {
   Daemon d(Config(), {}, GetParam().env);
   auto ok = [](const Scrape& s) {
-    return s.Value("wxcanary_probes_total", {{"app_env", "prod"}, {"outcome", "ok"}}).value_or(0) >= 1;
+    return s.Value("wxcanary_probes_total", {{"app_env", "prod"}, {"outcome", "ok"}}).value_or(0) >=
+           1;
   };
   ASSERT_TRUE(d.WaitFor(ok, 10s)) << d.Output();
   d.Reload(Config("1s"));
@@ -330,13 +335,13 @@ TEST_P(NoSystemdTest, the_daemon_probes_reloads_and_stops_as_usual) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status << "\n" << d.Output();
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    NoSystemd, NoSystemdTest,
-    ::testing::Values(NoSystemdCase{"no_notify_socket", {}},
-                      NoSystemdCase{"notify_socket_nobody_listens_on",
-                                    {"NOTIFY_SOCKET=/nonexistent/wxcanary-notify",
-                                     "WATCHDOG_USEC=1000000"}}),
-    [](const auto& p) { return std::string(p.param.name); });
+INSTANTIATE_TEST_SUITE_P(NoSystemd, NoSystemdTest,
+                         ::testing::Values(NoSystemdCase{"no_notify_socket", {}},
+                                           NoSystemdCase{
+                                               "notify_socket_nobody_listens_on",
+                                               {"NOTIFY_SOCKET=/nonexistent/wxcanary-notify",
+                                                "WATCHDOG_USEC=1000000"}}),
+                         [](const auto& p) { return std::string(p.param.name); });
 
 }  // namespace
 }  // namespace wxcanary::testing

@@ -43,29 +43,45 @@ TEST_P(LabelInsertion, puts_the_extra_label_where_a_sorted_label_map_would) {
   all.emplace(c.label, "v");
   // The reference: the whole set rendered from a map, i.e. prometheus-cpp's order.
   ASSERT_EQ(c.expected, "m{" + RenderLabels(all) + "} 1\n");
-  EXPECT_EQ(Written([&](TextWriter& w) { w.Sample("m", RenderLabels(c.labels), {{c.label, "v"}}, 1); }),
+  EXPECT_EQ(Written([&](TextWriter& w) {
+              w.Sample("m", RenderLabels(c.labels), {{c.label, "v"}}, 1);
+            }),
             c.expected);
 }
 
 INSTANTIATE_TEST_SUITE_P(
     TextWriter, LabelInsertion,
-    ::testing::Values(
-        InsertCase{"no_labels", {}, "outcome", R"(m{outcome="v"} 1)" "\n"},
-        InsertCase{"last", {{"app_env", "prod"}, {"app_id", "wx1"}}, "outcome",
-                   R"(m{app_env="prod",app_id="wx1",outcome="v"} 1)" "\n"},
-        InsertCase{"first", {{"app_env", "prod"}}, "a",
-                   R"(m{a="v",app_env="prod"} 1)" "\n"},
-        InsertCase{"middle", {{"app_id", "wx1"}, {"team", "pay"}}, "outcome",
-                   R"(m{app_id="wx1",outcome="v",team="pay"} 1)" "\n"},
-        // A value holding what looks like more labels must not fool the scan.
-        InsertCase{"escaped_value",
-                   {{"a", R"(x",z="y)"}, {"c", "1"}},
-                   "b",
-                   R"(m{a="x\",z=\"y",b="v",c="1"} 1)" "\n"},
-        InsertCase{"value_ending_in_backslash",
-                   {{"a", "x\\"}, {"c", "1"}},
-                   "b",
-                   R"(m{a="x\\",b="v",c="1"} 1)" "\n"}),
+    ::testing::Values(InsertCase{"no_labels",
+                                 {},
+                                 "outcome",
+                                 R"(m{outcome="v"} 1)"
+                                 "\n"},
+                      InsertCase{"last",
+                                 {{"app_env", "prod"}, {"app_id", "wx1"}},
+                                 "outcome",
+                                 R"(m{app_env="prod",app_id="wx1",outcome="v"} 1)"
+                                 "\n"},
+                      InsertCase{"first",
+                                 {{"app_env", "prod"}},
+                                 "a",
+                                 R"(m{a="v",app_env="prod"} 1)"
+                                 "\n"},
+                      InsertCase{"middle",
+                                 {{"app_id", "wx1"}, {"team", "pay"}},
+                                 "outcome",
+                                 R"(m{app_id="wx1",outcome="v",team="pay"} 1)"
+                                 "\n"},
+                      // A value holding what looks like more labels must not fool the scan.
+                      InsertCase{"escaped_value",
+                                 {{"a", R"(x",z="y)"}, {"c", "1"}},
+                                 "b",
+                                 R"(m{a="x\",z=\"y",b="v",c="1"} 1)"
+                                 "\n"},
+                      InsertCase{"value_ending_in_backslash",
+                                 {{"a", "x\\"}, {"c", "1"}},
+                                 "b",
+                                 R"(m{a="x\\",b="v",c="1"} 1)"
+                                 "\n"}),
     [](const ::testing::TestParamInfo<InsertCase>& p) { return p.param.name; });
 
 TEST(TextWriter, merges_several_extra_labels_in_name_order) {
@@ -73,9 +89,13 @@ TEST(TextWriter, merges_several_extra_labels_in_name_order) {
   EXPECT_EQ(Written([&](TextWriter& w) {
               w.Sample("h", labels, {{"action", "evict"}, {"result", "done"}}, 2);
             }),
-            R"(h{action="evict",app_env="prod",app_id="wx1",result="done"} 2)" "\n");
-  EXPECT_EQ(Written([&](TextWriter& w) { w.Sample("h", "", {{"a", "1"}, {"b", "q\""}}, 0); }),
-            R"(h{a="1",b="q\""} 0)" "\n");
+            R"(h{action="evict",app_env="prod",app_id="wx1",result="done"} 2)"
+            "\n");
+  EXPECT_EQ(Written([&](TextWriter& w) {
+              w.Sample("h", "", {{"a", "1"}, {"b", "q\""}}, 0);
+            }),
+            R"(h{a="1",b="q\""} 0)"
+            "\n");
 }
 
 struct ValueCase {
@@ -130,7 +150,10 @@ class FixedFamily final : public TextCollectable {
 
 TEST(Exposition, serves_the_registry_then_every_collectable_until_it_is_removed) {
   Exposition exposition;
-  prometheus::BuildCounter().Name("wx_registry_total").Help("h").Register(exposition.registry())
+  prometheus::BuildCounter()
+      .Name("wx_registry_total")
+      .Help("h")
+      .Register(exposition.registry())
       .Add({})
       .Increment(2);
   FixedFamily fixed;

@@ -25,19 +25,19 @@ TEST(FormatJsonLine, puts_the_ecs_head_first_for_every_level) {
     std::string name;
   };
   for (const auto& c : std::vector<Case>{{Level::kDebug, "debug"},
-                                        {Level::kInfo, "info"},
-                                        {Level::kWarn, "warn"},
-                                        {Level::kError, "error"}}) {
+                                         {Level::kInfo, "info"},
+                                         {Level::kWarn, "warn"},
+                                         {Level::kError, "error"}}) {
     Fields fields = Fields::object();
     fields["event.outcome"] = "failure";
     fields["labels.app_id"] = "wx123";
     fields["wxcanary.wechat.errcode"] = 40001;
     std::string line = FormatJsonLine(kTs, c.level, "probe", "hello", fields);
     auto j = nlohmann::ordered_json::parse(line);
-    EXPECT_EQ(Keys(j), (std::vector<std::string>{"@timestamp", "log.level", "message",
-                                                  "ecs.version", "service.name", "event.action",
-                                                  "event.outcome", "labels.app_id",
-                                                  "wxcanary.wechat.errcode"}))
+    EXPECT_EQ(Keys(j),
+              (std::vector<std::string>{"@timestamp", "log.level", "message", "ecs.version",
+                                        "service.name", "event.action", "event.outcome",
+                                        "labels.app_id", "wxcanary.wechat.errcode"}))
         << c.name;
     EXPECT_EQ(j["@timestamp"], "2026-11-30T06:01:02.123Z");
     EXPECT_EQ(j["log.level"], c.name);
@@ -68,7 +68,8 @@ TEST(FormatJsonLine, a_field_cannot_override_or_reorder_the_head) {
   fields["@timestamp"] = "yesterday";
   fields["event.action"] = "other";
   fields["labels.app_id"] = "wx1";
-  auto j = nlohmann::ordered_json::parse(FormatJsonLine(kTs, Level::kError, "probe", "real", fields));
+  auto j =
+      nlohmann::ordered_json::parse(FormatJsonLine(kTs, Level::kError, "probe", "real", fields));
   EXPECT_EQ(j["message"], "real");
   EXPECT_EQ(j["log.level"], "error");
   EXPECT_EQ(j["@timestamp"], "2026-11-30T06:01:02.123Z");

@@ -40,16 +40,16 @@ TEST(ProbeLog, picks_the_level_from_the_outcome) {
     Level level;
   };
   for (const auto& c : std::vector<Case>{{Outcome::kOk, false, Level::kInfo},
-                                        {Outcome::kOk, true, Level::kWarn},
-                                        {Outcome::kTokenInvalid, false, Level::kError},
-                                        {Outcome::kTokenMalformed, false, Level::kError},
-                                        {Outcome::kTokenExpired, false, Level::kError},
-                                        {Outcome::kTokenMissing, false, Level::kError},
-                                        {Outcome::kQuota, false, Level::kWarn},
-                                        {Outcome::kApiError, false, Level::kWarn},
-                                        {Outcome::kTransportError, false, Level::kWarn},
-                                        {Outcome::kBadResponse, false, Level::kWarn},
-                                        {Outcome::kRedisError, false, Level::kWarn}}) {
+                                         {Outcome::kOk, true, Level::kWarn},
+                                         {Outcome::kTokenInvalid, false, Level::kError},
+                                         {Outcome::kTokenMalformed, false, Level::kError},
+                                         {Outcome::kTokenExpired, false, Level::kError},
+                                         {Outcome::kTokenMissing, false, Level::kError},
+                                         {Outcome::kQuota, false, Level::kWarn},
+                                         {Outcome::kApiError, false, Level::kWarn},
+                                         {Outcome::kTransportError, false, Level::kWarn},
+                                         {Outcome::kBadResponse, false, Level::kWarn},
+                                         {Outcome::kRedisError, false, Level::kWarn}}) {
     ProbeResult r;
     r.outcome = c.outcome;
     r.content_flagged = c.flagged;
@@ -106,13 +106,14 @@ TEST(ProbeLog, writes_ok_at_info_and_flagged_content_at_warn) {
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0].level, Level::kInfo);
   EXPECT_EQ(events[0].fields["event.outcome"], "success");
-  EXPECT_EQ(events[0].message,
-            "probe wx123/prod: ok (errcode 0) with token " + Fingerprint(kToken) + ", redis ttl 5400s");
+  EXPECT_EQ(events[0].message, "probe wx123/prod: ok (errcode 0) with token " +
+                                   Fingerprint(kToken) + ", redis ttl 5400s");
   EXPECT_EQ(events[1].level, Level::kWarn);
   EXPECT_EQ(events[1].fields["event.outcome"], "success");
   EXPECT_EQ(events[1].fields["wxcanary.probe.content_flagged"], true);
-  EXPECT_EQ(events[1].message, "probe wx123/prod: ok, canary content flagged (errcode 87014) with token " +
-                                   Fingerprint(kToken) + ", redis ttl 5400s");
+  EXPECT_EQ(events[1].message,
+            "probe wx123/prod: ok, canary content flagged (errcode 87014) with token " +
+                Fingerprint(kToken) + ", redis ttl 5400s");
 }
 
 TEST(ProbeLog, describes_missing_keys_keys_without_expiry_and_redis_errors) {
@@ -127,9 +128,9 @@ TEST(ProbeLog, describes_missing_keys_keys_without_expiry_and_redis_errors) {
 
   auto forever = WithToken(Outcome::kOk);
   forever.ttl_seconds = -1;
-  EXPECT_EQ(ProbeLog::MessageFor(t, forever),
-            "probe wx123/prod: ok with token " + Fingerprint(kToken) +
-                ", redis ttl none (key never expires)");
+  EXPECT_EQ(ProbeLog::MessageFor(t, forever), "probe wx123/prod: ok with token " +
+                                                  Fingerprint(kToken) +
+                                                  ", redis ttl none (key never expires)");
 
   ProbeResult down;
   down.outcome = Outcome::kRedisError;
@@ -167,9 +168,9 @@ TEST(ProbeLog, never_writes_the_token_even_when_the_api_or_curl_echo_it) {
     EXPECT_NE(line.find(Fingerprint(kToken)), std::string::npos) << line;
   }
   const std::string fp = "<" + Fingerprint(kToken) + ">";
-  EXPECT_EQ(events[0].fields["error.message"],
-            "Failed to connect to api.weixin.qq.com/cgi-bin/x?access_token=" + fp +
-                "&a=b; token " + fp);
+  EXPECT_EQ(
+      events[0].fields["error.message"],
+      "Failed to connect to api.weixin.qq.com/cgi-bin/x?access_token=" + fp + "&a=b; token " + fp);
   EXPECT_EQ(events[1].fields["wxcanary.wechat.errmsg"],
             "invalid ip 1.2.3.4, not in whitelist, echo " + fp);
   // The stored value is masked whole (it may hold more than the token), by its own fingerprint.
@@ -220,9 +221,14 @@ TEST(ProbeLog, consecutive_events_with_different_fields_each_get_their_own) {
   missing.outcome = Outcome::kTokenMissing;
   missing.detail = "no token at key";
   const std::vector<std::pair<Target, ProbeResult>> sequence = {
-      {ProdTarget(), WithToken(Outcome::kOk)}, {ProdTarget(), invalid}, {labelled, invalid},
-      {ProdTarget(), flagged},                 {labelled, down},        {ProdTarget(), missing},
-      {labelled, WithToken(Outcome::kOk)},     {ProdTarget(), WithToken(Outcome::kOk)}};
+      {ProdTarget(), WithToken(Outcome::kOk)},
+      {ProdTarget(), invalid},
+      {labelled, invalid},
+      {ProdTarget(), flagged},
+      {labelled, down},
+      {ProdTarget(), missing},
+      {labelled, WithToken(Outcome::kOk)},
+      {ProdTarget(), WithToken(Outcome::kOk)}};
   CapturingLogger logger;
   ProbeLog log(logger);
   for (const auto& [t, r] : sequence) log.Record(t, r);
@@ -250,16 +256,16 @@ TEST(ProbeLog, logs_state_changes_and_keeps_repeats_at_debug) {
     return r;
   };
   using std::chrono::seconds;
-  log.Record(prod, at(WithToken(Outcome::kOk), seconds{0}, 0));     // first seen: INFO
-  log.Record(prod, at(WithToken(Outcome::kOk), seconds{30}, 0));    // same: DEBUG
-  log.Record(prod, at(WithToken(Outcome::kOk), seconds{60}, 0));    // same: DEBUG
+  log.Record(prod, at(WithToken(Outcome::kOk), seconds{0}, 0));                  // first seen: INFO
+  log.Record(prod, at(WithToken(Outcome::kOk), seconds{30}, 0));                 // same: DEBUG
+  log.Record(prod, at(WithToken(Outcome::kOk), seconds{60}, 0));                 // same: DEBUG
   log.Record(prod, at(WithToken(Outcome::kTokenInvalid), seconds{90}, 40001));   // ERROR
   log.Record(prod, at(WithToken(Outcome::kTokenInvalid), seconds{120}, 40001));  // DEBUG
   log.Record(prod, at(WithToken(Outcome::kTokenExpired), seconds{150}, 42001));  // new: ERROR
   log.Record(prod, at(WithToken(Outcome::kTokenExpired), seconds{750}, 42001));  // 10 min: ERROR
   log.Record(prod, at(WithToken(Outcome::kTokenExpired), seconds{780}, 42001));  // DEBUG
-  log.Record(prod, at(WithToken(Outcome::kOk), seconds{810}, 0));   // recovered: WARN
-  log.Record(prod, at(WithToken(Outcome::kOk), seconds{840}, 0));   // DEBUG
+  log.Record(prod, at(WithToken(Outcome::kOk), seconds{810}, 0));                // recovered: WARN
+  log.Record(prod, at(WithToken(Outcome::kOk), seconds{840}, 0));                // DEBUG
 
   const auto e = logger.events();
   ASSERT_EQ(e.size(), 10u);
@@ -291,7 +297,7 @@ TEST(ProbeLog, keeps_a_targets_state_across_a_reload_and_forgets_removed_ones) {
   log.Record(prod, WithToken(Outcome::kTokenInvalid));  // ERROR
   test.index = 0;
   prod.index = 1;
-  log.SetTargets({test, prod});  // reload: prod moved
+  log.SetTargets({test, prod});                         // reload: prod moved
   log.Record(prod, WithToken(Outcome::kTokenInvalid));  // still the same failure: DEBUG
   log.Record(test, WithToken(Outcome::kOk));            // new target: INFO
   const auto e = logger.events();

@@ -13,10 +13,10 @@
 namespace wxcanary::telemetry {
 namespace {
 
-using testing::MakeTarget;
-using testing::SampleLines;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+using testing::MakeTarget;
+using testing::SampleLines;
 using ::testing::UnorderedElementsAre;
 
 ProbeResult Result(Outcome outcome, std::optional<int> errcode = std::nullopt,
@@ -46,22 +46,25 @@ TEST_F(ProbeMetricsTest, exports_every_outcome_at_zero_before_the_first_probe) {
   auto t = MakeTarget("wx1", "prod");
   t.env.interval = std::chrono::seconds{30};
   metrics_.SetTargets({t});
-  EXPECT_THAT(Lines("wxcanary_probes_total"),
-              UnorderedElementsAre(
-                  R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="ok"} 0)",
-                  R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="token_invalid"} 0)",
-                  R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="token_malformed"} 0)",
-                  R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="token_expired"} 0)",
-                  R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="token_missing"} 0)",
-                  R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="quota"} 0)",
-                  R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="api_error"} 0)",
-                  R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="transport_error"} 0)",
-                  R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="bad_response"} 0)",
-                  R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="redis_error"} 0)"));
+  EXPECT_THAT(
+      Lines("wxcanary_probes_total"),
+      UnorderedElementsAre(
+          R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="ok"} 0)",
+          R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="token_invalid"} 0)",
+          R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="token_malformed"} 0)",
+          R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="token_expired"} 0)",
+          R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="token_missing"} 0)",
+          R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="quota"} 0)",
+          R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="api_error"} 0)",
+          R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="transport_error"} 0)",
+          R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="bad_response"} 0)",
+          R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="redis_error"} 0)"));
   EXPECT_THAT(Lines("wxcanary_probe_interval_seconds"),
               ElementsAre(R"(wxcanary_probe_interval_seconds{app_env="prod",app_id="wx1"} 30)"));
-  EXPECT_THAT(Lines("wxcanary_probe_last_success_timestamp_seconds"),
-              ElementsAre(R"(wxcanary_probe_last_success_timestamp_seconds{app_env="prod",app_id="wx1"} 0)"));
+  EXPECT_THAT(
+      Lines("wxcanary_probe_last_success_timestamp_seconds"),
+      ElementsAre(
+          R"(wxcanary_probe_last_success_timestamp_seconds{app_env="prod",app_id="wx1"} 0)"));
   // Nothing is known about the key until Redis answers once.
   EXPECT_THAT(Lines("wxcanary_token_present"), IsEmpty());
   EXPECT_THAT(Lines("wxcanary_token_ttl_seconds"), IsEmpty());
@@ -83,18 +86,26 @@ TEST_F(ProbeMetricsTest, counts_outcomes_errcodes_and_timestamps_after_a_sequenc
   auto probes = Lines("wxcanary_probes_total");
   EXPECT_THAT(probes, ::testing::Contains(
                           R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="ok"} 2)"));
-  EXPECT_THAT(probes, ::testing::Contains(
-                          R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="token_invalid"} 2)"));
-  EXPECT_THAT(probes, ::testing::Contains(
-                          R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="quota"} 0)"));
-  EXPECT_THAT(Lines("wxcanary_probe_errcode_total"),
-              UnorderedElementsAre(
-                  R"(wxcanary_probe_errcode_total{app_env="prod",app_id="wx1",errcode="0"} 2)",
-                  R"(wxcanary_probe_errcode_total{app_env="prod",app_id="wx1",errcode="40001"} 2)"));
-  EXPECT_THAT(Lines("wxcanary_probe_last_success_timestamp_seconds"),
-              ElementsAre(R"(wxcanary_probe_last_success_timestamp_seconds{app_env="prod",app_id="wx1"} 1700000030)"));
-  EXPECT_THAT(Lines("wxcanary_probe_last_run_timestamp_seconds"),
-              ElementsAre(R"(wxcanary_probe_last_run_timestamp_seconds{app_env="prod",app_id="wx1"} 1700000090)"));
+  EXPECT_THAT(
+      probes,
+      ::testing::Contains(
+          R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="token_invalid"} 2)"));
+  EXPECT_THAT(probes,
+              ::testing::Contains(
+                  R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="quota"} 0)"));
+  EXPECT_THAT(
+      Lines("wxcanary_probe_errcode_total"),
+      UnorderedElementsAre(
+          R"(wxcanary_probe_errcode_total{app_env="prod",app_id="wx1",errcode="0"} 2)",
+          R"(wxcanary_probe_errcode_total{app_env="prod",app_id="wx1",errcode="40001"} 2)"));
+  EXPECT_THAT(
+      Lines("wxcanary_probe_last_success_timestamp_seconds"),
+      ElementsAre(
+          R"(wxcanary_probe_last_success_timestamp_seconds{app_env="prod",app_id="wx1"} 1700000030)"));
+  EXPECT_THAT(
+      Lines("wxcanary_probe_last_run_timestamp_seconds"),
+      ElementsAre(
+          R"(wxcanary_probe_last_run_timestamp_seconds{app_env="prod",app_id="wx1"} 1700000090)"));
   EXPECT_THAT(Lines("wxcanary_token_present"),
               ElementsAre(R"(wxcanary_token_present{app_env="prod",app_id="wx1"} 1)"));
   EXPECT_THAT(Lines("wxcanary_token_ttl_seconds"),
@@ -105,21 +116,32 @@ TEST_F(ProbeMetricsTest, observes_durations_into_millisecond_to_ten_second_bucke
   auto t = MakeTarget("wx1", "prod");
   metrics_.SetTargets({t});
   metrics_.Record(t, Result(Outcome::kOk, 0, std::chrono::milliseconds{3}));
-  metrics_.Record(t, Result(Outcome::kTransportError, std::nullopt, std::chrono::milliseconds{7000}));
+  metrics_.Record(t,
+                  Result(Outcome::kTransportError, std::nullopt, std::chrono::milliseconds{7000}));
   auto lines = Lines("wxcanary_probe_duration_seconds_bucket");
-  EXPECT_THAT(lines, ::testing::Contains(
-                         R"(wxcanary_probe_duration_seconds_bucket{app_env="prod",app_id="wx1",le="0.001"} 0)"));
-  EXPECT_THAT(lines, ::testing::Contains(
-                         R"(wxcanary_probe_duration_seconds_bucket{app_env="prod",app_id="wx1",le="0.005"} 1)"));
-  EXPECT_THAT(lines, ::testing::Contains(
-                         R"(wxcanary_probe_duration_seconds_bucket{app_env="prod",app_id="wx1",le="5"} 1)"));
-  EXPECT_THAT(lines, ::testing::Contains(
-                         R"(wxcanary_probe_duration_seconds_bucket{app_env="prod",app_id="wx1",le="10"} 2)"));
+  EXPECT_THAT(
+      lines,
+      ::testing::Contains(
+          R"(wxcanary_probe_duration_seconds_bucket{app_env="prod",app_id="wx1",le="0.001"} 0)"));
+  EXPECT_THAT(
+      lines,
+      ::testing::Contains(
+          R"(wxcanary_probe_duration_seconds_bucket{app_env="prod",app_id="wx1",le="0.005"} 1)"));
+  EXPECT_THAT(
+      lines,
+      ::testing::Contains(
+          R"(wxcanary_probe_duration_seconds_bucket{app_env="prod",app_id="wx1",le="5"} 1)"));
+  EXPECT_THAT(
+      lines,
+      ::testing::Contains(
+          R"(wxcanary_probe_duration_seconds_bucket{app_env="prod",app_id="wx1",le="10"} 2)"));
   EXPECT_EQ(lines.size(), 14u);  // 13 bounds + Inf
-  EXPECT_THAT(Lines("wxcanary_probe_duration_seconds_count"),
-              ElementsAre(R"(wxcanary_probe_duration_seconds_count{app_env="prod",app_id="wx1"} 2)"));
-  EXPECT_THAT(Lines("wxcanary_probe_duration_seconds_sum"),
-              ElementsAre(R"(wxcanary_probe_duration_seconds_sum{app_env="prod",app_id="wx1"} 7.003)"));
+  EXPECT_THAT(
+      Lines("wxcanary_probe_duration_seconds_count"),
+      ElementsAre(R"(wxcanary_probe_duration_seconds_count{app_env="prod",app_id="wx1"} 2)"));
+  EXPECT_THAT(
+      Lines("wxcanary_probe_duration_seconds_sum"),
+      ElementsAre(R"(wxcanary_probe_duration_seconds_sum{app_env="prod",app_id="wx1"} 7.003)"));
 }
 
 TEST(ErrcodeLabel, keeps_known_codes_and_folds_the_rest_into_other) {
@@ -127,13 +149,25 @@ TEST(ErrcodeLabel, keeps_known_codes_and_folds_the_rest_into_other) {
     int code;
     std::string label;
   };
-  for (const auto& c : std::vector<Case>{{0, "0"},        {-1, "-1"},       {40001, "40001"},
-                                        {40014, "40014"}, {42001, "42001"}, {41001, "41001"},
-                                        {45009, "45009"}, {45011, "45011"}, {87014, "87014"},
-                                        {40003, "40003"}, {61010, "61010"}, {47001, "47001"},
-                                        {43104, "43104"}, {44002, "44002"}, {40129, "40129"},
-                                        {40164, "other"}, {1, "other"},     {-2, "other"},
-                                        {99999999, "other"}})
+  for (const auto& c : std::vector<Case>{{0, "0"},
+                                         {-1, "-1"},
+                                         {40001, "40001"},
+                                         {40014, "40014"},
+                                         {42001, "42001"},
+                                         {41001, "41001"},
+                                         {45009, "45009"},
+                                         {45011, "45011"},
+                                         {87014, "87014"},
+                                         {40003, "40003"},
+                                         {61010, "61010"},
+                                         {47001, "47001"},
+                                         {43104, "43104"},
+                                         {44002, "44002"},
+                                         {40129, "40129"},
+                                         {40164, "other"},
+                                         {1, "other"},
+                                         {-2, "other"},
+                                         {99999999, "other"}})
     EXPECT_EQ(ErrcodeLabel(c.code), c.label) << c.code;
 }
 
@@ -144,10 +178,11 @@ TEST_F(ProbeMetricsTest, folds_unknown_errcodes_into_one_other_series) {
   metrics_.Record(t, Result(Outcome::kApiError, 76021));
   metrics_.Record(t, Result(Outcome::kQuota, 45009));
   metrics_.Record(t, Result(Outcome::kTransportError));  // no errcode: no errcode series
-  EXPECT_THAT(Lines("wxcanary_probe_errcode_total"),
-              UnorderedElementsAre(
-                  R"(wxcanary_probe_errcode_total{app_env="prod",app_id="wx1",errcode="other"} 2)",
-                  R"(wxcanary_probe_errcode_total{app_env="prod",app_id="wx1",errcode="45009"} 1)"));
+  EXPECT_THAT(
+      Lines("wxcanary_probe_errcode_total"),
+      UnorderedElementsAre(
+          R"(wxcanary_probe_errcode_total{app_env="prod",app_id="wx1",errcode="other"} 2)",
+          R"(wxcanary_probe_errcode_total{app_env="prod",app_id="wx1",errcode="45009"} 1)"));
 }
 
 TEST_F(ProbeMetricsTest, keeps_ttl_and_presence_when_redis_did_not_answer) {
@@ -176,9 +211,10 @@ TEST_F(ProbeMetricsTest, adds_the_environment_extra_labels) {
   t.env.labels = {{"team", "pay"}, {"region", "sh"}, {"app_id", "forged"}};
   metrics_.SetTargets({t});
   metrics_.Record(t, Result(Outcome::kOk, 0));
-  EXPECT_THAT(Lines("wxcanary_probes_total"),
-              ::testing::Contains(
-                  R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="ok",region="sh",team="pay"} 1)"));
+  EXPECT_THAT(
+      Lines("wxcanary_probes_total"),
+      ::testing::Contains(
+          R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="ok",region="sh",team="pay"} 1)"));
 }
 
 TEST_F(ProbeMetricsTest, removes_series_of_targets_that_disappeared_and_keeps_the_rest) {
@@ -194,24 +230,29 @@ TEST_F(ProbeMetricsTest, removes_series_of_targets_that_disappeared_and_keeps_th
   metrics_.SetTargets({c, a});
   std::string scrape = Scrape();
   EXPECT_EQ(scrape.find(R"(app_env="test")"), std::string::npos) << scrape;
-  EXPECT_THAT(SampleLines(scrape, "wxcanary_probes_total"),
-              ::testing::Contains(R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="ok"} 1)"));
-  EXPECT_THAT(SampleLines(scrape, "wxcanary_probes_total"),
-              ::testing::Contains(R"(wxcanary_probes_total{app_env="prod",app_id="wx2",outcome="ok"} 0)"));
+  EXPECT_THAT(
+      SampleLines(scrape, "wxcanary_probes_total"),
+      ::testing::Contains(R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="ok"} 1)"));
+  EXPECT_THAT(
+      SampleLines(scrape, "wxcanary_probes_total"),
+      ::testing::Contains(R"(wxcanary_probes_total{app_env="prod",app_id="wx2",outcome="ok"} 0)"));
   EXPECT_EQ(SampleLines(scrape, "wxcanary_probes_total").size(), 20u);
 
   metrics_.Record(a, Result(Outcome::kOk, 0));
-  EXPECT_THAT(Lines("wxcanary_probes_total"),
-              ::testing::Contains(R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="ok"} 2)"));
-  EXPECT_THAT(Lines("wxcanary_probe_errcode_total"),
-              ElementsAre(R"(wxcanary_probe_errcode_total{app_env="prod",app_id="wx1",errcode="0"} 2)"));
+  EXPECT_THAT(
+      Lines("wxcanary_probes_total"),
+      ::testing::Contains(R"(wxcanary_probes_total{app_env="prod",app_id="wx1",outcome="ok"} 2)"));
+  EXPECT_THAT(
+      Lines("wxcanary_probe_errcode_total"),
+      ElementsAre(R"(wxcanary_probe_errcode_total{app_env="prod",app_id="wx1",errcode="0"} 2)"));
 }
 
 TEST_F(ProbeMetricsTest, records_a_target_that_was_never_announced) {
   auto t = MakeTarget("wx9", "dev", 3);
   metrics_.Record(t, Result(Outcome::kOk, 0));
-  EXPECT_THAT(Lines("wxcanary_probes_total"),
-              ::testing::Contains(R"(wxcanary_probes_total{app_env="dev",app_id="wx9",outcome="ok"} 1)"));
+  EXPECT_THAT(
+      Lines("wxcanary_probes_total"),
+      ::testing::Contains(R"(wxcanary_probes_total{app_env="dev",app_id="wx9",outcome="ok"} 1)"));
 }
 
 TEST(ProbeMetricsConcurrency, counts_every_record_while_scraped_and_reloaded) {
@@ -229,7 +270,8 @@ TEST(ProbeMetricsConcurrency, counts_every_record_while_scraped_and_reloaded) {
     while (!done.load()) {
       // Scrape while records and reloads go on; a counter never goes back.
       for (const auto& line : SampleLines(exposition.Serialize(), "wxcanary_probes_total")) {
-        if (line.rfind(R"(wxcanary_probes_total{app_env="prod",app_id="wx0",outcome="ok"} )", 0) != 0)
+        if (line.rfind(R"(wxcanary_probes_total{app_env="prod",app_id="wx0",outcome="ok"} )", 0) !=
+            0)
           continue;
         const double now = std::stod(line.substr(line.rfind(' ') + 1));
         EXPECT_GE(now, last);

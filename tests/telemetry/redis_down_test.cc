@@ -54,8 +54,8 @@ TEST(RedisDownEvent, names_auth_refused_and_timeout_in_the_log) {
   RedisServer redis({"--requirepass", kRightPassword});
   SilentListener silent;
   const int closed = FreePort();
-  Daemon d(Config({{"wrongpw", {{"address", redis.address()},
-                                {"password_env", "WXCANARY_TEST_REDIS_PW"}}},
+  Daemon d(Config({{"wrongpw",
+                    {{"address", redis.address()}, {"password_env", "WXCANARY_TEST_REDIS_PW"}}},
                    {"closed", {{"address", "127.0.0.1:" + std::to_string(closed)}}},
                    {"silent", {{"address", "127.0.0.1:" + std::to_string(silent.port())}}}}),
            {}, {"WXCANARY_TEST_REDIS_PW=" + kWrongPassword});
@@ -78,8 +78,9 @@ TEST(RedisDownEvent, names_auth_refused_and_timeout_in_the_log) {
     EXPECT_EQ(e["log.level"], "error") << e;
     EXPECT_EQ(e["error.type"], w.type) << e;
     EXPECT_NE(e.value("error.message", "").find(w.in_message), std::string::npos) << e;
-    EXPECT_EQ(e.value("message", "").rfind("redis " + w.redis + " is unreachable (" + w.type + "): ", 0),
-              0u)
+    EXPECT_EQ(
+        e.value("message", "").rfind("redis " + w.redis + " is unreachable (" + w.type + "): ", 0),
+        0u)
         << e;
   }
   EXPECT_EQ(output.find(kWrongPassword), std::string::npos);

@@ -28,8 +28,8 @@ using testing::LineServer;
 using testing::SampleLines;
 using testing::TempDir;
 
-const std::vector<std::string> kHead = {"@timestamp", "log.level", "message", "ecs.version",
-                                        "service.name", "event.action"};
+const std::vector<std::string> kHead = {"@timestamp",  "log.level",    "message",
+                                        "ecs.version", "service.name", "event.action"};
 
 // Parses a line and checks the ECS head order; returns the object (null when it is not JSON).
 nlohmann::ordered_json ParseEcs(const std::string& line) {
@@ -105,7 +105,7 @@ TEST(FileSink, rotation_keeps_the_configured_number_of_files_of_whole_lines) {
   for (const auto& e : std::filesystem::directory_iterator(dir.path()))
     names.push_back(e.path().filename().string());
   EXPECT_THAT(names, ::testing::UnorderedElementsAre("wxcanary.log", "wxcanary.1.log",
-                                                      "wxcanary.2.log", "wxcanary.3.log"));
+                                                     "wxcanary.2.log", "wxcanary.3.log"));
   int last_seq = -1;
   for (const auto& name : names) {
     EXPECT_LE(std::filesystem::file_size(dir.path() / name), 4096u) << name;
@@ -131,8 +131,9 @@ TEST(FileSink, an_unopenable_path_is_one_clear_config_error) {
     MakeLogger(logging, Format::kJson, Level::kInfo, clock, nullptr);
     FAIL() << "no error";
   } catch (const config::ConfigError& e) {
-    EXPECT_THAT(e.what(), ::testing::StartsWith(
-                              "logging.sinks[0].path: \"/proc/no/such/dir/wxcanary.log\" cannot be opened"));
+    EXPECT_THAT(e.what(),
+                ::testing::StartsWith(
+                    "logging.sinks[0].path: \"/proc/no/such/dir/wxcanary.log\" cannot be opened"));
   }
 }
 
@@ -147,10 +148,10 @@ TEST(MakeLogger, rejects_unusable_sink_settings_naming_the_key) {
   config::LogSink no_port = TcpSinkConfig(0);
   config::LogSink no_path;
   no_path.kind = config::LogSink::Kind::kFile;
-  for (const auto& c : std::vector<Case>{
-           {zero_queue, "logging.sinks[1].queue_size: 0 must be positive"},
-           {no_port, "logging.sinks[1]: \"127.0.0.1:0\" is not a host:port"},
-           {no_path, "logging.sinks[1].path: \"\" must name a file"}}) {
+  for (const auto& c :
+       std::vector<Case>{{zero_queue, "logging.sinks[1].queue_size: 0 must be positive"},
+                         {no_port, "logging.sinks[1]: \"127.0.0.1:0\" is not a host:port"},
+                         {no_path, "logging.sinks[1].path: \"\" must name a file"}}) {
     config::Logging logging;
     logging.sinks = {config::LogSink{}, c.sink};
     try {
@@ -290,8 +291,8 @@ Latency TimeLogCalls(Logger& logger, int n) {
   for (int i = 0; i < n; ++i) {
     auto t0 = std::chrono::steady_clock::now();
     logger.Log(Level::kError, "probe", "probe wx1/prod: token_invalid (errcode 40001)", fields);
-    us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
-                     .count());
+    us.push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
   }
   double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::sort(us.begin(), us.end());
@@ -342,7 +343,6 @@ TEST(TcpSink, a_stalled_listener_never_slows_log_calls_and_drops_are_counted) {
   EXPECT_GE(Dropped(registry, "tcp"), dropped);
 }
 
-
 // A TcpSink to `server` behind a logger that writes each message as it is ("%v"), with a 5 ms
 // send timeout (so stalls show at once) and its dropped events added to `dropped`; `tune`
 // changes further options.
@@ -357,8 +357,8 @@ RawTcp RawTcpLogger(const LineServer& server, std::atomic<uint64_t>& dropped,
   options.port = server.port();
   options.send_timeout = 5ms;
   if (tune) tune(options);
-  auto sink = std::make_shared<TcpSink>(options, [&dropped](uint64_t n) { dropped += n; },
-                                        RealClock::Instance());
+  auto sink = std::make_shared<TcpSink>(
+      options, [&dropped](uint64_t n) { dropped += n; }, RealClock::Instance());
   auto logger = std::make_shared<spdlog::logger>("tcp", sink);
   logger->set_pattern("%v");
   return {std::move(sink), std::move(logger)};

@@ -42,7 +42,8 @@ class AppTrackerTest : public ::testing::Test {
   AppTracker app_;
 };
 
-TEST_F(AppTrackerTest, a_refresh_is_detected_and_the_invalidation_attributed_to_the_env_that_refreshed) {
+TEST_F(AppTrackerTest,
+       a_refresh_is_detected_and_the_invalidation_attributed_to_the_env_that_refreshed) {
   EXPECT_TRUE(Observe("prod", Ok("prod-token")).empty());  // first sightings are no refresh
   EXPECT_TRUE(Observe("test", Ok("test-old")).empty());
   clock_.Advance(seconds{30});

@@ -51,7 +51,9 @@ double Ok(const Scrape& s, const std::string& env) {
 double Invalidations(const Scrape& s, const std::string& env, const std::string& cause) {
   return Get(s, "wxcanary_token_invalidations_total", L(env, {{"cause_env", cause}}));
 }
-double AppValue(const Scrape& s, const std::string& name) { return Get(s, name, {{"app_id", kApp}}); }
+double AppValue(const Scrape& s, const std::string& name) {
+  return Get(s, name, {{"app_id", kApp}});
+}
 
 std::vector<nlohmann::json> Events(const Daemon& d, const std::string& action) {
   std::vector<nlohmann::json> out;
@@ -88,9 +90,8 @@ TEST_F(ConflictTest, names_the_environment_whose_refresh_invalidated_the_token) 
   })) << d.ScrapeMetrics().text();
 
   const std::string test_new = CacheFetchedToken(1);
-  ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
-    return Get(s, "wxcanary_token_refreshes_total", L("test")) == 1;
-  }));
+  ASSERT_TRUE(d.WaitFor(
+      [](const Scrape& s) { return Get(s, "wxcanary_token_refreshes_total", L("test")) == 1; }));
   sim_.Advance(301);  // dead already by the third fetch; past the grace in any case
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Invalidations(s, "prod", "test") == 1; }))
       << Events(d, "token_refreshed").size() << " refreshes; "
@@ -301,10 +302,15 @@ TEST_P(ExpiryTest, reports_an_expired_token_as_the_cache_outliving_it) {
 INSTANTIATE_TEST_SUITE_P(
     Tracking, ExpiryTest,
     ::testing::Values(
-        ExpiryCase{"errcode_42001", {}, false, 42001,
+        ExpiryCase{"errcode_42001",
+                   {},
+                   false,
+                   42001,
                    "expired (errcode 42001: WeChat says it lived past its expires_in)"},
         ExpiryCase{"errcode_40014_after_the_stored_expiry",
-                   {"--expires-in", "4", "--expired-errcode", "40014"}, true, 40014,
+                   {"--expires-in", "4", "--expired-errcode", "40014"},
+                   true,
+                   40014,
                    "expired (errcode 40014 after the expiry stored with it, "}),
     [](const auto& row) { return row.param.name; });
 

@@ -43,8 +43,8 @@ struct FakeWeChat {
     std::string path, body;
   };
   std::vector<Call> calls;
-  wechat::HttpResponse stable = Ok(R"({"access_token":")" + std::string(kToken) +
-                                   R"(","expires_in":7000})");
+  wechat::HttpResponse stable =
+      Ok(R"({"access_token":")" + std::string(kToken) + R"(","expires_in":7000})");
   wechat::HttpResponse quota =
       Ok(R"({"errcode":0,"errmsg":"ok","quota":{"daily_limit":2000,"used":17,"remain":1983}})");
 
@@ -88,7 +88,8 @@ TEST_F(QuotaPollerTest, gets_its_token_from_stable_token_without_force_and_never
                             {"appid", "wxA"},
                             {"secret", "secret-A"},
                             {"force_refresh", false}}));
-  EXPECT_EQ(wechat_.calls[1].path, "/cgi-bin/openapi/quota/get?access_token=" + std::string(kToken));
+  EXPECT_EQ(wechat_.calls[1].path,
+            "/cgi-bin/openapi/quota/get?access_token=" + std::string(kToken));
   EXPECT_EQ(nlohmann::json::parse(wechat_.calls[1].body),
             nlohmann::json({{"cgi_path", "/cgi-bin/token"}}));
   for (const auto& c : wechat_.calls) {
@@ -152,8 +153,7 @@ TEST_F(QuotaPollerTest, a_failure_is_logged_without_the_token_and_not_retried_at
     EXPECT_EQ(events[0].level, telemetry::Level::kWarn) << c.name;
     EXPECT_THAT(events[0].fields.value("error.message", ""), HasSubstr(c.expected)) << c.name;
     EXPECT_THAT(events[0].fields.dump() + events[0].message, Not(HasSubstr(kToken))) << c.name;
-    EXPECT_THAT(events[0].fields.dump() + events[0].message, Not(HasSubstr("secret-A")))
-        << c.name;
+    EXPECT_THAT(events[0].fields.dump() + events[0].message, Not(HasSubstr("secret-A"))) << c.name;
     EXPECT_EQ(Value(registry, R"(wxcanary_app_token_quota_used{app_id="wxA"})"), std::nullopt)
         << c.name;
   }

@@ -19,13 +19,11 @@ using std::chrono::milliseconds;
 using std::chrono::minutes;
 using std::chrono::seconds;
 using testing::CapturingLogger;
-using testing::MakeTarget;
 using ::testing::HasSubstr;
+using testing::MakeTarget;
 using ::testing::Not;
 
-std::string Scrape(const telemetry::Exposition& exposition) {
-  return exposition.Serialize();
-}
+std::string Scrape(const telemetry::Exposition& exposition) { return exposition.Serialize(); }
 
 // The value of one series in the text exposition; labels in the exposition's (sorted) order.
 std::optional<double> Value(const telemetry::Exposition& exposition, const std::string& series) {
@@ -130,8 +128,7 @@ TEST_P(RefreshSequence, counts_refreshes) {
     clock.Advance(seconds{30});
   }
   EXPECT_EQ(Value(exposition, Refreshes("wxA", "prod")), GetParam().refreshes);
-  EXPECT_EQ(logger.WithAction("token_refreshed").size(),
-            static_cast<size_t>(GetParam().refreshes));
+  EXPECT_EQ(logger.WithAction("token_refreshed").size(), static_cast<size_t>(GetParam().refreshes));
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -145,7 +142,8 @@ INSTANTIATE_TEST_SUITE_P(
                       // environment the daemon saw without a token is (a new deployment).
                       SequenceCase{"missing_first_then_token", {"", "a"}, 1},
                       SequenceCase{"redis_error_first_then_token", {"!redis", "a"}, 0},
-                      SequenceCase{"redis_error_is_ignored", {"a", "!redis", "a", "!redis", "b"}, 1}),
+                      SequenceCase{
+                          "redis_error_is_ignored", {"a", "!redis", "a", "!redis", "b"}, 1}),
     [](const auto& row) { return row.param.name; });
 
 TEST_F(TokenTrackerTest, blames_a_newly_deployed_environment_for_its_first_fetch) {
@@ -226,15 +224,16 @@ TEST_F(TokenTrackerTest, attributes_an_invalidation_to_the_environment_that_refr
   ASSERT_EQ(events.size(), 1u);
   const auto& e = events[0];
   EXPECT_EQ(e.level, telemetry::Level::kError);
-  EXPECT_EQ(e.fields.dump(),
-            telemetry::Fields({{"labels.app_id", "wxA"},
-                               {"labels.app_env", "prod"},
-                               {"wxcanary.conflict.cause_env", "test"},
-                               {"wxcanary.conflict.cause_refreshed_at", FormatRfc3339(refreshed_at)},
-                               {"wxcanary.token.fingerprint", Fingerprint("prod-token")},
-                               {"wxcanary.token.ttl_seconds", 5400},
-                               {"wxcanary.wechat.errcode", 40001}})
-                .dump());
+  EXPECT_EQ(
+      e.fields.dump(),
+      telemetry::Fields({{"labels.app_id", "wxA"},
+                         {"labels.app_env", "prod"},
+                         {"wxcanary.conflict.cause_env", "test"},
+                         {"wxcanary.conflict.cause_refreshed_at", FormatRfc3339(refreshed_at)},
+                         {"wxcanary.token.fingerprint", Fingerprint("prod-token")},
+                         {"wxcanary.token.ttl_seconds", 5400},
+                         {"wxcanary.wechat.errcode", 40001}})
+          .dump());
   EXPECT_EQ(FormatRfc3339(refreshed_at), "2023-11-14T22:13:50.000Z");
   EXPECT_THAT(e.message, HasSubstr("env prod"));
   EXPECT_THAT(e.message, HasSubstr("env test fetched a new token"));
@@ -362,13 +361,13 @@ TEST_P(AttributionDeferral, waits_one_interval_plus_slack_for_a_culprit_after_th
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    TokenTracker, AttributionDeferral,
-    ::testing::Values(DeferralCase{"same_instant", seconds{0}, "test"},
-                      DeferralCase{"one_second_later", seconds{1}, "test"},
-                      DeferralCase{"at_the_deadline", seconds{35}, "test"},
-                      DeferralCase{"past_the_deadline", seconds{36}, "unknown"}),
-    [](const auto& row) { return row.param.name; });
+INSTANTIATE_TEST_SUITE_P(TokenTracker, AttributionDeferral,
+                         ::testing::Values(DeferralCase{"same_instant", seconds{0}, "test"},
+                                           DeferralCase{"one_second_later", seconds{1}, "test"},
+                                           DeferralCase{"at_the_deadline", seconds{35}, "test"},
+                                           DeferralCase{"past_the_deadline", seconds{36},
+                                                        "unknown"}),
+                         [](const auto& row) { return row.param.name; });
 
 TEST_F(TokenTrackerTest, counts_unknown_once_and_only_after_the_deferral_deadline) {
   tracker_.SetTargets({prod_, test_});
@@ -587,7 +586,8 @@ TEST_P(ExpiryDiagnosis, tells_old_age_from_a_conflict) {
   if (c.expiry) {
     EXPECT_THAT(e.message, HasSubstr("the app's cache outlives the token"));
     EXPECT_THAT(e.message, Not(HasSubstr("fetched a new token")));
-    EXPECT_EQ(e.fields.contains("wxcanary.token.expires_at"), c.expires_in_from_failure.has_value());
+    EXPECT_EQ(e.fields.contains("wxcanary.token.expires_at"),
+              c.expires_in_from_failure.has_value());
   } else {
     EXPECT_THAT(e.message, Not(HasSubstr("expired")));
   }
@@ -619,8 +619,7 @@ INSTANTIATE_TEST_SUITE_P(
         DiagnosisCase{"40014_on_a_young_token_is_a_conflict", seconds{7199}, std::nullopt,
                       Outcome::kTokenMalformed, 40014, 900, false, "env test fetched a new token"},
         DiagnosisCase{"40001_on_an_old_token_is_a_conflict", seconds{7300}, std::nullopt,
-                      Outcome::kTokenInvalid, 40001, 900, false,
-                      "invalidated (errcode 40001)"}),
+                      Outcome::kTokenInvalid, 40001, 900, false, "invalidated (errcode 40001)"}),
     [](const auto& row) { return row.param.name; });
 
 // Without a culprit, a young 40014 still says that it may be old age wxcanary did not see.
@@ -715,12 +714,12 @@ TEST(ProjectDailyCalls, estimates_calls_per_day) {
   };
   const Case cases[] = {
       {0, 0, minutes{1}, 0},
-      {1, 1, minutes{1}, 96},         // one refresh just after start: the 15 min floor
-      {1, 1, minutes{120}, 24},       // one per hour
-      {2, 2, minutes{120}, 576},      // two within 5 min: the short window speaks
-      {10, 10, minutes{3}, 2880},     // a storm right after start
-      {0, 12, minutes{60}, 288},      // long window only
-      {0, 12, minutes{30}, 576},      // tracked half an hour: rate over 30 min
+      {1, 1, minutes{1}, 96},      // one refresh just after start: the 15 min floor
+      {1, 1, minutes{120}, 24},    // one per hour
+      {2, 2, minutes{120}, 576},   // two within 5 min: the short window speaks
+      {10, 10, minutes{3}, 2880},  // a storm right after start
+      {0, 12, minutes{60}, 288},   // long window only
+      {0, 12, minutes{30}, 576},   // tracked half an hour: rate over 30 min
   };
   for (const auto& c : cases)
     EXPECT_DOUBLE_EQ(ProjectDailyCalls(c.short_count, c.long_count, c.tracked_for), c.expected)
@@ -831,8 +830,8 @@ TEST(TokenTrackerConcurrency, records_from_many_threads_lose_nothing_while_scrap
   std::vector<Target> targets;
   for (int a = 0; a < kApps; ++a)
     for (int e = 0; e < kEnvs; ++e)
-      targets.push_back(MakeTarget("wx" + std::to_string(a), "env" + std::to_string(e),
-                                   targets.size()));
+      targets.push_back(
+          MakeTarget("wx" + std::to_string(a), "env" + std::to_string(e), targets.size()));
   tracker.SetTargets(targets);
 
   std::vector<std::thread> threads;

@@ -112,8 +112,9 @@ std::vector<Case> Cases() {
       {"escaped_control_chars_in_errmsg_become_spaces", kIp,
        R"({"errcode":-1,"errmsg":"system\u0000error\u001b[31m\ttry later"})", Outcome::kApiError,
        -1, "system error [31m try later"},
-      {"non_json_is_bad_and_not_echoed", kIp, "<html><body>502 Bad Gateway SECRET-BODY</body></html>",
-       Outcome::kBadResponse, std::nullopt, "", "", false, "not JSON: syntax error at byte 1"},
+      {"non_json_is_bad_and_not_echoed", kIp,
+       "<html><body>502 Bad Gateway SECRET-BODY</body></html>", Outcome::kBadResponse, std::nullopt,
+       "", "", false, "not JSON: syntax error at byte 1"},
       {"truncated_json_is_bad", kIp, R"({"errcode":40001,"errmsg":"inv)", Outcome::kBadResponse,
        std::nullopt, "", "", false, "syntax error at byte"},
       {"empty_body_is_bad", kIp, "", Outcome::kBadResponse, std::nullopt, "", "", false,
@@ -127,7 +128,8 @@ std::vector<Case> Cases() {
       {"json_null_is_bad", kIp, "null", Outcome::kBadResponse, std::nullopt, "", "", false,
        "body is null"},
       {"errcode_as_string_is_bad", kIp, R"({"errcode":"40001","errmsg":"x"})",
-       Outcome::kBadResponse, std::nullopt, "x", "", false, "errcode is a string, expected an integer"},
+       Outcome::kBadResponse, std::nullopt, "x", "", false,
+       "errcode is a string, expected an integer"},
       {"errcode_as_float_is_bad", kIp, R"({"errcode":40001.0})", Outcome::kBadResponse,
        std::nullopt, "", "", false, "errcode is a float"},
       {"errcode_null_is_bad", kIp, R"({"errcode":null,"ip_list":[]})", Outcome::kBadResponse,
@@ -184,12 +186,12 @@ TEST(Classify, maps_every_documented_errcode) {
       {76022, Outcome::kApiError},     {76001, Outcome::kApiError},
       {76002, Outcome::kApiError},     {12345, Outcome::kApiError},
   };
-  for (ProbeKind kind : {ProbeKind::kApiDomainIp, ProbeKind::kMsgSecCheck,
-                         ProbeKind::kMsgSecCheckV2}) {
+  for (ProbeKind kind :
+       {ProbeKind::kApiDomainIp, ProbeKind::kMsgSecCheck, ProbeKind::kMsgSecCheckV2}) {
     for (const auto& [code, outcome] : codes) {
       SCOPED_TRACE(code);
-      const std::string body = R"({"errcode":)" + std::to_string(code) +
-                               R"(,"errmsg":"some error rid: )" + kRid + "\"}";
+      const std::string body =
+          R"({"errcode":)" + std::to_string(code) + R"(,"errmsg":"some error rid: )" + kRid + "\"}";
       const Classification got = Classify(kind, Ok200(body), kToken);
       EXPECT_EQ(OutcomeName(got.outcome), OutcomeName(outcome));
       EXPECT_EQ(got.errcode, code);
@@ -228,9 +230,9 @@ TEST(Classify, non_200_is_a_transport_error_even_with_a_good_body) {
 TEST(Classify, truncates_errmsg_to_512_bytes_on_a_character_boundary) {
   std::string long_msg;
   for (int i = 0; i < 300; ++i) long_msg += "\xE5\xBE\xAE";  // U+5FAE, 3 bytes
-  const Classification got = Classify(
-      ProbeKind::kApiDomainIp,
-      Ok200(R"({"errcode":-1,"errmsg":")" + long_msg + " rid: " + kRid + "\"}"), kToken);
+  const Classification got =
+      Classify(ProbeKind::kApiDomainIp,
+               Ok200(R"({"errcode":-1,"errmsg":")" + long_msg + " rid: " + kRid + "\"}"), kToken);
   EXPECT_EQ(got.errmsg.size(), 510u);  // 170 whole characters; 512 would split one
   EXPECT_EQ(got.errmsg, long_msg.substr(0, 510));
   EXPECT_EQ(got.rid, kRid);  // the rid is split off before truncating, so it survives
@@ -240,8 +242,7 @@ TEST(Classify, repairs_invalid_utf8_in_errmsg_and_keeps_the_errcode) {
   const std::string body = "{\"errcode\":40001,\"errmsg\":\"bad \xFF\xFE bytes \xC0\xAF end\"}";
   const Classification got = Classify(ProbeKind::kApiDomainIp, Ok200(body), kToken);
   EXPECT_EQ(got.outcome, Outcome::kTokenInvalid);
-  EXPECT_EQ(got.errmsg,
-            "bad \xEF\xBF\xBD\xEF\xBF\xBD bytes \xEF\xBF\xBD\xEF\xBF\xBD end");
+  EXPECT_EQ(got.errmsg, "bad \xEF\xBF\xBD\xEF\xBF\xBD bytes \xEF\xBF\xBD\xEF\xBF\xBD end");
   EXPECT_TRUE(DumpsCleanly(got.errmsg));
 }
 
@@ -252,8 +253,9 @@ TEST(Classify, refuses_deep_nesting_without_recursing) {
   EXPECT_EQ(got.detail, "JSON nested deeper than 64 levels at byte 64");
 
   // Brackets inside strings do not count, and moderate nesting is fine.
-  const std::string fine = R"({"ip_list":[],"errmsg":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[","x":)" +
-                           std::string(60, '[') + std::string(60, ']') + "}";
+  const std::string fine =
+      R"({"ip_list":[],"errmsg":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[","x":)" +
+      std::string(60, '[') + std::string(60, ']') + "}";
   got = Classify(ProbeKind::kApiDomainIp, Ok200(fine), kToken);
   EXPECT_EQ(got.outcome, Outcome::kOk) << got.detail;
 }
@@ -265,8 +267,8 @@ TEST(Classify, refuses_bodies_over_the_size_cap) {
   EXPECT_NE(got.detail.find("exceeds the 1048576-byte limit"), std::string::npos);
 
   // Just under the cap: parsed, errmsg cut to 512 bytes.
-  const std::string big = R"({"errcode":-1,"errmsg":")" + std::string(kMaxResponseBytes - 64, 'e') +
-                          "\"}";
+  const std::string big =
+      R"({"errcode":-1,"errmsg":")" + std::string(kMaxResponseBytes - 64, 'e') + "\"}";
   const Classification big_got = Classify(ProbeKind::kApiDomainIp, Ok200(big), kToken);
   EXPECT_EQ(big_got.outcome, Outcome::kApiError);
   EXPECT_EQ(big_got.errmsg.size(), kMaxErrmsgBytes);

@@ -76,14 +76,15 @@ class ApiServer {
       res.set_content(std::string(2 * kMaxResponseBytes, 'x'), "application/json");
     });
     server_->Get("/huge_chunked", [](const auto&, auto& res) {
-      res.set_chunked_content_provider("application/json", [](size_t offset, httplib::DataSink& sink) {
-        if (offset >= 2 * kMaxResponseBytes) {
-          sink.done();
-          return true;
-        }
-        const std::string chunk(64 * 1024, 'y');
-        return sink.write(chunk.data(), chunk.size());
-      });
+      res.set_chunked_content_provider("application/json",
+                                       [](size_t offset, httplib::DataSink& sink) {
+                                         if (offset >= 2 * kMaxResponseBytes) {
+                                           sink.done();
+                                           return true;
+                                         }
+                                         const std::string chunk(64 * 1024, 'y');
+                                         return sink.write(chunk.data(), chunk.size());
+                                       });
     });
     port_ = server_->bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_->listen_after_bind(); });
@@ -158,7 +159,8 @@ void ExpectNoToken(const HttpResponse& r) {
 TEST(Client, api_domain_ip_is_a_get_with_the_escaped_token_in_the_query) {
   ApiServer server;
   Client client(Cfg(HttpBase(server) + "/"));  // a trailing slash on base_url is tolerated
-  const HttpResponse r = client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 2s);
+  const HttpResponse r =
+      client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 2s);
   ASSERT_TRUE(r.transport_ok) << r.transport_error;
   EXPECT_EQ(r.http_status, 200);
   EXPECT_EQ(Classify(ProbeKind::kApiDomainIp, r, kToken).outcome, Outcome::kOk);
@@ -192,8 +194,8 @@ TEST(Client, msg_sec_check_bodies_are_json_per_version) {
   }
   EXPECT_EQ(nlohmann::json::parse(seen[0].body), (nlohmann::json{{"content", content}}));
   EXPECT_EQ(nlohmann::json::parse(seen[1].body),
-            (nlohmann::json{{"content", content}, {"version", 2}, {"scene", 3},
-                            {"openid", "oABC123_openid"}}));
+            (nlohmann::json{
+                {"content", content}, {"version", 2}, {"scene", 3}, {"openid", "oABC123_openid"}}));
 }
 
 // One client serves many targets in turn and keeps the last body it built: every probe must
@@ -214,7 +216,8 @@ TEST(Client, consecutive_probes_send_each_targets_own_body) {
       env(ProbeKind::kMsgSecCheckV2, "b", 4, "o1"), env(ProbeKind::kMsgSecCheckV2, "b", 4, "o2"),
       env(ProbeKind::kApiDomainIp, "b", 4, "o2"),   env(ProbeKind::kMsgSecCheck, "a", 1, "o1"),
   };
-  for (const auto& e : envs) ASSERT_TRUE(client.Probe(config::ProbeCallOf(e), kToken, 2s).transport_ok);
+  for (const auto& e : envs)
+    ASSERT_TRUE(client.Probe(config::ProbeCallOf(e), kToken, 2s).transport_ok);
   const auto seen = server.seen();
   ASSERT_EQ(seen.size(), envs.size());
   for (size_t i = 0; i < envs.size(); ++i) {
@@ -235,7 +238,8 @@ TEST(Client, post_json_and_get_reach_other_paths) {
   ApiServer server;
   Client client(Cfg(HttpBase(server)));
   const std::string body = R"({"cgi_path":"/cgi-bin/token"})";
-  const auto quota = client.PostJson("/cgi-bin/openapi/quota/get?access_token=abc123456789", body, 2s);
+  const auto quota =
+      client.PostJson("/cgi-bin/openapi/quota/get?access_token=abc123456789", body, 2s);
   ASSERT_TRUE(quota.transport_ok) << quota.transport_error;
   EXPECT_EQ(nlohmann::json::parse(quota.body)["quota"]["used"], 3);
   // GET after POST on the same handle must really be a GET with no body.

@@ -18,7 +18,7 @@
 #include "heal/heal_store.h"
 #include "probe/probe.h"
 #include "probe/runner.h"
-#include "source/token_source.h"
+#include "source/redis_connection.h"
 #include "wechat/client.h"
 
 namespace wxcanary::daemon {

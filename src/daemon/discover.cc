@@ -14,7 +14,7 @@
 #include "common/fingerprint.h"
 #include "common/jdk_string.h"
 #include "common/quote.h"
-#include "source/token_source.h"
+#include "source/redis_connection.h"
 #include "source/value_decoder.h"
 
 namespace wxcanary::daemon {

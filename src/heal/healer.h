@@ -15,7 +15,7 @@
 #include "config/config.h"
 #include "heal/heal_policy.h"
 #include "heal/heal_store.h"
-#include "probe/result.h"
+#include "probe/result_sink.h"
 #include "telemetry/exposition.h"
 #include "telemetry/log.h"
 #include "wechat/stable_token.h"

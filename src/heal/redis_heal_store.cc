@@ -1,6 +1,6 @@
 #include "heal/heal_store.h"
 
-#include "source/token_source.h"
+#include "source/redis_connection.h"
 
 namespace wxcanary::heal {
 

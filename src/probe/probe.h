@@ -1,8 +1,8 @@
 #pragma once
 
 #include "common/clock.h"
-#include "probe/result.h"
-#include "source/token_source.h"
+#include "probe/result_sink.h"
+#include "source/redis_connection.h"
 #include "wechat/client.h"
 
 namespace wxcanary::probe {

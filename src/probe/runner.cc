@@ -9,7 +9,7 @@
 #include <optional>
 
 #include "probe/probe.h"
-#include "source/token_source.h"
+#include "source/redis_connection.h"
 #include "wechat/client.h"
 
 namespace wxcanary::probe {

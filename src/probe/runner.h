@@ -13,7 +13,7 @@
 
 #include "common/clock.h"
 #include "config/config.h"
-#include "probe/result.h"
+#include "probe/result_sink.h"
 #include "probe/schedule.h"
 
 namespace prometheus {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "probe/result.h"
+#include "probe/result_sink.h"
 
 namespace wxcanary::probe {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "probe/result.h"
+#include "probe/result_sink.h"
 #include "telemetry/log.h"
 
 namespace wxcanary::telemetry {

@@ -14,7 +14,7 @@
 
 #include "common/clock.h"
 #include "common/outcome.h"
-#include "probe/result.h"
+#include "probe/result_sink.h"
 #include "telemetry/exposition.h"
 
 namespace prometheus {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/clock.h"
-#include "probe/result.h"
+#include "probe/result_sink.h"
 #include "telemetry/log.h"
 
 namespace wxcanary::tracking {

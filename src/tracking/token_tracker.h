@@ -11,7 +11,7 @@
 
 #include "common/clock.h"
 #include "config/config.h"
-#include "probe/result.h"
+#include "probe/result_sink.h"
 #include "telemetry/exposition.h"
 #include "telemetry/log.h"
 #include "tracking/app_tracker.h"

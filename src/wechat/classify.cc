@@ -11,7 +11,7 @@
 #include <string_view>
 
 #include "common/redact.h"
-#include "wechat/client.h"
+#include "wechat/classify.h"
 
 namespace wxcanary::wechat {
 namespace {

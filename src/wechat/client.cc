@@ -15,8 +15,9 @@
 #include "wechat/client.h"
 
 namespace wxcanary::wechat {
-namespace {
 
+// Owners of curl handles, outside the anonymous namespace: Client::Impl holds them, and a
+// member of an anonymous-namespace type is an error in the package's unity build.
 struct CurlEasyDeleter {
   void operator()(CURL* h) const { curl_easy_cleanup(h); }
 };
@@ -29,6 +30,8 @@ struct CurlFreeDeleter {
 using CurlEasy = std::unique_ptr<CURL, CurlEasyDeleter>;
 using CurlSlist = std::unique_ptr<curl_slist, CurlSlistDeleter>;
 using CurlString = std::unique_ptr<char, CurlFreeDeleter>;
+
+namespace {
 
 void GlobalInitOnce() {
   // curl_global_init is not safe to race with other curl calls; every Client comes through here.

@@ -9,7 +9,7 @@
 #include "common/outcome.h"
 #include "common/secret.h"
 #include "fuzz/fuzz_util.h"
-#include "wechat/client.h"
+#include "wechat/classify.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 
 #include "config/config.h"
 #include "fuzz/fuzz_util.h"
-#include "source/token_source.h"
+#include "source/redis_connection.h"
 
 namespace {
 

@@ -11,7 +11,7 @@
 #include "heal/fake_heal_store.h"
 #include "heal/heal_store.h"
 #include "heal/healer.h"
-#include "source/token_source.h"
+#include "source/redis_connection.h"
 #include "support/fakes.h"
 #include "support/redis_server.h"
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "source/token_source.h"
+#include "source/redis_connection.h"
 #include "support/process.h"
 #include "support/redis_cluster.h"
 #include "support/redis_server.h"

@@ -3,7 +3,7 @@
 #include <ostream>
 #include <string>
 
-#include "source/token_source.h"
+#include "source/redis_connection.h"
 
 namespace wxcanary::source {
 namespace {

@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "common/clock.h"
-#include "source/token_source.h"
+#include "source/redis_connection.h"
 #include "support/redis_server.h"
 
 namespace wxcanary::source {

@@ -6,7 +6,7 @@
 #include <chrono>
 #include <thread>
 
-#include "source/token_source.h"
+#include "source/redis_connection.h"
 #include "support/process.h"
 #include "support/redis_sentinel.h"
 #include "support/redis_server.h"

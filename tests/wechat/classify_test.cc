@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "common/fingerprint.h"
-#include "wechat/client.h"
+#include "wechat/classify.h"
 
 namespace wxcanary::wechat {
 namespace {

@@ -1,4 +1,4 @@
-#include "source/token_source.h"
+#include "source/redis_connection.h"
 
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>

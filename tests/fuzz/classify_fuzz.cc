@@ -38,9 +38,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Some inputs carry the token inside the body where a real errmsg would echo it.
   if ((b0 & 0x40) != 0 && body.size() > 4) body.insert(body.size() / 2, Token().Reveal());
 
-  static constexpr wxcanary::config::ProbeKind kKinds[] = {
-      wxcanary::config::ProbeKind::kApiDomainIp, wxcanary::config::ProbeKind::kMsgSecCheck,
-      wxcanary::config::ProbeKind::kMsgSecCheckV2};
+  static constexpr wxcanary::wechat::ProbeKind kKinds[] = {
+      wxcanary::wechat::ProbeKind::kApiDomainIp, wxcanary::wechat::ProbeKind::kMsgSecCheck,
+      wxcanary::wechat::ProbeKind::kMsgSecCheckV2};
   static constexpr long kStatuses[] = {200, 200, 200, 200, 204, 301, 400, 403,
                                        404, 429, 500, 502, 503, 504, 0,   999};
 

@@ -12,8 +12,6 @@
 namespace wxcanary::wechat {
 namespace {
 
-using config::ProbeKind;
-
 const Secret kToken("84_SecretTokenValue-XYZ.abc~def");
 const std::string kRid = "6571e1e1-4ab1b77d-2e8b4a5f";
 

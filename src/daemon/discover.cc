@@ -14,6 +14,7 @@
 #include "common/fingerprint.h"
 #include "common/jdk_string.h"
 #include "common/quote.h"
+#include "common/utf8.h"
 #include "source/redis_connection.h"
 #include "source/value_decoder.h"
 
@@ -56,21 +57,8 @@ std::vector<std::string> AppIdsIn(std::string_view s) {
 // A key's name as a comment may show it: quoted, and with its bytes past ASCII as \xNN unless
 // they are UTF-8 (YAML, comments included, is UTF-8).
 std::string Shown(std::string_view key) {
-  bool utf8 = true;
-  for (size_t i = 0; i < key.size() && utf8;) {
-    const auto c = static_cast<unsigned char>(key[i]);
-    const size_t n = c < 0x80             ? 1
-                     : (c & 0xE0) == 0xC0 ? 2
-                     : (c & 0xF0) == 0xE0 ? 3
-                     : (c & 0xF8) == 0xF0 ? 4
-                                          : 0;
-    utf8 = n > 0 && i + n <= key.size();
-    for (size_t k = 1; utf8 && k < n; ++k)
-      utf8 = (static_cast<unsigned char>(key[i + k]) & 0xC0) == 0x80;
-    i += n == 0 ? 1 : n;
-  }
   std::string q = Quote(key);
-  if (utf8) return q;
+  if (IsValidUtf8(key)) return q;
   std::string out;
   for (char c : q) {
     if (static_cast<unsigned char>(c) < 0x80) {

@@ -10,6 +10,7 @@
 
 #include "common/jdk_string.h"
 #include "common/quote.h"
+#include "common/utf8.h"
 
 namespace wxcanary::source {
 namespace {
@@ -48,22 +49,6 @@ bool CheckOpaque(std::string_view v, std::string_view what, std::string* error) 
   return true;
 }
 
-bool ValidUtf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80             ? 1
-               : (c & 0xE0) == 0xC0 ? 2
-               : (c & 0xF0) == 0xE0 ? 3
-               : (c & 0xF8) == 0xF0 ? 4
-                                    : 0;
-    if (n == 0 || i + n > s.size()) return false;
-    for (size_t k = 1; k < n; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
-    i += n;
-  }
-  return true;
-}
-
 // Names a serialization wxcanary does not decode, from its leading bytes; "" when the bytes look
 // like text. The message says what the app can change; it never quotes the bytes.
 std::string UndecodableFormat(std::string_view raw) {
@@ -85,7 +70,7 @@ std::string UndecodableFormat(std::string_view raw) {
   if (byte(0) < 0x20 && byte(0) != '\t' && byte(0) != '\n' && byte(0) != '\r')
     return "value is binary, not text (" + std::to_string(raw.size()) +
            " bytes of an unknown serialization, e.g. FST or Kryo): store the token as a string";
-  if (!ValidUtf8(raw))
+  if (!IsValidUtf8(raw))
     return "value is binary, not UTF-8 text (" + std::to_string(raw.size()) +
            " bytes of an unknown serialization): store the token as a string";
   return "";

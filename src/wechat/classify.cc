@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "common/redact.h"
+#include "common/utf8.h"
 #include "wechat/classify.h"
 
 namespace wxcanary::wechat {
@@ -21,8 +22,6 @@ using Json = nlohmann::json;
 // The API's answers nest two levels deep; this leaves plenty of room while keeping a
 // "[[[[...]]]]" bomb from building a deep DOM (whose teardown would recurse).
 constexpr int kMaxNesting = 64;
-
-constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";  // U+FFFD
 
 bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 
@@ -66,62 +65,6 @@ bool StripMarker(std::string_view* head, std::string_view marker) {
   if (!rest.empty() && !IsSpace(rest.back())) return false;
   *head = rest;
   return true;
-}
-
-// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlongs, no surrogates,
-// nothing past U+10FFFF), or 0 when the byte there does not start one.
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = b(i);
-  if (c < 0x80) return 1;
-  size_t len = 0;
-  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    if (c == 0xE0) lo = 0xA0;
-    if (c == 0xED) hi = 0x9F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    if (c == 0xF0) lo = 0x90;
-    if (c == 0xF4) hi = 0x8F;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  if (b(i + 1) < lo || b(i + 1) > hi) return 0;
-  for (size_t k = 2; k < len; ++k) {
-    if ((b(i + k) & 0xC0) != 0x80) return 0;
-  }
-  return len;
-}
-
-bool IsValidUtf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const size_t n = Utf8SequenceLength(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
-// Every byte that does not start a well-formed sequence becomes U+FFFD, so one garbled
-// character in an errmsg does not cost us the errcode next to it.
-std::string RepairUtf8(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 16);
-  for (size_t i = 0; i < s.size();) {
-    const size_t n = Utf8SequenceLength(s, i);
-    if (n == 0) {
-      out.append(kReplacementChar);
-      ++i;
-    } else {
-      out.append(s.substr(i, n));
-      i += n;
-    }
-  }
-  return out;
 }
 
 // Byte offset at which brackets nest deeper than kMaxNesting (outside strings), or npos.

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
@@ -178,6 +179,17 @@ std::filesystem::path BuiltBinary(const std::string& name) {
   std::filesystem::path p = std::filesystem::path(dir) / name;
   if (std::filesystem::exists(p)) return p;
   return std::filesystem::path(dir) / "sim" / name;
+}
+
+std::string ShellOutput(const std::string& command) {
+  FILE* f = ::popen((command + " 2>&1").c_str(), "r");
+  if (f == nullptr) throw std::runtime_error("popen failed: " + command);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  ::pclose(f);
+  return out;
 }
 
 std::filesystem::path SourceDir() {

@@ -63,6 +63,10 @@ class Subprocess {
 /// Path of a binary built by this project (wxcanary, wxsim), from $WXCANARY_BIN_DIR.
 std::filesystem::path BuiltBinary(const std::string& name);
 
+/// Runs `command` with /bin/sh and returns what it printed (stdout and stderr together).
+/// Throws when the shell cannot be started.
+std::string ShellOutput(const std::string& command);
+
 /// The source tree: $WXCANARY_SOURCE_DIR, else the tree this test binary was built from.
 std::filesystem::path SourceDir();
 

@@ -6,20 +6,6 @@
 #include <thread>
 
 namespace wxcanary::testing {
-namespace {
-
-std::string Shell(const std::string& command) {
-  std::string out;
-  FILE* f = ::popen((command + " 2>&1").c_str(), "r");
-  if (f == nullptr) return "popen failed";
-  char buf[512];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  ::pclose(f);
-  return out;
-}
-
-}  // namespace
 
 RedisCluster::RedisCluster(int masters) {
   for (int i = 0; i < masters; ++i)
@@ -31,7 +17,7 @@ RedisCluster::RedisCluster(int masters) {
   std::string create = "redis-cli --cluster create";
   for (const auto& n : nodes_) create += " " + n->address();
   create += " --cluster-replicas 0 --cluster-yes";
-  const std::string out = Shell(create);
+  const std::string out = ShellOutput(create);
   if (out.find("All 16384 slots covered") == std::string::npos)
     throw std::runtime_error("redis-cli --cluster create: " + out);
   for (const auto& n : nodes_) {

@@ -21,15 +21,7 @@ RedisSentinel::RedisSentinel(int master_port) : port_(FreePort()) {
 RedisSentinel::~RedisSentinel() = default;
 
 std::string RedisSentinel::Cli(const std::string& args) const {
-  std::string out;
-  FILE* f = ::popen(
-      ("redis-cli -h 127.0.0.1 -p " + std::to_string(port_) + " " + args + " 2>&1").c_str(), "r");
-  if (f == nullptr) return "popen failed";
-  char buf[512];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  ::pclose(f);
-  return out;
+  return ShellOutput("redis-cli -h 127.0.0.1 -p " + std::to_string(port_) + " " + args);
 }
 
 }  // namespace wxcanary::testing

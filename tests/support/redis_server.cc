@@ -49,14 +49,7 @@ std::string RedisServer::Cli(const std::vector<std::string>& args, int db) const
     for (char c : a) q += (c == '\'') ? std::string("'\\''") : std::string(1, c);
     cmd += " " + q + "'";
   }
-  cmd += " 2>&1";
-  std::string out;
-  FILE* f = ::popen(cmd.c_str(), "r");
-  if (!f) throw std::runtime_error("popen redis-cli failed");
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), f)) > 0) out.append(buf.data(), n);
-  ::pclose(f);
+  std::string out = ShellOutput(cmd);
   while (!out.empty() && out.back() == '\n') out.pop_back();
   return out;
 }

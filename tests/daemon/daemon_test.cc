@@ -8,6 +8,7 @@
 #include <regex>
 
 #include "common/fingerprint.h"
+#include "support/config_yaml.h"
 #include "support/daemon.h"
 #include "support/redis_server.h"
 #include "support/wxsim.h"
@@ -22,34 +23,29 @@ constexpr const char* kApp = "wx00000000000000a1";
 constexpr const char* kSecret = "s3cr3t-for-tests";
 
 struct Env {
-  Env(std::string n, int d = 0, std::string s = "string", std::string e = "")
-      : name(std::move(n)), db(d), storage(std::move(s)), extra(std::move(e)) {}
+  Env(std::string n, int d = 0, std::string s = "string", ConfigYaml::Fields f = {})
+      : name(std::move(n)), db(d), storage(std::move(s)), fields(std::move(f)) {}
   std::string name;
   int db;
   std::string storage;
-  std::string extra;  // more YAML lines for the environment, indented 8 spaces
+  ConfigYaml::Fields fields;  // more keys of the environment
 };
 
-std::string ConfigYaml(const WxSim& sim, const RedisServer& redis, const std::vector<Env>& envs,
-                       const std::string& interval = "500ms",
-                       const std::string& timeout = "400ms") {
-  std::string y = "wechat:\n  base_url: " + sim.base_url() + "\n  timeout: 2s\n";
-  y += "workers: 4\n";
-  y += "defaults:\n  interval: " + interval + "\n  timeout: " + timeout +
-       "\n  probe: msg_sec_check\n";
-  y += "redis:\n";
+// envs[i] reads Redis database envs[i].db.
+std::string Config(const WxSim& sim, const RedisServer& redis, const std::vector<Env>& envs,
+                   const std::string& interval = "500ms", const std::string& timeout = "400ms") {
+  ConfigYaml c(sim.base_url());
+  c.Workers(4).Default("interval", interval).Default("timeout", timeout);
+  c.Default("probe", "msg_sec_check");
+  for (const auto& e : envs)
+    c.Redis("r" + std::to_string(e.db), redis.address(), {{"db", std::to_string(e.db)}});
+  c.App(kApp);
   for (const auto& e : envs) {
-    y += "  r" + std::to_string(e.db) + ":\n    address: " + redis.address() +
-         "\n    db: " + std::to_string(e.db) +
-         "\n    read_timeout: 300ms\n    connect_timeout: 300ms\n";
+    ConfigYaml::Fields f = {{"storage", e.storage}};
+    f.insert(f.end(), e.fields.begin(), e.fields.end());
+    c.Env(e.name, "r" + std::to_string(e.db), f);
   }
-  y += "apps:\n  - app_id: " + std::string(kApp) + "\n    environments:\n";
-  for (const auto& e : envs) {
-    y += "      - name: " + e.name + "\n        redis: r" + std::to_string(e.db) +
-         "\n        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n        storage: " + e.storage + "\n" +
-         e.extra;
-  }
-  return y;
+  return c;
 }
 
 std::string Key() { return std::string("ACCESS_TOKEN_CACHE:") + kApp; }
@@ -79,7 +75,7 @@ class DaemonTest : public ::testing::Test {
 
 TEST_F(DaemonTest, probes_ok_and_counts_a_refresh_when_the_app_writes_a_new_token) {
   CacheFreshToken();
-  Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}));
+  Daemon d(Config(sim_, redis_, {{"prod"}}));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "ok") >= 2; }))
       << d.ScrapeMetrics().text();
   auto s = d.ScrapeMetrics();
@@ -105,7 +101,7 @@ TEST_F(DaemonTest, probes_ok_and_counts_a_refresh_when_the_app_writes_a_new_toke
 
 TEST_F(DaemonTest, the_incident_reports_token_invalid_within_one_interval_while_redis_has_ttl) {
   std::string prod_token = CacheFreshToken();
-  Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}, "1s", "800ms"));
+  Daemon d(Config(sim_, redis_, {{"prod"}}, "1s", "800ms"));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "ok") >= 1; }));
 
   sim_.FetchToken(kApp, kSecret);  // someone else (a test environment) fetches a token
@@ -145,7 +141,7 @@ TEST_F(DaemonTest, the_incident_reports_token_invalid_within_one_interval_while_
 TEST_F(DaemonTest, api_targets_lists_the_failing_target_first_with_its_errcode) {
   const std::string prod_token = CacheFreshToken(0);
   const std::string dev_token = CacheFreshToken(1);
-  Daemon d(ConfigYaml(sim_, redis_, {{"prod", 0}, {"dev", 1}}));
+  Daemon d(Config(sim_, redis_, {{"prod", 0}, {"dev", 1}}));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
     return Outcomes(s, "prod", "ok") >= 1 && Outcomes(s, "dev", "ok") >= 1;
   }));
@@ -197,7 +193,7 @@ TEST_F(DaemonTest, api_targets_lists_the_failing_target_first_with_its_errcode) 
 
 TEST_F(DaemonTest, reports_expired_missing_and_ttl_less_tokens) {
   CacheFreshToken();
-  Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}));
+  Daemon d(Config(sim_, redis_, {{"prod"}}));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "ok") >= 1; }));
 
   sim_.Advance(7201);  // the token outlives expires_in
@@ -224,10 +220,10 @@ TEST_F(DaemonTest, reads_every_storage_layout) {
       {"SET", Key(), R"({"access_token":")" + token + R"(","expires_in":7200})", "EX", "7200"}, 1);
   redis_.Cli({"HSET", Key(), "token", token}, 2);
   redis_.Cli({"EXPIRE", Key(), "7200"}, 2);
-  Daemon d(ConfigYaml(sim_, redis_,
-                      {{"plain", 0, "string"},
-                       {"json", 1, "json", "        json_path: access_token\n"},
-                       {"hash", 2, "hash", "        hash_field: token\n"}}));
+  Daemon d(Config(sim_, redis_,
+                  {{"plain", 0, "string"},
+                   {"json", 1, "json", {{"json_path", "access_token"}}},
+                   {"hash", 2, "hash", {{"hash_field", "token"}}}}));
   EXPECT_TRUE(d.WaitFor([](const Scrape& s) {
     return Outcomes(s, "plain", "ok") >= 1 && Outcomes(s, "json", "ok") >= 1 &&
            Outcomes(s, "hash", "ok") >= 1;
@@ -236,7 +232,7 @@ TEST_F(DaemonTest, reads_every_storage_layout) {
 
 TEST_F(DaemonTest, survives_redis_going_away_and_recovers) {
   CacheFreshToken();
-  Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}));
+  Daemon d(Config(sim_, redis_, {{"prod"}}));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "ok") >= 1; }));
   redis_.Kill();
   EXPECT_TRUE(d.WaitFor([](const Scrape& s) {
@@ -266,7 +262,7 @@ TEST_F(DaemonTest, survives_redis_going_away_and_recovers) {
 TEST_F(DaemonTest, a_key_of_the_wrong_type_is_the_targets_problem_not_redis_down) {
   CacheFreshToken(0);
   redis_.Cli({"RPUSH", Key(), "not", "a", "token"}, 1);
-  Daemon d(ConfigYaml(sim_, redis_, {{"prod", 0}, {"listed", 1}}));
+  Daemon d(Config(sim_, redis_, {{"prod", 0}, {"listed", 1}}));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
     return Outcomes(s, "listed", "token_missing") >= 3 && Outcomes(s, "prod", "ok") >= 3;
   })) << d.ScrapeMetrics().text();
@@ -285,7 +281,7 @@ TEST_F(DaemonTest, a_key_of_the_wrong_type_is_the_targets_problem_not_redis_down
 
 TEST_F(DaemonTest, classifies_api_faults_and_recovers) {
   CacheFreshToken();
-  Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}));
+  Daemon d(Config(sim_, redis_, {{"prod"}}));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "ok") >= 1; }));
   struct Case {
     nlohmann::json fault;
@@ -314,10 +310,10 @@ TEST_F(DaemonTest, classifies_api_faults_and_recovers) {
 TEST_F(DaemonTest, reload_applies_a_valid_config_and_keeps_the_old_one_on_error) {
   CacheFreshToken();
   CacheFreshToken(1);
-  Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}));
+  Daemon d(Config(sim_, redis_, {{"prod"}}));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "ok") >= 1; }));
 
-  d.Reload(ConfigYaml(sim_, redis_, {{"prod"}, {"test", 1}}));
+  d.Reload(Config(sim_, redis_, {{"prod"}, {"test", 1}}));
   EXPECT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "test", "ok") >= 1; }));
 
   d.Reload("apps: [this is not a valid config");
@@ -334,7 +330,7 @@ TEST_F(DaemonTest, reload_applies_a_valid_config_and_keeps_the_old_one_on_error)
 
 TEST_F(DaemonTest, stops_cleanly_on_sigterm_within_two_seconds) {
   CacheFreshToken();
-  Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}));
+  Daemon d(Config(sim_, redis_, {{"prod"}}));
   auto start = std::chrono::steady_clock::now();
   int status = d.Stop();
   EXPECT_LE(std::chrono::steady_clock::now() - start, 2s);
@@ -344,7 +340,7 @@ TEST_F(DaemonTest, stops_cleanly_on_sigterm_within_two_seconds) {
 
 TEST_F(DaemonTest, log_lines_are_ecs_json_with_the_head_in_order) {
   CacheFreshToken();
-  Daemon d(ConfigYaml(sim_, redis_, {{"prod"}}));
+  Daemon d(Config(sim_, redis_, {{"prod"}}));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) { return Outcomes(s, "prod", "ok") >= 1; }));
   d.Stop();
   std::istringstream in(d.Output());
@@ -378,10 +374,10 @@ TEST_F(DaemonTest, metrics_pass_promtool_check_metrics_with_every_per_target_fam
   CacheFreshToken();
   // Extra labels that sort around the merged ones and need escaping; healing on, so its
   // families are exported too.
-  Daemon d(ConfigYaml(
+  Daemon d(Config(
       sim_, redis_,
-      {{"prod", 0, "string", "        heal: evict\n        labels: {team: 'pay\"x\\y', zone: a}\n"},
-       {"test", 1, "string", "        heal: dry_run\n"}}));
+      {{"prod", 0, "string", {{"heal", "evict"}, {"labels", "{team: 'pay\"x\\y', zone: a}"}}},
+       {"test", 1, "string", {{"heal", "dry_run"}}}}));
   ASSERT_TRUE(d.WaitFor([](const Scrape& s) {
     return Outcomes(s, "prod", "ok") >= 1 && Outcomes(s, "test", "token_missing") >= 1;
   }));
@@ -435,7 +431,7 @@ TEST(DaemonCli, config_check_prints_targets_and_rejects_bad_files) {
 // (SO_REUSEPORT let both listen: scrapes alternated and every target was probed twice).
 TEST_F(DaemonTest, a_second_daemon_on_the_same_port_exits_1_naming_the_address) {
   CacheFreshToken();
-  Daemon first(ConfigYaml(sim_, redis_, {{"prod"}}));
+  Daemon first(Config(sim_, redis_, {{"prod"}}));
   const std::string address = "127.0.0.1:" + std::to_string(first.port());
   TempDir dir;
   Subprocess second(

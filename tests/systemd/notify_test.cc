@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "support/config_yaml.h"
 #include "support/daemon.h"
 #include "support/redis_server.h"
 #include "support/silent_listener.h"
@@ -91,15 +92,12 @@ class NotifyTest : public ::testing::Test {
   }
 
   static std::string Config(const std::string& interval = "500ms") {
-    return "wechat:\n  base_url: " + sim_->base_url() + "\n  timeout: 2s\n" +
-           "workers: 2\n"
-           "defaults:\n  interval: " +
-           interval +
-           "\n  timeout: 400ms\n  probe: api_domain_ip\n"
-           "redis:\n  main:\n    address: " +
-           redis_->address() + "\n" + "apps:\n  - app_id: " + kApp + "\n    environments:\n" +
-           "      - name: prod\n        redis: main\n        key: "
-           "\"ACCESS_TOKEN_CACHE:{app_id}\"\n";
+    return ConfigYaml(sim_->base_url())
+        .Default("interval", interval)
+        .Default("probe", "api_domain_ip")
+        .Redis("main", redis_->address(), {{"connect_timeout", "1s"}, {"read_timeout", "1s"}})
+        .App(kApp)
+        .Env("prod", "main");
   }
 
   static RedisServer* redis_;
@@ -255,16 +253,16 @@ TEST_F(NotifyTest, watchdog_keeps_its_rate_while_reloads_arrive_faster_than_ping
 // work waits in the queue longer than WATCHDOG_USEC (1 s) between pickups.
 TEST_F(NotifyTest, an_api_blackhole_with_probe_timeouts_past_the_watchdog_does_not_stop_the_pings) {
   SilentListener blackhole;
-  const std::string yaml =
-      "wechat:\n  base_url: http://127.0.0.1:" + std::to_string(blackhole.port()) +
-      "\n  timeout: 2s\n"
-      "workers: 1\n"
-      "defaults:\n  interval: 1500ms\n  timeout: 1500ms\n  probe: api_domain_ip\n"
-      "redis:\n  main:\n    address: " +
-      redis_->address() + "\n" + "apps:\n  - app_id: " + kApp + "\n    environments:\n" +
-      "      - name: prod\n        redis: main\n        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n" +
-      "      - name: test\n        redis: main\n        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n" +
-      "      - name: dev\n        redis: main\n        key: \"ACCESS_TOKEN_CACHE:{app_id}\"\n";
+  const std::string yaml = ConfigYaml("http://127.0.0.1:" + std::to_string(blackhole.port()))
+                               .Workers(1)
+                               .Default("interval", "1500ms")
+                               .Default("timeout", "1500ms")
+                               .Default("probe", "api_domain_ip")
+                               .Redis("main", redis_->address())
+                               .App(kApp)
+                               .Env("prod", "main")
+                               .Env("test", "main")
+                               .Env("dev", "main");
   NotifySocket notify;
   Daemon d(yaml, {}, {notify.Env(), "WATCHDOG_USEC=1000000"});
   ASSERT_TRUE(notify.WaitFor("READY=1", 0, 10s));

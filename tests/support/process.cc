@@ -55,7 +55,13 @@ int FreePort() {
   static const std::string dir = [] {
     const char* base = std::getenv("TMPDIR");
     std::string d = std::string(base && *base ? base : "/tmp") + "/wxcanary-test-ports";
-    ::mkdir(d.c_str(), 01777);
+    // Shared by every user's test runs, like /tmp itself (mkdir's mode is cut by the umask).
+    if (::mkdir(d.c_str(), 01777) == 0) ::chmod(d.c_str(), 01777);
+    // One another user left without write access for us: ours apart.
+    if (::access(d.c_str(), W_OK) != 0) {
+      d += "-" + std::to_string(::getuid());
+      ::mkdir(d.c_str(), 0700);
+    }
     return d;
   }();
   const auto [first, last] = PortRange();
@@ -66,7 +72,8 @@ int FreePort() {
     const int port = first + (next++ % span);
     const std::string path = dir + "/" + std::to_string(port);
     const int fd = ::open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0666);
-    if (fd < 0) throw std::runtime_error("FreePort: cannot open " + path);
+    if (fd < 0) continue;  // another user's lock file: that port is theirs
+    ::fchmod(fd, 0666);    // (when we made it) so that other users can lock it too
     if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && CanBind(port)) return port;  // fd stays open
     ::close(fd);
   }

@@ -250,6 +250,13 @@ void RenderRow(std::string& out, const TargetStatus& t, SystemTime now) {
       out += " <span class=dim>" + Ago(*t.last_invalidation, now) + "</span>";
   }
   if (t.attribution_pending) out += "<br><span class=dim>cause pending</span>";
+  if (t.dies_at) {
+    out += "<br><b class=cause>superseded by ";
+    Escape(out, t.superseded_by);
+    out += "</b>: stops working at " + Clock(*t.dies_at) + " <span class=dim>(in " +
+           Seconds(std::max<double>(0, std::chrono::duration<double>(*t.dies_at - now).count())) +
+           ")</span>";
+  }
   if (t.last_expiry) {
     out +=
         "<br><b class=cause>expired in the cache</b>: the app's cache outlives the token <span "
@@ -350,6 +357,8 @@ std::vector<TargetStatus> CollectStatus(const telemetry::ProbeMetrics& metrics,
     t.attribution_pending = c.attribution_pending;
     t.expirations = c.expirations;
     t.last_expiry = c.last_expiry;
+    t.superseded_by = std::move(c.superseded_by);
+    t.dies_at = c.dies_at;
   }
   for (auto& h : healer.Snapshot()) {
     auto it = index.find(key(h.app_id, h.app_env));
@@ -531,7 +540,10 @@ std::string RenderStatusJson(std::vector<TargetStatus> targets, const StatusQuer
                      {"cause_env", t->cause_env.empty() ? nlohmann::json(nullptr)
                                                         : nlohmann::json(t->cause_env)},
                      {"last_invalidation", OptionalTime(t->last_invalidation)},
-                     {"attribution_pending", t->attribution_pending}};
+                     {"attribution_pending", t->attribution_pending},
+                     {"superseded_by", t->superseded_by.empty() ? nlohmann::json(nullptr)
+                                                                : nlohmann::json(t->superseded_by)},
+                     {"dies_at", OptionalTime(t->dies_at)}};
     j["expiry"] = {{"expirations", t->expirations}, {"last_expiry", OptionalTime(t->last_expiry)}};
     j["heal"] = {{"mode", HealModeName(t->heal_mode)},
                  {"last_action", t->heal_action.empty() ? nlohmann::json(nullptr)

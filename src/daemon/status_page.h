@@ -57,6 +57,8 @@ struct TargetStatus {
   bool attribution_pending = false;
   uint64_t expirations = 0;  // tokens that expired in the cache (not a conflict)
   std::optional<SystemTime> last_expiry;
+  std::string superseded_by;          // the env whose fetch dooms the cached token ("": none)
+  std::optional<SystemTime> dies_at;  // when the superseded token stops working
 
   // Self-heal (heal::Healer).
   config::HealMode heal_mode = config::HealMode::kOff;

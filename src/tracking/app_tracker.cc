@@ -134,6 +134,7 @@ void AppTracker::Observe(const std::string& app_env, const ProbeResult& result, 
     if (new_to_app) seen_.emplace(fp, now);
     t.fingerprint = fp;
     if (fp != t.last_fingerprint) t.first_seen = now;
+    t.superseded.reset();  // about the token it held before
     if (refresh) {
       t.refreshed = now;
       t.refreshed_wall = wall;
@@ -159,11 +160,22 @@ void AppTracker::Observe(const std::string& app_env, const ProbeResult& result, 
                                        {"wxcanary.token.fingerprint", fp},
                                        {"wxcanary.token.previous_fingerprint", t.last_fingerprint},
                                        {"wxcanary.token.ttl_seconds", result.ttl_seconds}}});
+      Supersede(t, now, wall);
     }
     t.last_fingerprint = fp;
   }
+  if (fp.empty()) t.superseded.reset();  // no cached token left to die
+  t.key_expires.reset();
+  if (!fp.empty() && result.ttl_seconds >= 0) t.key_expires = now + seconds{result.ttl_seconds};
   t.age = t.fingerprint.empty() ? 0.0 : Seconds(now - t.first_seen);
 
+  if (t.superseded && !t.superseded->confirmed) ConfirmSuperseded(t, result, now, events);
+  if (IsTokenError(result.outcome)) {
+    t.superseded.reset();  // the prediction came true (or something else killed it first)
+  } else if (t.superseded && result.outcome == Outcome::kOk &&
+             now > t.superseded->dies_at_mono + kAttributionSlack) {
+    Outlived(t, wall, events);
+  }
   if (IsTokenError(result.outcome) && !fp.empty() &&
       (result.ttl_seconds > 0 || result.ttl_seconds == -1) && fp != t.reported_fingerprint) {
     t.reported_fingerprint = fp;
@@ -261,6 +273,86 @@ void AppTracker::ResolveDue(MonotonicTime now, SystemTime wall, std::vector<Trac
   for (auto& [env, t] : targets_) ResolvePending(t, now, wall, /*force=*/false, events);
 }
 
+void AppTracker::Supersede(const TargetState& refresher, MonotonicTime now, SystemTime wall) {
+  if (refresher.isolated) return;  // its fetches were seen not to kill other tokens
+  for (auto& [env, t] : targets_) {
+    if (&t == &refresher || t.fingerprint.empty() || t.fingerprint == refresher.fingerprint)
+      continue;
+    // Already known dead, not sharing /cgi-bin/token's valid token, or already superseded by an
+    // earlier fetch (whose grace ends first; a third fetch ends it at once).
+    if (t.isolated || t.reported_fingerprint == t.fingerprint || t.superseded) continue;
+    t.superseded = TargetState::Superseded{refresher.app_env,  refresher.fingerprint, wall,
+                                           wall + kTokenGrace, now + kTokenGrace,     false};
+  }
+}
+
+void AppTracker::ConfirmSuperseded(TargetState& t, const ProbeResult& result, MonotonicTime now,
+                                   std::vector<TrackerEvent>* events) {
+  TargetState::Superseded& s = *t.superseded;
+  // Redis drops the key first (its app fetches anew in time), the grace is already over (the
+  // outcome tells), or the token failed: nothing to predict.
+  if ((t.key_expires && *t.key_expires <= s.dies_at_mono) || now >= s.dies_at_mono ||
+      IsTokenError(result.outcome)) {
+    t.superseded.reset();
+    return;
+  }
+  s.confirmed = true;
+  ++t.supersessions;
+  const int64_t seconds_left = duration_cast<seconds>(s.dies_at_mono - now).count();
+  const std::string dies_at = FormatRfc3339(s.dies_at);
+  events->push_back(
+      {.kind = TrackerEvent::Kind::kSuperseded,
+       .app_env = t.app_env,
+       .fingerprint = t.fingerprint,
+       .cause_env = s.by_env,
+       .level = telemetry::Level::kWarn,
+       .action = "token_superseded",
+       .message = "token " + t.fingerprint + " of app " + app_id_ + " env " + t.app_env +
+                  " will stop working by " + dies_at + " (in " + std::to_string(seconds_left) +
+                  " s): env " + s.by_env + " fetched a new token (" + s.by_fingerprint +
+                  ") for the same AppId at " + FormatRfc3339(s.refreshed_at) +
+                  ", and WeChat keeps only the newest one valid after a " +
+                  std::to_string(kTokenGrace.count()) + " s grace. Before then: stop " + s.by_env +
+                  "'s fetches and evict " + t.app_env +
+                  "'s key so its app fetches anew (evicting alone supersedes " + s.by_env +
+                  "'s token instead). Fix: " + std::string(kFix),
+       .fields = telemetry::Fields{
+           {"labels.app_id", app_id_},
+           {"labels.app_env", t.app_env},
+           {"wxcanary.conflict.cause_env", s.by_env},
+           {"wxcanary.conflict.cause_refreshed_at", FormatRfc3339(s.refreshed_at)},
+           {"wxcanary.token.fingerprint", t.fingerprint},
+           {"wxcanary.token.superseded_by", s.by_fingerprint},
+           {"wxcanary.token.dies_at", dies_at},
+           {"wxcanary.token.seconds_left", seconds_left},
+           {"wxcanary.token.ttl_seconds", result.ttl_seconds}}});
+}
+
+void AppTracker::Outlived(TargetState& t, SystemTime wall, std::vector<TrackerEvent>* events) {
+  const TargetState::Superseded s = *t.superseded;
+  t.superseded.reset();
+  t.isolated = true;
+  events->push_back(
+      {.kind = TrackerEvent::Kind::kOutlived,
+       .app_env = t.app_env,
+       .fingerprint = t.fingerprint,
+       .cause_env = s.by_env,
+       .level = telemetry::Level::kInfo,
+       .action = "token_outlived_supersession",
+       .message = "token " + t.fingerprint + " of app " + app_id_ + " env " + t.app_env +
+                  " still works past " + FormatRfc3339(s.dies_at) +
+                  ", the end of the grace after env " + s.by_env +
+                  "'s fetch: its tokens do not share /cgi-bin/token's one valid token "
+                  "(getStableAccessToken?), so other environments' fetches are no longer "
+                  "predicted to kill them (until one of its tokens is invalidated)",
+       .fields = telemetry::Fields{{"labels.app_id", app_id_},
+                                   {"labels.app_env", t.app_env},
+                                   {"wxcanary.conflict.cause_env", s.by_env},
+                                   {"wxcanary.token.fingerprint", t.fingerprint},
+                                   {"wxcanary.token.dies_at", FormatRfc3339(s.dies_at)},
+                                   {"wxcanary.token.checked_at", FormatRfc3339(wall)}}});
+}
+
 TrackerEvent AppTracker::Expired(TargetState& victim, const ProbeResult& result,
                                  const std::string& evidence, SystemTime wall) {
   ++victim.expirations;
@@ -304,6 +396,7 @@ TrackerEvent AppTracker::Invalidated(TargetState& victim, const TargetState::Fai
   const std::string cause_env = cause ? cause->app_env : std::string(kUnknownCause);
 
   ++victim.invalidations[cause_env];
+  victim.isolated = false;  // its tokens can be killed by another environment's fetch after all
   victim.last_cause_env = cause_env;
   victim.last_invalidation = wall;
 

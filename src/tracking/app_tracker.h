@@ -52,11 +52,12 @@ struct TrackerSettings {
 /// A decision of the tracker: what it saw, with the log line it asks for. No token in it
 /// (fingerprints only).
 struct TrackerEvent {
-  enum class Kind { kRefreshed, kInvalidated, kExpired };
+  enum class Kind { kRefreshed, kInvalidated, kExpired, kSuperseded, kOutlived };
   Kind kind = Kind::kRefreshed;
   std::string app_env;      // the environment it is about (the victim of an invalidation)
   std::string fingerprint;  // the new token (kRefreshed) or the dead one
-  std::string cause_env;    // kInvalidated: the culprit, or "unknown" when none configured
+  std::string cause_env;    // kInvalidated: the culprit, or "unknown" when none configured;
+                            // kSuperseded: the environment whose fetch superseded the token
   telemetry::Level level = telemetry::Level::kWarn;
   std::string action;  // the log line's event.action: token_refreshed, token_invalidated, ...
   std::string message;
@@ -67,7 +68,9 @@ struct TrackerEvent {
 /// and the attribution of each token that dies while Redis still holds it (an expiry, or an
 /// invalidation by the environment that refreshed the AppId most recently, or, when none did
 /// yet, that refreshes within one probe interval of the slowest environment plus
-/// kAttributionSlack after the failure). A function of the observations and the times passed
+/// kAttributionSlack after the failure), and the prediction that comes before: when one
+/// environment fetches a new token, every other one holding an older token will lose it at the
+/// grace's end (kSuperseded). A function of the observations and the times passed
 /// in: no clock, no lock, no I/O; decisions come back as TrackerEvents for the caller to log.
 /// Not thread-safe: the caller serializes every call.
 class AppTracker {
@@ -90,6 +93,28 @@ class AppTracker {
     std::string refreshed_to;
 
     std::string reported_fingerprint;  // last failing fingerprint already attributed (or pending)
+
+    // Another environment fetched a new token while this one still holds an older one: the
+    // older dies when /cgi-bin/token's grace ends. Confirmed by this environment's next probe
+    // (its key may hold the new token already: one cache read by both), then logged and
+    // exported before the first 40001; it ends when the token changes, fails, or outlives it.
+    struct Superseded {
+      std::string by_env;          // the environment whose fetch superseded it
+      std::string by_fingerprint;  // the newer token
+      SystemTime refreshed_at{};   // when the newer token was seen
+      SystemTime dies_at{};        // the grace's end, counted from then
+      MonotonicTime dies_at_mono{};
+      bool confirmed = false;  // this environment's key still held the older token afterwards
+    };
+    std::optional<Superseded> superseded;
+    // When Redis drops the cached token by its TTL, as of the last probe (nullopt: no TTL, or
+    // no token). A key that expires before the grace ends is refetched by its app in time:
+    // nothing to predict (how stable_token rotation looks).
+    std::optional<MonotonicTime> key_expires;
+    // A token of this environment outlived a supersession: its tokens do not share
+    // /cgi-bin/token's single valid token (getStableAccessToken is isolated from it), so other
+    // environments' fetches are not predicted to kill them. Cleared by an invalidation.
+    bool isolated = false;
 
     // What the log and counter need of a failing probe; no token, so it may wait in memory.
     struct Failure {
@@ -120,6 +145,7 @@ class AppTracker {
     std::optional<SystemTime> last_expiry;
     std::string last_cause_env;  // of the last invalidation reported
     std::optional<SystemTime> last_invalidation;
+    uint64_t supersessions = 0;  // predictions made for this environment's tokens
   };
 
   /// The environment that refreshed, when and to which fingerprint.
@@ -170,6 +196,15 @@ class AppTracker {
   // `force`.
   void ResolvePending(TargetState& victim, MonotonicTime now, SystemTime wall, bool force,
                       std::vector<TrackerEvent>* events);
+  // `refresher` just fetched a new token: every other environment still holding an older,
+  // unfailed one (and not isolated) may lose it when the grace ends; its next probe tells.
+  void Supersede(const TargetState& refresher, MonotonicTime now, SystemTime wall);
+  // t's probe after a supersession: still the older token, in a key that outlives the grace,
+  // the prediction stands (kSuperseded); otherwise it is dropped.
+  void ConfirmSuperseded(TargetState& t, const ProbeResult& result, MonotonicTime now,
+                         std::vector<TrackerEvent>* events);
+  // The prediction for `t` did not come true: its token is still good past the grace's end.
+  void Outlived(TargetState& t, SystemTime wall, std::vector<TrackerEvent>* events);
   TrackerEvent Expired(TargetState& victim, const ProbeResult& result, const std::string& evidence,
                        SystemTime wall);
   TrackerEvent Invalidated(TargetState& victim, const TargetState::Failure& failure,

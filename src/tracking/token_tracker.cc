@@ -147,6 +147,10 @@ std::vector<TokenTracker::TargetSnapshot> TokenTracker::Snapshot() const {
       s.attribution_pending = t.pending.has_value();
       s.expirations = t.expirations;
       s.last_expiry = t.last_expiry;
+      if (t.superseded && t.superseded->confirmed) {
+        s.superseded_by = t.superseded->by_env;
+        s.dies_at = t.superseded->dies_at;
+      }
       out.push_back(std::move(s));
     }
   }
@@ -208,6 +212,21 @@ void TokenTracker::AppendText(telemetry::TextWriter& out) const {
          "Cached tokens that expired (42001, or 40014 past expires_in) while Redis still held "
          "them: the app's cache outlives its tokens.",
          [](const AppTracker::TargetState& t) { return static_cast<double>(t.expirations); });
+  family(each_target, "wxcanary_token_supersessions_total", "counter",
+         "Times another environment of this AppId fetched a new token while this one held an "
+         "older one, predicting its death at the grace's end (see "
+         "wxcanary_token_superseded_dies_at_timestamp_seconds).",
+         [](const AppTracker::TargetState& t) { return static_cast<double>(t.supersessions); });
+  out.Header("wxcanary_token_superseded_dies_at_timestamp_seconds", "gauge",
+             "When the token this environment holds stops working (Unix time): another "
+             "environment (cause_env) fetched a newer one and the 300 s grace ends then. Present "
+             "only while predicted: gone once the token changes, fails or outlives it.");
+  each_target([&](const AppTracker::TargetState& t) {
+    if (!t.superseded || !t.superseded->confirmed) return;
+    out.Sample("wxcanary_token_superseded_dies_at_timestamp_seconds", t.labels,
+               {{"cause_env", t.superseded->by_env}},
+               std::chrono::duration<double>(t.superseded->dies_at.time_since_epoch()).count());
+  });
   out.Header("wxcanary_token_invalidations_total", "counter",
              "Cached tokens invalidated (not expired: see wxcanary_token_expirations_total) "
              "while Redis still held them, by the environment that refreshed the AppId most "

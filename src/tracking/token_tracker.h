@@ -65,6 +65,8 @@ class TokenTracker final : public ResultSink, private telemetry::TextCollectable
     bool attribution_pending = false;  // a failure waits for a culprit's refresh to show
     uint64_t expirations = 0;          // tokens that expired in the cache
     std::optional<SystemTime> last_expiry;
+    std::string superseded_by;          // the env whose fetch dooms the token ("" when none)
+    std::optional<SystemTime> dies_at;  // when it stops working (the grace's end)
   };
   /// Every tracked target, by (app_id, app_env). Thread-safe; O(targets).
   std::vector<TargetSnapshot> Snapshot() const;

@@ -10,6 +10,7 @@
 
 #include "../heal/fake_heal_store.h"
 #include "common/fingerprint.h"
+#include "common/rfc3339.h"
 #include "heal/healer.h"
 #include "support/fakes.h"
 #include "telemetry/exposition.h"
@@ -312,6 +313,50 @@ TEST(StatusPage, an_expired_token_shows_as_the_cache_outliving_it_not_as_a_confl
   EXPECT_EQ(j["targets"][0]["expiry"]["last_expiry"], "2023-11-14T22:13:30.000Z");
   EXPECT_EQ(j["targets"][0]["conflict"]["cause_env"], nullptr);
   EXPECT_EQ(j["counts"]["in_conflict"], 0);
+}
+
+TEST(StatusPage, a_superseded_token_shows_who_superseded_it_and_when_it_stops_working) {
+  using wxcanary::testing::MakeResult;
+  using wxcanary::testing::MakeTarget;
+  FakeClock clock;
+  telemetry::Exposition exposition;
+  wxcanary::testing::CapturingLogger log;
+  telemetry::ProbeMetrics metrics(exposition, clock);
+  tracking::TokenTracker tracker(exposition, log, clock, config::Conflict{});
+  heal::testing::FakeHealStore store(clock);
+  heal::Healer healer(config::Heal{}, store, nullptr, exposition, log, clock, "me");
+  const std::vector<Target> targets = {MakeTarget("wx1", "prod", 0), MakeTarget("wx1", "test", 1)};
+  for (ResultSink* s : std::initializer_list<ResultSink*>{&metrics, &tracker, &healer})
+    s->SetTargets(targets);
+  auto record = [&](const Target& t, const ProbeResult& r) {
+    for (ResultSink* s : std::initializer_list<ResultSink*>{&metrics, &tracker, &healer})
+      s->Record(t, r);
+  };
+  record(targets[0], MakeResult("TOKEN-prod-0123456789abcdefghijklmnop"));
+  record(targets[1], MakeResult("TOKEN-test-old-0123456789abcdefghijkl"));
+  clock.Advance(10s);
+  const SystemTime refreshed = clock.SystemNow();
+  record(targets[1], MakeResult("TOKEN-test-new-0123456789abcdefghijkl"));
+  clock.Advance(10s);
+  record(targets[0], MakeResult("TOKEN-prod-0123456789abcdefghijklmnop"));  // still the older one
+  clock.Advance(90s);
+
+  const auto status = CollectStatus(metrics, tracker, healer);
+  ASSERT_EQ(status.size(), 2u);
+  const std::string html = RenderStatusPage(status, {}, clock.SystemNow());
+  EXPECT_NE(html.find("superseded by test</b>: stops working at "), std::string::npos) << html;
+  EXPECT_NE(html.find("(in 3m20s)"), std::string::npos) << html;
+  EXPECT_EQ(html.find("TOKEN-"), std::string::npos);
+  const auto j = nlohmann::json::parse(RenderStatusJson(status, {}, clock.SystemNow()));
+  for (const auto& t : j["targets"]) {
+    if (t["app_env"] == "prod") {
+      EXPECT_EQ(t["conflict"]["superseded_by"], "test");
+      EXPECT_EQ(t["conflict"]["dies_at"], FormatRfc3339(refreshed + 300s));
+    } else {
+      EXPECT_EQ(t["conflict"]["superseded_by"], nullptr);
+      EXPECT_EQ(t["conflict"]["dies_at"], nullptr);
+    }
+  }
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "common/fingerprint.h"
+#include "common/rfc3339.h"
 #include "support/fakes.h"
 
 namespace wxcanary::tracking {
@@ -32,7 +33,9 @@ class AppTrackerTest : public ::testing::Test {
     app_.ResolveDue(clock_.MonotonicNow(), clock_.SystemNow(), &events);
     return events;
   }
-  static ProbeResult Ok(const std::string& token) { return testing::MakeResult(token); }
+  static ProbeResult Ok(const std::string& token, int64_t ttl = 7000) {
+    return testing::MakeResult(token, Outcome::kOk, ttl);
+  }
   static ProbeResult Dead(const std::string& token, int64_t ttl = 5400) {
     return testing::MakeResult(token, Outcome::kTokenInvalid, ttl, 40001);
   }
@@ -134,6 +137,157 @@ TEST_F(AppTrackerTest, the_quota_projection_reads_the_settings_it_is_given) {
   app_.UpdateGauges(clock_.MonotonicNow(), settings_);
   // 4 in the 5 min window: 4 * 86400 / 300 = 1152 a day.
   EXPECT_DOUBLE_EQ(app_.projected(), 1.152);
+}
+
+// The early warning: the moment another environment's fetch supersedes a token that Redis will
+// still hold when the grace ends, its death is predicted, before the first 40001.
+std::vector<TrackerEvent> OfKind(const std::vector<TrackerEvent>& events, Kind kind) {
+  std::vector<TrackerEvent> out;
+  for (const auto& e : events)
+    if (e.kind == kind) out.push_back(e);
+  return out;
+}
+
+TEST_F(AppTrackerTest, another_envs_fetch_predicts_the_older_tokens_death_at_the_grace_end) {
+  Observe("prod", Ok("prod-token"));
+  Observe("test", Ok("test-old"));
+  clock_.Advance(seconds{30});
+  const SystemTime refreshed_at = clock_.SystemNow();
+  // Said at prod's next probe, once prod's key is seen still holding the older token.
+  EXPECT_TRUE(OfKind(Observe("test", Ok("test-new")), Kind::kSuperseded).empty());
+  EXPECT_FALSE(app_.targets().at("prod").superseded->confirmed);
+  clock_.Advance(seconds{20});
+
+  const auto warned = OfKind(Observe("prod", Ok("prod-token")), Kind::kSuperseded);
+  ASSERT_EQ(warned.size(), 1u);
+  EXPECT_EQ(warned[0].app_env, "prod");
+  EXPECT_EQ(warned[0].cause_env, "test");
+  EXPECT_EQ(warned[0].fingerprint, Fingerprint("prod-token"));
+  EXPECT_EQ(warned[0].level, telemetry::Level::kWarn);
+  EXPECT_EQ(warned[0].action, "token_superseded");
+  const std::string dies_at = FormatRfc3339(refreshed_at + kTokenGrace);
+  EXPECT_NE(warned[0].message.find("will stop working by " + dies_at + " (in 280 s)"),
+            std::string::npos)
+      << warned[0].message;
+  EXPECT_NE(warned[0].message.find("env test fetched a new token (" + Fingerprint("test-new") +
+                                   ") for the same AppId at " + FormatRfc3339(refreshed_at)),
+            std::string::npos)
+      << warned[0].message;
+  EXPECT_EQ(warned[0].fields.at("wxcanary.token.dies_at"), dies_at);
+  EXPECT_EQ(warned[0].fields.at("wxcanary.token.seconds_left"), 280);
+  EXPECT_EQ(warned[0].fields.at("wxcanary.token.superseded_by"), Fingerprint("test-new"));
+  for (const char* secret : {"prod-token", "test-new", "test-old"}) {
+    EXPECT_EQ(warned[0].message.find(secret), std::string::npos);
+    EXPECT_EQ(warned[0].fields.dump().find(secret), std::string::npos);
+  }
+  const auto& prod = app_.targets().at("prod");
+  ASSERT_TRUE(prod.superseded.has_value());
+  EXPECT_TRUE(prod.superseded->confirmed);
+  EXPECT_EQ(prod.superseded->dies_at, refreshed_at + kTokenGrace);
+  EXPECT_EQ(prod.supersessions, 1u);
+  EXPECT_FALSE(app_.targets().at("test").superseded.has_value());  // the newest token is safe
+
+  // Later probes within the grace say nothing new; the prediction stands.
+  clock_.Advance(seconds{200});
+  EXPECT_TRUE(Observe("prod", Ok("prod-token")).empty());
+  EXPECT_TRUE(app_.targets().at("prod").superseded.has_value());
+  EXPECT_EQ(app_.targets().at("prod").supersessions, 1u);
+
+  // It comes true: the 40001 is attributed as before and the prediction ends.
+  clock_.Advance(seconds{81});
+  const auto died = Observe("prod", Dead("prod-token"));
+  ASSERT_EQ(OfKind(died, Kind::kInvalidated).size(), 1u);
+  EXPECT_EQ(OfKind(died, Kind::kInvalidated)[0].cause_env, "test");
+  EXPECT_FALSE(app_.targets().at("prod").superseded.has_value());
+}
+
+TEST_F(AppTrackerTest, no_prediction_when_the_environments_hold_the_same_token) {
+  Observe("prod", Ok("shared-old"));
+  Observe("test", Ok("shared-old"));
+  clock_.Advance(seconds{30});
+  // One cache read by both (or one stable_token): test sees the new token first, prod's next
+  // probe sees it too. Nothing dies, nothing is said.
+  EXPECT_TRUE(OfKind(Observe("test", Ok("shared-new")), Kind::kSuperseded).empty());
+  clock_.Advance(seconds{15});
+  EXPECT_TRUE(OfKind(Observe("prod", Ok("shared-new")), Kind::kSuperseded).empty());
+  EXPECT_EQ(app_.distinct(), 1);
+  EXPECT_FALSE(app_.targets().at("prod").superseded.has_value());
+  EXPECT_FALSE(app_.targets().at("test").superseded.has_value());
+  EXPECT_EQ(app_.targets().at("prod").supersessions, 0u);
+}
+
+TEST_F(AppTrackerTest, no_prediction_when_redis_drops_the_older_token_before_the_grace_ends) {
+  // stable_token rotation: the new token appears in the token's last 300 s, and each app's key
+  // expires with its token, so every app fetches the new one in time.
+  Observe("prod", Ok("stable-1", /*ttl=*/240));
+  Observe("test", Ok("stable-1", /*ttl=*/240));
+  clock_.Advance(seconds{30});
+  Observe("test", Ok("stable-2", 7000));
+  clock_.Advance(seconds{10});
+  EXPECT_TRUE(OfKind(Observe("prod", Ok("stable-1", 200)), Kind::kSuperseded).empty());
+  EXPECT_FALSE(app_.targets().at("prod").superseded.has_value());
+  // The same with a key that outlives the grace is a prediction.
+  Observe("prod", Ok("prod-own", /*ttl=*/7000));
+  clock_.Advance(seconds{30});
+  Observe("test", Ok("stable-3", 7000));
+  EXPECT_EQ(OfKind(Observe("prod", Ok("prod-own", 6970)), Kind::kSuperseded).size(), 1u);
+}
+
+TEST_F(AppTrackerTest, a_prediction_ends_when_the_token_changes) {
+  Observe("prod", Ok("prod-token"));
+  Observe("test", Ok("test-old"));
+  clock_.Advance(seconds{30});
+  Observe("test", Ok("test-new"));
+  ASSERT_EQ(OfKind(Observe("prod", Ok("prod-token")), Kind::kSuperseded).size(), 1u);
+  clock_.Advance(seconds{30});
+  // prod fetches its own: now test's token is the older one, said at test's next probe.
+  EXPECT_TRUE(OfKind(Observe("prod", Ok("prod-new")), Kind::kSuperseded).empty());
+  EXPECT_FALSE(app_.targets().at("prod").superseded.has_value());
+  const auto warned = OfKind(Observe("test", Ok("test-new")), Kind::kSuperseded);
+  ASSERT_EQ(warned.size(), 1u);
+  EXPECT_EQ(warned[0].app_env, "test");
+  EXPECT_EQ(warned[0].cause_env, "prod");
+  // The key vanishing ends it too.
+  Observe("test", testing::MakeResult("", Outcome::kTokenMissing));
+  EXPECT_FALSE(app_.targets().at("test").superseded.has_value());
+}
+
+TEST_F(AppTrackerTest, a_token_that_outlives_its_prediction_marks_its_env_isolated) {
+  Observe("prod", Ok("prod-stable"));
+  Observe("test", Ok("test-old"));
+  clock_.Advance(seconds{30});
+  Observe("test", Ok("test-new"));
+  ASSERT_EQ(OfKind(Observe("prod", Ok("prod-stable")), Kind::kSuperseded).size(), 1u);
+
+  // Past the grace (and the slack) prod's token still works: prod's tokens do not share
+  // /cgi-bin/token's one valid token.
+  clock_.Advance(kTokenGrace + kAttributionSlack + seconds{1});
+  const auto outlived = OfKind(Observe("prod", Ok("prod-stable")), Kind::kOutlived);
+  ASSERT_EQ(outlived.size(), 1u);
+  EXPECT_EQ(outlived[0].level, telemetry::Level::kInfo);
+  EXPECT_EQ(outlived[0].action, "token_outlived_supersession");
+  EXPECT_FALSE(app_.targets().at("prod").superseded.has_value());
+  EXPECT_TRUE(app_.targets().at("prod").isolated);
+
+  // test's next fetch predicts nothing for prod, and prod's new tokens predict nothing for test.
+  clock_.Advance(seconds{30});
+  Observe("test", Ok("test-newer"));
+  EXPECT_TRUE(OfKind(Observe("prod", Ok("prod-stable")), Kind::kSuperseded).empty());
+  EXPECT_FALSE(app_.targets().at("prod").superseded.has_value());
+  Observe("prod", Ok("prod-stable-2"));
+  EXPECT_TRUE(OfKind(Observe("test", Ok("test-newer")), Kind::kSuperseded).empty());
+  EXPECT_FALSE(app_.targets().at("test").superseded.has_value());
+  EXPECT_EQ(app_.targets().at("prod").supersessions, 1u);
+
+  // Until one of prod's tokens is invalidated after all: predictions resume.
+  clock_.Advance(seconds{30});
+  Observe("test", Ok("test-newest"));
+  Observe("prod", Dead("prod-stable-2"));
+  EXPECT_FALSE(app_.targets().at("prod").isolated);
+  Observe("prod", Ok("prod-3"));
+  clock_.Advance(seconds{30});
+  Observe("test", Ok("test-5"));
+  EXPECT_EQ(OfKind(Observe("prod", Ok("prod-3")), Kind::kSuperseded).size(), 1u);
 }
 
 }  // namespace

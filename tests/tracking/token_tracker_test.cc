@@ -205,6 +205,39 @@ TEST_F(TokenTrackerTest, distinct_tokens_is_one_when_environments_share_a_stable
   EXPECT_EQ(Value(exposition_, Invalidations("wxA", "prod", "test")), 0);
 }
 
+// The early warning as a scrape sees it: the death time while predicted, gone after; and the
+// WARN line before the ERROR one.
+TEST_F(TokenTrackerTest, exports_when_a_superseded_token_dies_and_logs_it_before_the_40001) {
+  tracker_.SetTargets({prod_, test_});
+  const std::string gauge =
+      R"(wxcanary_token_superseded_dies_at_timestamp_seconds{app_env="prod",app_id="wxA",cause_env="test"})";
+  const std::string count = R"(wxcanary_token_supersessions_total{app_env="prod",app_id="wxA"})";
+  tracker_.Record(prod_, Result("prod-token"));
+  tracker_.Record(test_, Result("test-old"));
+  EXPECT_EQ(Value(exposition_, gauge), std::nullopt);
+  EXPECT_EQ(Value(exposition_, count), 0);
+  clock_.Advance(seconds{30});
+  const double refreshed =
+      std::chrono::duration<double>(clock_.SystemNow().time_since_epoch()).count();
+  tracker_.Record(test_, Result("test-new"));
+  EXPECT_EQ(Value(exposition_, gauge), std::nullopt);  // until prod's key is seen again
+  clock_.Advance(seconds{10});
+  tracker_.Record(prod_, Result("prod-token"));
+  EXPECT_EQ(Value(exposition_, gauge), refreshed + 300);
+  EXPECT_EQ(Value(exposition_, count), 1);
+  EXPECT_THAT(
+      Scrape(exposition_),
+      Not(HasSubstr(R"(wxcanary_token_superseded_dies_at_timestamp_seconds{app_env="test")")));
+  ASSERT_EQ(logger_.WithAction("token_superseded").size(), 1u);
+  EXPECT_TRUE(logger_.WithAction("token_invalidated").empty());
+
+  clock_.Advance(seconds{291});
+  tracker_.Record(prod_, Invalid("prod-token"));
+  EXPECT_EQ(Value(exposition_, gauge), std::nullopt);
+  EXPECT_EQ(Value(exposition_, count), 1);
+  EXPECT_EQ(logger_.WithAction("token_invalidated").size(), 1u);
+}
+
 // The incident: prod caches a token, test fetches its own for the same AppId, the grace passes
 // and prod's cached token answers 40001 while Redis still holds it.
 TEST_F(TokenTrackerTest, attributes_an_invalidation_to_the_environment_that_refreshed) {
@@ -811,9 +844,10 @@ TEST_F(TokenTrackerTest, never_exposes_a_token) {
   tracker_.Record(prod_, Result("SECRET-prod-token-value"));
   tracker_.Record(test_, Result("SECRET-test-token-1"));
   tracker_.Record(test_, Result("SECRET-test-token-2"));
+  tracker_.Record(prod_, Result("SECRET-prod-token-value"));  // superseded: the early warning
   clock_.Advance(seconds{60});
   tracker_.Record(prod_, Invalid("SECRET-prod-token-value"));
-  ASSERT_EQ(logger_.events().size(), 2u);
+  ASSERT_EQ(logger_.events().size(), 3u);  // refreshed, superseded, invalidated
   EXPECT_THAT(Scrape(exposition_), Not(HasSubstr("SECRET")));
   for (const auto& e : logger_.events()) {
     EXPECT_THAT(e.message, Not(HasSubstr("SECRET")));

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <utility>
 
 #include "common/fingerprint.h"
 #include "support/config_yaml.h"
@@ -156,6 +157,53 @@ TEST(Runbook, token_invalid_section_runs_as_written_against_a_redis_with_a_passw
   EXPECT_EQ(fallback.code, 0) << fallback.out;
   EXPECT_NE(fallback.out.find("\n1\n"), std::string::npos) << fallback.out;  // DEL's count
   EXPECT_EQ(admin({"EXISTS", key}), "0") << fallback.out;
+}
+
+// The early warning's fix, as written: evict a token that still works (it was superseded) by
+// its fingerprint, so the application fetches anew before the grace ends; a token the
+// application cached meanwhile is never deleted.
+TEST(Runbook, token_superseded_section_evicts_the_superseded_token_by_its_fingerprint_only) {
+  RedisServer redis;
+  WxSim sim;
+  TempDir dir;
+  const auto config = dir.path() / "wxcanary.yml";
+  const std::string key = std::string("ACCESS_TOKEN_CACHE:") + kApp;
+  std::ofstream(config) << ConfigYaml(sim.base_url())
+                               .Redis("main", redis.address())
+                               .App(kApp)
+                               .Env("prod", "main")
+                               .str();
+  const std::string older = sim.FetchToken();
+  const std::string newer = sim.FetchToken();  // another environment's fetch: older has 300 s
+  ASSERT_EQ(redis.Cli({"SET", key, older, "EX", "7000"}), "OK");
+
+  const std::vector<std::string> blocks =
+      ShellBlocks(Slurp(SourceDir() / "alerts/runbook.md"), "WxCanaryTokenSuperseded");
+  ASSERT_EQ(blocks.size(), 1u) << "the section's commands changed: update this test";
+  const std::map<std::string, std::string> values = {
+      {"CONFIG", config.string()}, {"APP", kApp}, {"ENV", "prod"}, {"FP", Fingerprint(older)}};
+  int n = 0;
+  auto run = [&] {
+    Subprocess p(
+        {"sh", "-ec", Fill(blocks[0], values)},
+        dir.path() / ("step" + std::to_string(++n) + ".out"),
+        {"PATH=" + BuiltBinary("wxcanary").parent_path().string() + ":" + std::getenv("PATH")});
+    const int st = p.Wait(30s);
+    for (const std::string& secret : {older, newer})
+      EXPECT_EQ(p.Output().find(secret), std::string::npos) << "a token reached the terminal";
+    return std::pair{st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1, p.Output()};
+  };
+
+  const auto [code, out] = run();
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("note: this token still works"), std::string::npos) << out;
+  EXPECT_EQ(redis.Cli({"EXISTS", key}), "0") << out;
+
+  // Run again after the application cached its new token: refused, the key keeps it.
+  ASSERT_EQ(redis.Cli({"SET", key, newer, "EX", "7000"}), "OK");
+  const auto [again, again_out] = run();
+  EXPECT_EQ(again, 1) << again_out;
+  EXPECT_EQ(redis.Cli({"GET", key}), newer) << again_out;
 }
 
 }  // namespace

@@ -283,6 +283,41 @@ TEST_F(AlertingE2E, the_incident_pages_through_alertmanager_and_resolves_when_th
       },
       seconds{15}))
       << diagnostics();
+  // The early warning: prod's token is predicted to die at the grace's end, and that pages now,
+  // with the time left, while prod's probes are still ok.
+  const std::map<std::string, std::string> warning = {{"alertname", "WxCanaryTokenSuperseded"},
+                                                      {"app_id", kAppId},
+                                                      {"app_env", "prod"},
+                                                      {"cause_env", "test"},
+                                                      {"severity", "critical"}};
+  json early = webhook.WaitFor("/page", "firing", warning, seconds{60});
+  ASSERT_FALSE(early.is_null()) << diagnostics();
+  const std::string early_summary = early["annotations"].value("summary", "");
+  EXPECT_NE(
+      early_summary.find(std::string("The token cached for ") + kAppId + "/prod stops working in "),
+      std::string::npos)
+      << early_summary;
+  EXPECT_TRUE(early_summary.find("4m ") != std::string::npos ||
+              early_summary.find("5m ") != std::string::npos)
+      << "time left: " << early_summary;
+  EXPECT_EQ(early["annotations"].value("runbook_url", ""),
+            std::string(kRunbookBase) + "/alerts/runbook.md#wxcanarytokensuperseded");
+  EXPECT_TRUE(
+      webhook.WaitFor("/page", "firing", {{"alertname", "WxCanaryTokenInvalid"}}, seconds{0})
+          .is_null())
+      << "the warning came after the damage";
+  int warned = 0;
+  for (const auto& event : daemon.LogEvents()) {
+    if (event.value("event.action", "") != "token_superseded") continue;
+    ++warned;
+    EXPECT_EQ(event.value("log.level", ""), "warn") << event;
+    EXPECT_EQ(event.value("labels.app_env", ""), "prod") << event;
+    EXPECT_EQ(event.value("wxcanary.conflict.cause_env", ""), "test") << event;
+    EXPECT_FALSE(event.value("wxcanary.token.dies_at", "").empty()) << event;
+  }
+  EXPECT_EQ(warned, 1) << daemon.Output();
+  std::cout << "early warning paged " << early_summary << "\n";
+
   // Five minutes later the overlap is over: prod's token answers 40001, Redis still holds it.
   sim_.Advance(301);
 

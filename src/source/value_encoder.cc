@@ -19,8 +19,8 @@ Encoding Wrapper(Encoding enc, std::string_view previous, bool document) {
   if (LooksJdkSerialized(previous)) return Encoding::kJdk;
   const bool php_string = previous.size() >= 6 && previous.substr(0, 2) == "s:" &&
                           previous.substr(previous.size() - 2) == "\";";
-  const bool php_array = document && previous.size() >= 6 && previous.substr(0, 2) == "a:" &&
-                         previous.back() == '}';
+  const bool php_array =
+      document && previous.size() >= 6 && previous.substr(0, 2) == "a:" && previous.back() == '}';
   if (php_string || php_array) return Encoding::kPhp;
   if (!document && previous.size() >= 2 && previous.front() == '"' && previous.back() == '"')
     return Encoding::kJsonString;
@@ -135,18 +135,16 @@ std::optional<std::string> EncodeValue(const config::Environment& env, const Tok
   const bool wants_expires_in = wrapper == Encoding::kPhp || (fresh && env.sdk == "powerwechat");
   if (auto it = holder.find("expires_in"); it != holder.end() && it->is_number())
     *it = in.expires_in.count();
-  else if (fresh && wants_expires_in)
-    holder["expires_in"] = in.expires_in.count();
+  else if (fresh && wants_expires_in) holder["expires_in"] = in.expires_in.count();
   if (!env.expiry_path.empty()) {
     Json* at = Slot(doc, env.expiry_path);
     if (at == nullptr) {
-      *error = "encode: expiry_path " + Quote(env.expiry_path) +
-               " runs through a non-object member";
+      *error =
+          "encode: expiry_path " + Quote(env.expiry_path) + " runs through a non-object member";
       return std::nullopt;
     }
     const int64_t secs =
-        std::chrono::duration_cast<std::chrono::seconds>(in.expires_at.time_since_epoch())
-            .count();
+        std::chrono::duration_cast<std::chrono::seconds>(in.expires_at.time_since_epoch()).count();
     if (at->is_number()) *at = at->get<double>() > 1e11 ? secs * 1000 : secs;
     else *at = FormatRfc3339(in.expires_at);
   }

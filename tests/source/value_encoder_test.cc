@@ -90,8 +90,7 @@ INSTANTIATE_TEST_SUITE_P(
              testing::PowerWeChatValue(kOld), "{"},
         Case{"json_with_iso_expiry", Encoding::kAuto, Storage::kJson, "AccessToken",
              "AccessTokenExpireTime", "", "{"},
-        Case{"senparc_bag", Encoding::kAuto, Storage::kJson, "AccessToken",
-             "AccessTokenExpireTime",
+        Case{"senparc_bag", Encoding::kAuto, Storage::kJson, "AccessToken", "AccessTokenExpireTime",
              testing::SenparcBag(kOld, "wx1234567890abcdef", "s3cret-x", 1'800'000'000), "{"},
         Case{"json_with_unix_expiry", Encoding::kAuto, Storage::kJson, "token", "expire_at",
              R"({"token":"86_OldToken-aaa.bbb","expire_at":1800000000})", "{"},
@@ -118,7 +117,8 @@ TEST(EncodeValue, writes_an_easywechat4_array_as_the_sdk_does) {
   env.json_path = "access_token";
   auto bytes = EncodeValue(env, Write(), "", nullptr);
   ASSERT_TRUE(bytes);
-  EXPECT_EQ(*bytes, R"(a:2:{s:12:"access_token";s:19:"86_NewToken-ccc.ddd";s:10:"expires_in";i:6900;})");
+  EXPECT_EQ(*bytes,
+            R"(a:2:{s:12:"access_token";s:19:"86_NewToken-ccc.ddd";s:10:"expires_in";i:6900;})");
 }
 
 TEST(EncodeValue, every_readable_sdk_preset_round_trips) {

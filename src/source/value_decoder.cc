@@ -230,6 +230,8 @@ class PhpReader {
   std::string problem_ = "empty";
 };
 
+}  // namespace
+
 // `s:N:"...";` with N matching exactly: unambiguous, since a bare token never has this shape.
 bool LooksPhpString(std::string_view raw) {
   if (raw.size() < 6 || raw.substr(0, 2) != "s:" || raw.substr(raw.size() - 2) != "\";")
@@ -245,6 +247,8 @@ bool LooksPhpString(std::string_view raw) {
 bool LooksPhpArray(std::string_view raw) {
   return raw.size() >= 6 && raw.substr(0, 2) == "a:" && raw.back() == '}';
 }
+
+namespace {
 
 // ---- JSON ---------------------------------------------------------------------------------
 

@@ -35,6 +35,11 @@ std::optional<DecodedValue> DecodeValue(const config::Environment& env, std::str
 std::optional<std::string> DecodeToken(const config::Environment& env, std::string_view raw,
                                        std::string* error);
 
+/// Whether raw bytes are a PHP serialize() string (`s:N:"...";`, N matching exactly) or array
+/// (`a:N:{...}`): the forms encoding auto recognises. Pure.
+bool LooksPhpString(std::string_view raw);
+bool LooksPhpArray(std::string_view raw);
+
 /// An expiry time as SDKs store it: Unix seconds (or milliseconds past 1e11) as a number or
 /// numeric text, or an ISO 8601 date-time with a Z or +hh:mm offset (.NET's DateTimeOffset,
 /// any number of fraction digits). nullopt when it is none of these. Pure; thread-safe.

@@ -17,11 +17,8 @@ using Json = nlohmann::json;
 Encoding Wrapper(Encoding enc, std::string_view previous, bool document) {
   if (enc != Encoding::kAuto) return enc;
   if (LooksJdkSerialized(previous)) return Encoding::kJdk;
-  const bool php_string = previous.size() >= 6 && previous.substr(0, 2) == "s:" &&
-                          previous.substr(previous.size() - 2) == "\";";
-  const bool php_array =
-      document && previous.size() >= 6 && previous.substr(0, 2) == "a:" && previous.back() == '}';
-  if (php_string || php_array) return Encoding::kPhp;
+  // The decoder's own tests of the forms, so what is written is what it reads back.
+  if (LooksPhpString(previous) || (document && LooksPhpArray(previous))) return Encoding::kPhp;
   if (!document && previous.size() >= 2 && previous.front() == '"' && previous.back() == '"')
     return Encoding::kJsonString;
   return Encoding::kPlain;

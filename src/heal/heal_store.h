@@ -10,10 +10,7 @@
 #include "common/clock.h"
 #include "common/secret.h"
 #include "config/config.h"
-
-namespace wxcanary::source {
-class RedisConnection;
-}
+#include "source/redis_pool.h"
 
 namespace wxcanary::heal {
 
@@ -49,8 +46,8 @@ class HealStore {
   virtual void Unlock(const config::Environment& env, const std::string& owner) = 0;
 };
 
-/// HealStore on real Redis servers: one source::RedisConnection per Redis name, all behind one
-/// mutex (heals are rare, so they may queue). Thread-safe.
+/// HealStore on real Redis servers: a source::RedisPool (one connection per Redis name, all
+/// behind one mutex: heals are rare, so they may queue). Thread-safe.
 class RedisHealStore final : public HealStore {
  public:
   /// `clock` (for the connections' backoff) must outlive the store.
@@ -73,12 +70,7 @@ class RedisHealStore final : public HealStore {
   void Unlock(const config::Environment& env, const std::string& owner) override;
 
  private:
-  // Caller holds mu_. nullptr (with `error` set) when env.redis is not configured.
-  source::RedisConnection* ConnectionFor(const config::Environment& env, std::string* error);
-
-  Clock& clock_;
-  std::mutex mu_;
-  std::map<std::string, std::unique_ptr<source::RedisConnection>> conns_;
+  source::RedisPool pool_;
 };
 
 }  // namespace wxcanary::heal

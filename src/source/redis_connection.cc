@@ -39,6 +39,13 @@ constexpr const char* kHsetIfEqual =
     "redis.call('HSET', KEYS[1], ARGV[3], ARGV[2]) redis.call('EXPIRE', KEYS[1], ARGV[4]) "
     "return 1 end return 0";
 
+// A lease: renewed by its owner, taken when free; anybody else's is left alone.
+constexpr const char* kHoldLease =
+    "local cur = redis.call('GET', KEYS[1]) "
+    "if cur == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end "
+    "if cur == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
+    "return 0";
+
 std::string Sha1Hex(std::string_view data) {
   std::array<unsigned char, SHA_DIGEST_LENGTH> digest{};
   SHA1(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest.data());
@@ -72,6 +79,10 @@ const LuaScript& SetIfEqual() {
 }
 const LuaScript& HsetIfEqual() {
   static const LuaScript s(kHsetIfEqual);
+  return s;
+}
+const LuaScript& HoldLeaseScript() {
+  static const LuaScript s(kHoldLease);
   return s;
 }
 
@@ -817,6 +828,24 @@ std::optional<bool> RedisConnection::TryLock(const std::string& key, const std::
   *error = Scrub("lock " + key + ": " +
                  (r->type == REDIS_REPLY_ERROR ? ReplyText(r.get()) : "unexpected reply type"));
   return std::nullopt;
+}
+
+std::optional<bool> RedisConnection::HoldLease(const std::string& key, const std::string& owner,
+                                               std::chrono::milliseconds ttl, std::string* error) {
+  std::string scratch;
+  if (error == nullptr) error = &scratch;
+  if (ttl.count() <= 0 || owner.empty()) {
+    *error = "lease " + key + ": needs a positive ttl and an owner";
+    return std::nullopt;
+  }
+  Reply r = Eval(HoldLeaseScript().text, HoldLeaseScript().sha1, {key},
+                 {owner, std::to_string(ttl.count())}, key, error);
+  if (!r) return std::nullopt;
+  if (r->type != REDIS_REPLY_INTEGER) {
+    *error = "lease " + key + ": unexpected reply type";
+    return std::nullopt;
+  }
+  return r->integer > 0;
 }
 
 std::optional<bool> RedisConnection::Unlock(const std::string& key, const std::string& owner,

@@ -71,8 +71,13 @@ class RedisConnection {
   std::optional<bool> TryLock(const std::string& key, const std::string& owner,
                               std::chrono::milliseconds ttl, std::string* error);
 
-  /// Releases a lock only if `owner` still holds it (compare-and-delete on the lock key).
-  /// True when released, false when it expired or another owner holds it.
+  /// Takes the lease `key` for `owner` when it is free, or renews it when `owner` holds it
+  /// (PX ttl, atomically). True when `owner` holds it afterwards, false when another does.
+  std::optional<bool> HoldLease(const std::string& key, const std::string& owner,
+                                std::chrono::milliseconds ttl, std::string* error);
+
+  /// Releases a lock (or a lease) only if `owner` still holds it (compare-and-delete on the lock
+  /// key). True when released, false when it expired or another owner holds it.
   std::optional<bool> Unlock(const std::string& key, const std::string& owner, std::string* error);
 
   /// The servers a key scan visits: {""} for the one server or the Sentinel master; under

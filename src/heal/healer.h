@@ -30,8 +30,16 @@ using wechat::FetchedToken;
 class TokenFetcher {
  public:
   virtual ~TokenFetcher() = default;
-  /// nullopt with `error` set (one line, no secret, no token) when there is no token.
-  virtual std::optional<FetchedToken> Fetch(const std::string& app_id, std::string* error) = 0;
+  /// nullopt with `error` set (one line, no secret, no token), and `failure` when given (the
+  /// errcode and rid), when there is no token. force_refresh only for the keeper's explicit
+  /// `force_refresh_on_dead`.
+  virtual std::optional<FetchedToken> FetchToken(const std::string& app_id, bool force_refresh,
+                                                 std::string* error,
+                                                 wechat::FetchFailure* failure) = 0;
+  /// Normal mode, which invalidates nobody's token: what a heal's refresh uses.
+  std::optional<FetchedToken> Fetch(const std::string& app_id, std::string* error) {
+    return FetchToken(app_id, /*force_refresh=*/false, error, nullptr);
+  }
 };
 
 /// Evicts a confirmed-dead token from Redis, never a fresh one: N consecutive token errors on

@@ -19,8 +19,9 @@ void StableTokenFetcher::Apply(const config::Config& config) {
   secrets_ = std::move(secrets);
 }
 
-std::optional<FetchedToken> StableTokenFetcher::Fetch(const std::string& app_id,
-                                                      std::string* error) {
+std::optional<FetchedToken> StableTokenFetcher::FetchToken(const std::string& app_id,
+                                                           bool force_refresh, std::string* error,
+                                                           wechat::FetchFailure* failure) {
   std::string scratch;
   if (error == nullptr) error = &scratch;
   config::WeChat wechat;
@@ -32,6 +33,7 @@ std::optional<FetchedToken> StableTokenFetcher::Fetch(const std::string& app_id,
   }
   if (secret.empty()) {
     *error = "stable_token: no secret configured for app " + app_id;
+    if (failure != nullptr) failure->reason = "no_secret";
     return std::nullopt;
   }
   std::lock_guard lock(mu_);
@@ -40,9 +42,10 @@ std::optional<FetchedToken> StableTokenFetcher::Fetch(const std::string& app_id,
     client_wechat_ = wechat;
   }
   return wechat::ParseStableTokenAnswer(
-      client_->PostJson("/cgi-bin/stable_token", wechat::StableTokenRequestBody(app_id, secret),
+      client_->PostJson("/cgi-bin/stable_token",
+                        wechat::StableTokenRequestBody(app_id, secret, force_refresh),
                         wechat.timeout),
-      error);
+      error, failure);
 }
 
 }  // namespace wxcanary::heal

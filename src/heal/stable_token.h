@@ -23,9 +23,9 @@ namespace wxcanary::heal {
 using wechat::ParseStableTokenResponse;
 using wechat::StableTokenRequestBody;
 
-/// TokenFetcher over POST /cgi-bin/stable_token (never /cgi-bin/token, never force_refresh)
-/// for the apps whose secret is configured. One client behind a mutex: refreshes are rare.
-/// Thread-safe.
+/// TokenFetcher over POST /cgi-bin/stable_token (never /cgi-bin/token; force_refresh only when
+/// the caller asks) for the apps whose secret is configured. One client behind a mutex: refreshes
+/// are rare. Thread-safe.
 class StableTokenFetcher final : public TokenFetcher {
  public:
   /// `secrets`: app_id -> its AppSecret; apps not in it get an error.
@@ -40,7 +40,9 @@ class StableTokenFetcher final : public TokenFetcher {
   /// fetch in progress finishes with the old ones.
   void Apply(const config::Config& config);
 
-  std::optional<FetchedToken> Fetch(const std::string& app_id, std::string* error) override;
+  std::optional<FetchedToken> FetchToken(const std::string& app_id, bool force_refresh,
+                                         std::string* error,
+                                         wechat::FetchFailure* failure) override;
 
  private:
   std::mutex settings_mu_;  // guards wechat_ and secrets_

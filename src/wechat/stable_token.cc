@@ -4,17 +4,22 @@
 
 namespace wxcanary::wechat {
 
-std::string StableTokenRequestBody(const std::string& app_id, const Secret& secret) {
+std::string StableTokenRequestBody(const std::string& app_id, const Secret& secret,
+                                   bool force_refresh) {
   nlohmann::json body = {{"grant_type", "client_credential"},
                          {"appid", app_id},
                          {"secret", secret.Reveal()},
-                         {"force_refresh", false}};
+                         {"force_refresh", force_refresh}};
   return body.dump();
 }
 
-std::optional<FetchedToken> ParseStableTokenResponse(std::string_view body, std::string* error) {
+std::optional<FetchedToken> ParseStableTokenResponse(std::string_view body, std::string* error,
+                                                     FetchFailure* failure) {
   std::string scratch;
   if (error == nullptr) error = &scratch;
+  FetchFailure unused;
+  if (failure == nullptr) failure = &unused;
+  failure->reason = "bad_response";
   auto json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (!json.is_object()) {
     *error = "stable_token: answer is not a JSON object";
@@ -29,6 +34,9 @@ std::optional<FetchedToken> ParseStableTokenResponse(std::string_view body, std:
     }
     *error = "stable_token: errcode " + std::to_string(it->get<int64_t>()) + " " + message +
              (rid.empty() ? "" : " (rid " + rid + ")");
+    failure->errcode = static_cast<int>(it->get<int64_t>());
+    failure->reason = std::to_string(*failure->errcode);
+    failure->rid = rid;
     return std::nullopt;
   }
   auto token = json.find("access_token");
@@ -47,19 +55,21 @@ std::optional<FetchedToken> ParseStableTokenResponse(std::string_view body, std:
   return out;
 }
 
-std::optional<FetchedToken> ParseStableTokenAnswer(const HttpResponse& response,
-                                                   std::string* error) {
+std::optional<FetchedToken> ParseStableTokenAnswer(const HttpResponse& response, std::string* error,
+                                                   FetchFailure* failure) {
   std::string scratch;
   if (error == nullptr) error = &scratch;
   if (!response.transport_ok) {
     *error = "stable_token: transport error: " + response.transport_error;
+    if (failure != nullptr) failure->reason = "transport";
     return std::nullopt;
   }
   if (response.http_status != 200) {
     *error = "stable_token: HTTP status " + std::to_string(response.http_status);
+    if (failure != nullptr) failure->reason = "http";
     return std::nullopt;
   }
-  return ParseStableTokenResponse(response.body, error);
+  return ParseStableTokenResponse(response.body, error, failure);
 }
 
 }  // namespace wxcanary::wechat

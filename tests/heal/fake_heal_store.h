@@ -149,7 +149,9 @@ class FakeFetcher final : public TokenFetcher {
  public:
   FakeFetcher(std::string token, std::chrono::seconds expires_in)
       : token_(std::move(token)), expires_in_(expires_in) {}
-  std::optional<FetchedToken> Fetch(const std::string& app_id, std::string* error) override {
+  std::optional<FetchedToken> FetchToken(const std::string& app_id, bool /*force_refresh*/,
+                                         std::string* error,
+                                         wechat::FetchFailure* /*failure*/) override {
     std::lock_guard lock(mu_);
     apps_.push_back(app_id);
     if (fail_) {

@@ -411,7 +411,8 @@ TEST_F(HealerTest, refresh_leaves_a_token_the_app_wrote_first) {
   struct RacingFetcher final : TokenFetcher {
     FakeHealStore* store;
     config::Environment env;
-    std::optional<FetchedToken> Fetch(const std::string&, std::string*) override {
+    std::optional<FetchedToken> FetchToken(const std::string&, bool, std::string*,
+                                           wechat::FetchFailure*) override {
       store->Put(env, "APP-WROTE-THIS");
       return FetchedToken{Secret(kFresh), 7200s};
     }

@@ -36,9 +36,10 @@ constexpr milliseconds kTokenLifetime{7'200'000};       // expires_in of every a
 
 // Keys an environment may set and `defaults:` may provide for all of them.
 constexpr std::string_view kInheritableKeys[] = {
-    "storage",  "json_path",    "hash_field",  "probe",      "content",      "openid",
-    "scene",    "interval",     "timeout",     "heal",       "heal_refresh", "sdk",
-    "encoding", "key_encoding", "expiry_path", "expiry_key",
+    "storage",      "json_path", "hash_field", "probe",        "content",
+    "openid",       "scene",     "interval",   "timeout",      "heal",
+    "heal_refresh", "sdk",       "encoding",   "key_encoding", "expiry_path",
+    "expiry_key",   "keep",      "owner",      "keep_dry_run",
 };
 constexpr std::string_view kEnvOnlyKeys[] = {"name", "redis", "key", "labels"};
 
@@ -116,6 +117,10 @@ constexpr std::pair<std::string_view, KeyEncoding> kKeyEncodings[] = {
     {"plain", KeyEncoding::kPlain}, {"jdk", KeyEncoding::kJdk}};
 constexpr std::pair<std::string_view, HealMode> kHealModes[] = {
     {"off", HealMode::kOff}, {"dry_run", HealMode::kDryRun}, {"evict", HealMode::kEvict}};
+constexpr std::pair<std::string_view, KeepMode> kKeepModes[] = {{"off", KeepMode::kOff},
+                                                                {"stable", KeepMode::kStable}};
+// A stable token rotates in its last 5 minutes: only then can the keeper fetch the next one.
+constexpr milliseconds kStableRotateWindow{300'000};
 constexpr std::pair<std::string_view, LogSink::Kind> kSinkKinds[] = {
     {"stdout", LogSink::Kind::kStdout},
     {"file", LogSink::Kind::kFile},
@@ -538,6 +543,28 @@ void DecodeHeal(const YAML::Node& node, Heal* h) {
   }
 }
 
+void DecodeKeeper(const YAML::Node& node, Keeper* k) {
+  const std::string path = "keeper";
+  for (const auto& [key, value] :
+       CheckedMap(node, path, {"interval", "margin", "lease_ttl", "force_refresh_on_dead"})) {
+    std::string p = Child(path, key);
+    if (key == "interval") k->interval = PositiveDuration(value, p);
+    else if (key == "margin") k->margin = Duration(value, p);
+    else if (key == "lease_ttl") k->lease_ttl = PositiveDuration(value, p);
+    else if (key == "force_refresh_on_dead") k->force_refresh_on_dead = Bool(value, p);
+  }
+  // The next token can be fetched only in the old one's last 300 s; the key written with the old
+  // one must outlive the first tick in that window, or it runs empty and the apps fetch their own.
+  if (k->margin + k->interval >= kStableRotateWindow)
+    Fail(Child(path, "margin"),
+         Quote(FormatDuration(k->margin)) + " plus interval " + Quote(FormatDuration(k->interval)) +
+             " is not shorter than the " + FormatDuration(kStableRotateWindow) +
+             " in which a stable token rotates");
+  if (k->lease_ttl < milliseconds{300})
+    Fail(Child(path, "lease_ttl"),
+         Quote(FormatDuration(k->lease_ttl)) + " is shorter than the minimum \"300ms\"");
+}
+
 void DecodeLogging(const YAML::Node& node, Logging* l) {
   const std::string path = "logging";
   for (const auto& [key, value] : CheckedMap(node, path, {"sinks"})) {
@@ -769,6 +796,9 @@ void ApplyEnvKey(const std::string& key, const YAML::Node& value, const std::str
   else if (key == "timeout") env->timeout = Duration(value, p);
   else if (key == "heal") env->heal = Enum(value, p, kHealModes);
   else if (key == "heal_refresh") env->heal_refresh = Bool(value, p);
+  else if (key == "keep") env->keep = Enum(value, p, kKeepModes);
+  else if (key == "owner") env->owner = Bool(value, p);
+  else if (key == "keep_dry_run") env->keep_dry_run = Bool(value, p);
   else ApplySdkKey(key, value, p, env);
 }
 
@@ -910,6 +940,10 @@ Environment DecodeEnvironment(const YAML::Node& node, const std::string& path,
         "true needs the app's secret (secret_file, secret_env or secret_credential on apps entry)");
   if (env.heal_refresh && env.heal == HealMode::kOff)
     Fail(Child(path, "heal_refresh"), "true needs heal: evict or dry_run (heal is \"off\")");
+  if (env.keep == KeepMode::kStable && !app.secret.set())
+    Fail(Child(path, "keep"),
+         "stable needs the app's secret (secret_file, secret_env or secret_credential on apps "
+         "entry)");
   return env;
 }
 
@@ -917,7 +951,8 @@ Config Decode(const YAML::Node& root, const std::filesystem::path& base_dir) {
   Config cfg;
   if (!root || root.IsNull()) Fail("", "the config is empty");
   auto top = CheckedMap(
-      root, "", {"wechat", "workers", "defaults", "redis", "apps", "conflict", "heal", "logging"});
+      root, "",
+      {"wechat", "workers", "defaults", "redis", "apps", "conflict", "heal", "keeper", "logging"});
   // Sections in dependency order (redis before apps), whatever order the file uses.
   if (root["wechat"] && !root["wechat"].IsNull())
     DecodeWeChat(root["wechat"], base_dir, &cfg.wechat);
@@ -935,6 +970,7 @@ Config Decode(const YAML::Node& root, const std::filesystem::path& base_dir) {
   if (root["conflict"] && !root["conflict"].IsNull())
     DecodeConflict(root["conflict"], &cfg.conflict);
   if (root["heal"] && !root["heal"].IsNull()) DecodeHeal(root["heal"], &cfg.heal);
+  if (root["keeper"] && !root["keeper"].IsNull()) DecodeKeeper(root["keeper"], &cfg.keeper);
   if (root["logging"] && !root["logging"].IsNull()) DecodeLogging(root["logging"], &cfg.logging);
   std::set<std::string> default_keys;
   const Environment defaults = DecodeDefaults(root["defaults"], &default_keys);
@@ -989,6 +1025,12 @@ std::string_view StorageName(Storage s) {
 
 std::string_view HealModeName(HealMode m) {
   for (const auto& [name, value] : kHealModes)
+    if (value == m) return name;
+  return "unknown";
+}
+
+std::string_view KeepModeName(KeepMode m) {
+  for (const auto& [name, value] : kKeepModes)
     if (value == m) return name;
   return "unknown";
 }
@@ -1174,6 +1216,11 @@ std::string Describe(const Config& config) {
       out << " interval=" << FormatDuration(env.interval)
           << " timeout=" << FormatDuration(env.timeout) << " heal=" << HealModeName(env.heal);
       if (env.heal_refresh) out << "+refresh";
+      if (env.keep != KeepMode::kOff) {
+        out << " keep=" << KeepModeName(env.keep);
+        if (env.owner) out << "+owner";
+        if (env.keep_dry_run) out << "+dry_run";
+      }
       if (!env.labels.empty()) {
         out << " labels={";
         bool first = true;

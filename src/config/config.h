@@ -68,12 +68,15 @@ enum class KeyEncoding { kPlain, kJdk };
 /// The probe kinds and everything that differs between them live in one table there.
 using ProbeKind = wechat::ProbeKind;
 enum class HealMode { kOff, kDryRun, kEvict };
+/// Keeper mode: `stable` makes wxcanary write getStableAccessToken's token into the key.
+enum class KeepMode { kOff, kStable };
 
 std::string_view StorageName(Storage s);
 std::string_view EncodingName(Encoding e);
 std::string_view KeyEncodingName(KeyEncoding e);
 using wechat::ProbeKindName;
 std::string_view HealModeName(HealMode m);
+std::string_view KeepModeName(KeepMode m);
 
 struct Environment {
   std::string name;          // the app_env label
@@ -102,7 +105,10 @@ struct Environment {
   milliseconds timeout{5'000};
   std::map<std::string, std::string> labels;  // extra constant labels
   HealMode heal = HealMode::kOff;
-  bool heal_refresh = false;  // write a stable_token after evicting (needs the app secret)
+  bool heal_refresh = false;       // write a stable_token after evicting (needs the app secret)
+  KeepMode keep = KeepMode::kOff;  // keeper mode (needs the app secret)
+  bool owner = false;              // keep: the keeper may replace the app's own live token too
+  bool keep_dry_run = false;       // keep: log what would be written, write nothing
   bool operator==(const Environment&) const = default;
 };
 
@@ -164,6 +170,15 @@ struct Heal {
   milliseconds refresh_margin{300'000};  // TTL written = expires_in - margin
 };
 
+/// Keeper mode's settings, shared by every environment with keep: stable.
+struct Keeper {
+  milliseconds interval{60'000};   // each kept AppId: one stable_token fetch, a read of each key
+  milliseconds margin{60'000};     // TTL written = the token's remaining life - margin
+  milliseconds lease_ttl{30'000};  // the writer lease per AppId; renewed every lease_ttl / 3
+  bool force_refresh_on_dead = false;  // force_refresh a stable token the probes confirmed dead
+  bool operator==(const Keeper&) const = default;
+};
+
 struct LogSink {
   enum class Kind { kStdout, kFile, kTcp };
   Kind kind = Kind::kStdout;
@@ -188,6 +203,7 @@ struct Config {
   std::vector<App> apps;
   Conflict conflict;
   Heal heal;
+  Keeper keeper;
   Logging logging;
   int workers = 16;  // probe worker threads
 

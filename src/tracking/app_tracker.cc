@@ -135,7 +135,8 @@ void AppTracker::Observe(const std::string& app_env, const ProbeResult& result, 
     t.fingerprint = fp;
     if (fp != t.last_fingerprint) t.first_seen = now;
     t.superseded.reset();  // about the token it held before
-    if (refresh) {
+    t.kept = kept_.count(fp) != 0;
+    if (refresh && !t.kept) {
       t.refreshed = now;
       t.refreshed_wall = wall;
       t.refreshed_to = fp;
@@ -184,9 +185,11 @@ void AppTracker::Observe(const std::string& app_env, const ProbeResult& result, 
   // After the refresh above is known: it may be the culprit a pending failure waits for.
   ResolveDue(now, wall, events);
 
-  for (auto s = seen_.begin(); s != seen_.end();) {
-    if (now - s->second > kSeenMemory) s = seen_.erase(s);
-    else ++s;
+  for (auto* memory : {&seen_, &kept_}) {
+    for (auto s = memory->begin(); s != memory->end();) {
+      if (now - s->second > kSeenMemory) s = memory->erase(s);
+      else ++s;
+    }
   }
   UpdateGauges(now, settings);
 }
@@ -273,6 +276,12 @@ void AppTracker::ResolveDue(MonotonicTime now, SystemTime wall, std::vector<Trac
   for (auto& [env, t] : targets_) ResolvePending(t, now, wall, /*force=*/false, events);
 }
 
+void AppTracker::KeeperToken(const std::string& fingerprint, MonotonicTime now) {
+  kept_[fingerprint] = now;
+  for (auto& [env, t] : targets_)
+    if (t.fingerprint == fingerprint) t.kept = true;
+}
+
 void AppTracker::Supersede(const TargetState& refresher, MonotonicTime now, SystemTime wall) {
   if (refresher.isolated) return;  // its fetches were seen not to kill other tokens
   for (auto& [env, t] : targets_) {
@@ -280,7 +289,7 @@ void AppTracker::Supersede(const TargetState& refresher, MonotonicTime now, Syst
       continue;
     // Already known dead, not sharing /cgi-bin/token's valid token, or already superseded by an
     // earlier fetch (whose grace ends first; a third fetch ends it at once).
-    if (t.isolated || t.reported_fingerprint == t.fingerprint || t.superseded) continue;
+    if (t.isolated || t.kept || t.reported_fingerprint == t.fingerprint || t.superseded) continue;
     t.superseded = TargetState::Superseded{refresher.app_env,  refresher.fingerprint, wall,
                                            wall + kTokenGrace, now + kTokenGrace,     false};
   }

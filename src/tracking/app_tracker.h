@@ -111,6 +111,9 @@ class AppTracker {
     // no token). A key that expires before the grace ends is refetched by its app in time:
     // nothing to predict (how stable_token rotation looks).
     std::optional<MonotonicTime> key_expires;
+    // The current token is one wxcanary's keeper fetched (getStableAccessToken): it came from
+    // the keeper, not from this environment's app, and no /cgi-bin/token fetch can kill it.
+    bool kept = false;
     // A token of this environment outlived a supersession: its tokens do not share
     // /cgi-bin/token's single valid token (getStableAccessToken is isolated from it), so other
     // environments' fetches are not predicted to kill them. Cleared by an invalidation.
@@ -169,6 +172,10 @@ class AppTracker {
   /// (a refresh, an expiry, an invalidation, pending ones it settles) to *events.
   void Observe(const std::string& app_env, const ProbeResult& result, MonotonicTime now,
                SystemTime wall, const TrackerSettings& settings, std::vector<TrackerEvent>* events);
+  /// `fingerprint` is a stable token wxcanary's keeper fetched (and may write into any kept
+  /// environment's key): an environment changing to it did not refresh (no count, no quota, no
+  /// log, no supersession), and holding it is safe from other environments' fetches.
+  void KeeperToken(const std::string& fingerprint, MonotonicTime now);
   /// Settles the pending invalidations whose culprit showed or whose wait is over.
   void ResolveDue(MonotonicTime now, SystemTime wall, std::vector<TrackerEvent>* events);
   /// Recomputes distinct tokens and the quota projection at `now`.
@@ -218,6 +225,7 @@ class AppTracker {
 
   std::deque<MonotonicTime> quota_events_;               // distinct new fingerprints
   std::unordered_map<std::string, MonotonicTime> seen_;  // fingerprint -> first seen in app
+  std::unordered_map<std::string, MonotonicTime> kept_;  // keeper's fingerprint -> told at
   int pending_ = 0;
 
   std::string labels_;

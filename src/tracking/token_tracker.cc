@@ -28,6 +28,14 @@ TokenTracker::TokenTracker(telemetry::Exposition& exposition, telemetry::Logger&
 
 void TokenTracker::Apply(const config::Config& config) { SetConflict(config.conflict); }
 
+void TokenTracker::KeeperToken(const std::string& app_id, const std::string& fingerprint) {
+  std::shared_lock lock(mu_);
+  auto it = apps_.find(app_id);
+  if (it == apps_.end()) return;
+  std::lock_guard app_lock(it->second->mu);
+  it->second->core.KeeperToken(fingerprint, clock_.MonotonicNow());
+}
+
 void TokenTracker::SetConflict(const config::Conflict& conflict) {
   window_ms_ = conflict.window ? conflict.window->count() : -1;
   daily_quota_ = conflict.daily_quota;

@@ -47,6 +47,9 @@ class TokenTracker final : public ResultSink, private telemetry::TextCollectable
   void SetTargets(const std::vector<Target>& targets) override;
   void Record(const Target& target, const ProbeResult& result) override;
 
+  /// The keeper fetched the stable token `fingerprint` for `app_id` (see AppTracker::KeeperToken).
+  void KeeperToken(const std::string& app_id, const std::string& fingerprint);
+
   /// Takes a reloaded config's conflict.window and conflict.daily_quota for what is recorded
   /// from now on (the targets come through SetTargets).
   void Apply(const config::Config& config);

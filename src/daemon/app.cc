@@ -4,6 +4,7 @@
 #include "heal/heal_store.h"
 #include "heal/healer.h"
 #include "heal/stable_token.h"
+#include "keeper/keeper.h"
 #include "probe/runner.h"
 #include "telemetry/exposition.h"
 #include "telemetry/log.h"
@@ -40,12 +41,20 @@ App::App(Clock& clock, telemetry::Exposition& exposition, telemetry::Logger& log
       heal_store_(std::make_unique<heal::RedisHealStore>(config_.redis, clock)),
       fetcher_(std::make_unique<heal::StableTokenFetcher>(config_)),
       healer_(std::make_unique<heal::Healer>(config_.heal, *heal_store_, fetcher_.get(), exposition,
-                                             log, clock, std::move(instance_id))),
+                                             log, clock, instance_id)),
+      keeper_store_(std::make_unique<keeper::RedisKeeperStore>(config_.redis, clock)),
+      // The tracker learns each stable token the keeper fetches before it is written anywhere,
+      // so a kept environment changing to it is not counted as that environment's refresh.
+      keeper_(std::make_unique<keeper::Keeper>(
+          *keeper_store_, *fetcher_, exposition, log, clock, std::move(instance_id),
+          [this](const std::string& app_id, const std::string& fingerprint) {
+            tracker_->KeeperToken(app_id, fingerprint);
+          })),
       // Order matters only for reading the log: the probe event comes before what it caused.
       runner_(std::make_unique<probe::Runner>(
           clock, exposition.registry(),
           std::vector<ResultSink*>{probe_metrics_.get(), probe_log_.get(), tracker_.get(),
-                                   healer_.get()},
+                                   healer_.get(), keeper_.get()},
           [this](const std::string& redis, bool up, const std::string& error) {
             daemon_metrics_->SetRedisUp(redis, up);
             telemetry::LogRedisHealth(log_, redis, up, error);
@@ -61,6 +70,7 @@ void App::Start(const config::Config& config) {
   config_ = config;
   daemon_metrics_->ConfigLoaded(true);
   quota_->Start();
+  keeper_->Start();
 }
 
 void App::CheckRestartOnly(const config::Config& running, const config::Config& next) {
@@ -76,6 +86,8 @@ void App::Apply(const config::Config& next) {
   fetcher_->Apply(next);
   tracker_->Apply(next);
   healer_->Apply(next);
+  keeper_store_->SetRedis(next.redis);
+  keeper_->Apply(next);
   quota_->Apply(next);
   runner_->Start(next);
   daemon_metrics_->RetainRedis(RedisNames(next));
@@ -112,6 +124,7 @@ App::ReloadResult App::Reload(const std::function<config::Config()>& load) {
 
 void App::Stop() {
   quota_->Stop();
+  keeper_->Stop();
   runner_->Stop();
 }
 

@@ -26,6 +26,10 @@ class Healer;
 class RedisHealStore;
 class StableTokenFetcher;
 }  // namespace wxcanary::heal
+namespace wxcanary::keeper {
+class Keeper;
+class RedisKeeperStore;
+}  // namespace wxcanary::keeper
 namespace wxcanary::probe {
 class Runner;
 }
@@ -33,8 +37,8 @@ class Runner;
 namespace wxcanary::daemon {
 
 /// The running daemon: the one owner of every long-lived part (probe metrics and log, tracker,
-/// heal store, stable_token fetcher, healer, runner, quota poller) and of the config they run
-/// on, like blackbox_exporter's SafeConfig. Start() once, Reload() any number of times, Stop()
+/// heal store, stable_token fetcher, healer, keeper, runner, quota poller) and of the config they
+/// run on, like blackbox_exporter's SafeConfig. Start() once, Reload() any number of times, Stop()
 /// once; a reload is validated first (what the parts would refuse, the restart-only settings)
 /// and then reaches every part through its Apply, or none. The process shell (flags, signals,
 /// notify, the web server) lives in daemon.cc. Start/Reload/Stop are called from one thread;
@@ -54,8 +58,8 @@ class App {
   App(const App&) = delete;
   App& operator=(const App&) = delete;
 
-  /// Starts probing `config` (and the quota poller). Throws config::ConfigError when a part
-  /// refuses it (a target naming an unknown Redis).
+  /// Starts probing `config` (and the quota poller and the keeper). Throws config::ConfigError when
+  /// a part refuses it (a target naming an unknown Redis).
   void Start(const config::Config& config);
   /// Takes a reloaded config: checks, then applies to every part or to none; logs
   /// config_reloaded (WARN) or config_reload_failed (ERROR, naming the reason) and sets
@@ -64,7 +68,7 @@ class App {
   /// As above with the config read by `load` (the file): a config::ConfigError it throws is a
   /// refused reload like any other.
   ReloadResult Reload(const std::function<config::Config()>& load);
-  /// Stops the quota poller and the runner. Idempotent.
+  /// Stops the quota poller, the keeper (giving its leases up) and the runner. Idempotent.
   void Stop();
 
   /// The settings a running daemon cannot take: throws config::ConfigError naming the first
@@ -92,6 +96,8 @@ class App {
   std::unique_ptr<heal::RedisHealStore> heal_store_;
   std::unique_ptr<heal::StableTokenFetcher> fetcher_;
   std::unique_ptr<heal::Healer> healer_;
+  std::unique_ptr<keeper::RedisKeeperStore> keeper_store_;
+  std::unique_ptr<keeper::Keeper> keeper_;
   std::unique_ptr<probe::Runner> runner_;
   std::unique_ptr<tracking::QuotaPoller> quota_;
 };

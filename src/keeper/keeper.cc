@@ -85,6 +85,7 @@ struct Keeper::Work {
   std::map<std::string, Secret> written;  // app_env -> the value this keeper last wrote there
   std::set<std::string> dead;             // Shared::dead, as of this pass
   std::set<std::string> once;             // decisions already logged (and counted)
+  std::string failing;                    // the reason fetches fail for, "" while they work
 
   std::optional<MonotonicTime> last_force;
   int64_t force_day = -1;
@@ -333,16 +334,26 @@ bool Keeper::FetchInto(Work& w, bool force_refresh) {
         ++it->second->fetch_errors[failure.reason.empty() ? "other" : failure.reason];
       }
     }
-    Fields f{{"labels.app_id", w.app_id},
-             {"wxcanary.keeper.reason", failure.reason},
-             {"error.message", error}};
+    Fields f{{"labels.app_id", w.app_id}};
     if (failure.errcode) f["wxcanary.wechat.errcode"] = *failure.errcode;
     if (!failure.rid.empty()) f["wxcanary.wechat.rid"] = failure.rid;
+    f["wxcanary.keeper.reason"] = failure.reason;
+    f["error.message"] = error;
+    // ERROR when a failure starts or changes; while the same one repeats (every interval), DEBUG.
+    const bool repeated = w.failing == failure.reason;
+    w.failing = failure.reason;
     logger_.Log(
-        Level::kError, "keeper_fetch_failed",
+        repeated ? Level::kDebug : Level::kError, "keeper_fetch_failed",
         "keeper of app " + w.app_id + " could not fetch a stable token, keys left alone: " + error,
         f);
     return false;
+  }
+  if (!w.failing.empty()) {
+    logger_.Log(Level::kWarn, "keeper_fetch_recovered",
+                "keeper of app " + w.app_id + " fetches stable tokens again (failed with " +
+                    w.failing + " before)",
+                Fields{{"labels.app_id", w.app_id}, {"wxcanary.keeper.reason", w.failing}});
+    w.failing.clear();
   }
   const SystemTime wall = clock_.SystemNow();
   const std::string fp = fetched->token.Fingerprint();

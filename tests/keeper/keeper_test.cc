@@ -299,6 +299,18 @@ TEST_F(KeeperTest, a_failed_fetch_leaves_every_key_alone_and_is_counted_with_its
   EXPECT_EQ(events[0].fields["wxcanary.wechat.errcode"], 40125);
   EXPECT_EQ(events[0].fields["wxcanary.wechat.rid"], "6561b1c0-1a2b3c4d-5e6f7a8b");
   EXPECT_EQ(Writes("prod", "written"), 0);
+  // The same failure again: counted, logged at DEBUG only; then the recovery.
+  clock_.Advance(61s);
+  keeper_->RunOnce();
+  EXPECT_EQ(AppMetric("wxcanary_keeper_fetches_total", {{"result", "error"}}), 2);
+  events = log_.WithAction("keeper_fetch_failed");
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].level, telemetry::Level::kDebug);
+  fetcher_.Fail(0);
+  clock_.Advance(61s);
+  keeper_->RunOnce();
+  EXPECT_EQ(log_.WithAction("keeper_fetch_recovered").size(), 1u);
+  EXPECT_EQ(redis_.Cli({"GET", kKey}), kStable1);
 }
 
 TEST_F(KeeperTest, a_replica_without_the_lease_fetches_but_never_writes) {

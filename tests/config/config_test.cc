@@ -317,6 +317,15 @@ TEST(Config, loads_the_full_documented_example) {
   EXPECT_EQ(envs[2].timeout, 10s);
   EXPECT_EQ(c.apps[1].environments[0].key, "wx:access_token:wxfedcba0987654321");
 
+  EXPECT_EQ(envs[0].keep, KeepMode::kStable);
+  EXPECT_TRUE(envs[0].owner);
+  EXPECT_FALSE(envs[0].keep_dry_run);
+  EXPECT_EQ(envs[1].keep, KeepMode::kOff);
+  EXPECT_EQ(c.keeper.interval, 1min);
+  EXPECT_EQ(c.keeper.margin, 1min);
+  EXPECT_EQ(c.keeper.lease_ttl, 30s);
+  EXPECT_FALSE(c.keeper.force_refresh_on_dead);
+
   EXPECT_EQ(c.conflict.window, std::optional<milliseconds>(6min));
   ASSERT_EQ(c.logging.sinks.size(), 3u);
   EXPECT_EQ(c.logging.sinks[1].kind, LogSink::Kind::kFile);
@@ -355,6 +364,7 @@ TEST(Config, describe_never_prints_a_secret) {
   for (const char* secret : {"redis-pw-Zq81", "app-secret-Kx27", "env-secret-Q9"})
     EXPECT_EQ(text.find(secret), std::string::npos) << secret;
   EXPECT_NE(text.find("wx1234567890abcdef/gray"), std::string::npos);  // it did describe
+  EXPECT_NE(text.find("heal=evict+refresh keep=stable+owner"), std::string::npos) << text;
 }
 
 TEST(Config, enum_names_round_trip_to_the_yaml_spelling) {

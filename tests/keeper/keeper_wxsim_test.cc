@@ -14,6 +14,7 @@
 #include "heal/stable_token.h"
 #include "keeper/keeper.h"
 #include "probe/probe.h"
+#include "probe/runner.h"
 #include "source/redis_connection.h"
 #include "support/config_yaml.h"
 #include "support/fakes.h"
@@ -52,16 +53,9 @@ class Instance {
                   tracker_.KeeperToken(app, fp);
                 }),
         client_(cfg.wechat) {
-    for (const auto& app : cfg.apps)
-      for (const auto& env : app.environments) {
-        Target t;
-        t.app_id = app.app_id;
-        t.app_env = env.name;
-        t.env = env;
-        t.index = targets_.size();
-        targets_.push_back(t);
-        conns_.push_back(std::make_unique<source::RedisConnection>(cfg.redis.at(env.redis), clock));
-      }
+    targets_ = probe::Runner::TargetsOf(cfg);
+    for (const auto& t : targets_)
+      conns_.push_back(std::make_unique<source::RedisConnection>(cfg.redis.at(t.env.redis), clock));
     tracker_.Apply(cfg);
     tracker_.SetTargets(targets_);
     keeper_.Apply(cfg);
@@ -210,7 +204,8 @@ TEST_F(KeeperWxSimTest, keeper_on_prod_stays_ok_for_a_simulated_day_with_one_tok
   EXPECT_EQ(
       wx.Metric("wxcanary_token_invalidations_total", {{"app_env", "prod"}, {"cause_env", "test"}}),
       0);
-  EXPECT_EQ(Held(prod_redis_), Held(test_redis_));
+  // Fingerprints, not tokens: a failure message must not print a token.
+  EXPECT_EQ(Fingerprint(Held(prod_redis_)), Fingerprint(Held(test_redis_)));
   // A day holds about 12 stable rotations; each was written to both keys.
   EXPECT_GE(wx.Metric("wxcanary_keeper_writes_total", {{"app_env", "prod"}, {"result", "written"}}),
             12);

@@ -33,10 +33,13 @@ constexpr const char* kSetIfEqual =
     "local cur = redis.call('GET', KEYS[1]) "
     "if cur == ARGV[1] or (cur == false and ARGV[1] == '') then "
     "redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end return 0";
+// A hash's TTL covers every field: set it only when the field is the hash's only one, so a hash
+// holding other apps' tokens (Senparc's layout) keeps the TTL it had.
 constexpr const char* kHsetIfEqual =
     "local cur = redis.call('HGET', KEYS[1], ARGV[3]) "
     "if cur == ARGV[1] or (cur == false and ARGV[1] == '') then "
-    "redis.call('HSET', KEYS[1], ARGV[3], ARGV[2]) redis.call('EXPIRE', KEYS[1], ARGV[4]) "
+    "redis.call('HSET', KEYS[1], ARGV[3], ARGV[2]) "
+    "if redis.call('HLEN', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end "
     "return 1 end return 0";
 
 // A lease: renewed by its owner, taken when free; anybody else's is left alone.

@@ -62,7 +62,9 @@ class RedisConnection {
                                       std::string* error);
 
   /// Atomically writes `value` with a TTL only if the key (or field) still holds `expected`
-  /// (empty expected = only if absent). Returns 1 written, 0 changed, nullopt on error.
+  /// (empty expected = only if absent). A hash field gets the TTL on its hash only when it is
+  /// the hash's one field (a TTL would expire the other fields too). Returns 1 written,
+  /// 0 changed, nullopt on error.
   std::optional<int> CompareAndSet(const config::Environment& env, const Secret& expected,
                                    const Secret& value, std::chrono::seconds ttl,
                                    std::string* error);

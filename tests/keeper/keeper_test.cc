@@ -267,6 +267,7 @@ TEST_F(KeeperTest, writes_each_environment_in_its_own_encoding) {
   for (size_t i = 0; i < cfg.apps[0].environments.size(); ++i)
     EXPECT_EQ(Held(cfg, i), kStable1) << cfg.apps[0].environments[i].name << "\n" << Events();
   EXPECT_EQ(redis_.Cli({"HGET", senparc_key, "other-app"}, 1), "keep-me");
+  EXPECT_EQ(redis_.Cli({"TTL", senparc_key}, 1), "-1") << "other apps' fields get no TTL";
   const std::string power = redis_.Cli({"GET", config::RedisKey(cfg.apps[0].environments[0])});
   EXPECT_NE(power.find("\"access_token\""), std::string::npos) << "a JSON document, as the app";
   ExpectNoTokenLogged();

@@ -131,7 +131,7 @@ void App::Stop() {
 bool App::Progressing(std::chrono::milliseconds stall) const { return runner_->Progressing(stall); }
 
 std::vector<TargetStatus> App::Status() const {
-  return CollectStatus(*probe_metrics_, *tracker_, *healer_);
+  return CollectStatus(*probe_metrics_, *tracker_, *healer_, keeper_.get());
 }
 
 void App::WedgeForTesting() { runner_->WedgeForTesting(); }

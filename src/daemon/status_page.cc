@@ -9,6 +9,7 @@
 
 #include "common/duration.h"
 #include "heal/healer.h"
+#include "keeper/keeper.h"
 #include "telemetry/probe_metrics.h"
 #include "common/rfc3339.h"
 #include "tracking/token_tracker.h"
@@ -287,6 +288,30 @@ void RenderRow(std::string& out, const TargetStatus& t, SystemTime now) {
       out += "</span>";
     }
   }
+  if (t.keep != config::KeepMode::kOff) {
+    out += "<br>keeper: ";
+    out += t.keep_dry_run ? "dry run" : t.keeper_writer ? "writer" : "standby";
+    if (t.keep_owner) out += ", owner";
+    if (!t.keeper_result.empty()) {
+      const bool bad = t.keeper_result == "error" || t.keeper_result == "changed";
+      out += bad ? " <b class=bad>" : " <b>";
+      Escape(out, t.keeper_result);
+      out += "</b>";
+      if (t.keeper_at) out += " <span class=dim>" + Ago(*t.keeper_at, now) + "</span>";
+    }
+    if (!t.keeper_fingerprint.empty()) {
+      out += "<br><span class=dim>stable token </span><code>";
+      Escape(out, t.keeper_fingerprint);
+      out += "</code>";
+      if (t.keeper_expires_at)
+        out += " <span class=dim>(" +
+               Seconds(std::max<double>(
+                   0, std::chrono::duration<double>(*t.keeper_expires_at - now).count())) +
+               " left)</span>";
+    } else {
+      out += "<br><span class=bad>no stable token yet</span>";
+    }
+  }
   out += "</td>";
 
   // last success
@@ -318,7 +343,7 @@ std::string_view StateName(TargetStatus::State s) {
 
 std::vector<TargetStatus> CollectStatus(const telemetry::ProbeMetrics& metrics,
                                         const tracking::TokenTracker& tracker,
-                                        const heal::Healer& healer) {
+                                        const heal::Healer& healer, const keeper::Keeper* keeper) {
   auto probes = metrics.Snapshot();
   std::vector<TargetStatus> out;
   out.reserve(probes.size());
@@ -370,6 +395,19 @@ std::vector<TargetStatus> CollectStatus(const telemetry::ProbeMetrics& metrics,
     t.heal_at = h.last_at;
     t.heal_skip = std::move(h.last_skip);
     t.heal_skip_at = h.last_skip_at;
+  }
+  for (auto& k : keeper ? keeper->Targets() : std::vector<keeper::Keeper::TargetSnapshot>{}) {
+    auto it = index.find(key(k.app_id, k.app_env));
+    if (it == index.end()) continue;
+    TargetStatus& t = out[it->second];
+    t.keep = config::KeepMode::kStable;
+    t.keep_owner = k.owner;
+    t.keep_dry_run = k.dry_run;
+    t.keeper_writer = k.lease_held;
+    t.keeper_fingerprint = std::move(k.fingerprint);
+    t.keeper_expires_at = k.expires_at;
+    t.keeper_result = std::move(k.last_result);
+    t.keeper_at = k.last_at;
   }
   return out;
 }
@@ -495,7 +533,7 @@ std::string RenderStatusPage(std::vector<TargetStatus> targets, const StatusQuer
   out +=
       "<table id=targets><thead><tr><th>target</th><th>state</th><th>last probe</th>"
       "<th>errcode</th><th>errmsg / rid</th><th>token</th><th>Redis TTL</th><th>token age</th>"
-      "<th>conflict</th><th>last heal</th><th>last success</th></tr></thead><tbody>\n";
+      "<th>conflict</th><th>last heal / keeper</th><th>last success</th></tr></thead><tbody>\n";
   for (size_t i = from; i < to; ++i) RenderRow(out, *rows[i], now);
   out += "</tbody></table>\n";
   out +=
@@ -554,6 +592,17 @@ std::string RenderStatusJson(std::vector<TargetStatus> targets, const StatusQuer
                  {"last_skip",
                   t->heal_skip.empty() ? nlohmann::json(nullptr) : nlohmann::json(t->heal_skip)},
                  {"last_skip_at", OptionalTime(t->heal_skip_at)}};
+    auto or_null = [](const std::string& s) {
+      return s.empty() ? nlohmann::json(nullptr) : nlohmann::json(s);
+    };
+    j["keeper"] = {{"mode", KeepModeName(t->keep)},
+                   {"owner", t->keep_owner},
+                   {"dry_run", t->keep_dry_run},
+                   {"writer", t->keeper_writer},
+                   {"fingerprint", or_null(t->keeper_fingerprint)},
+                   {"expires_at", OptionalTime(t->keeper_expires_at)},
+                   {"last_result", or_null(t->keeper_result)},
+                   {"last_at", OptionalTime(t->keeper_at)}};
     list.push_back(std::move(j));
   }
   nlohmann::json doc;

@@ -20,6 +20,9 @@ class TokenTracker;
 namespace heal {
 class Healer;
 }
+namespace keeper {
+class Keeper;
+}
 }  // namespace wxcanary
 
 namespace wxcanary::daemon {
@@ -67,6 +70,15 @@ struct TargetStatus {
   std::optional<SystemTime> heal_at;
   std::string heal_skip;  // the last skipped heal's result (skipped_cooldown, ...); "" if none
   std::optional<SystemTime> heal_skip_at;
+  // Keeper mode (keeper::Keeper).
+  config::KeepMode keep = config::KeepMode::kOff;
+  bool keep_owner = false;
+  bool keep_dry_run = false;
+  bool keeper_writer = false;      // this instance holds the AppId's lease
+  std::string keeper_fingerprint;  // the stable token it keeps ("" none yet)
+  std::optional<SystemTime> keeper_expires_at;
+  std::string keeper_result;  // the last write decision on this key ("" none yet)
+  std::optional<SystemTime> keeper_at;
 
   [[nodiscard]] State state() const;
   /// More than one live token for the AppId, or the current failure was attributed to an
@@ -77,11 +89,12 @@ struct TargetStatus {
 /// "ok", "failing", "never_succeeded".
 std::string_view StateName(TargetStatus::State s);
 
-/// Joins the three snapshots by (app_id, app_env); the probe metrics decide which targets
-/// exist. Thread-safe (each source is).
+/// Joins the snapshots by (app_id, app_env); the probe metrics decide which targets exist.
+/// `keeper` may be null. Thread-safe (each source is).
 std::vector<TargetStatus> CollectStatus(const telemetry::ProbeMetrics& metrics,
                                         const tracking::TokenTracker& tracker,
-                                        const heal::Healer& healer);
+                                        const heal::Healer& healer,
+                                        const keeper::Keeper* keeper = nullptr);
 
 /// What the page was asked for: GET query parameters app_id, app_env (substring filters,
 /// case-sensitive), page (1-based), refresh=off.

@@ -55,6 +55,10 @@ struct Keeper::Shared {
   struct Env {
     std::string labels;  // app_env, app_id rendered
     std::array<uint64_t, kWriteResults.size()> writes{};
+    bool owner = false;
+    bool dry_run = false;
+    std::optional<WriteResult> last;  // the last decision counted, for the status page
+    SystemTime last_at{};
   };
   std::map<std::string, Env> envs;  // by app_env: the kept ones
   // What the probes of kept environments say: consecutive token errors per environment, and
@@ -130,12 +134,11 @@ void Keeper::Apply(const config::Config& config) {
     std::map<std::string, Shared::Env> next;
     for (const auto& env : envs) {
       auto it = sh->envs.find(env.name);
-      if (it != sh->envs.end()) {
-        next[env.name] = it->second;
-      } else {
-        next[env.name].labels =
-            telemetry::RenderLabels({{"app_id", app_id}, {"app_env", env.name}});
-      }
+      Shared::Env& e = next[env.name];
+      if (it != sh->envs.end()) e = it->second;
+      else e.labels = telemetry::RenderLabels({{"app_id", app_id}, {"app_env", env.name}});
+      e.owner = env.owner;
+      e.dry_run = env.keep_dry_run;
     }
     sh->envs = std::move(next);
   }
@@ -528,12 +531,38 @@ void Keeper::Keep(Work& w, const config::Environment& env, const config::Keeper&
 }
 
 void Keeper::CountWrite(const std::string& app_id, const std::string& app_env, WriteResult r) {
+  const SystemTime now = clock_.SystemNow();
   std::lock_guard lock(mu_);
   auto it = shared_.find(app_id);
   if (it == shared_.end()) return;
   auto e = it->second->envs.find(app_env);
   if (e == it->second->envs.end()) return;
   ++e->second.writes[static_cast<size_t>(r)];
+  e->second.last = r;
+  e->second.last_at = now;
+}
+
+std::vector<Keeper::TargetSnapshot> Keeper::Targets() const {
+  std::lock_guard lock(mu_);
+  std::vector<TargetSnapshot> out;
+  for (const auto& [app_id, sh] : shared_) {
+    for (const auto& [env, e] : sh->envs) {
+      TargetSnapshot t;
+      t.app_id = app_id;
+      t.app_env = env;
+      t.owner = e.owner;
+      t.dry_run = e.dry_run;
+      t.lease_held = sh->lease_held;
+      t.fingerprint = sh->fingerprint;
+      t.expires_at = sh->expires_at;
+      if (e.last) {
+        t.last_result = WriteResultName(*e.last);
+        t.last_at = e.last_at;
+      }
+      out.push_back(std::move(t));
+    }
+  }
+  return out;
 }
 
 std::vector<Keeper::AppSnapshot> Keeper::Snapshot() const {

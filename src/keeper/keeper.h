@@ -85,6 +85,22 @@ class Keeper final : public ResultSink, private telemetry::TextCollectable {
   };
   std::vector<AppSnapshot> Snapshot() const;
 
+  /// One kept environment, for the status page: its settings, the AppId's keeper state and
+  /// the last write decision about its key.
+  struct TargetSnapshot {
+    std::string app_id;
+    std::string app_env;
+    bool owner = false;
+    bool dry_run = false;
+    bool lease_held = false;  // this instance writes the AppId's keys
+    std::string fingerprint;  // of the newest stable token, "" when none
+    std::optional<SystemTime> expires_at;
+    std::string last_result;  // written, dry_run, skipped_owner, changed, error; "" none yet
+    std::optional<SystemTime> last_at;
+  };
+  /// Every kept environment, by (app_id, app_env). Thread-safe.
+  std::vector<TargetSnapshot> Targets() const;
+
  private:
   struct Work;    // one AppId's state, owned by RunOnce
   struct Shared;  // one AppId's state that Record, scrapes and RunOnce share (under mu_)

@@ -12,6 +12,7 @@
 #include "common/fingerprint.h"
 #include "common/rfc3339.h"
 #include "heal/healer.h"
+#include "keeper/keeper.h"
 #include "support/fakes.h"
 #include "telemetry/exposition.h"
 #include "telemetry/probe_metrics.h"
@@ -278,6 +279,74 @@ TEST(StatusPage, collects_from_the_sinks_and_never_shows_the_token) {
   auto after = nlohmann::json::parse(
       RenderStatusJson(CollectStatus(metrics, tracker, healer), {}, clock.SystemNow()));
   EXPECT_EQ(after["counts"]["failing"], 0);
+}
+
+// A kept environment shows what the keeper does for it: writer or standby, the last write
+// decision on its key, and the stable token it keeps by fingerprint with the time it has left.
+TEST(StatusPage, a_kept_environment_shows_the_keeper_role_last_write_and_stable_token) {
+  using namespace std::chrono_literals;
+  using wxcanary::testing::MakeResult;
+  using wxcanary::testing::MakeTarget;
+  FakeClock clock;
+  telemetry::Exposition exposition;
+  wxcanary::testing::CapturingLogger log;
+  telemetry::ProbeMetrics metrics(exposition, clock);
+  tracking::TokenTracker tracker(exposition, log, clock, config::Conflict{});
+  heal::testing::FakeHealStore heal_store(clock);
+  heal::Healer healer(config::Heal{}, heal_store, nullptr, exposition, log, clock, "me");
+  // An empty key that takes every write, and a lease nobody else holds.
+  struct EmptyStore final : keeper::KeeperStore {
+    source::TokenRead Read(const config::Environment&) override {
+      source::TokenRead r;
+      r.status = source::TokenRead::Status::kMissing;
+      return r;
+    }
+    std::optional<int> CompareAndSet(const config::Environment&, const Secret&, const Secret&,
+                                     std::chrono::seconds, std::string*) override {
+      return 1;
+    }
+    std::optional<bool> HoldLease(const std::string&, const std::string&, const std::string&,
+                                  std::chrono::milliseconds, std::string*) override {
+      return true;
+    }
+    void ReleaseLease(const std::string&, const std::string&, const std::string&) override {}
+  } store;
+  const std::string stable = "STABLE-0123456789abcdefghijklmnop";
+  heal::testing::FakeFetcher fetcher(stable, 7200s);
+  keeper::Keeper keeper(store, fetcher, exposition, log, clock, "me", nullptr);
+
+  const std::vector<Target> targets = {MakeTarget("wx1", "prod", 0), MakeTarget("wx1", "dev", 1)};
+  config::Config cfg;
+  cfg.apps.emplace_back();
+  cfg.apps[0].app_id = "wx1";
+  for (const auto& t : targets) cfg.apps[0].environments.push_back(t.env);
+  cfg.apps[0].environments[0].keep = config::KeepMode::kStable;
+  cfg.apps[0].environments[0].owner = true;
+  keeper.Apply(cfg);
+  keeper.RunOnce();
+  clock.Advance(60s);
+  metrics.SetTargets(targets);
+  for (const auto& t : targets) metrics.Record(t, MakeResult(stable));
+
+  const auto status = CollectStatus(metrics, tracker, healer, &keeper);
+  const std::string html = RenderStatusPage(status, {}, clock.SystemNow());
+  const std::string json = RenderStatusJson(status, {}, clock.SystemNow());
+  for (const std::string* out : {&html, &json}) EXPECT_EQ(out->find("STABLE-"), std::string::npos);
+  EXPECT_NE(html.find("keeper: writer, owner <b>written</b>"), std::string::npos) << html;
+  EXPECT_NE(html.find("<code>" + Fingerprint(stable) + "</code>"), std::string::npos) << html;
+  EXPECT_NE(html.find("(1h59m left)"), std::string::npos) << html;
+
+  auto j = nlohmann::json::parse(json);
+  std::map<std::string, nlohmann::json> by_env;
+  for (const auto& t : j["targets"]) by_env[t["app_env"]] = t["keeper"];
+  EXPECT_EQ(by_env["prod"]["mode"], "stable");
+  EXPECT_EQ(by_env["prod"]["writer"], true);
+  EXPECT_EQ(by_env["prod"]["owner"], true);
+  EXPECT_EQ(by_env["prod"]["fingerprint"], Fingerprint(stable));
+  EXPECT_EQ(by_env["prod"]["last_result"], "written");
+  EXPECT_EQ(by_env["prod"]["last_at"], FormatRfc3339(clock.SystemNow() - 60s));
+  EXPECT_EQ(by_env["dev"]["mode"], "off");
+  EXPECT_EQ(by_env["dev"]["fingerprint"], nullptr);
 }
 
 // A token that expired in the cache shows as that, not as a conflict with another environment.

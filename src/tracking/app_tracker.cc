@@ -72,10 +72,12 @@ AppTracker::AppTracker(std::string app_id, MonotonicTime tracked_since)
       tracked_since_(tracked_since),
       labels_(telemetry::RenderLabels({{"app_id", app_id_}})) {}
 
-void AppTracker::AddTarget(const std::string& app_env, std::chrono::milliseconds interval) {
+void AppTracker::AddTarget(const std::string& app_env, std::chrono::milliseconds interval,
+                           bool keep) {
   auto [it, inserted] = targets_.try_emplace(app_env);
   TargetState& t = it->second;
   t.interval = interval;  // a reload may change it; the history stays
+  t.keep = keep;
   if (!inserted) return;
   t.app_env = app_env;
   t.labels = telemetry::RenderLabels({{"app_id", app_id_}, {"app_env", app_env}});
@@ -137,33 +139,24 @@ void AppTracker::Observe(const std::string& app_env, const ProbeResult& result, 
     t.superseded.reset();  // about the token it held before
     t.kept = kept_.count(fp) != 0;
     if (refresh && !t.kept) {
-      t.refreshed = now;
-      t.refreshed_wall = wall;
-      t.refreshed_to = fp;
-      ++t.refreshes;
-      ++refreshes_;
-      if (new_to_app) {
-        quota_events_.push_back(now);
-        if (quota_events_.size() > kMaxQuotaEvents) quota_events_.pop_front();
+      TargetState::Deferred d{fp,  t.last_fingerprint, now,       wall,
+                              now, result.ttl_seconds, new_to_app};
+      // In a kept environment another replica's keeper may have written it: wait for ours to
+      // name it (it fetches every keeper.interval) before calling it the app's refresh.
+      if (t.keep) {
+        d.deadline = now + settings.keeper_interval + kAttributionSlack;
+        t.deferred = d;
+      } else {
+        Refreshed(t, d, events);
       }
-      events->push_back(
-          {.kind = TrackerEvent::Kind::kRefreshed,
-           .app_env = t.app_env,
-           .fingerprint = fp,
-           .cause_env = "",
-           .level = telemetry::Level::kWarn,
-           .action = "token_refreshed",
-           .message = "cached token of app " + app_id_ + " env " + t.app_env + " changed (" +
-                      (t.last_fingerprint.empty() ? std::string("none") : t.last_fingerprint) +
-                      " -> " + fp + ")",
-           .fields = telemetry::Fields{{"labels.app_id", app_id_},
-                                       {"labels.app_env", t.app_env},
-                                       {"wxcanary.token.fingerprint", fp},
-                                       {"wxcanary.token.previous_fingerprint", t.last_fingerprint},
-                                       {"wxcanary.token.ttl_seconds", result.ttl_seconds}}});
-      Supersede(t, now, wall);
     }
     t.last_fingerprint = fp;
+  }
+  if (t.deferred && kept_.count(t.deferred->fingerprint) != 0) t.deferred.reset();
+  if (t.deferred && now >= t.deferred->deadline) {
+    const TargetState::Deferred d = *t.deferred;
+    t.deferred.reset();
+    Refreshed(t, d, events);
   }
   if (fp.empty()) t.superseded.reset();  // no cached token left to die
   t.key_expires.reset();
@@ -278,20 +271,51 @@ void AppTracker::ResolveDue(MonotonicTime now, SystemTime wall, std::vector<Trac
 
 void AppTracker::KeeperToken(const std::string& fingerprint, MonotonicTime now) {
   kept_[fingerprint] = now;
-  for (auto& [env, t] : targets_)
+  for (auto& [env, t] : targets_) {
     if (t.fingerprint == fingerprint) t.kept = true;
+    if (t.deferred && t.deferred->fingerprint == fingerprint) t.deferred.reset();
+  }
 }
 
-void AppTracker::Supersede(const TargetState& refresher, MonotonicTime now, SystemTime wall) {
+void AppTracker::Refreshed(TargetState& t, const TargetState::Deferred& d,
+                           std::vector<TrackerEvent>* events) {
+  t.refreshed = d.at;
+  t.refreshed_wall = d.wall;
+  t.refreshed_to = d.fingerprint;
+  ++t.refreshes;
+  ++refreshes_;
+  if (d.new_to_app) {
+    quota_events_.push_back(d.at);
+    if (quota_events_.size() > kMaxQuotaEvents) quota_events_.pop_front();
+  }
+  events->push_back(
+      {.kind = TrackerEvent::Kind::kRefreshed,
+       .app_env = t.app_env,
+       .fingerprint = d.fingerprint,
+       .cause_env = "",
+       .level = telemetry::Level::kWarn,
+       .action = "token_refreshed",
+       .message = "cached token of app " + app_id_ + " env " + t.app_env + " changed (" +
+                  (d.previous.empty() ? std::string("none") : d.previous) + " -> " + d.fingerprint +
+                  ")",
+       .fields = telemetry::Fields{{"labels.app_id", app_id_},
+                                   {"labels.app_env", t.app_env},
+                                   {"wxcanary.token.fingerprint", d.fingerprint},
+                                   {"wxcanary.token.previous_fingerprint", d.previous},
+                                   {"wxcanary.token.ttl_seconds", d.ttl_seconds}}});
+  Supersede(t, d.fingerprint, d.at, d.wall);
+}
+
+void AppTracker::Supersede(const TargetState& refresher, const std::string& fingerprint,
+                           MonotonicTime now, SystemTime wall) {
   if (refresher.isolated) return;  // its fetches were seen not to kill other tokens
   for (auto& [env, t] : targets_) {
-    if (&t == &refresher || t.fingerprint.empty() || t.fingerprint == refresher.fingerprint)
-      continue;
+    if (&t == &refresher || t.fingerprint.empty() || t.fingerprint == fingerprint) continue;
     // Already known dead, not sharing /cgi-bin/token's valid token, or already superseded by an
     // earlier fetch (whose grace ends first; a third fetch ends it at once).
     if (t.isolated || t.kept || t.reported_fingerprint == t.fingerprint || t.superseded) continue;
-    t.superseded = TargetState::Superseded{refresher.app_env,  refresher.fingerprint, wall,
-                                           wall + kTokenGrace, now + kTokenGrace,     false};
+    t.superseded = TargetState::Superseded{refresher.app_env,  fingerprint,       wall,
+                                           wall + kTokenGrace, now + kTokenGrace, false};
   }
 }
 

@@ -47,6 +47,10 @@ struct TrackerSettings {
   /// plus the victim's probe interval.
   std::optional<std::chrono::milliseconds> window;
   int daily_quota = 0;  // 0: no quota projection (ratio 0)
+  /// keeper.interval: how long a new token in a kept environment waits for this instance's
+  /// keeper to name it (another replica's keeper may have written it) before it counts as the
+  /// environment's own refresh.
+  std::chrono::milliseconds keeper_interval{60'000};
 };
 
 /// A decision of the tracker: what it saw, with the log line it asks for. No token in it
@@ -114,6 +118,19 @@ class AppTracker {
     // The current token is one wxcanary's keeper fetched (getStableAccessToken): it came from
     // the keeper, not from this environment's app, and no /cgi-bin/token fetch can kill it.
     bool kept = false;
+    // The environment is kept (keep: stable): a token no keeper named yet may be one another
+    // replica's keeper just wrote, so its refresh waits (`deferred`) for this one's keeper.
+    bool keep = false;
+    struct Deferred {
+      std::string fingerprint;
+      std::string previous;
+      MonotonicTime at{};
+      SystemTime wall{};
+      MonotonicTime deadline{};
+      int64_t ttl_seconds = 0;
+      bool new_to_app = false;
+    };
+    std::optional<Deferred> deferred;
     // A token of this environment outlived a supersession: its tokens do not share
     // /cgi-bin/token's single valid token (getStableAccessToken is isolated from it), so other
     // environments' fetches are not predicted to kill them. Cleared by an invalidation.
@@ -161,8 +178,8 @@ class AppTracker {
   AppTracker(std::string app_id, MonotonicTime tracked_since);
 
   const std::string& app_id() const { return app_id_; }
-  /// Adds app_env, or updates its interval keeping its history.
-  void AddTarget(const std::string& app_env, std::chrono::milliseconds interval);
+  /// Adds app_env, or updates its interval and whether it is kept, keeping its history.
+  void AddTarget(const std::string& app_env, std::chrono::milliseconds interval, bool keep = false);
   void DropTarget(const std::string& app_env);
   bool HasTarget(const std::string& app_env) const { return targets_.count(app_env) != 0; }
   /// Exports every possible cause at 0 from the start, so increase() sees the first one.
@@ -205,7 +222,11 @@ class AppTracker {
                       std::vector<TrackerEvent>* events);
   // `refresher` just fetched a new token: every other environment still holding an older,
   // unfailed one (and not isolated) may lose it when the grace ends; its next probe tells.
-  void Supersede(const TargetState& refresher, MonotonicTime now, SystemTime wall);
+  void Supersede(const TargetState& refresher, const std::string& fingerprint, MonotonicTime now,
+                 SystemTime wall);
+  // t's app fetched the token `d` names: counts it, logs it, and predicts the older tokens'
+  // deaths.
+  void Refreshed(TargetState& t, const TargetState::Deferred& d, std::vector<TrackerEvent>* events);
   // t's probe after a supersession: still the older token, in a key that outlives the grace,
   // the prediction stands (kSuperseded); otherwise it is dropped.
   void ConfirmSuperseded(TargetState& t, const ProbeResult& result, MonotonicTime now,

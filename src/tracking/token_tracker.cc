@@ -26,7 +26,10 @@ TokenTracker::TokenTracker(telemetry::Exposition& exposition, telemetry::Logger&
   exposition_.Add(*this);
 }
 
-void TokenTracker::Apply(const config::Config& config) { SetConflict(config.conflict); }
+void TokenTracker::Apply(const config::Config& config) {
+  SetConflict(config.conflict);
+  keeper_interval_ms_ = config.keeper.interval.count();
+}
 
 void TokenTracker::KeeperToken(const std::string& app_id, const std::string& fingerprint) {
   std::shared_lock lock(mu_);
@@ -46,6 +49,7 @@ TrackerSettings TokenTracker::Settings() const {
   const int64_t window_ms = window_ms_.load();
   if (window_ms >= 0) s.window = std::chrono::milliseconds(window_ms);
   s.daily_quota = daily_quota_.load();
+  s.keeper_interval = std::chrono::milliseconds(keeper_interval_ms_.load());
   return s;
 }
 
@@ -85,7 +89,7 @@ void TokenTracker::SetTargets(const std::vector<Target>& targets) {
   for (const auto& t : targets) {
     AppState& app = AppFor(t.app_id);
     std::lock_guard app_lock(app.mu);
-    app.core.AddTarget(t.app_env, t.env.interval);
+    app.core.AddTarget(t.app_env, t.env.interval, t.env.keep != config::KeepMode::kOff);
   }
   const MonotonicTime now = clock_.MonotonicNow();
   const TrackerSettings settings = Settings();
@@ -121,7 +125,8 @@ void TokenTracker::RecordLocked(const Target& target, const ProbeResult& result,
       std::unique_lock write(mu_);
       AppState& app = AppFor(target.app_id);
       std::lock_guard app_lock(app.mu);
-      app.core.AddTarget(target.app_env, target.env.interval);
+      app.core.AddTarget(target.app_env, target.env.interval,
+                         target.env.keep != config::KeepMode::kOff);
       app.core.EnsureCauseSeries();
     }
     lock.lock();

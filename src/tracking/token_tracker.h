@@ -93,6 +93,7 @@ class TokenTracker final : public ResultSink, private telemetry::TextCollectable
   // conflict.window in ms (-1: unset) and conflict.daily_quota; a reload changes them.
   std::atomic<int64_t> window_ms_{-1};
   std::atomic<int> daily_quota_{0};
+  std::atomic<int64_t> keeper_interval_ms_{60'000};  // keeper.interval
 
   // mu_ guards the shape of apps_ (shared for Record, exclusive for SetTargets); each
   // AppState has its own mutex for its AppTracker, so targets of different apps never contend.

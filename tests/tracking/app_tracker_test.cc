@@ -290,5 +290,56 @@ TEST_F(AppTrackerTest, a_token_that_outlives_its_prediction_marks_its_env_isolat
   EXPECT_EQ(OfKind(Observe("prod", Ok("prod-3")), Kind::kSuperseded).size(), 1u);
 }
 
+// Keeper mode: a kept environment changing to the keeper's stable token did not refresh, and
+// holding it is safe from another environment's /cgi-bin/token fetch.
+TEST_F(AppTrackerTest, the_keepers_token_is_no_refresh_and_no_fetch_supersedes_it) {
+  app_.AddTarget("prod", std::chrono::milliseconds{30'000}, /*keep=*/true);
+  Observe("prod", Ok("prod-own"));
+  Observe("test", Ok("test-old"));
+  clock_.Advance(seconds{30});
+  app_.KeeperToken(Fingerprint("stable-1"), clock_.MonotonicNow());
+  EXPECT_TRUE(Observe("prod", Ok("stable-1")).empty());
+  EXPECT_EQ(app_.targets().at("prod").refreshes, 0u);
+  EXPECT_TRUE(app_.targets().at("prod").kept);
+  // test's app fetches: a refresh, but prod's stable token is not predicted to die.
+  const auto events = Observe("test", Ok("test-new"));
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, Kind::kRefreshed);
+  EXPECT_FALSE(app_.targets().at("prod").superseded.has_value());
+}
+
+// Another replica's keeper may write the next stable token before this one's keeper fetched
+// it: in a kept environment an unnamed token waits one keeper interval for the keeper to name
+// it, and counts as the app's refresh only if it does not.
+TEST_F(AppTrackerTest, a_new_token_in_a_kept_environment_waits_for_the_keeper_to_name_it) {
+  app_.AddTarget("prod", std::chrono::milliseconds{30'000}, /*keep=*/true);
+  Observe("prod", Ok("stable-1"));
+  Observe("test", Ok("test-own"));
+  clock_.Advance(seconds{30});
+  EXPECT_TRUE(Observe("prod", Ok("stable-2")).empty()) << "written by the other replica?";
+  clock_.Advance(seconds{30});
+  app_.KeeperToken(Fingerprint("stable-2"), clock_.MonotonicNow());  // it was
+  clock_.Advance(seconds{60});
+  EXPECT_TRUE(Observe("prod", Ok("stable-2")).empty());
+  EXPECT_EQ(app_.targets().at("prod").refreshes, 0u);
+  EXPECT_FALSE(app_.targets().at("test").superseded.has_value());
+
+  // The app's own fetch: nobody names it, so after the keeper interval (+ slack) it counts,
+  // as of when it was seen, and test's older token is predicted to die.
+  clock_.Advance(seconds{30});
+  const auto seen_at = clock_.SystemNow();
+  EXPECT_TRUE(Observe("prod", Ok("prod-own-fetch")).empty());
+  clock_.Advance(settings_.keeper_interval + kAttributionSlack);
+  const auto events = Observe("prod", Ok("prod-own-fetch"));
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, Kind::kRefreshed);
+  EXPECT_EQ(events[0].fingerprint, Fingerprint("prod-own-fetch"));
+  EXPECT_EQ(app_.targets().at("prod").refreshes, 1u);
+  EXPECT_EQ(app_.targets().at("prod").refreshed_wall, seen_at);
+  ASSERT_TRUE(app_.targets().at("test").superseded.has_value());
+  EXPECT_EQ(app_.targets().at("test").superseded->by_env, "prod");
+  EXPECT_EQ(app_.targets().at("test").superseded->refreshed_at, seen_at);
+}
+
 }  // namespace
 }  // namespace wxcanary::tracking

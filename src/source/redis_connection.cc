@@ -28,18 +28,23 @@ constexpr const char* kDelIfEqual =
 constexpr const char* kHdelIfEqual =
     "if redis.call('HGET', KEYS[1], ARGV[2]) == ARGV[1] then "
     "return redis.call('HDEL', KEYS[1], ARGV[2]) end return 0";
-// Expected "" also matches an absent key: that is how a heal writes into an evicted slot.
+// Expected "" also matches an absent key: that is how a heal writes into an evicted slot. A TTL
+// of 0 keeps the key's own (KEEPTTL: a key the app keeps without one stays without one).
 constexpr const char* kSetIfEqual =
     "local cur = redis.call('GET', KEYS[1]) "
     "if cur == ARGV[1] or (cur == false and ARGV[1] == '') then "
-    "redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end return 0";
-// A hash's TTL covers every field: set it only when the field is the hash's only one, so a hash
-// holding other apps' tokens (Senparc's layout) keeps the TTL it had.
+    "if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') "
+    "else redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end return 1 end return 0";
+// A hash's TTL covers every field, so other apps' tokens in it (Senparc's layout) too: set when
+// this write created the hash, else only ever extended, never added.
 constexpr const char* kHsetIfEqual =
     "local cur = redis.call('HGET', KEYS[1], ARGV[3]) "
     "if cur == ARGV[1] or (cur == false and ARGV[1] == '') then "
+    "local created = redis.call('EXISTS', KEYS[1]) == 0 "
     "redis.call('HSET', KEYS[1], ARGV[3], ARGV[2]) "
-    "if redis.call('HLEN', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[4]) end "
+    "local ttl = redis.call('TTL', KEYS[1]) local want = tonumber(ARGV[4]) "
+    "if want > 0 and (created or (ttl >= 0 and ttl < want)) then "
+    "redis.call('EXPIRE', KEYS[1], want) end "
     "return 1 end return 0";
 
 // A lease: renewed by its owner, taken when free; anybody else's is left alone.
@@ -706,6 +711,7 @@ TokenRead RedisConnection::Read(const config::Environment& env) {
     return out;
   }
   out.ttl_seconds = ttl->integer;
+  out.redis_ttl_seconds = ttl->integer;
   if (value->type == REDIS_REPLY_NIL) {
     out.status = TokenRead::Status::kMissing;
     out.error = hash && out.ttl_seconds != -2
@@ -791,9 +797,9 @@ std::optional<int> RedisConnection::CompareAndSet(const config::Environment& env
                                                   std::chrono::seconds ttl, std::string* error) {
   std::string scratch;
   if (error == nullptr) error = &scratch;
-  if (ttl.count() <= 0) {
-    *error = "compare-and-set on " + env.key + ": ttl " + std::to_string(ttl.count()) +
-             "s must be positive";
+  if (ttl.count() < 0) {
+    *error =
+        "compare-and-set on " + env.key + ": ttl " + std::to_string(ttl.count()) + "s is negative";
     return std::nullopt;
   }
   if (value.empty()) {

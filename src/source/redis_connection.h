@@ -30,6 +30,7 @@ struct TokenRead {
   /// past), so that TTL metrics and "Redis still holds it" see what the app sees.
   int64_t ttl_seconds = -2;
   std::optional<SystemTime> expires_at;  // from the value or the companion key, when configured
+  int64_t redis_ttl_seconds = -2;        // the key's TTL as Redis says it: -2 no key, -1 none
   std::string error;  // one line, for kUndecodable / kRedisError; never contains the value
                       // (also a short reason for kMissing: no key, no field, empty value)
 };
@@ -62,9 +63,10 @@ class RedisConnection {
                                       std::string* error);
 
   /// Atomically writes `value` with a TTL only if the key (or field) still holds `expected`
-  /// (empty expected = only if absent). A hash field gets the TTL on its hash only when it is
-  /// the hash's one field (a TTL would expire the other fields too). Returns 1 written,
-  /// 0 changed, nullopt on error.
+  /// (empty expected = only if absent). `ttl` 0 keeps the key's TTL as it is (none stays none).
+  /// A hash's TTL covers its other fields too: it is set when the write created the hash, and
+  /// otherwise only ever extended, never added. Returns 1 written, 0 changed, nullopt on
+  /// error.
   std::optional<int> CompareAndSet(const config::Environment& env, const Secret& expected,
                                    const Secret& value, std::chrono::seconds ttl,
                                    std::string* error);

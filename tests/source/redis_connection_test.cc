@@ -398,8 +398,29 @@ TEST(RedisConnectionHeal, compare_and_set_writes_only_over_the_expected_value_wi
   EXPECT_GT(hash_ttl, 290);
   EXPECT_LE(hash_ttl, 300);
 
-  EXPECT_EQ(conn.CompareAndSet(s, Secret("new2"), Secret("x"), 0s, &error), std::nullopt);
-  EXPECT_EQ(error, "compare-and-set on s: ttl 0s must be positive");
+  EXPECT_EQ(conn.CompareAndSet(s, Secret("new2"), Secret("x"), -1s, &error), std::nullopt);
+  EXPECT_EQ(error, "compare-and-set on s: ttl -1s is negative");
+
+  // ttl 0 keeps the key's TTL: a key without one (an app that keeps the expiry in the value)
+  // stays without one, and one with a TTL keeps it.
+  redis.Cli({"SET", "s", "no-ttl"});
+  EXPECT_EQ(conn.CompareAndSet(s, Secret("no-ttl"), Secret("still-no-ttl"), 0s, &error), 1);
+  EXPECT_EQ(redis.Cli({"TTL", "s"}), "-1");
+  redis.Cli({"SET", "s", "ttl", "EX", "500"});
+  EXPECT_EQ(conn.CompareAndSet(s, Secret("ttl"), Secret("kept"), 0s, &error), 1);
+  EXPECT_GT(std::stoi(redis.Cli({"TTL", "s"})), 490);
+
+  // A hash holding other fields: no TTL is added (it would expire them too); one it has is
+  // only ever extended.
+  redis.Cli({"HSET", "shared", "other-app", "theirs"});
+  const auto f = Env("shared", Storage::kHash, "", "wx1");
+  EXPECT_EQ(conn.CompareAndSet(f, Secret(""), Secret("ours"), 300s, &error), 1) << error;
+  EXPECT_EQ(redis.Cli({"TTL", "shared"}), "-1");
+  redis.Cli({"EXPIRE", "shared", "1000"});
+  EXPECT_EQ(conn.CompareAndSet(f, Secret("ours"), Secret("ours2"), 300s, &error), 1);
+  EXPECT_GT(std::stoi(redis.Cli({"TTL", "shared"})), 990) << "not shortened";
+  EXPECT_EQ(conn.CompareAndSet(f, Secret("ours2"), Secret("ours3"), 2000s, &error), 1);
+  EXPECT_GT(std::stoi(redis.Cli({"TTL", "shared"})), 1990) << "extended";
 }
 
 TEST(RedisConnectionHeal, lock_is_exclusive_and_only_its_owner_unlocks) {

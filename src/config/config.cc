@@ -548,7 +548,7 @@ void DecodeKeeper(const YAML::Node& node, Keeper* k) {
   for (const auto& [key, value] :
        CheckedMap(node, path, {"interval", "margin", "lease_ttl", "force_refresh_on_dead"})) {
     std::string p = Child(path, key);
-    if (key == "interval") k->interval = PositiveDuration(value, p);
+    if (key == "interval") k->interval = Duration(value, p);
     else if (key == "margin") k->margin = Duration(value, p);
     else if (key == "lease_ttl") k->lease_ttl = PositiveDuration(value, p);
     else if (key == "force_refresh_on_dead") k->force_refresh_on_dead = Bool(value, p);
@@ -560,6 +560,14 @@ void DecodeKeeper(const YAML::Node& node, Keeper* k) {
          Quote(FormatDuration(k->margin)) + " plus interval " + Quote(FormatDuration(k->interval)) +
              " is not shorter than the " + FormatDuration(kStableRotateWindow) +
              " in which a stable token rotates");
+  // Every replica fetches once per interval: WeChat allows 10,000 a minute per AppId.
+  if (k->interval < milliseconds{1000})
+    Fail(Child(path, "interval"),
+         Quote(FormatDuration(k->interval)) + " is shorter than the minimum \"1s\"");
+  // The key must expire before the token it holds does, clocks being what they are.
+  if (k->margin < milliseconds{10'000})
+    Fail(Child(path, "margin"),
+         Quote(FormatDuration(k->margin)) + " is shorter than the minimum \"10s\"");
   if (k->lease_ttl < milliseconds{300})
     Fail(Child(path, "lease_ttl"),
          Quote(FormatDuration(k->lease_ttl)) + " is shorter than the minimum \"300ms\"");
@@ -940,6 +948,12 @@ Environment DecodeEnvironment(const YAML::Node& node, const std::string& path,
         "true needs the app's secret (secret_file, secret_env or secret_credential on apps entry)");
   if (env.heal_refresh && env.heal == HealMode::kOff)
     Fail(Child(path, "heal_refresh"), "true needs heal: evict or dry_run (heal is \"off\")");
+  // wechatpy keeps the expiry in a companion key, which a keeper write would leave stale: the
+  // app would fetch its own token at the old time.
+  if (env.keep == KeepMode::kStable && !env.expiry_key_template.empty())
+    Fail(Child(path, "keep"), "stable cannot keep an expiry_key (" +
+                                  Quote(env.expiry_key_template) +
+                                  ") up to date: the app would refetch at the old expiry");
   if (env.keep == KeepMode::kStable && !app.secret.set())
     Fail(Child(path, "keep"),
          "stable needs the app's secret (secret_file, secret_env or secret_credential on apps "

@@ -321,10 +321,11 @@ TEST(Config, loads_the_full_documented_example) {
   EXPECT_TRUE(envs[0].owner);
   EXPECT_FALSE(envs[0].keep_dry_run);
   EXPECT_EQ(envs[1].keep, KeepMode::kOff);
-  EXPECT_EQ(c.keeper.interval, 1min);
-  EXPECT_EQ(c.keeper.margin, 1min);
-  EXPECT_EQ(c.keeper.lease_ttl, 30s);
-  EXPECT_FALSE(c.keeper.force_refresh_on_dead);
+  EXPECT_EQ(c.keeper.interval, 30s);
+  EXPECT_EQ(c.keeper.margin, 2min);
+  EXPECT_EQ(c.keeper.lease_ttl, 20s);
+  EXPECT_TRUE(c.keeper.force_refresh_on_dead);
+  EXPECT_EQ(Config{}.keeper, (Keeper{1min, 1min, 30s, false}));  // the documented defaults
 
   EXPECT_EQ(c.conflict.window, std::optional<milliseconds>(6min));
   ASSERT_EQ(c.logging.sinks.size(), 3u);

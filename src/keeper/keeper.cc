@@ -26,9 +26,14 @@ constexpr size_t kKnownTokens = 8;
 constexpr seconds kForceSpacing{30};
 constexpr int kForcesPerDay = 20;
 
+// WeChat's daily limits reset at midnight in Beijing (UTC+8).
 int64_t DayOf(SystemTime t) {
-  return duration_cast<std::chrono::hours>(t.time_since_epoch()).count() / 24;
+  return (duration_cast<std::chrono::hours>(t.time_since_epoch()).count() + 8) / 24;
 }
+// Bounds of what a long run may remember; past them the oldest knowledge goes (at worst a
+// decision is logged once more).
+constexpr size_t kMaxOnce = 4096;
+constexpr size_t kMaxDead = 256;
 
 }  // namespace
 
@@ -90,6 +95,7 @@ struct Keeper::Work {
   std::set<std::string> dead;             // Shared::dead, as of this pass
   std::set<std::string> once;             // decisions already logged (and counted)
   std::string failing;                    // the reason fetches fail for, "" while they work
+  bool refetched = false;                 // this pass asked WeChat again about a token nobody named
 
   std::optional<MonotonicTime> last_force;
   int64_t force_day = -1;
@@ -176,6 +182,7 @@ void Keeper::Record(const Target& target, const ProbeResult& result) {
   }
   if (streak.fingerprint != result.fingerprint) streak = {result.fingerprint, 0};
   ++streak.count;
+  if (sh.dead.size() >= kMaxDead) sh.dead.clear();
   if (streak.count >= confirmations_ && sh.dead.insert(result.fingerprint).second) {
     sh.wake = true;
     wake_ = true;
@@ -250,7 +257,6 @@ MonotonicTime Keeper::RunOnce() {
     if (k == kept.end()) it = work_.erase(it);
     else ++it;
   }
-  MonotonicTime next = now + settings.interval;
   for (auto& [app_id, envs] : kept) {
     auto& slot = work_[app_id];
     if (!slot) {
@@ -259,16 +265,35 @@ MonotonicTime Keeper::RunOnce() {
       slot->next_lease = now;
       slot->next_fetch = now;
     }
-    Work& w = *slot;
-    w.envs = envs;
-    w.lease_redis = envs.front().redis;
-    RunApp(w, settings, now);
-    next = std::min({next, w.next_lease, w.next_fetch});
+    slot->envs = envs;
+    slot->lease_redis = envs.front().redis;
   }
+  // The leases first, and again after each AppId's work: a slow fetch or Redis (up to its
+  // timeout) for one AppId must not let the others' leases lapse.
+  RenewDueLeases(settings);
+  for (auto& [app_id, w] : work_) {
+    RunApp(*w, settings);
+    RenewDueLeases(settings);
+  }
+  MonotonicTime next = clock_.MonotonicNow() + settings.interval;
+  for (auto& [app_id, w] : work_) next = std::min({next, w->next_lease, w->next_fetch});
   return next;
 }
 
-void Keeper::RunApp(Work& w, const config::Keeper& settings, MonotonicTime now) {
+void Keeper::RenewDueLeases(const config::Keeper& settings) {
+  for (auto& [app_id, w] : work_) {
+    const MonotonicTime now = clock_.MonotonicNow();
+    if (now < w->next_lease) continue;
+    // The writer renews every third of the lease; the others look twice as often, so they take
+    // over at most lease_ttl / 6 after a dead writer's lease ran out.
+    const bool held = RenewLease(*w, settings, /*fencing=*/false);  // a new writer acts at once
+    w->next_lease = now + settings.lease_ttl / (held ? 3 : 6);
+  }
+}
+
+void Keeper::RunApp(Work& w, const config::Keeper& settings) {
+  const MonotonicTime now = clock_.MonotonicNow();
+  if (w.once.size() > kMaxOnce) w.once.clear();
   bool wake = false;
   {
     std::lock_guard lock(mu_);
@@ -278,13 +303,8 @@ void Keeper::RunApp(Work& w, const config::Keeper& settings, MonotonicTime now) 
     it->second->wake = false;
     w.dead = it->second->dead;
   }
-  if (now >= w.next_lease) {
-    // The writer renews every third of the lease; the others look twice as often, so they take
-    // over at most lease_ttl / 6 after a dead writer's lease ran out.
-    const bool held = RenewLease(w, settings, /*fencing=*/false);  // a new writer acts at once
-    w.next_lease = now + settings.lease_ttl / (held ? 3 : 6);
-  }
   if (now < w.next_fetch && !wake) return;
+  w.refetched = false;
   w.next_fetch = now + settings.interval;
   if (!FetchInto(w, /*force_refresh=*/false)) return;  // keys are left alone
   MaybeForceRefresh(w, settings, now);
@@ -423,11 +443,13 @@ void Keeper::MaybeForceRefresh(Work& w, const config::Keeper& settings, Monotoni
 
 void Keeper::Keep(Work& w, const config::Environment& env, const config::Keeper& settings) {
   const SystemTime wall = clock_.SystemNow();
-  const seconds remaining = duration_cast<seconds>(w.expires_at - wall);
-  const seconds ttl = remaining - duration_cast<seconds>(settings.margin);
+  seconds remaining = duration_cast<seconds>(w.expires_at - wall);
+  seconds ttl = remaining - duration_cast<seconds>(settings.margin);
   // So close to its end that WeChat rotates it at the next fetch: write that one instead.
   if (ttl <= seconds{0}) return;
-  const std::string where = "app " + w.app_id + " env " + env.name + " key " + env.key;
+  const std::string where =
+      "app " + w.app_id + " env " + env.name + " key " + env.key +
+      (env.storage == config::Storage::kHash ? " field " + env.hash_field : std::string());
   Fields f{{"labels.app_id", w.app_id},
            {"labels.app_env", env.name},
            {"wxcanary.redis.name", env.redis},
@@ -454,13 +476,33 @@ void Keeper::Keep(Work& w, const config::Environment& env, const config::Keeper&
          read.error);
     return;
   }
+  // A document (JSON, a PHP array, Senparc's bag) holds more than the token: the app writes it
+  // first, the keeper then keeps the token in it; it never invents one.
+  const bool document = env.storage == config::Storage::kJson || !env.json_path.empty();
+  if (read.status == Status::kMissing && document) {
+    if (w.once.insert("empty/" + env.name).second)
+      logger_.Log(Level::kInfo, "keeper_skipped_empty",
+                  "keeper left " + where +
+                      " alone: it is empty and its value is a document the app writes with more "
+                      "than the token; the keeper keeps the token in it once the app has",
+                  f);
+    return;
+  }
   if (read.status == Status::kOk) {
     previous_fp = read.token.Fingerprint();
     if (previous_fp == w.fingerprint) return;  // already kept
-    const bool ours = (w.written.count(env.name) && w.written[env.name] == read.raw_value) ||
-                      std::find(w.known.begin(), w.known.end(), previous_fp) != w.known.end();
+    auto ours = [&] {
+      return (w.written.count(env.name) && w.written[env.name] == read.raw_value) ||
+             std::find(w.known.begin(), w.known.end(), previous_fp) != w.known.end();
+    };
+    // An unknown token may be a stable token another replica fetched after this one (it wrote
+    // the rotation first): ask WeChat once more before calling it the app's.
+    if (!ours() && !w.refetched) {
+      w.refetched = true;
+      if (FetchInto(w, /*force_refresh=*/false) && previous_fp == w.fingerprint) return;
+    }
     const bool dead = w.dead.count(previous_fp) != 0;
-    if (!ours && !dead) {
+    if (!ours() && !dead) {
       if (!env.owner) {
         // Counted and logged once per token the app holds, not at every pass.
         if (w.once.insert("owner/" + env.name + "/" + previous_fp).second) {
@@ -477,12 +519,18 @@ void Keeper::Keep(Work& w, const config::Environment& env, const config::Keeper&
       takeover = true;
     }
   }
+  // Again: a fetch above may have brought the next token.
+  remaining = duration_cast<seconds>(w.expires_at - clock_.SystemNow());
+  ttl = remaining - duration_cast<seconds>(settings.margin);
+  if (ttl <= seconds{0}) return;
+  f["wxcanary.token.fingerprint"] = w.fingerprint;
   f["wxcanary.keeper.previous_fingerprint"] = previous_fp;
   f["wxcanary.keeper.ttl_seconds"] = ttl.count();
 
   std::string error;
+  // An expiry kept in the value says what the TTL says: the token's end minus the margin.
   const source::TokenToWrite in{
-      .token = w.token.Reveal(), .expires_at = w.expires_at, .expires_in = remaining};
+      .token = w.token.Reveal(), .expires_at = w.expires_at - settings.margin, .expires_in = ttl};
   auto bytes = source::EncodeValue(env, in, read.raw_value.Reveal(), &error);
   if (!bytes.has_value()) {
     fail("keeper cannot write " + where + ": " + error, error);
@@ -503,7 +551,9 @@ void Keeper::Keep(Work& w, const config::Environment& env, const config::Keeper&
   }
   // Fencing: a replica that lost the lease since the pass began writes nothing.
   if (!RenewLease(w, settings, /*fencing=*/true)) return;
-  auto written = store_.CompareAndSet(env, read.raw_value, Secret(*bytes), ttl, &error);
+  // A key the app keeps without a TTL (its expiry is in the value) stays without one.
+  const seconds write_ttl = read.redis_ttl_seconds == -1 ? seconds{0} : ttl;
+  auto written = store_.CompareAndSet(env, read.raw_value, Secret(*bytes), write_ttl, &error);
   if (!written.has_value()) {
     fail("keeper failed writing " + where + ": " + error, error);
     return;

@@ -105,7 +105,8 @@ class Keeper final : public ResultSink, private telemetry::TextCollectable {
   struct Work;    // one AppId's state, owned by RunOnce
   struct Shared;  // one AppId's state that Record, scrapes and RunOnce share (under mu_)
 
-  void RunApp(Work& w, const config::Keeper& settings, MonotonicTime now);
+  void RunApp(Work& w, const config::Keeper& settings);
+  void RenewDueLeases(const config::Keeper& settings);
   bool RenewLease(Work& w, const config::Keeper& settings, bool fencing);
   bool FetchInto(Work& w, bool force_refresh);
   void MaybeForceRefresh(Work& w, const config::Keeper& settings, MonotonicTime now);

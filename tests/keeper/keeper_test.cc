@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <fstream>
 
 #include "common/fingerprint.h"
@@ -48,12 +49,21 @@ class ScriptedFetcher final : public heal::TokenFetcher {
       return std::nullopt;
     }
     if (force_refresh && !after_force_.empty()) token_ = after_force_;
+    if (!queue_.empty()) {
+      token_ = queue_.front();
+      queue_.pop_front();
+    }
     return heal::FetchedToken{Secret(token_), expires_in_};
   }
   void Set(std::string token, std::chrono::seconds expires_in = 7200s) {
     std::lock_guard lock(mu_);
     token_ = std::move(token);
     expires_in_ = expires_in;
+  }
+  // The tokens the next calls return, in order (then the last one stays).
+  void Queue(std::vector<std::string> tokens) {
+    std::lock_guard lock(mu_);
+    queue_.assign(tokens.begin(), tokens.end());
   }
   void Fail(int errcode) {
     std::lock_guard lock(mu_);
@@ -72,6 +82,7 @@ class ScriptedFetcher final : public heal::TokenFetcher {
   std::mutex mu_;
   std::string token_ = kStable1;
   std::string after_force_;
+  std::deque<std::string> queue_;
   std::chrono::seconds expires_in_{7200};
   int errcode_ = 0;
   std::vector<bool> calls_;
@@ -250,26 +261,35 @@ TEST_F(KeeperTest, writes_each_environment_in_its_own_encoding) {
   c.Env("power", "r0",
         {{"sdk", "powerwechat"},
          {"key", "powerwechat.access_token.{md5(app_id+secret)}"},
-         {"keep", "stable"}});
+         {"keep", "stable"},
+         {"owner", "true"}});
   c.Env("senparc", "r1",
         {{"sdk", "senparc"},
          {"key", senparc_key},
          {"storage", "hash"},
          {"hash_field", kApp},
-         {"keep", "stable"}});
+         {"keep", "stable"},
+         {"owner", "true"}});
   c.Env("spring", "r0", {{"sdk", "spring-jdk"}, {"key", "wx:token:{app_id}"}, {"keep", "stable"}});
   c.Env("easy", "r0",
         {{"sdk", "easywechat6"},
          {"key", "official_account.access_token.{app_id}.{secret}.0"},
          {"keep", "stable"}});
   auto cfg = config::LoadString(c.str());
+  // The documents exist (the apps wrote them, with more than the token): the keeper keeps the
+  // token in them.
+  const auto& envs = cfg.apps[0].environments;
+  redis_.Cli({"SET", config::RedisKey(envs[0]), PowerWeChatValue(kAppOwn)}, 0);
+  redis_.Cli({"HSET", senparc_key, kApp, SenparcBag(kAppOwn, kApp, "s3cr3t", 1700007000)}, 1);
   Make(cfg).RunOnce();
   for (size_t i = 0; i < cfg.apps[0].environments.size(); ++i)
     EXPECT_EQ(Held(cfg, i), kStable1) << cfg.apps[0].environments[i].name << "\n" << Events();
   EXPECT_EQ(redis_.Cli({"HGET", senparc_key, "other-app"}, 1), "keep-me");
   EXPECT_EQ(redis_.Cli({"TTL", senparc_key}, 1), "-1") << "other apps' fields get no TTL";
   const std::string power = redis_.Cli({"GET", config::RedisKey(cfg.apps[0].environments[0])});
-  EXPECT_NE(power.find("\"access_token\""), std::string::npos) << "a JSON document, as the app";
+  EXPECT_NE(power.find("\"expires_in\""), std::string::npos) << "the app's document, kept";
+  const std::string bag = redis_.Cli({"HGET", senparc_key, kApp}, 1);
+  EXPECT_NE(bag.find("\"AppId\""), std::string::npos) << "Senparc's bag keeps its members";
   ExpectNoTokenLogged();
 }
 
@@ -387,6 +407,50 @@ TEST_F(KeeperTest, an_environment_no_longer_kept_is_left_as_it_is) {
   EXPECT_EQ(redis_.Cli({"GET", kKey}), kStable1) << "the app takes over at the next expiry";
   EXPECT_EQ(redis_.Cli({"EXISTS", LeaseKey(kApp)}), "0") << "the lease is given up";
   EXPECT_EQ(Scrape(exposition_.Serialize()).Count("wxcanary_keeper_lease_held"), 0u);
+}
+
+TEST_F(KeeperTest, an_empty_document_key_is_left_for_the_app_to_create) {
+  auto cfg = Load({{"keep", "stable"}, {"storage", "json"}, {"json_path", "access_token"}});
+  Make(cfg).RunOnce();
+  EXPECT_EQ(redis_.Cli({"EXISTS", kKey}), "0");
+  EXPECT_EQ(log_.WithAction("keeper_skipped_empty").size(), 1u);
+  clock_.Advance(61s);
+  keeper_->RunOnce();
+  EXPECT_EQ(log_.WithAction("keeper_skipped_empty").size(), 1u) << "logged once";
+}
+
+// Senparc's string layout: no TTL, the expiry inside the bag. The keeper keeps it that way (a TTL
+// would drop the bag, AppSecret included, when the keeper stops) and writes the expiry the TTL
+// would have: the token's end minus the margin.
+TEST_F(KeeperTest,
+       a_key_without_ttl_stays_without_one_and_its_stored_expiry_is_the_end_less_margin) {
+  const std::string key =
+      "Senparc:DefaultCache:Container:Senparc.Weixin.MP.Containers.AccessTokenBag:" + kApp;
+  redis_.Cli({"SET", key, wxcanary::testing::SenparcBag(kAppOwn, kApp, "s3cr3t", 1700007000)});
+  auto cfg = Load({{"sdk", "senparc"}, {"key", key}, {"keep", "stable"}, {"owner", "true"}});
+  Make(cfg).RunOnce();
+  EXPECT_EQ(Held(cfg, 0), kStable1) << Events();
+  EXPECT_EQ(redis_.Cli({"TTL", key}), "-1");
+  const auto& env = cfg.apps[0].environments[0];
+  source::RedisConnection conn(cfg.redis.at(env.redis), clock_);
+  const auto read = conn.Read(env);
+  ASSERT_TRUE(read.expires_at.has_value());
+  EXPECT_EQ(*read.expires_at, clock_.SystemNow() + 7200s - 60s);
+}
+
+// Another replica wrote the next stable token between this one's fetch and its read of the key:
+// the keeper asks WeChat again before calling it the app's token, and writes nothing back.
+TEST_F(KeeperTest, a_token_nobody_named_is_checked_with_wechat_before_an_owner_takeover) {
+  auto cfg = Load({{"keep", "stable"}, {"owner", "true"}});
+  Make(cfg).RunOnce();
+  ASSERT_EQ(redis_.Cli({"GET", kKey}), kStable1);
+  clock_.Advance(7200s - 250s);
+  redis_.Cli({"SET", kKey, kStable2, "EX", "7000"});  // the other replica's write
+  fetcher_.Queue({kStable1, kStable2});  // this pass's fetch came just before the rotation
+  keeper_->RunOnce();
+  EXPECT_EQ(redis_.Cli({"GET", kKey}), kStable2);
+  EXPECT_TRUE(log_.WithAction("keeper_overwrote_app_token").empty()) << Events();
+  EXPECT_EQ(fetcher_.calls().size(), 3u);
 }
 
 }  // namespace

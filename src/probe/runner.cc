@@ -70,6 +70,12 @@ size_t Runner::worker_count() const {
   return workers_threads_.size();
 }
 
+size_t Runner::in_flight_count() const {
+  std::lock_guard lock(mu_);
+  return static_cast<size_t>(std::count_if(
+      slots_.begin(), slots_.end(), [](const auto& slot) { return slot->in_flight.load(); }));
+}
+
 std::chrono::milliseconds Runner::LongestProbe(const config::Config& config) {
   std::chrono::milliseconds longest{0};
   for (const auto& app : config.apps) {

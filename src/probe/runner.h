@@ -78,6 +78,10 @@ class Runner {
   [[nodiscard]] size_t target_count() const;
   /// Worker threads running now.
   [[nodiscard]] size_t worker_count() const;
+  /// Current targets with a run in flight: from when the scheduler queues the run until its
+  /// worker has recorded (or dropped) it. A target's next run is skipped while it is in flight,
+  /// so a test on a FakeClock waits for 0 before moving the clock to that run.
+  [[nodiscard]] size_t in_flight_count() const;
 
   /// The longest one probe of `config` may legitimately take: its timeout plus its Redis'
   /// connect and read timeouts, plus a second of slack. Pure.

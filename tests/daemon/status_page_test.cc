@@ -202,18 +202,23 @@ TEST(StatusPage, ten_thousand_targets_are_paginated_and_the_json_has_every_one) 
   EXPECT_EQ(j["targets"][0]["errcode"], 40001);
 }
 
-// From real sinks: a probe whose errmsg and error detail carry the token (an echoing API, a
-// curl error with the URL) shows up masked, and the token shows only by fingerprint.
-TEST(StatusPage, collects_from_the_sinks_and_never_shows_the_token) {
-  using wxcanary::testing::MakeResult;
-  using wxcanary::testing::MakeTarget;
+// The parts CollectStatus joins, fed by real sinks on a fake clock.
+class StatusPageFromSinks : public ::testing::Test {
+ protected:
   FakeClock clock;
   telemetry::Exposition exposition;
   wxcanary::testing::CapturingLogger log;
-  telemetry::ProbeMetrics metrics(exposition, clock);
-  tracking::TokenTracker tracker(exposition, log, clock, config::Conflict{});
-  heal::testing::FakeHealStore store(clock);
-  heal::Healer healer(config::Heal{}, store, nullptr, exposition, log, clock, "me");
+  telemetry::ProbeMetrics metrics{exposition, clock};
+  tracking::TokenTracker tracker{exposition, log, clock, config::Conflict{}};
+  heal::testing::FakeHealStore store{clock};
+  heal::Healer healer{config::Heal{}, store, nullptr, exposition, log, clock, "me"};
+};
+
+// From real sinks: a probe whose errmsg and error detail carry the token (an echoing API, a
+// curl error with the URL) shows up masked, and the token shows only by fingerprint.
+TEST_F(StatusPageFromSinks, collects_from_the_sinks_and_never_shows_the_token) {
+  using wxcanary::testing::MakeResult;
+  using wxcanary::testing::MakeTarget;
   std::vector<Target> targets = {MakeTarget("wx1", "prod", 0), MakeTarget("wx1", "dev", 1)};
   targets[0].env.heal = config::HealMode::kDryRun;
   for (ResultSink* s : std::initializer_list<ResultSink*>{&metrics, &tracker, &healer})
@@ -283,17 +288,10 @@ TEST(StatusPage, collects_from_the_sinks_and_never_shows_the_token) {
 
 // A kept environment shows what the keeper does for it: writer or standby, the last write
 // decision on its key, and the stable token it keeps by fingerprint with the time it has left.
-TEST(StatusPage, a_kept_environment_shows_the_keeper_role_last_write_and_stable_token) {
+TEST_F(StatusPageFromSinks, a_kept_environment_shows_the_keeper_role_last_write_and_stable_token) {
   using namespace std::chrono_literals;
   using wxcanary::testing::MakeResult;
   using wxcanary::testing::MakeTarget;
-  FakeClock clock;
-  telemetry::Exposition exposition;
-  wxcanary::testing::CapturingLogger log;
-  telemetry::ProbeMetrics metrics(exposition, clock);
-  tracking::TokenTracker tracker(exposition, log, clock, config::Conflict{});
-  heal::testing::FakeHealStore heal_store(clock);
-  heal::Healer healer(config::Heal{}, heal_store, nullptr, exposition, log, clock, "me");
   // An empty key that takes every write, and a lease nobody else holds.
   struct EmptyStore final : keeper::KeeperStore {
     source::TokenRead Read(const config::Environment&) override {
@@ -310,10 +308,10 @@ TEST(StatusPage, a_kept_environment_shows_the_keeper_role_last_write_and_stable_
       return true;
     }
     void ReleaseLease(const std::string&, const std::string&, const std::string&) override {}
-  } store;
+  } keeper_store;
   const std::string stable = "STABLE-0123456789abcdefghijklmnop";
   heal::testing::FakeFetcher fetcher(stable, 7200s);
-  keeper::Keeper keeper(store, fetcher, exposition, log, clock, "me", nullptr);
+  keeper::Keeper keeper(keeper_store, fetcher, exposition, log, clock, "me", nullptr);
 
   const std::vector<Target> targets = {MakeTarget("wx1", "prod", 0), MakeTarget("wx1", "dev", 1)};
   config::Config cfg;
@@ -350,16 +348,9 @@ TEST(StatusPage, a_kept_environment_shows_the_keeper_role_last_write_and_stable_
 }
 
 // A token that expired in the cache shows as that, not as a conflict with another environment.
-TEST(StatusPage, an_expired_token_shows_as_the_cache_outliving_it_not_as_a_conflict) {
+TEST_F(StatusPageFromSinks, an_expired_token_shows_as_the_cache_outliving_it_not_as_a_conflict) {
   using wxcanary::testing::MakeResult;
   using wxcanary::testing::MakeTarget;
-  FakeClock clock;
-  telemetry::Exposition exposition;
-  wxcanary::testing::CapturingLogger log;
-  telemetry::ProbeMetrics metrics(exposition, clock);
-  tracking::TokenTracker tracker(exposition, log, clock, config::Conflict{});
-  heal::testing::FakeHealStore store(clock);
-  heal::Healer healer(config::Heal{}, store, nullptr, exposition, log, clock, "me");
   const std::vector<Target> targets = {MakeTarget("wx1", "prod", 0)};
   for (ResultSink* s : std::initializer_list<ResultSink*>{&metrics, &tracker, &healer})
     s->SetTargets(targets);
@@ -384,16 +375,9 @@ TEST(StatusPage, an_expired_token_shows_as_the_cache_outliving_it_not_as_a_confl
   EXPECT_EQ(j["counts"]["in_conflict"], 0);
 }
 
-TEST(StatusPage, a_superseded_token_shows_who_superseded_it_and_when_it_stops_working) {
+TEST_F(StatusPageFromSinks, a_superseded_token_shows_who_superseded_it_and_when_it_stops_working) {
   using wxcanary::testing::MakeResult;
   using wxcanary::testing::MakeTarget;
-  FakeClock clock;
-  telemetry::Exposition exposition;
-  wxcanary::testing::CapturingLogger log;
-  telemetry::ProbeMetrics metrics(exposition, clock);
-  tracking::TokenTracker tracker(exposition, log, clock, config::Conflict{});
-  heal::testing::FakeHealStore store(clock);
-  heal::Healer healer(config::Heal{}, store, nullptr, exposition, log, clock, "me");
   const std::vector<Target> targets = {MakeTarget("wx1", "prod", 0), MakeTarget("wx1", "test", 1)};
   for (ResultSink* s : std::initializer_list<ResultSink*>{&metrics, &tracker, &healer})
     s->SetTargets(targets);

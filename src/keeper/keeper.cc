@@ -419,6 +419,13 @@ void Keeper::MaybeForceRefresh(Work& w, const config::Keeper& settings, Monotoni
     return;
   }
   if (!w.lease_held) return;  // only the writer forces
+  // A dry run changes nothing, at WeChat neither: a forced refresh kills the current token.
+  if (std::all_of(w.envs.begin(), w.envs.end(),
+                  [](const config::Environment& e) { return e.keep_dry_run; })) {
+    once("dry", "the stable token " + w.fingerprint + " of app " + w.app_id +
+                    " is confirmed dead; keep_dry_run: no force_refresh");
+    return;
+  }
   const int64_t day = DayOf(clock_.SystemNow());
   if (day != w.force_day) {
     w.force_day = day;

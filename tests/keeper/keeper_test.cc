@@ -453,5 +453,18 @@ TEST_F(KeeperTest, a_token_nobody_named_is_checked_with_wechat_before_an_owner_t
   EXPECT_EQ(fetcher_.calls().size(), 3u);
 }
 
+TEST_F(KeeperTest, a_dry_run_never_force_refreshes) {
+  auto cfg =
+      Load({{"keep", "stable"}, {"keep_dry_run", "true"}}, {}, "  force_refresh_on_dead: true\n");
+  redis_.Cli({"SET", kKey, kStable1, "EX", "7000"});  // as if kept before the dry run
+  Make(cfg).RunOnce();
+  Probe(cfg, 0, Outcome::kTokenInvalid);
+  Probe(cfg, 0, Outcome::kTokenInvalid);
+  clock_.Advance(61s);
+  keeper_->RunOnce();
+  for (bool forced : fetcher_.calls()) EXPECT_FALSE(forced);
+  EXPECT_EQ(log_.WithAction("keeper_token_dead").size(), 1u) << Events();
+}
+
 }  // namespace
 }  // namespace wxcanary::keeper

@@ -158,11 +158,13 @@ class KeeperTest : public ::testing::Test {
     return out;
   }
 
-  // No event carries a token: only fingerprints.
-  void ExpectNoTokenLogged() {
+  // No event carries a token, the app secret or a key made from it: only fingerprints.
+  void ExpectNoTokenLogged(const std::vector<std::string>& secret_keys = {}) {
+    std::vector<std::string> secrets = {kStable1, kStable2, kAppOwn, "s3cr3t"};
+    secrets.insert(secrets.end(), secret_keys.begin(), secret_keys.end());
     for (const auto& e : log_.events()) {
       const std::string text = e.message + e.fields.dump();
-      for (const auto& t : {kStable1, kStable2, kAppOwn})
+      for (const auto& t : secrets)
         EXPECT_EQ(text.find(t), std::string::npos) << e.action << ": " << text;
     }
   }
@@ -290,7 +292,10 @@ TEST_F(KeeperTest, writes_each_environment_in_its_own_encoding) {
   EXPECT_NE(power.find("\"expires_in\""), std::string::npos) << "the app's document, kept";
   const std::string bag = redis_.Cli({"HGET", senparc_key, kApp}, 1);
   EXPECT_NE(bag.find("\"AppId\""), std::string::npos) << "Senparc's bag keeps its members";
-  ExpectNoTokenLogged();
+  // EasyWeChat 6's key is made from the secret: logged only as its fingerprint.
+  ASSERT_TRUE(envs[3].key_from_secret);
+  ExpectNoTokenLogged({config::RedisKey(envs[3])});
+  EXPECT_FALSE(log_.WithAction("keeper_wrote").empty());
 }
 
 TEST_F(KeeperTest, dry_run_logs_what_it_would_write_and_writes_nothing) {
@@ -464,6 +469,28 @@ TEST_F(KeeperTest, a_dry_run_never_force_refreshes) {
   keeper_->RunOnce();
   for (bool forced : fetcher_.calls()) EXPECT_FALSE(forced);
   EXPECT_EQ(log_.WithAction("keeper_token_dead").size(), 1u) << Events();
+}
+
+TEST_F(KeeperTest, force_refresh_stops_at_twenty_a_beijing_day) {
+  auto cfg = Load({{"keep", "stable"}}, {}, "  force_refresh_on_dead: true\n");
+  Make(cfg).RunOnce();
+  int forced = 0;
+  for (int i = 0; i < 25; ++i) {
+    // Each forced token dies too (someone else keeps forcing): the probes confirm it.
+    fetcher_.AfterForce("FORCED-TOKEN-" + std::to_string(i) + "-0123456789");
+    Probe(cfg, 0, Outcome::kTokenInvalid);
+    Probe(cfg, 0, Outcome::kTokenInvalid);
+    clock_.Advance(61s);
+    keeper_->RunOnce();
+    auto calls = fetcher_.calls();
+    forced = static_cast<int>(std::count(calls.begin(), calls.end(), true));
+  }
+  EXPECT_EQ(forced, 20);
+  EXPECT_EQ(log_.WithAction("keeper_force_refresh").size(), 20u);
+  bool limit_logged = false;
+  for (const auto& e : log_.WithAction("keeper_token_dead"))
+    limit_logged |= e.message.find("force refreshes are spent") != std::string::npos;
+  EXPECT_TRUE(limit_logged) << Events();
 }
 
 }  // namespace

@@ -44,6 +44,13 @@ void TokenTracker::SetConflict(const config::Conflict& conflict) {
   daily_quota_ = conflict.daily_quota;
 }
 
+namespace {
+// A keeper (of this replica or another) writes env's key: its new tokens may be the keeper's.
+bool KeeperWrites(const config::Environment& env) {
+  return env.keep != config::KeepMode::kOff && !env.keep_dry_run;
+}
+}  // namespace
+
 TrackerSettings TokenTracker::Settings() const {
   TrackerSettings s;
   const int64_t window_ms = window_ms_.load();
@@ -89,7 +96,7 @@ void TokenTracker::SetTargets(const std::vector<Target>& targets) {
   for (const auto& t : targets) {
     AppState& app = AppFor(t.app_id);
     std::lock_guard app_lock(app.mu);
-    app.core.AddTarget(t.app_env, t.env.interval, t.env.keep != config::KeepMode::kOff);
+    app.core.AddTarget(t.app_env, t.env.interval, KeeperWrites(t.env));
   }
   const MonotonicTime now = clock_.MonotonicNow();
   const TrackerSettings settings = Settings();
@@ -125,8 +132,7 @@ void TokenTracker::RecordLocked(const Target& target, const ProbeResult& result,
       std::unique_lock write(mu_);
       AppState& app = AppFor(target.app_id);
       std::lock_guard app_lock(app.mu);
-      app.core.AddTarget(target.app_env, target.env.interval,
-                         target.env.keep != config::KeepMode::kOff);
+      app.core.AddTarget(target.app_env, target.env.interval, KeeperWrites(target.env));
       app.core.EnsureCauseSeries();
     }
     lock.lock();

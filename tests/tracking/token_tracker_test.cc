@@ -90,6 +90,27 @@ TEST_F(TokenTrackerTest, counts_a_refresh_when_fingerprint_changes) {
                 .dump());
 }
 
+// A kept environment's new token may be one another replica's keeper wrote: it waits one
+// keeper.interval for this replica's keeper to name it. In a dry run no keeper writes, so a new
+// token is the app's refresh at once.
+TEST_F(TokenTrackerTest, a_kept_environment_waits_for_the_keeper_a_dry_run_does_not) {
+  Target kept = prod_;
+  kept.env.keep = config::KeepMode::kStable;
+  Target dry = test_;
+  dry.env.keep = config::KeepMode::kStable;
+  dry.env.keep_dry_run = true;
+  tracker_.SetTargets({kept, dry});
+  for (const Target* t : {&kept, &dry}) tracker_.Record(*t, Result("old-" + t->app_env));
+  clock_.Advance(seconds{30});
+  for (const Target* t : {&kept, &dry}) tracker_.Record(*t, Result("new-" + t->app_env));
+  EXPECT_EQ(Value(exposition_, Refreshes("wxA", "prod")), 0);
+  EXPECT_EQ(Value(exposition_, Refreshes("wxA", "test")), 1);
+  // Nobody named prod's new token within keeper.interval (1m) + 5 s: the app's refresh after all.
+  clock_.Advance(seconds{66});
+  tracker_.Record(kept, Result("new-prod"));
+  EXPECT_EQ(Value(exposition_, Refreshes("wxA", "prod")), 1);
+}
+
 TEST_F(TokenTrackerTest, first_sighting_is_not_a_refresh) {
   tracker_.SetTargets({prod_});
   EXPECT_EQ(Value(exposition_, Refreshes("wxA", "prod")), 0);

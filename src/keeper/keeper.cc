@@ -34,6 +34,8 @@ int64_t DayOf(SystemTime t) {
 // decision is logged once more).
 constexpr size_t kMaxOnce = 4096;
 constexpr size_t kMaxDead = 256;
+// How long the keepers' memory of the tokens they wrote lasts: a token's life and a margin.
+constexpr seconds kRememberFor{3 * 3600};
 
 }  // namespace
 
@@ -96,6 +98,7 @@ struct Keeper::Work {
   std::set<std::string> once;             // decisions already logged (and counted)
   std::string failing;                    // the reason fetches fail for, "" while they work
   bool refetched = false;                 // this pass asked WeChat again about a token nobody named
+  std::set<std::string> remembered;       // fingerprints already added to TokensKey
 
   std::optional<MonotonicTime> last_force;
   int64_t force_day = -1;
@@ -509,7 +512,13 @@ void Keeper::Keep(Work& w, const config::Environment& env, const config::Keeper&
       if (FetchInto(w, /*force_refresh=*/false) && previous_fp == w.fingerprint) return;
     }
     const bool dead = w.dead.count(previous_fp) != 0;
-    if (!ours() && !dead) {
+    // Or one a keeper of this AppId wrote before this one started (a restart during a rotation):
+    // the keepers remember what they write in Redis, beside the lease.
+    const bool remembered =
+        !ours() && !dead &&
+        store_.RemembersToken(w.lease_redis, TokensKey(w.app_id), previous_fp, nullptr)
+            .value_or(false);
+    if (!ours() && !dead && !remembered) {
       if (!env.owner) {
         // Counted and logged once per token the app holds, not at every pass.
         if (w.once.insert("owner/" + env.name + "/" + previous_fp).second) {
@@ -558,6 +567,11 @@ void Keeper::Keep(Work& w, const config::Environment& env, const config::Keeper&
   }
   // Fencing: a replica that lost the lease since the pass began writes nothing.
   if (!RenewLease(w, settings, /*fencing=*/true)) return;
+  // Remembered before it is written anywhere; past the token's life (7200 s) and overlap.
+  if (w.remembered.size() > kKnownTokens) w.remembered.clear();
+  if (w.remembered.insert(w.fingerprint).second)
+    (void)store_.RememberToken(w.lease_redis, TokensKey(w.app_id), w.fingerprint, kRememberFor,
+                               nullptr);
   // A key the app keeps without a TTL (its expiry is in the value) stays without one.
   const seconds write_ttl = read.redis_ttl_seconds == -1 ? seconds{0} : ttl;
   auto written = store_.CompareAndSet(env, read.raw_value, Secret(*bytes), write_ttl, &error);

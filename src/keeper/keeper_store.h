@@ -15,6 +15,9 @@ namespace wxcanary::keeper {
 
 /// The Redis key of the writer lease of `app_id`: "wxcanary:keeper-lease:" + app_id. Pure.
 std::string LeaseKey(const std::string& app_id);
+/// The Redis set of the fingerprints of the stable tokens the keepers of `app_id` wrote, beside
+/// the lease: "wxcanary:keeper-tokens:" + app_id. Pure.
+std::string TokensKey(const std::string& app_id);
 
 /// The Redis operations the keeper needs. A narrow seam so the Keeper is unit-tested with a
 /// fake. Implementations are thread-safe.
@@ -36,6 +39,15 @@ class KeeperStore {
   /// Gives the lease up if `owner` still holds it. Best effort: its TTL frees it anyway.
   virtual void ReleaseLease(const std::string& redis, const std::string& key,
                             const std::string& owner) = 0;
+  /// Adds `fingerprint` to the set `key` in the Redis named `redis`, which then expires after
+  /// `ttl`. nullopt on error.
+  virtual std::optional<bool> RememberToken(const std::string& redis, const std::string& key,
+                                            const std::string& fingerprint,
+                                            std::chrono::seconds ttl, std::string* error) = 0;
+  /// True when that set holds `fingerprint`; nullopt on error.
+  virtual std::optional<bool> RemembersToken(const std::string& redis, const std::string& key,
+                                             const std::string& fingerprint,
+                                             std::string* error) = 0;
 };
 
 /// KeeperStore on the configured Redis servers (a source::RedisPool of its own). Thread-safe.
@@ -56,6 +68,11 @@ class RedisKeeperStore final : public KeeperStore {
                                 std::string* error) override;
   void ReleaseLease(const std::string& redis, const std::string& key,
                     const std::string& owner) override;
+  std::optional<bool> RememberToken(const std::string& redis, const std::string& key,
+                                    const std::string& fingerprint, std::chrono::seconds ttl,
+                                    std::string* error) override;
+  std::optional<bool> RemembersToken(const std::string& redis, const std::string& key,
+                                     const std::string& fingerprint, std::string* error) override;
 
  private:
   source::RedisPool pool_;

@@ -6,6 +6,7 @@ using source::RedisConnection;
 using source::TokenRead;
 
 std::string LeaseKey(const std::string& app_id) { return "wxcanary:keeper-lease:" + app_id; }
+std::string TokensKey(const std::string& app_id) { return "wxcanary:keeper-tokens:" + app_id; }
 
 RedisKeeperStore::RedisKeeperStore(const std::map<std::string, config::Redis>& redis, Clock& clock)
     : pool_(redis, clock) {}
@@ -30,6 +31,23 @@ std::optional<bool> RedisKeeperStore::HoldLease(const std::string& redis, const 
                                                 std::chrono::milliseconds ttl, std::string* error) {
   return pool_.With(redis, error, std::optional<bool>(),
                     [&](RedisConnection& conn) { return conn.HoldLease(key, owner, ttl, error); });
+}
+
+std::optional<bool> RedisKeeperStore::RememberToken(const std::string& redis,
+                                                    const std::string& key,
+                                                    const std::string& fingerprint,
+                                                    std::chrono::seconds ttl, std::string* error) {
+  return pool_.With(redis, error, std::optional<bool>(), [&](RedisConnection& conn) {
+    return conn.Remember(key, fingerprint, ttl, error);
+  });
+}
+
+std::optional<bool> RedisKeeperStore::RemembersToken(const std::string& redis,
+                                                     const std::string& key,
+                                                     const std::string& fingerprint,
+                                                     std::string* error) {
+  return pool_.With(redis, error, std::optional<bool>(),
+                    [&](RedisConnection& conn) { return conn.Remembers(key, fingerprint, error); });
 }
 
 void RedisKeeperStore::ReleaseLease(const std::string& redis, const std::string& key,

@@ -54,6 +54,9 @@ constexpr const char* kHoldLease =
     "if cur == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end "
     "return 0";
 
+constexpr const char* kRemember =
+    "redis.call('SADD', KEYS[1], ARGV[1]) redis.call('EXPIRE', KEYS[1], ARGV[2]) return 1";
+
 std::string Sha1Hex(std::string_view data) {
   std::array<unsigned char, SHA_DIGEST_LENGTH> digest{};
   SHA1(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest.data());
@@ -87,6 +90,10 @@ const LuaScript& SetIfEqual() {
 }
 const LuaScript& HsetIfEqual() {
   static const LuaScript s(kHsetIfEqual);
+  return s;
+}
+const LuaScript& RememberScript() {
+  static const LuaScript s(kRemember);
   return s;
 }
 const LuaScript& HoldLeaseScript() {
@@ -855,6 +862,31 @@ std::optional<bool> RedisConnection::HoldLease(const std::string& key, const std
     return std::nullopt;
   }
   return r->integer > 0;
+}
+
+std::optional<bool> RedisConnection::Remember(const std::string& key, const std::string& member,
+                                              std::chrono::seconds ttl, std::string* error) {
+  std::string scratch;
+  if (error == nullptr) error = &scratch;
+  Reply r = Eval(RememberScript().text, RememberScript().sha1, {key},
+                 {member, std::to_string(std::max<int64_t>(1, ttl.count()))}, key, error);
+  if (!r) return std::nullopt;
+  return true;
+}
+
+std::optional<bool> RedisConnection::Remembers(const std::string& key, const std::string& member,
+                                               std::string* error) {
+  std::string scratch;
+  if (error == nullptr) error = &scratch;
+  Reply r = Command(key, {"SISMEMBER", key, member}, error);
+  if (!r) return std::nullopt;
+  if (r->type != REDIS_REPLY_INTEGER) {
+    *error = Scrub("SISMEMBER " + key + ": " +
+                   (r->type == REDIS_REPLY_ERROR ? ReplyText(r.get()) : "unexpected reply type"));
+    return std::nullopt;
+  }
+  healthy_ = true;
+  return r->integer == 1;
 }
 
 std::optional<bool> RedisConnection::Unlock(const std::string& key, const std::string& owner,

@@ -80,6 +80,14 @@ class RedisConnection {
   std::optional<bool> HoldLease(const std::string& key, const std::string& owner,
                                 std::chrono::milliseconds ttl, std::string* error);
 
+  /// Adds `member` to the set `key` and sets the set's TTL, atomically (the keeper's memory of
+  /// the tokens it wrote: fingerprints, never tokens).
+  std::optional<bool> Remember(const std::string& key, const std::string& member,
+                               std::chrono::seconds ttl, std::string* error);
+  /// True when the set `key` holds `member`.
+  std::optional<bool> Remembers(const std::string& key, const std::string& member,
+                                std::string* error);
+
   /// Releases a lock (or a lease) only if `owner` still holds it (compare-and-delete on the lock
   /// key). True when released, false when it expired or another owner holds it.
   std::optional<bool> Unlock(const std::string& key, const std::string& owner, std::string* error);

@@ -308,6 +308,14 @@ TEST_F(StatusPageFromSinks, a_kept_environment_shows_the_keeper_role_last_write_
       return true;
     }
     void ReleaseLease(const std::string&, const std::string&, const std::string&) override {}
+    std::optional<bool> RememberToken(const std::string&, const std::string&, const std::string&,
+                                      std::chrono::seconds, std::string*) override {
+      return true;
+    }
+    std::optional<bool> RemembersToken(const std::string&, const std::string&, const std::string&,
+                                       std::string*) override {
+      return false;
+    }
   } keeper_store;
   const std::string stable = "STABLE-0123456789abcdefghijklmnop";
   heal::testing::FakeFetcher fetcher(stable, 7200s);

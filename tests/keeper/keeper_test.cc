@@ -493,5 +493,22 @@ TEST_F(KeeperTest, force_refresh_stops_at_twenty_a_beijing_day) {
   EXPECT_TRUE(limit_logged) << Events();
 }
 
+// A keeper restarted during a rotation (its memory gone) finds the previous stable token in the
+// key: the keepers remember what they wrote in Redis, so it is the keeper's, not the app's.
+TEST_F(KeeperTest, a_restarted_keeper_knows_the_stable_token_a_keeper_wrote_before) {
+  auto cfg = Load({{"keep", "stable"}}, {{"keep", "stable"}, {"owner", "true"}});
+  Make(cfg).RunOnce();
+  ASSERT_EQ(redis_.Cli({"GET", kKey}, 0), kStable1);
+  EXPECT_EQ(redis_.Cli({"SISMEMBER", TokensKey(kApp), Fingerprint(kStable1)}), "1");
+  keeper_.reset();         // stops, gives the lease up
+  fetcher_.Set(kStable2);  // the rotation happened meanwhile
+  Make(cfg, "host-a:2").RunOnce();
+  EXPECT_EQ(redis_.Cli({"GET", kKey}, 0), kStable2) << Events();  // not skipped as the app's
+  EXPECT_EQ(redis_.Cli({"GET", kKey}, 1), kStable2);
+  EXPECT_TRUE(log_.WithAction("keeper_skipped_owner").empty()) << Events();
+  EXPECT_TRUE(log_.WithAction("keeper_overwrote_app_token").empty()) << Events();
+  EXPECT_EQ(redis_.Cli({"SISMEMBER", TokensKey(kApp), kStable1}), "0") << "fingerprints only";
+}
+
 }  // namespace
 }  // namespace wxcanary::keeper

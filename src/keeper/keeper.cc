@@ -486,10 +486,12 @@ void Keeper::Keep(Work& w, const config::Environment& env, const config::Keeper&
          read.error);
     return;
   }
-  // A document (JSON, a PHP array, Senparc's bag) holds more than the token: the app writes it
-  // first, the keeper then keeps the token in it; it never invents one.
+  // A document that keeps its own expiry (Senparc's bag) holds the app's state besides the
+  // token (AppId, AppSecret): the app writes it first, the keeper then keeps the token in it;
+  // it never invents one. A bare {access_token, expires_in} (PowerWeChat, EasyWeChat 4) it
+  // writes whole.
   const bool document = env.storage == config::Storage::kJson || !env.json_path.empty();
-  if (read.status == Status::kMissing && document) {
+  if (read.status == Status::kMissing && document && !env.expiry_path.empty()) {
     if (w.once.insert("empty/" + env.name).second)
       logger_.Log(Level::kInfo, "keeper_skipped_empty",
                   "keeper left " + where +
@@ -507,9 +509,11 @@ void Keeper::Keep(Work& w, const config::Environment& env, const config::Keeper&
     };
     // An unknown token may be a stable token another replica fetched after this one (it wrote
     // the rotation first): ask WeChat once more before calling it the app's.
-    if (!ours() && !w.refetched) {
+    // Only where it would replace the key (owner); once per pass.
+    if (!ours() && env.owner && !env.keep_dry_run && !w.refetched) {
       w.refetched = true;
-      if (FetchInto(w, /*force_refresh=*/false) && previous_fp == w.fingerprint) return;
+      if (!FetchInto(w, /*force_refresh=*/false)) return;  // unsure: leave the key alone
+      if (previous_fp == w.fingerprint || w.dead.count(w.fingerprint) != 0) return;
     }
     const bool dead = w.dead.count(previous_fp) != 0;
     // Or one a keeper of this AppId wrote before this one started (a restart during a rotation):
@@ -572,8 +576,10 @@ void Keeper::Keep(Work& w, const config::Environment& env, const config::Keeper&
   if (w.remembered.insert(w.fingerprint).second)
     (void)store_.RememberToken(w.lease_redis, TokensKey(w.app_id), w.fingerprint, kRememberFor,
                                nullptr);
-  // A key the app keeps without a TTL (its expiry is in the value) stays without one.
-  const seconds write_ttl = read.redis_ttl_seconds == -1 ? seconds{0} : ttl;
+  // A key the app keeps without a TTL because its expiry is in the value (Senparc) stays
+  // without one; any other gets the TTL (a hash: see CompareAndSet).
+  const bool expiry_in_value = !env.expiry_path.empty() && env.storage != config::Storage::kHash;
+  const seconds write_ttl = read.redis_ttl_seconds == -1 && expiry_in_value ? seconds{0} : ttl;
   auto written = store_.CompareAndSet(env, read.raw_value, Secret(*bytes), write_ttl, &error);
   if (!written.has_value()) {
     fail("keeper failed writing " + where + ": " + error, error);

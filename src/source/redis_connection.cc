@@ -29,21 +29,25 @@ constexpr const char* kHdelIfEqual =
     "if redis.call('HGET', KEYS[1], ARGV[2]) == ARGV[1] then "
     "return redis.call('HDEL', KEYS[1], ARGV[2]) end return 0";
 // Expected "" also matches an absent key: that is how a heal writes into an evicted slot. A TTL
-// of 0 keeps the key's own (KEEPTTL: a key the app keeps without one stays without one).
+// of 0 keeps the key's own (a key the app keeps without one stays without one); PTTL and
+// PEXPIRE rather than SET's KEEPTTL, which Redis before 6.0 refuses.
 constexpr const char* kSetIfEqual =
     "local cur = redis.call('GET', KEYS[1]) "
     "if cur == ARGV[1] or (cur == false and ARGV[1] == '') then "
-    "if ARGV[3] == '0' then redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') "
+    "if ARGV[3] == '0' then local p = redis.call('PTTL', KEYS[1]) "
+    "redis.call('SET', KEYS[1], ARGV[2]) if p > 0 then redis.call('PEXPIRE', KEYS[1], p) end "
     "else redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end return 1 end return 0";
 // A hash's TTL covers every field, so other apps' tokens in it (Senparc's layout) too: set when
-// this write created the hash, else only ever extended, never added.
+// the field is the hash's only one (this write created it, or nothing else is in it), else only
+// ever extended, never added.
 constexpr const char* kHsetIfEqual =
     "local cur = redis.call('HGET', KEYS[1], ARGV[3]) "
     "if cur == ARGV[1] or (cur == false and ARGV[1] == '') then "
     "local created = redis.call('EXISTS', KEYS[1]) == 0 "
     "redis.call('HSET', KEYS[1], ARGV[3], ARGV[2]) "
     "local ttl = redis.call('TTL', KEYS[1]) local want = tonumber(ARGV[4]) "
-    "if want > 0 and (created or (ttl >= 0 and ttl < want)) then "
+    "if want > 0 and (created or redis.call('HLEN', KEYS[1]) == 1 or (ttl >= 0 and ttl < want)) "
+    "then "
     "redis.call('EXPIRE', KEYS[1], want) end "
     "return 1 end return 0";
 

@@ -64,8 +64,8 @@ class RedisConnection {
 
   /// Atomically writes `value` with a TTL only if the key (or field) still holds `expected`
   /// (empty expected = only if absent). `ttl` 0 keeps the key's TTL as it is (none stays none).
-  /// A hash's TTL covers its other fields too: it is set when the write created the hash, and
-  /// otherwise only ever extended, never added. Returns 1 written, 0 changed, nullopt on
+  /// A hash's TTL covers its other fields too: it is set when the field is the hash's only one,
+  /// and otherwise only ever extended, never added. Returns 1 written, 0 changed, nullopt on
   /// error.
   std::optional<int> CompareAndSet(const config::Environment& env, const Secret& expected,
                                    const Secret& value, std::chrono::seconds ttl,

@@ -21,6 +21,8 @@ using std::chrono::seconds;
 constexpr seconds kSeenMemory{3 * 3600};
 // Bounds memory during a pathological storm; the projection is far past 1 long before this.
 constexpr size_t kMaxQuotaEvents = 20'000;
+// Refreshes of one kept environment waiting for the keeper to name them, at most.
+constexpr size_t kMaxDeferred = 8;
 
 constexpr std::string_view kUnknownCause = "unknown";
 constexpr std::string_view kFix =
@@ -145,17 +147,26 @@ void AppTracker::Observe(const std::string& app_env, const ProbeResult& result, 
       // name it (it fetches every keeper.interval) before calling it the app's refresh.
       if (t.keep) {
         d.deadline = now + settings.keeper_interval + kAttributionSlack;
-        t.deferred = d;
+        // Each waits on its own (an app's fetch may be overwritten by the keeper's write within
+        // the wait); a bounded few, the oldest counted early past that.
+        if (t.deferred.size() >= kMaxDeferred) {
+          const TargetState::Deferred oldest = t.deferred.front();
+          t.deferred.erase(t.deferred.begin());
+          Refreshed(t, oldest, events);
+        }
+        t.deferred.push_back(d);
       } else {
         Refreshed(t, d, events);
       }
     }
     t.last_fingerprint = fp;
   }
-  if (t.deferred && kept_.count(t.deferred->fingerprint) != 0) t.deferred.reset();
-  if (t.deferred && now >= t.deferred->deadline) {
-    const TargetState::Deferred d = *t.deferred;
-    t.deferred.reset();
+  // Named by the keeper: not the app's; past the wait: the app's, oldest first.
+  std::erase_if(t.deferred,
+                [&](const TargetState::Deferred& d) { return kept_.count(d.fingerprint) != 0; });
+  while (!t.deferred.empty() && now >= t.deferred.front().deadline) {
+    const TargetState::Deferred d = t.deferred.front();
+    t.deferred.erase(t.deferred.begin());
     Refreshed(t, d, events);
   }
   if (fp.empty()) t.superseded.reset();  // no cached token left to die
@@ -273,7 +284,8 @@ void AppTracker::KeeperToken(const std::string& fingerprint, MonotonicTime now) 
   kept_[fingerprint] = now;
   for (auto& [env, t] : targets_) {
     if (t.fingerprint == fingerprint) t.kept = true;
-    if (t.deferred && t.deferred->fingerprint == fingerprint) t.deferred.reset();
+    std::erase_if(t.deferred,
+                  [&](const TargetState::Deferred& d) { return d.fingerprint == fingerprint; });
   }
 }
 
@@ -314,6 +326,8 @@ void AppTracker::Supersede(const TargetState& refresher, const std::string& fing
     // Already known dead, not sharing /cgi-bin/token's valid token, or already superseded by an
     // earlier fetch (whose grace ends first; a third fetch ends it at once).
     if (t.isolated || t.kept || t.reported_fingerprint == t.fingerprint || t.superseded) continue;
+    // A token first seen after this fetch (a deferred refresh counted late) is newer than it.
+    if (t.first_seen > now) continue;
     t.superseded = TargetState::Superseded{refresher.app_env,  fingerprint,       wall,
                                            wall + kTokenGrace, now + kTokenGrace, false};
   }

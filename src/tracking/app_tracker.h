@@ -130,7 +130,7 @@ class AppTracker {
       int64_t ttl_seconds = 0;
       bool new_to_app = false;
     };
-    std::optional<Deferred> deferred;
+    std::vector<Deferred> deferred;  // oldest first
     // A token of this environment outlived a supersession: its tokens do not share
     // /cgi-bin/token's single valid token (getStableAccessToken is isolated from it), so other
     // environments' fetches are not predicted to kill them. Cleared by an invalidation.

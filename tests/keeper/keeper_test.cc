@@ -414,11 +414,17 @@ TEST_F(KeeperTest, an_environment_no_longer_kept_is_left_as_it_is) {
   EXPECT_EQ(Scrape(exposition_.Serialize()).Count("wxcanary_keeper_lease_held"), 0u);
 }
 
-TEST_F(KeeperTest, an_empty_document_key_is_left_for_the_app_to_create) {
-  auto cfg = Load({{"keep", "stable"}, {"storage", "json"}, {"json_path", "access_token"}});
+TEST_F(KeeperTest, an_empty_document_key_is_left_for_the_app_only_when_it_keeps_app_state) {
+  // Senparc's bag (its expiry inside, and the AppId and AppSecret): the app creates it.
+  const std::string bag_key =
+      "Senparc:DefaultCache:Container:Senparc.Weixin.MP.Containers.AccessTokenBag:" + kApp;
+  // A bare {"access_token", "expires_in"} (PowerWeChat): the keeper writes it whole.
+  auto cfg = Load({{"sdk", "senparc"}, {"key", bag_key}, {"keep", "stable"}},
+                  {{"storage", "json"}, {"json_path", "access_token"}, {"keep", "stable"}});
   Make(cfg).RunOnce();
-  EXPECT_EQ(redis_.Cli({"EXISTS", kKey}), "0");
+  EXPECT_EQ(redis_.Cli({"EXISTS", bag_key}, 0), "0");
   EXPECT_EQ(log_.WithAction("keeper_skipped_empty").size(), 1u);
+  EXPECT_EQ(Held(cfg, 1), kStable1) << Events();
   clock_.Advance(61s);
   keeper_->RunOnce();
   EXPECT_EQ(log_.WithAction("keeper_skipped_empty").size(), 1u) << "logged once";

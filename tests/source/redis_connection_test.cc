@@ -421,6 +421,12 @@ TEST(RedisConnectionHeal, compare_and_set_writes_only_over_the_expected_value_wi
   EXPECT_GT(std::stoi(redis.Cli({"TTL", "shared"})), 990) << "not shortened";
   EXPECT_EQ(conn.CompareAndSet(f, Secret("ours2"), Secret("ours3"), 2000s, &error), 1);
   EXPECT_GT(std::stoi(redis.Cli({"TTL", "shared"})), 1990) << "extended";
+  // A hash whose one field this is: its TTL is the field's, shortened too.
+  redis.Cli({"HSET", "solo", "wx1", "app-own"});
+  redis.Cli({"EXPIRE", "solo", "7200"});
+  const auto solo = Env("solo", Storage::kHash, "", "wx1");
+  EXPECT_EQ(conn.CompareAndSet(solo, Secret("app-own"), Secret("kept"), 300s, &error), 1);
+  EXPECT_LE(std::stoi(redis.Cli({"TTL", "solo"})), 300);
 }
 
 TEST(RedisConnectionHeal, lock_is_exclusive_and_only_its_owner_unlocks) {

@@ -341,5 +341,46 @@ TEST_F(AppTrackerTest, a_new_token_in_a_kept_environment_waits_for_the_keeper_to
   EXPECT_EQ(app_.targets().at("test").superseded->refreshed_at, seen_at);
 }
 
+// On a standby: the app's own fetch A (waiting), then within the wait the writer's keeper puts
+// the next stable token B over it, which this replica's keeper names a little later. A was a
+// real /cgi-bin/token fetch and still counts; B does not.
+TEST_F(AppTrackerTest, an_app_fetch_overwritten_by_the_keeper_within_the_wait_still_counts) {
+  app_.AddTarget("prod", std::chrono::milliseconds{30'000}, /*keep=*/true);
+  Observe("prod", Ok("stable-1"));
+  Observe("test", Ok("test-own"));
+  app_.KeeperToken(Fingerprint("stable-1"), clock_.MonotonicNow());
+  clock_.Advance(seconds{30});
+  EXPECT_TRUE(Observe("prod", Ok("app-fetch-A")).empty());
+  clock_.Advance(seconds{30});
+  EXPECT_TRUE(Observe("prod", Ok("stable-2")).empty());
+  app_.KeeperToken(Fingerprint("stable-2"), clock_.MonotonicNow());
+  clock_.Advance(settings_.keeper_interval);
+  const auto events = Observe("prod", Ok("stable-2"));
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].fingerprint, Fingerprint("app-fetch-A"));
+  EXPECT_EQ(app_.targets().at("prod").refreshes, 1u);
+  // test's token is older than A: its death is predicted; a token first seen after A is not.
+  EXPECT_TRUE(app_.targets().at("test").superseded.has_value());
+}
+
+// A refresh counted late does not predict the death of a token first seen after it.
+TEST_F(AppTrackerTest, a_late_counted_refresh_does_not_supersede_a_newer_token) {
+  app_.AddTarget("prod", std::chrono::milliseconds{30'000}, /*keep=*/true);
+  Observe("prod", Ok("prod-1"));
+  Observe("test", Ok("test-1"));
+  clock_.Advance(seconds{30});
+  EXPECT_TRUE(Observe("prod", Ok("prod-2")).empty());  // waits for the keeper
+  clock_.Advance(seconds{30});
+  const auto test_events = Observe("test", Ok("test-2"));  // test fetches after prod did
+  ASSERT_EQ(test_events.size(), 1u);
+  clock_.Advance(settings_.keeper_interval);
+  const auto events = Observe("prod", Ok("prod-2"));
+  EXPECT_EQ(std::count_if(events.begin(), events.end(),
+                          [](const TrackerEvent& e) { return e.kind == Kind::kRefreshed; }),
+            1);
+  EXPECT_EQ(app_.targets().at("prod").refreshes, 1u);
+  EXPECT_FALSE(app_.targets().at("test").superseded.has_value()) << "test-2 is newer than prod-2";
+}
+
 }  // namespace
 }  // namespace wxcanary::tracking

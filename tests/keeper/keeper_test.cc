@@ -478,25 +478,33 @@ TEST_F(KeeperTest, a_dry_run_never_force_refreshes) {
 }
 
 TEST_F(KeeperTest, force_refresh_stops_at_twenty_a_beijing_day) {
+  // The clock starts at 2023-11-14 22:13:20 UTC, 06:13 in Beijing.
   auto cfg = Load({{"keep", "stable"}}, {}, "  force_refresh_on_dead: true\n");
   Make(cfg).RunOnce();
-  int forced = 0;
-  for (int i = 0; i < 25; ++i) {
-    // Each forced token dies too (someone else keeps forcing): the probes confirm it.
-    fetcher_.AfterForce("FORCED-TOKEN-" + std::to_string(i) + "-0123456789");
+  int n = 0;
+  auto forced_after_a_death = [&] {
+    fetcher_.AfterForce("FORCED-TOKEN-" + std::to_string(n++) + "-0123456789");
     Probe(cfg, 0, Outcome::kTokenInvalid);
     Probe(cfg, 0, Outcome::kTokenInvalid);
     clock_.Advance(61s);
     keeper_->RunOnce();
     auto calls = fetcher_.calls();
-    forced = static_cast<int>(std::count(calls.begin(), calls.end(), true));
-  }
+    return static_cast<int>(std::count(calls.begin(), calls.end(), true));
+  };
+  int forced = 0;
+  for (int i = 0; i < 25; ++i) forced = forced_after_a_death();
   EXPECT_EQ(forced, 20);
   EXPECT_EQ(log_.WithAction("keeper_force_refresh").size(), 20u);
   bool limit_logged = false;
   for (const auto& e : log_.WithAction("keeper_token_dead"))
     limit_logged |= e.message.find("force refreshes are spent") != std::string::npos;
   EXPECT_TRUE(limit_logged) << Events();
+  // Past midnight UTC (08:00 in Beijing): still the same day for WeChat.
+  clock_.Advance(2h);
+  EXPECT_EQ(forced_after_a_death(), 20);
+  // Past 16:00 UTC, midnight in Beijing: a new day.
+  clock_.Advance(16h);
+  EXPECT_EQ(forced_after_a_death(), 21);
 }
 
 // A keeper restarted during a rotation (its memory gone) finds the previous stable token in the

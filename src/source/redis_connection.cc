@@ -80,30 +80,13 @@ struct LuaScript {
   std::string text;
   std::string sha1;
 };
-const LuaScript& DelIfEqual() {
-  static const LuaScript s(kDelIfEqual);
-  return s;
-}
-const LuaScript& HdelIfEqual() {
-  static const LuaScript s(kHdelIfEqual);
-  return s;
-}
-const LuaScript& SetIfEqual() {
-  static const LuaScript s(kSetIfEqual);
-  return s;
-}
-const LuaScript& HsetIfEqual() {
-  static const LuaScript s(kHsetIfEqual);
-  return s;
-}
-const LuaScript& RememberScript() {
-  static const LuaScript s(kRemember);
-  return s;
-}
-const LuaScript& HoldLeaseScript() {
-  static const LuaScript s(kHoldLease);
-  return s;
-}
+// Hashed once, at load.
+const LuaScript kDelIfEqualLua(kDelIfEqual);
+const LuaScript kHdelIfEqualLua(kHdelIfEqual);
+const LuaScript kSetIfEqualLua(kSetIfEqual);
+const LuaScript kHsetIfEqualLua(kHsetIfEqual);
+const LuaScript kRememberLua(kRemember);
+const LuaScript kHoldLeaseLua(kHoldLease);
 
 timeval ToTimeval(std::chrono::milliseconds ms) {
   timeval tv{};
@@ -791,10 +774,10 @@ std::optional<int> RedisConnection::CompareAndDelete(const config::Environment& 
   }
   const bool hash = env.storage == config::Storage::kHash;
   const std::string& key = config::RedisKey(env);
-  Reply r =
-      hash ? Eval(HdelIfEqual().text, HdelIfEqual().sha1, {key},
-                  {expected.Reveal(), env.hash_field}, env.key, error)
-           : Eval(DelIfEqual().text, DelIfEqual().sha1, {key}, {expected.Reveal()}, env.key, error);
+  Reply r = hash ? Eval(kHdelIfEqualLua.text, kHdelIfEqualLua.sha1, {key},
+                        {expected.Reveal(), env.hash_field}, env.key, error)
+                 : Eval(kDelIfEqualLua.text, kDelIfEqualLua.sha1, {key}, {expected.Reveal()},
+                        env.key, error);
   if (!r) return std::nullopt;
   if (r->type != REDIS_REPLY_INTEGER) {
     *error = "compare-and-delete on " + env.key + ": unexpected reply type";
@@ -820,9 +803,9 @@ std::optional<int> RedisConnection::CompareAndSet(const config::Environment& env
   const bool hash = env.storage == config::Storage::kHash;
   const std::string secs = std::to_string(ttl.count());
   const std::string& key = config::RedisKey(env);
-  Reply r = hash ? Eval(HsetIfEqual().text, HsetIfEqual().sha1, {key},
+  Reply r = hash ? Eval(kHsetIfEqualLua.text, kHsetIfEqualLua.sha1, {key},
                         {expected.Reveal(), value.Reveal(), env.hash_field, secs}, env.key, error)
-                 : Eval(SetIfEqual().text, SetIfEqual().sha1, {key},
+                 : Eval(kSetIfEqualLua.text, kSetIfEqualLua.sha1, {key},
                         {expected.Reveal(), value.Reveal(), secs}, env.key, error);
   if (!r) return std::nullopt;
   if (r->type != REDIS_REPLY_INTEGER) {
@@ -858,7 +841,7 @@ std::optional<bool> RedisConnection::HoldLease(const std::string& key, const std
     *error = "lease " + key + ": needs a positive ttl and an owner";
     return std::nullopt;
   }
-  Reply r = Eval(HoldLeaseScript().text, HoldLeaseScript().sha1, {key},
+  Reply r = Eval(kHoldLeaseLua.text, kHoldLeaseLua.sha1, {key},
                  {owner, std::to_string(ttl.count())}, key, error);
   if (!r) return std::nullopt;
   if (r->type != REDIS_REPLY_INTEGER) {
@@ -872,7 +855,7 @@ std::optional<bool> RedisConnection::Remember(const std::string& key, const std:
                                               std::chrono::seconds ttl, std::string* error) {
   std::string scratch;
   if (error == nullptr) error = &scratch;
-  Reply r = Eval(RememberScript().text, RememberScript().sha1, {key},
+  Reply r = Eval(kRememberLua.text, kRememberLua.sha1, {key},
                  {member, std::to_string(std::max<int64_t>(1, ttl.count()))}, key, error);
   if (!r) return std::nullopt;
   return true;
@@ -901,7 +884,7 @@ std::optional<bool> RedisConnection::Unlock(const std::string& key, const std::s
     *error = "unlock " + key + ": owner is empty";
     return std::nullopt;
   }
-  Reply r = Eval(DelIfEqual().text, DelIfEqual().sha1, {key}, {owner}, key, error);
+  Reply r = Eval(kDelIfEqualLua.text, kDelIfEqualLua.sha1, {key}, {owner}, key, error);
   if (!r) return std::nullopt;
   if (r->type != REDIS_REPLY_INTEGER) {
     *error = "unlock " + key + ": unexpected reply type";

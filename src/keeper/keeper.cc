@@ -642,14 +642,6 @@ std::vector<Keeper::TargetSnapshot> Keeper::Targets() const {
   return out;
 }
 
-std::vector<Keeper::AppSnapshot> Keeper::Snapshot() const {
-  std::lock_guard lock(mu_);
-  std::vector<AppSnapshot> out;
-  for (const auto& [app_id, sh] : shared_)
-    out.push_back({app_id, sh->lease_held, sh->fingerprint, sh->expires_at});
-  return out;
-}
-
 void Keeper::AppendText(telemetry::TextWriter& out) const {
   std::lock_guard lock(mu_);
   if (shared_.empty()) return;

@@ -76,15 +76,6 @@ class Keeper final : public ResultSink, private telemetry::TextCollectable {
   /// fetch and the writes. Returns when the next pass is due. Not concurrent with itself.
   MonotonicTime RunOnce();
 
-  /// What one AppId's keeper state is, for tests and the status page.
-  struct AppSnapshot {
-    std::string app_id;
-    bool lease_held = false;
-    std::string fingerprint;  // of the newest stable token, "" when none
-    std::optional<SystemTime> expires_at;
-  };
-  std::vector<AppSnapshot> Snapshot() const;
-
   /// One kept environment, for the status page: its settings, the AppId's keeper state and
   /// the last write decision about its key.
   struct TargetSnapshot {

@@ -763,6 +763,21 @@ bool RedisConnection::CompanionExpiry(const config::Environment& env, const redi
   return true;
 }
 
+std::optional<long long> RedisConnection::EvalInteger(const std::string& script,
+                                                      const std::string& sha1,
+                                                      const std::vector<std::string>& keys,
+                                                      const std::vector<std::string>& args,
+                                                      const std::string& shown_key,
+                                                      const std::string& what, std::string* error) {
+  Reply r = Eval(script, sha1, keys, args, shown_key, error);
+  if (!r) return std::nullopt;
+  if (r->type != REDIS_REPLY_INTEGER) {
+    *error = what + ": unexpected reply type";
+    return std::nullopt;
+  }
+  return r->integer;
+}
+
 std::optional<int> RedisConnection::CompareAndDelete(const config::Environment& env,
                                                      const Secret& expected, std::string* error) {
   std::string scratch;
@@ -774,16 +789,13 @@ std::optional<int> RedisConnection::CompareAndDelete(const config::Environment& 
   }
   const bool hash = env.storage == config::Storage::kHash;
   const std::string& key = config::RedisKey(env);
-  Reply r = hash ? Eval(kHdelIfEqualLua.text, kHdelIfEqualLua.sha1, {key},
-                        {expected.Reveal(), env.hash_field}, env.key, error)
-                 : Eval(kDelIfEqualLua.text, kDelIfEqualLua.sha1, {key}, {expected.Reveal()},
-                        env.key, error);
-  if (!r) return std::nullopt;
-  if (r->type != REDIS_REPLY_INTEGER) {
-    *error = "compare-and-delete on " + env.key + ": unexpected reply type";
-    return std::nullopt;
-  }
-  return r->integer > 0 ? 1 : 0;
+  const std::string what = "compare-and-delete on " + env.key;
+  auto n = hash ? EvalInteger(kHdelIfEqualLua.text, kHdelIfEqualLua.sha1, {key},
+                              {expected.Reveal(), env.hash_field}, env.key, what, error)
+                : EvalInteger(kDelIfEqualLua.text, kDelIfEqualLua.sha1, {key}, {expected.Reveal()},
+                              env.key, what, error);
+  if (!n) return std::nullopt;
+  return *n > 0 ? 1 : 0;
 }
 
 std::optional<int> RedisConnection::CompareAndSet(const config::Environment& env,
@@ -803,16 +815,14 @@ std::optional<int> RedisConnection::CompareAndSet(const config::Environment& env
   const bool hash = env.storage == config::Storage::kHash;
   const std::string secs = std::to_string(ttl.count());
   const std::string& key = config::RedisKey(env);
-  Reply r = hash ? Eval(kHsetIfEqualLua.text, kHsetIfEqualLua.sha1, {key},
-                        {expected.Reveal(), value.Reveal(), env.hash_field, secs}, env.key, error)
-                 : Eval(kSetIfEqualLua.text, kSetIfEqualLua.sha1, {key},
-                        {expected.Reveal(), value.Reveal(), secs}, env.key, error);
-  if (!r) return std::nullopt;
-  if (r->type != REDIS_REPLY_INTEGER) {
-    *error = "compare-and-set on " + env.key + ": unexpected reply type";
-    return std::nullopt;
-  }
-  return r->integer > 0 ? 1 : 0;
+  const std::string what = "compare-and-set on " + env.key;
+  auto n = hash ? EvalInteger(kHsetIfEqualLua.text, kHsetIfEqualLua.sha1, {key},
+                              {expected.Reveal(), value.Reveal(), env.hash_field, secs}, env.key,
+                              what, error)
+                : EvalInteger(kSetIfEqualLua.text, kSetIfEqualLua.sha1, {key},
+                              {expected.Reveal(), value.Reveal(), secs}, env.key, what, error);
+  if (!n) return std::nullopt;
+  return *n > 0 ? 1 : 0;
 }
 
 std::optional<bool> RedisConnection::TryLock(const std::string& key, const std::string& owner,
@@ -841,23 +851,20 @@ std::optional<bool> RedisConnection::HoldLease(const std::string& key, const std
     *error = "lease " + key + ": needs a positive ttl and an owner";
     return std::nullopt;
   }
-  Reply r = Eval(kHoldLeaseLua.text, kHoldLeaseLua.sha1, {key},
-                 {owner, std::to_string(ttl.count())}, key, error);
-  if (!r) return std::nullopt;
-  if (r->type != REDIS_REPLY_INTEGER) {
-    *error = "lease " + key + ": unexpected reply type";
-    return std::nullopt;
-  }
-  return r->integer > 0;
+  auto n = EvalInteger(kHoldLeaseLua.text, kHoldLeaseLua.sha1, {key},
+                       {owner, std::to_string(ttl.count())}, key, "lease " + key, error);
+  if (!n) return std::nullopt;
+  return *n > 0;
 }
 
 std::optional<bool> RedisConnection::Remember(const std::string& key, const std::string& member,
                                               std::chrono::seconds ttl, std::string* error) {
   std::string scratch;
   if (error == nullptr) error = &scratch;
-  Reply r = Eval(kRememberLua.text, kRememberLua.sha1, {key},
-                 {member, std::to_string(std::max<int64_t>(1, ttl.count()))}, key, error);
-  if (!r) return std::nullopt;
+  if (!EvalInteger(kRememberLua.text, kRememberLua.sha1, {key},
+                   {member, std::to_string(std::max<int64_t>(1, ttl.count()))}, key,
+                   "remember in " + key, error))
+    return std::nullopt;
   return true;
 }
 
@@ -884,13 +891,10 @@ std::optional<bool> RedisConnection::Unlock(const std::string& key, const std::s
     *error = "unlock " + key + ": owner is empty";
     return std::nullopt;
   }
-  Reply r = Eval(kDelIfEqualLua.text, kDelIfEqualLua.sha1, {key}, {owner}, key, error);
-  if (!r) return std::nullopt;
-  if (r->type != REDIS_REPLY_INTEGER) {
-    *error = "unlock " + key + ": unexpected reply type";
-    return std::nullopt;
-  }
-  return r->integer > 0;
+  auto n = EvalInteger(kDelIfEqualLua.text, kDelIfEqualLua.sha1, {key}, {owner}, key,
+                       "unlock " + key, error);
+  if (!n) return std::nullopt;
+  return *n > 0;
 }
 
 }  // namespace wxcanary::source

@@ -184,6 +184,13 @@ class RedisConnection {
   Reply Eval(const std::string& script, const std::string& sha1,
              const std::vector<std::string>& keys, const std::vector<std::string>& args,
              const std::string& shown_key, std::string* error);
+  /// Eval of a script answering an integer; anything else is an error "<what>: unexpected
+  /// reply type".
+  std::optional<long long> EvalInteger(const std::string& script, const std::string& sha1,
+                                       const std::vector<std::string>& keys,
+                                       const std::vector<std::string>& args,
+                                       const std::string& shown_key, const std::string& what,
+                                       std::string* error);
   /// Reads env.expiry_key's reply into out->expires_at. False with out's status and error set
   /// when it holds something that is not a time.
   bool CompanionExpiry(const config::Environment& env, const redisReply* reply,

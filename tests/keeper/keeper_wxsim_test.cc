@@ -259,7 +259,7 @@ TEST_F(KeeperWxSimTest, two_replicas_one_writer_takeover_and_no_dead_token_acros
     int writers = 0;
     for (auto& r : replicas) {
       r->keeper().RunOnce();
-      for (const auto& s : r->keeper().Snapshot()) writers += s.lease_held ? 1 : 0;
+      writers += r->keeper().Targets().at(0).lease_held ? 1 : 0;  // one AppId
     }
     return writers;
   };
@@ -274,12 +274,12 @@ TEST_F(KeeperWxSimTest, two_replicas_one_writer_takeover_and_no_dead_token_acros
     }
     if (rotation % 250 == 0) {
       // Kill the writer: its lease is not released; the other must take over once it lapses.
-      size_t writer = replicas[0]->keeper().Snapshot().at(0).lease_held ? 0 : 1;
+      size_t writer = replicas[0]->keeper().Targets().at(0).lease_held ? 0 : 1;
       replicas[writer]->keeper().Abandon();
       replicas[writer].reset();
       const auto killed = std::chrono::steady_clock::now();
       Instance& survivor = *replicas[1 - writer];
-      while (!survivor.keeper().Snapshot().at(0).lease_held) {
+      while (!survivor.keeper().Targets().at(0).lease_held) {
         ASSERT_LT(std::chrono::steady_clock::now() - killed, 5s) << "no takeover";
         std::this_thread::sleep_for(50ms);
         clock_.Advance(50ms);
@@ -316,7 +316,7 @@ TEST_F(KeeperWxSimTest, two_writers_at_once_never_leave_a_dead_token_nor_fight) 
     Advance(30s);
     b.keeper().RunOnce();
     ++passes;
-    if (a.keeper().Snapshot().at(0).lease_held && b.keeper().Snapshot().at(0).lease_held)
+    if (a.keeper().Targets().at(0).lease_held && b.keeper().Targets().at(0).lease_held)
       ++both_writers;
     if (!Live(prod_redis_) || !Live(test_redis_)) ++dead_seen;
   }

@@ -14,12 +14,10 @@
 
 #include "common/quote.h"
 #include "common/redact.h"
+#include "source/redis_read.h"
 
 namespace wxcanary::source {
 namespace {
-
-constexpr std::chrono::milliseconds kFirstBackoff{100};
-constexpr std::chrono::milliseconds kMaxBackoff{5000};
 
 // string: compare-and-delete; also releases locks (the owner id is the value).
 constexpr const char* kDelIfEqual =
@@ -93,12 +91,6 @@ timeval ToTimeval(std::chrono::milliseconds ms) {
   tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
   tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
   return tv;
-}
-
-std::string OneLine(std::string s) {
-  std::replace_if(
-      s.begin(), s.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
-  return s;
 }
 
 std::string ReplyText(const redisReply* r) { return std::string(r->str, r->len); }
@@ -176,12 +168,7 @@ RedisConnection::RedisConnection(config::Redis cfg, Clock& clock)
 RedisConnection::~RedisConnection() = default;
 
 std::string RedisConnection::Scrub(std::string message) const {
-  message = OneLine(std::move(message));
-  // Belt and braces: servers don't echo passwords, but a proxy in between might. A password
-  // shows as a fixed mark: its fingerprint would help a dictionary attack.
-  message = Redact(std::move(message), cfg_.password_value, "<redacted>");
-  message = Redact(std::move(message), cfg_.sentinel_password_value, "<redacted>");
-  return message;
+  return ScrubRedisMessage(cfg_, std::move(message));
 }
 
 void RedisConnection::Drop() {
@@ -635,25 +622,18 @@ std::optional<RedisConnection::KeyDump> RedisConnection::Dump(const std::string&
 
 TokenRead RedisConnection::Read(const config::Environment& env) {
   TokenRead out;
-  const bool hash = env.storage == config::Storage::kHash;
-  if (hash && env.hash_field.empty()) {
+  if (std::string why = ReadPrecondition(env); !why.empty()) {
     out.status = TokenRead::Status::kRedisError;
-    out.error = "storage hash needs hash_field (key " + env.key + ")";
+    out.error = std::move(why);
     return out;
   }
-  // Pipelined: the value and its TTL (and the companion expiry key) in one round trip. `key` is
-  // what goes to Redis; messages name env.key, its shown form (a fingerprint when secret-derived).
-  // Under Cluster the companion key has a slot of its own, so it is a second round trip.
+  // Pipelined: the value and its TTL (and the companion expiry key) in one round trip. Under
+  // Cluster the companion key has a slot of its own, so it is a second round trip.
   const std::string& key = config::RedisKey(env);
   const bool companion = !env.expiry_key.empty();
   const bool companion_apart = companion && !cfg_.cluster.empty();
-  std::vector<std::vector<std::string>> cmds;
-  cmds.push_back(hash ? std::vector<std::string>{"HGET", key, env.hash_field}
-                      : std::vector<std::string>{"GET", key});
-  cmds.push_back({"TTL", key});
-  if (companion && !companion_apart) cmds.push_back({"GET", env.expiry_key});
-  const std::string cmd = cmds[0][0] + " " + env.key;
-  std::vector<Reply> replies = Pipeline(key, cmds, cmd, &out.error);
+  std::vector<Reply> replies =
+      Pipeline(key, ReadCommands(env, !companion_apart), ReadLabel(env), &out.error);
   if (replies.empty()) {
     out.status = TokenRead::Status::kRedisError;
     return out;
@@ -667,100 +647,20 @@ TokenRead RedisConnection::Read(const config::Environment& env) {
     }
     replies.push_back(std::move(more.front()));
   }
-  Reply value = std::move(replies[0]);
-  Reply ttl = std::move(replies[1]);
-  Reply expiry = companion ? std::move(replies[2]) : nullptr;
-  // The server answered, so it is up: an error reply is about the key (WRONGTYPE, an ACL's
-  // NOPERM), except the few that say the server cannot serve data at all right now, or not to
-  // us (NOAUTH: the config lacks the password the server wants).
-  healthy_ = true;
-
-  if (value->type == REDIS_REPLY_ERROR) {
-    const std::string text = ReplyText(value.get());
-    if (text.rfind("WRONGTYPE", 0) == 0) {
-      // The target's problem, not Redis': name what is there and what the config expects.
-      std::string type_error;
-      Reply type = Command(key, {"TYPE", key}, &type_error);
-      const std::string found =
-          type && type->type == REDIS_REPLY_STATUS ? ReplyText(type.get()) : "another type";
-      out.status = TokenRead::Status::kUndecodable;
-      out.error =
-          Scrub("key " + env.key + " holds a " + found + ", not the " + (hash ? "hash" : "string") +
-                " that storage " + std::string(config::StorageName(env.storage)) + " reads");
-      return out;
-    }
-    for (const char* unavailable :
-         {"LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOAUTH"}) {
-      if (text.rfind(unavailable, 0) == 0) healthy_ = false;
-    }
-    out.status = TokenRead::Status::kRedisError;
-    out.error = Scrub(cmd + ": " + text);
-    return out;
+  std::vector<ReplyPart> parts;
+  parts.reserve(replies.size());
+  for (const auto& r : replies) parts.push_back(PartOf(r.get()));
+  std::string found_type;
+  if (IsWrongType(parts[0])) {
+    std::string type_error;
+    Reply type = Command(key, {"TYPE", key}, &type_error);
+    if (type && type->type == REDIS_REPLY_STATUS) found_type = ReplyText(type.get());
   }
-  if (ttl->type != REDIS_REPLY_INTEGER) {
-    out.status = TokenRead::Status::kRedisError;
-    out.error = Scrub("TTL " + env.key + ": " +
-                      (ttl->type == REDIS_REPLY_ERROR ? ReplyText(ttl.get())
-                                                      : std::string("unexpected reply type")));
-    return out;
-  }
-  out.ttl_seconds = ttl->integer;
-  out.redis_ttl_seconds = ttl->integer;
-  if (value->type == REDIS_REPLY_NIL) {
-    out.status = TokenRead::Status::kMissing;
-    out.error = hash && out.ttl_seconds != -2
-                    ? "hash field " + Quote(env.hash_field) + " does not exist"
-                    : "key does not exist";
-    return out;
-  }
-  if (value->type != REDIS_REPLY_STRING) {
-    out.status = TokenRead::Status::kRedisError;
-    out.error = cmd + ": unexpected reply type " + std::to_string(value->type);
-    return out;
-  }
-  if (value->len == 0) {
-    out.status = TokenRead::Status::kMissing;
-    out.error = "value is empty";
-    return out;
-  }
-  out.raw_value = Secret(ReplyText(value.get()));
-  auto decoded = DecodeValue(env, out.raw_value.Reveal(), &out.error);
-  if (!decoded) {
-    out.status = TokenRead::Status::kUndecodable;
-    return out;
-  }
-  out.expires_at = decoded->expires_at;
-  if (companion && !CompanionExpiry(env, expiry.get(), &out)) return out;
-  if (out.ttl_seconds == -1 && out.expires_at) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::seconds>(*out.expires_at - clock_.SystemNow());
-    out.ttl_seconds = std::max<int64_t>(0, left.count());
-  }
-  out.status = TokenRead::Status::kOk;
-  out.token = Secret(std::move(decoded->token));
+  bool up = true;
+  out = InterpretRead(env, cfg_, parts[0], parts[1], companion ? &parts[2] : nullptr, found_type,
+                      clock_.SystemNow(), &up);
+  healthy_ = up;
   return out;
-}
-
-bool RedisConnection::CompanionExpiry(const config::Environment& env, const redisReply* reply,
-                                      TokenRead* out) const {
-  // No companion value: the app has not written one (yet); the key's own TTL stands.
-  if (reply->type == REDIS_REPLY_NIL) return true;
-  std::string text = reply->type == REDIS_REPLY_STRING ? ReplyText(reply) : std::string();
-  // wechatpy writes it through its JSON serializer: a number, perhaps a quoted one.
-  if (text.size() >= 2 && text.front() == '"' && text.back() == '"')
-    text = text.substr(1, text.size() - 2);
-  auto at = ParseExpiry(text);
-  if (!at) {
-    out->status = reply->type == REDIS_REPLY_ERROR ? TokenRead::Status::kRedisError
-                                                   : TokenRead::Status::kUndecodable;
-    out->error = reply->type == REDIS_REPLY_ERROR
-                     ? Scrub("GET expiry_key " + env.expiry_key_template + ": " + ReplyText(reply))
-                     : "expiry_key " + Quote(env.expiry_key_template) +
-                           " does not hold a time (Unix seconds or an ISO 8601 date-time)";
-    return false;
-  }
-  out->expires_at = at;
-  return true;
 }
 
 std::optional<long long> RedisConnection::EvalInteger(const std::string& script,

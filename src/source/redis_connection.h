@@ -191,10 +191,6 @@ class RedisConnection {
                                        const std::vector<std::string>& args,
                                        const std::string& shown_key, const std::string& what,
                                        std::string* error);
-  /// Reads env.expiry_key's reply into out->expires_at. False with out's status and error set
-  /// when it holds something that is not a time.
-  bool CompanionExpiry(const config::Environment& env, const redisReply* reply,
-                       TokenRead* out) const;
   std::string Scrub(std::string message) const;
 
   config::Redis cfg_;

@@ -5,9 +5,13 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
 #include <thread>
 
 #include "common/clock.h"
+#include "source/async_redis.h"
 #include "source/redis_connection.h"
 #include "support/redis_server.h"
 
@@ -69,7 +73,50 @@ class RawClient {
   std::unique_ptr<redisContext, Free> ctx_;
 };
 
-TEST(RedisConnectionRead, reads_each_storage_layout_with_its_ttl) {
+// Every read test runs through both readers: RedisConnection (blocking, what the worker pool and
+// the heal and keeper stores use) and AsyncRedis (the probe engine's event loop). They must say
+// exactly the same about every key.
+class SyncReader {
+ public:
+  SyncReader(const config::Redis& cfg, Clock& clock) : conn_(cfg, clock) {}
+  TokenRead Read(const config::Environment& env) { return conn_.Read(env); }
+  [[nodiscard]] bool healthy() const { return conn_.healthy(); }
+
+ private:
+  RedisConnection conn_;
+};
+
+class AsyncReader {
+ public:
+  AsyncReader(const config::Redis& cfg, Clock& clock) : redis_(loop_, cfg, clock) {}
+  TokenRead Read(const config::Environment& env) {
+    std::optional<TokenRead> out;
+    redis_.Read(env, [&out](TokenRead r) { out = std::move(r); });
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    while (!out && std::chrono::steady_clock::now() < until) loop_.RunOnce(100ms);
+    if (!out) throw std::runtime_error("AsyncRedis never answered");
+    return std::move(*out);
+  }
+  [[nodiscard]] bool healthy() const { return redis_.healthy(); }
+
+ private:
+  io::EventLoop loop_;
+  AsyncRedis redis_;
+};
+
+template <typename Reader>
+class Read : public ::testing::Test {};
+class ReaderNames {
+ public:
+  template <typename T>
+  static std::string GetName(int) {
+    return std::is_same_v<T, SyncReader> ? "RedisConnection" : "AsyncRedis";
+  }
+};
+using Readers = ::testing::Types<SyncReader, AsyncReader>;
+TYPED_TEST_SUITE(Read, Readers, ReaderNames);
+
+TYPED_TEST(Read, reads_each_storage_layout_with_its_ttl) {
   RedisServer redis;
   redis.Cli({"SET", "ACCESS_TOKEN_CACHE:wx1", "tokString", "EX", "7200"});
   redis.Cli(
@@ -77,7 +124,7 @@ TEST(RedisConnectionRead, reads_each_storage_layout_with_its_ttl) {
   redis.Cli({"HSET", "wx:hash", "wx1", "tokHash", "other", "x"});
   redis.Cli({"EXPIRE", "wx:hash", "300"});
   redis.Cli({"HSET", "wx:hashjson", "wx1", R"({"access_token":"tokHashJson"})"});
-  RedisConnection conn(RedisCfg(redis), RealClock::Instance());
+  TypeParam conn(RedisCfg(redis), RealClock::Instance());
 
   struct Case {
     config::Environment env;
@@ -106,14 +153,14 @@ TEST(RedisConnectionRead, reads_each_storage_layout_with_its_ttl) {
   EXPECT_TRUE(conn.healthy());
 }
 
-TEST(RedisConnectionRead, maps_absent_empty_undecodable_and_wrong_type) {
+TYPED_TEST(Read, maps_absent_empty_undecodable_and_wrong_type) {
   RedisServer redis;
   redis.Cli({"SET", "empty", ""});
   redis.Cli({"SET", "noexpiry", "tokNoTtl"});
   redis.Cli({"SET", "notjson", "secretNotJson", "EX", "100"});
   redis.Cli({"LPUSH", "alist", "x"});
   redis.Cli({"HSET", "h", "other", "x"});
-  RedisConnection conn(RedisCfg(redis), RealClock::Instance());
+  TypeParam conn(RedisCfg(redis), RealClock::Instance());
 
   TokenRead missing = conn.Read(Env("nokey"));
   EXPECT_EQ(missing.status, Status::kMissing);
@@ -161,11 +208,11 @@ TEST(RedisConnectionRead, maps_absent_empty_undecodable_and_wrong_type) {
 
 // A JSON value with a number no double holds elsewhere in it still yields its token (issue 21.5:
 // it used to fail as "error 406").
-TEST(RedisConnectionRead, reads_a_token_beside_a_number_out_of_double_range) {
+TYPED_TEST(Read, reads_a_token_beside_a_number_out_of_double_range) {
   RedisServer redis;
   redis.Cli(
       {"SET", "huge", R"({"n":1e400,"m":[-2E+999,"1e400 in a string"],"access_token":"tokBig"})"});
-  RedisConnection conn(RedisCfg(redis), RealClock::Instance());
+  TypeParam conn(RedisCfg(redis), RealClock::Instance());
   TokenRead r = conn.Read(Env("huge", Storage::kJson, "access_token"));
   ASSERT_EQ(r.status, Status::kOk) << r.error;
   EXPECT_EQ(r.token.Reveal(), "tokBig");
@@ -173,18 +220,18 @@ TEST(RedisConnectionRead, reads_a_token_beside_a_number_out_of_double_range) {
   EXPECT_EQ(n.error, R"(json_path "n" is a number, not a string)");
 }
 
-TEST(RedisConnectionRead, selects_the_configured_db) {
+TYPED_TEST(Read, selects_the_configured_db) {
   RedisServer redis;
   redis.Cli({"SET", "k", "tokInDb3"}, 3);
-  RedisConnection db3(RedisCfg(redis, 3), RealClock::Instance());
-  RedisConnection db0(RedisCfg(redis, 0), RealClock::Instance());
+  TypeParam db3(RedisCfg(redis, 3), RealClock::Instance());
+  TypeParam db0(RedisCfg(redis, 0), RealClock::Instance());
   TokenRead r = db3.Read(Env("k"));
   ASSERT_EQ(r.status, Status::kOk) << r.error;
   EXPECT_EQ(r.token.Reveal(), "tokInDb3");
   EXPECT_EQ(db0.Read(Env("k")).status, Status::kMissing);
 }
 
-TEST(RedisConnectionRead, connects_over_a_unix_socket) {
+TYPED_TEST(Read, connects_over_a_unix_socket) {
   testing::TempDir dir;
   const std::string sock = (dir.path() / "redis.sock").string();
   RedisServer redis({"--unixsocket", sock, "--unixsocketperm", "700"});
@@ -193,13 +240,13 @@ TEST(RedisConnectionRead, connects_over_a_unix_socket) {
   cfg.name = "local";
   cfg.unix_socket = sock;
   cfg.port = 1;  // must be ignored in favour of the socket
-  RedisConnection conn(cfg, RealClock::Instance());
+  TypeParam conn(cfg, RealClock::Instance());
   TokenRead r = conn.Read(Env("k"));
   ASSERT_EQ(r.status, Status::kOk) << r.error;
   EXPECT_EQ(r.token.Reveal(), "tokUnix");
 }
 
-TEST(RedisConnectionAuth, authenticates_acl_user_and_requirepass_and_hides_wrong_passwords) {
+TYPED_TEST(Read, authenticates_acl_user_and_requirepass_and_hides_wrong_passwords) {
   RedisServer redis;
   redis.Cli({"SET", "k", "tokAuth"});
   redis.Cli({"ACL", "SETUSER", "canary", "on", ">userPw-91", "~*", "+@all"});
@@ -208,17 +255,17 @@ TEST(RedisConnectionAuth, authenticates_acl_user_and_requirepass_and_hides_wrong
   config::Redis user = RedisCfg(redis);
   user.username = "canary";
   user.password_value = Secret("userPw-91");
-  RedisConnection as_user(user, RealClock::Instance());
+  TypeParam as_user(user, RealClock::Instance());
   TokenRead ok = as_user.Read(Env("k"));
   ASSERT_EQ(ok.status, Status::kOk) << ok.error;
   EXPECT_EQ(ok.token.Reveal(), "tokAuth");
 
   config::Redis by_pass = RedisCfg(redis);
   by_pass.password_value = Secret("defaultPw-42");
-  RedisConnection as_default(by_pass, RealClock::Instance());
+  TypeParam as_default(by_pass, RealClock::Instance());
   EXPECT_EQ(as_default.Read(Env("k")).status, Status::kOk);
 
-  RedisConnection anonymous(RedisCfg(redis), RealClock::Instance());
+  TypeParam anonymous(RedisCfg(redis), RealClock::Instance());
   TokenRead noauth = anonymous.Read(Env("k"));
   EXPECT_EQ(noauth.status, Status::kRedisError);
   EXPECT_NE(noauth.error.find("NOAUTH"), std::string::npos) << noauth.error;
@@ -231,7 +278,7 @@ TEST(RedisConnectionAuth, authenticates_acl_user_and_requirepass_and_hides_wrong
     config::Redis cfg = RedisCfg(redis);
     cfg.username = w.username;
     cfg.password_value = Secret(w.password);
-    RedisConnection conn(cfg, RealClock::Instance());
+    TypeParam conn(cfg, RealClock::Instance());
     TokenRead r = conn.Read(Env("k"));
     EXPECT_EQ(r.status, Status::kRedisError);
     EXPECT_NE(r.error.find("AUTH failed: WRONGPASS"), std::string::npos) << r.error;
@@ -240,11 +287,11 @@ TEST(RedisConnectionAuth, authenticates_acl_user_and_requirepass_and_hides_wrong
   }
 }
 
-TEST(RedisConnectionReconnect, backs_off_while_down_and_recovers_after_restart) {
+TYPED_TEST(Read, backs_off_while_down_and_recovers_after_restart) {
   RedisServer redis;
   redis.Cli({"SET", "k", "tokBefore"});
   FakeClock clock;
-  RedisConnection conn(RedisCfg(redis), clock);
+  TypeParam conn(RedisCfg(redis), clock);
   ASSERT_EQ(conn.Read(Env("k")).status, Status::kOk);
   EXPECT_TRUE(conn.healthy());
 
@@ -465,7 +512,7 @@ TEST(RedisConnectionBench, ten_thousand_sequential_reads) {
   ::testing::Test::RecordProperty("read_10k_ms", static_cast<int>(ms));
 }
 
-TEST(RedisConnectionRead, a_key_without_ttl_takes_its_ttl_from_the_value_or_companion_key) {
+TYPED_TEST(Read, a_key_without_ttl_takes_its_ttl_from_the_value_or_companion_key) {
   RedisServer redis;
   FakeClock clock;  // 1'700'000'000 s
   const std::string bag_1000 =
@@ -478,7 +525,7 @@ TEST(RedisConnectionRead, a_key_without_ttl_takes_its_ttl_from_the_value_or_comp
   redis.Cli({"SET", "py_expires_at", "1700000500"});
   redis.Cli({"SET", "py_quoted", "\"1700000500\""});
   redis.Cli({"SET", "py_junk", "soon"});
-  RedisConnection conn(RedisCfg(redis), clock);
+  TypeParam conn(RedisCfg(redis), clock);
 
   config::Environment bag = Env("bag", Storage::kJson, "R.access_token");
   bag.expiry_path = "AccessTokenExpireTime";

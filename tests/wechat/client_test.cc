@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "support/process.h"
+#include "io/event_loop.h"
+#include "wechat/async_client.h"
 #include "wechat/client.h"
 
 namespace wxcanary::wechat {
@@ -412,6 +414,110 @@ TEST(ClientBench, ten_thousand_keep_alive_probes_on_one_connection) {
               kProbes, total / kProbes, total / 1000);
   EXPECT_EQ(server.ports().size(), 1u);
   EXPECT_EQ(server.seen().size(), static_cast<size_t>(kProbes));
+}
+
+// The probe engine's client: the same requests as Client, many in flight on one event loop.
+class AsyncClientTest : public ::testing::Test {
+ protected:
+  // Runs the loop until `n` answers are in (or 20 s pass).
+  void RunUntil(const size_t& answered, size_t n) {
+    const auto until = Clock::now() + 20s;
+    while (answered < n && Clock::now() < until) loop_.RunOnce(100ms);
+  }
+  io::EventLoop loop_;
+};
+
+TEST_F(AsyncClientTest, sends_the_same_request_as_the_blocking_client) {
+  ApiServer server;
+  Client sync(Cfg(HttpBase(server)));
+  AsyncClient async(loop_, Cfg(HttpBase(server)), 2);
+  for (const auto kind : {ProbeKind::kMsgSecCheck, ProbeKind::kApiDomainIp}) {
+    ASSERT_TRUE(sync.Probe(config::ProbeCallOf(Env(kind)), kToken, 2s).transport_ok);
+    size_t answered = 0;
+    HttpResponse got;
+    async.Probe(config::ProbeCallOf(Env(kind)), kToken, 2s, [&](HttpResponse r) {
+      got = std::move(r);
+      ++answered;
+    });
+    RunUntil(answered, 1);
+    ASSERT_TRUE(got.transport_ok) << got.transport_error;
+    EXPECT_EQ(got.http_status, 200);
+  }
+  const auto seen = server.seen();
+  ASSERT_EQ(seen.size(), 4u);
+  for (size_t i : {0u, 2u}) {
+    EXPECT_EQ(seen[i].method, seen[i + 1].method);
+    EXPECT_EQ(seen[i].path, seen[i + 1].path);
+    EXPECT_EQ(seen[i].token, seen[i + 1].token);
+    EXPECT_EQ(seen[i].body, seen[i + 1].body);
+    EXPECT_EQ(seen[i].content_type, seen[i + 1].content_type);
+    EXPECT_EQ(seen[i].user_agent, seen[i + 1].user_agent);
+  }
+}
+
+TEST_F(AsyncClientTest, many_calls_at_once_share_at_most_max_connections_kept_alive) {
+  ApiServer server;
+  AsyncClient client(loop_, Cfg(HttpBase(server)), 4);
+  size_t answered = 0, ok = 0;
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 200; ++i) {
+      client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 5s,
+                   [&](HttpResponse r) {
+                     ++answered;
+                     ok += r.transport_ok ? 1 : 0;
+                   });
+    }
+    RunUntil(answered, 200u * (round + 1));
+  }
+  EXPECT_EQ(answered, 400u);
+  EXPECT_EQ(ok, 400u);
+  EXPECT_EQ(client.in_flight(), 0u);
+  EXPECT_EQ(server.seen().size(), 400u);
+  EXPECT_LE(server.ports().size(), 4u);  // bounded, and the second round reused them
+}
+
+TEST_F(AsyncClientTest, a_call_waiting_for_a_busy_connection_still_ends_at_its_timeout) {
+  ApiServer server;
+  server.set_slow();
+  AsyncClient client(loop_, Cfg(HttpBase(server)), 1);
+  size_t answered = 0;
+  std::vector<HttpResponse> got;
+  const auto start = Clock::now();
+  // The first holds the one connection past the second's timeout.
+  for (auto timeout : {600ms, 300ms})
+    client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, timeout,
+                 [&](HttpResponse r) {
+                   got.push_back(std::move(r));
+                   ++answered;
+                 });
+  RunUntil(answered, 2);
+  const auto elapsed = Clock::now() - start;
+  ASSERT_EQ(got.size(), 2u);
+  for (const auto& r : got) {
+    EXPECT_FALSE(r.transport_ok);
+    EXPECT_NE(r.transport_error.find("timed out"), std::string::npos) << r.transport_error;
+    ExpectNoToken(r);
+  }
+  EXPECT_LT(elapsed, 1500ms);
+  EXPECT_EQ(server.seen().size(), 1u);  // the second never got a connection
+}
+
+TEST_F(AsyncClientTest, calls_in_flight_end_when_the_client_goes) {
+  ApiServer server;
+  server.set_slow();
+  size_t answered = 0;
+  std::string error;
+  {
+    AsyncClient client(loop_, Cfg(HttpBase(server)), 2);
+    client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 5s,
+                 [&](HttpResponse r) {
+                   error = r.transport_error;
+                   ++answered;
+                 });
+    for (int i = 0; i < 5; ++i) loop_.RunOnce(20ms);
+  }
+  EXPECT_EQ(answered, 1u);
+  EXPECT_NE(error.find("client closed"), std::string::npos) << error;
 }
 
 }  // namespace

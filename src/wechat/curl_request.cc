@@ -1,0 +1,186 @@
+#include "wechat/curl_request.h"
+
+#include <mutex>
+#include <string_view>
+
+#include "common/redact.h"
+
+namespace wxcanary::wechat {
+namespace {
+
+struct CurlFreeDeleter {
+  void operator()(char* p) const { curl_free(p); }
+};
+
+std::string EscapeQueryValue(CURL* h, const std::string& value) {
+  std::unique_ptr<char, CurlFreeDeleter> escaped(
+      curl_easy_escape(h, value.data(), static_cast<int>(value.size())));
+  return escaped ? std::string(escaped.get()) : std::string();
+}
+
+// Values in a caller-supplied query (e.g. access_token=...) must not leak through an error
+// string either; short values ("1", "true") are not secrets and would mangle the message.
+std::vector<Secret> QueryValues(std::string_view path_and_query) {
+  std::vector<Secret> out;
+  const size_t q = path_and_query.find('?');
+  if (q == std::string_view::npos) return out;
+  std::string_view query = path_and_query.substr(q + 1);
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    const size_t eq = pair.find('=');
+    if (eq != std::string_view::npos && pair.size() - eq - 1 >= 8) {
+      out.emplace_back(std::string(pair.substr(eq + 1)));
+    }
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+void CurlGlobalInitOnce() {
+  // curl_global_init is not safe to race with other curl calls; every handle comes through here.
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+CurlRequest::CurlRequest(const config::WeChat& cfg)
+    : cfg_(cfg), base_(cfg.base_url), user_agent_("wxcanary/" WXCANARY_VERSION) {
+  CurlGlobalInitOnce();
+  while (!base_.empty() && base_.back() == '/') base_.pop_back();
+  curl_slist* list = curl_slist_append(nullptr, "Content-Type: application/json");
+  // Without this curl waits for "100 Continue" before sending bodies over 1 KiB.
+  if (list) list = curl_slist_append(list, "Expect:");
+  json_headers_.reset(list);
+  Init();
+}
+
+// Sets everything that stays the same for every call. False when curl could not allocate.
+bool CurlRequest::Init() {
+  easy_.reset(curl_easy_init());
+  CURL* h = easy_.get();
+  if (!h) return false;
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for DNS timeouts
+  curl_easy_setopt(h, CURLOPT_USERAGENT, user_agent_.c_str());
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf_.data());
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &CurlRequest::OnWrite);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, this);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!cfg_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, cfg_.ca_file.c_str());
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);  // the API never redirects; a proxy page might
+  curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(kMaxResponseBytes));
+  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  return true;
+}
+
+size_t CurlRequest::OnWrite(char* data, size_t size, size_t nmemb, void* user) {
+  auto* self = static_cast<CurlRequest*>(user);
+  const size_t n = size * nmemb;
+  if (self->buffer_.size() + n > kMaxResponseBytes) {
+    self->too_large_ = true;
+    return 0;  // makes curl abort with CURLE_WRITE_ERROR
+  }
+  self->buffer_.append(data, n);
+  return n;
+}
+
+void CurlRequest::SetProbeBody(const ProbeKindEntry& entry, const ProbeCall& call) {
+  if (!probe_body_.empty() && call.kind == body_kind_ && call.content == body_content_ &&
+      call.scene == body_scene_ && call.openid == body_openid_)
+    return;
+  probe_body_ = entry.body(call);
+  body_kind_ = call.kind;
+  body_content_ = call.content;
+  body_scene_ = call.scene;
+  body_openid_ = call.openid;
+}
+
+void CurlRequest::Prepare(const std::string* post_body, std::chrono::milliseconds timeout) {
+  CURL* h = easy_.get();
+  if (timeout.count() <= 0) timeout = cfg_.timeout;
+  curl_easy_setopt(h, CURLOPT_URL, url_.c_str());
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout.count()));
+  posted_ = post_body != nullptr;
+  if (post_body) {
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(post_body->size()));
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, post_body->c_str());
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, json_headers_.get());
+  } else {
+    curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, static_cast<curl_slist*>(nullptr));
+  }
+  buffer_.clear();
+  too_large_ = false;
+  errbuf_[0] = '\0';
+}
+
+bool CurlRequest::SetUpProbe(const ProbeCall& call, const Secret& token,
+                             std::chrono::milliseconds timeout) {
+  if (!easy_ && !Init()) return false;
+  const ProbeKindEntry& entry = KindEntry(call.kind);
+  const bool post = entry.method == HttpMethod::kPost;
+  if (post) SetProbeBody(entry, call);
+  url_.assign(base_).append(entry.path).append("?access_token=");
+  const std::string& raw = token.Reveal();
+  // Since curl 7.82 curl_easy_escape ignores the handle.
+  url_ += NeedsPercentEncoding(raw) ? EscapeQueryValue(easy_.get(), raw) : raw;
+  token_ = &token;
+  query_secrets_.clear();
+  Prepare(post ? &probe_body_ : nullptr, timeout);
+  return true;
+}
+
+bool CurlRequest::SetUp(const std::string& path_and_query, const std::string* body,
+                        std::chrono::milliseconds timeout) {
+  if (!easy_ && !Init()) return false;
+  url_.assign(base_).append(path_and_query);
+  token_ = nullptr;
+  query_secrets_ = QueryValues(path_and_query);
+  Prepare(body, timeout);
+  return true;
+}
+
+HttpResponse CurlRequest::NoHandle() {
+  HttpResponse r;
+  r.transport_error = "curl_easy_init failed";
+  return r;
+}
+
+HttpResponse CurlRequest::Finish(CURLcode rc) {
+  HttpResponse r;
+  CURL* h = easy_.get();
+  // POSTFIELDS points into a string of the caller's; never leave it dangling on the handle.
+  if (posted_) curl_easy_setopt(h, CURLOPT_POSTFIELDS, static_cast<const char*>(nullptr));
+  if (rc != CURLE_OK) {
+    std::string msg;
+    if (too_large_ || rc == CURLE_FILESIZE_EXCEEDED) {
+      msg = "response too large (over " + std::to_string(kMaxResponseBytes) + " bytes)";
+    } else {
+      // errbuf/strerror describe the failure without the URL (which carries the token).
+      msg = errbuf_[0] != '\0' ? std::string(errbuf_.data()) : std::string(curl_easy_strerror(rc));
+      msg += " (curl error " + std::to_string(static_cast<int>(rc)) + ")";
+    }
+    if (token_ != nullptr) msg = Redact(std::move(msg), *token_);
+    for (const auto& s : query_secrets_) msg = Redact(std::move(msg), s);
+    r.transport_error = std::move(msg);
+    buffer_.clear();
+  } else {
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    r.transport_ok = true;
+    r.http_status = status;
+    r.body = std::move(buffer_);
+    buffer_ = std::string();
+  }
+  token_ = nullptr;
+  query_secrets_.clear();
+  return r;
+}
+
+}  // namespace wxcanary::wechat

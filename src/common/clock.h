@@ -4,8 +4,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <list>
+#include <map>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 namespace wxcanary {
 
@@ -27,6 +31,17 @@ class Clock {
   /// predicate. Returns with `lock` held.
   virtual void WaitUntil(std::condition_variable& cv, std::unique_lock<std::mutex>& lock,
                          MonotonicTime deadline) = 0;
+  /// For a waiter that is not a condition variable (an event loop waiting in epoll_wait, which
+  /// waits in real time): `wake` is called once, from any thread, when the clock reaches
+  /// `deadline` sooner than the real time the caller waits would (a FakeClock's Advance).
+  /// Replaces the earlier registration of the same `key`. The real clocks need none.
+  virtual void WakeAt(const void* key, MonotonicTime deadline, std::function<void()> wake) {
+    (void)key;
+    (void)deadline;
+    (void)wake;
+  }
+  /// Drops `key`'s registration, if any.
+  virtual void CancelWake(const void* key) { (void)key; }
 };
 
 /// The real clocks. Thread-safe.
@@ -61,6 +76,7 @@ class FakeClock final : public Clock {
   }
   void Advance(std::chrono::nanoseconds d) {
     std::list<Waiter*> due;
+    std::vector<std::function<void()>> alarms;
     {
       std::lock_guard lock(mu_);
       system_ += std::chrono::duration_cast<SystemTime::duration>(d);
@@ -71,7 +87,16 @@ class FakeClock final : public Clock {
           ++w.notifying;
           due.push_back(&w);
         }
+      for (auto it = alarms_.begin(); it != alarms_.end();) {
+        if (it->second.first > monotonic_) {
+          ++it;
+          continue;
+        }
+        alarms.push_back(std::move(it->second.second));
+        it = alarms_.erase(it);
+      }
     }
+    for (auto& wake : alarms) wake();
     // The waiter's own mutex, taken without mu_: the notify cannot fall between its check of
     // the deadline and its wait, and the lock order stays (owner's mutex, then mu_).
     for (Waiter* w : due) {
@@ -101,11 +126,21 @@ class FakeClock final : public Clock {
     }
     lock.lock();
   }
-  /// How many threads are waiting on this clock now (tests wait for a part to be idle).
+  void WakeAt(const void* key, MonotonicTime deadline, std::function<void()> wake) override {
+    std::lock_guard lock(mu_);
+    alarms_[key] = {deadline, std::move(wake)};
+  }
+  void CancelWake(const void* key) override {
+    std::lock_guard lock(mu_);
+    alarms_.erase(key);
+  }
+  /// How many threads are waiting on this clock now, on a condition variable or through
+  /// WakeAt (tests wait for a part to be idle).
   size_t waiters() {
     std::lock_guard lock(mu_);
-    return static_cast<size_t>(
-        std::count_if(waiters_.begin(), waiters_.end(), [](const Waiter& w) { return !w.woken; }));
+    return alarms_.size() +
+           static_cast<size_t>(std::count_if(waiters_.begin(), waiters_.end(),
+                                             [](const Waiter& w) { return !w.woken; }));
   }
 
  private:
@@ -121,6 +156,7 @@ class FakeClock final : public Clock {
   SystemTime system_;
   MonotonicTime monotonic_{};
   std::list<Waiter> waiters_;
+  std::map<const void*, std::pair<MonotonicTime, std::function<void()>>> alarms_;
 };
 
 }  // namespace wxcanary

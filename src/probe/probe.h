@@ -1,5 +1,8 @@
 #pragma once
 
+#include <chrono>
+#include <optional>
+
 #include "common/clock.h"
 #include "probe/result_sink.h"
 #include "source/redis_connection.h"
@@ -16,5 +19,15 @@ inline constexpr std::chrono::milliseconds kMinCallBudget{10};
 /// target.env.timeout. Thread-compatible: callers give each thread its own connection/client.
 ProbeResult RunProbe(const Target& target, source::RedisConnection& redis, wechat::Client& client,
                      Clock& clock);
+
+/// The probe's steps apart from how their I/O is done, shared by RunProbe (blocking) and the
+/// runner's event loop. AfterRead fills `r` from the Redis read (`elapsed` since the probe
+/// began) and returns the time left for the call, or nullopt when the probe ends there: no
+/// token, or too little of the timeout left. Pure.
+std::optional<std::chrono::milliseconds> AfterRead(const Target& target, source::TokenRead read,
+                                                   std::chrono::nanoseconds elapsed,
+                                                   ProbeResult* r);
+/// Classifies the call's answer into `r` (which holds the token AfterRead found). Pure.
+void AfterCall(const Target& target, const wechat::HttpResponse& response, ProbeResult* r);
 
 }  // namespace wxcanary::probe

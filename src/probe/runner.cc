@@ -8,8 +8,11 @@
 #include <map>
 #include <optional>
 
+#include "io/event_loop.h"
 #include "probe/probe.h"
+#include "source/async_redis.h"
 #include "source/redis_connection.h"
+#include "wechat/async_client.h"
 #include "wechat/client.h"
 
 namespace wxcanary::probe {
@@ -19,13 +22,35 @@ int64_t Ns(MonotonicTime t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
+// The longest the loop waits without looking at the schedule: a watchdog of a second or more
+// always sees a fresh heartbeat.
+constexpr std::chrono::milliseconds kHeartbeat{250};
+
 }  // namespace
+
+// One probe on the event loop, from its Redis read to its record.
+struct Runner::LoopProbe {
+  std::shared_ptr<Slot> slot;
+  MonotonicTime t0;
+  ProbeResult result;
+};
+
+// What only the loop thread touches: its epoll loop, the non-blocking clients, and the probes
+// in flight on them.
+struct Runner::Engine {
+  io::EventLoop loop;
+  std::map<std::string, std::unique_ptr<source::AsyncRedis>> redis;  // by Redis name
+  std::unique_ptr<wechat::AsyncClient> client;
+  uint64_t client_generation = 0;
+  std::vector<std::unique_ptr<LoopProbe>> spare;  // finished probes, reused
+};
 
 Runner::Runner(Clock& clock, prometheus::Registry& registry, std::vector<ResultSink*> sinks,
                RedisHealthFn on_redis_health, ProbeFn probe)
     : clock_(clock),
       sinks_(std::move(sinks)),
       on_redis_health_(std::move(on_redis_health)),
+      stand_in_(probe != nullptr),
       probe_(probe ? std::move(probe) : ProbeFn(RunProbe)) {
   lateness_ = &prometheus::BuildHistogram()
                    .Name("wxcanary_probe_lateness_seconds")
@@ -102,7 +127,11 @@ void Runner::Check(const config::Config& config) {
 void Runner::Start(const config::Config& config) {
   Check(config);  // before anything changes
   std::lock_guard start(start_mu_);
-  const int workers = std::max(1, config.workers);
+  // The pool is for what the loop cannot do: Sentinel and Cluster routing, stand-in probes.
+  bool pool_needed = stand_in_;
+  for (const auto& [name, redis] : config.redis)
+    if (!source::AsyncRedis::Supports(redis)) pool_needed = true;
+  const int workers = pool_needed ? std::max(1, config.workers) : 0;
   bool rebuild;
   std::vector<std::shared_ptr<Slot>> old;
   {
@@ -110,8 +139,8 @@ void Runner::Start(const config::Config& config) {
     rebuild = workers != workers_;
     old = slots_;
   }
-  // The pool is rebuilt only for a new size; in-flight probes finish first.
-  if (rebuild) StopThreads();
+  // The pool is rebuilt only for a new size; its in-flight probes finish first.
+  if (rebuild) StopPool();
 
   // Match the new targets to the running ones by (app_id, app_env): kept when nothing that
   // affects the probe changed (the environment and its Redis entry), else replaced.
@@ -142,10 +171,11 @@ void Runner::Start(const config::Config& config) {
     slot->target = std::move(wanted[i]);
     slot->target.index = free_index;
     slot->redis = config.redis.at(slot->target.env.redis);
+    slot->on_loop = !stand_in_ && source::AsyncRedis::Supports(slot->redis);
     next[i] = std::move(slot);
   }
-  // What left (or changed) is cancelled: once marked, no worker records it; a Record() in
-  // progress finishes first.
+  // What left (or changed) is cancelled: once marked, no probe of it is recorded; a Record()
+  // in progress finishes first.
   for (auto& [key, slot] : running) {
     std::lock_guard record(slot->record_mu);
     slot->removed = true;
@@ -159,8 +189,10 @@ void Runner::Start(const config::Config& config) {
   {
     std::lock_guard lock(mu_);
     slots_ = std::move(next);
-    if (!(wechat_ == config.wechat) || wechat_generation_ == 0) {
+    const int connections = std::max(1, config.workers);
+    if (!(wechat_ == config.wechat) || connections != connections_ || wechat_generation_ == 0) {
       wechat_ = config.wechat;
+      connections_ = connections;
       ++wechat_generation_;
     }
     // Queued runs of targets that left never happen: count them, so every scheduled run is
@@ -171,51 +203,70 @@ void Runner::Start(const config::Config& config) {
     // Phases are absolute (see Schedule), so a kept target's next run is where it was.
     schedule_.Reset(targets, clock_.MonotonicNow());
   }
-  cv_.notify_all();
-  if (rebuild) StartThreads(workers);
+  if (rebuild) StartPool(workers);
+  if (!loop_thread_.joinable()) {
+    stopping_ = false;
+    {
+      std::lock_guard lock(mu_);
+      stop_ = false;
+    }
+    engine_ = std::make_unique<Engine>();
+    const auto now = Ns(clock_.MonotonicNow());
+    heartbeat_ns_ = now;
+    last_pickup_ns_ = now;
+    loop_thread_ = std::thread([this] { LoopMain(); });
+  } else {
+    engine_->loop.Wake();
+  }
 }
 
-void Runner::StartThreads(int workers) {
+void Runner::StartPool(int workers) {
   {
     std::lock_guard lock(mu_);
-    stop_ = false;
+    pool_stop_ = false;
     workers_ = workers;
   }
-  auto now = Ns(clock_.MonotonicNow());
-  heartbeat_ns_ = now;
-  last_pickup_ns_ = now;
+  last_pickup_ns_ = Ns(clock_.MonotonicNow());
   std::vector<std::thread> threads;
   for (int i = 0; i < workers; ++i) threads.emplace_back([this] { WorkerLoop(); });
-  {
-    std::lock_guard lock(mu_);
-    workers_threads_ = std::move(threads);
-  }
-  scheduler_ = std::thread([this] { SchedulerLoop(); });
+  std::lock_guard lock(mu_);
+  workers_threads_ = std::move(threads);
 }
 
 void Runner::Stop() {
   std::lock_guard start(start_mu_);
-  StopThreads();
+  StopLoop();
+  StopPool();
 }
 
-void Runner::StopThreads() {
+void Runner::StopPool() {
   std::vector<std::thread> workers;
   {
     std::lock_guard lock(mu_);
-    stop_ = true;
+    pool_stop_ = true;
     workers = std::move(workers_threads_);
     workers_threads_.clear();
     workers_ = 0;
   }
-  cv_.notify_all();
   work_cv_.notify_all();
-  if (scheduler_.joinable()) scheduler_.join();
   for (auto& w : workers) w.join();
   std::lock_guard lock(mu_);
   // Runs queued for a pool that is gone never happen.
   if (!queue_.empty()) skipped_->Increment(static_cast<double>(queue_.size()));
   for (const auto& job : queue_) job.slot->in_flight = false;
   queue_.clear();
+}
+
+void Runner::StopLoop() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (engine_) engine_->loop.Wake();
+  if (loop_thread_.joinable()) loop_thread_.join();
+  engine_.reset();
+  clock_.CancelWake(this);
   wedged_ = false;
 }
 
@@ -231,7 +282,9 @@ bool Runner::Progressing(std::chrono::milliseconds stall) const {
   return queue_.empty() || now - last_pickup_ns_.load() <= busy;
 }
 
-void Runner::SchedulerLoop() {
+void Runner::LoopMain() {
+  Engine& engine = *engine_;
+  std::vector<Job> mine;  // due runs the loop probes itself, started outside mu_
   std::unique_lock lock(mu_);
   while (!stop_) {
     if (wedged_) {
@@ -250,22 +303,117 @@ void Runner::SchedulerLoop() {
         ++skipped;  // the previous run of this target has not finished
         continue;
       }
-      queue_.push_back({slot, d.scheduled});
-      ++queued;
+      if (slot->on_loop) {
+        mine.push_back({slot, d.scheduled});
+      } else {
+        queue_.push_back({slot, d.scheduled});
+        ++queued;
+      }
     }
     if (skipped) skipped_->Increment(static_cast<double>(skipped));
-    // One wake-up per queued job, not a broadcast: at 1,000 probes/s a notify_all woke all 16
-    // workers for each job, and 15 of them went back to sleep after fighting for mu_ (the
-    // context switches and futex waits that dominated the daemon's CPU profile, issue 19).
-    // A worker that finishes a probe takes the next job without waiting.
+    // One wake-up per queued job, not a broadcast: a notify_all woke every worker for each job.
     for (size_t i = 0; i < std::min(queued, static_cast<size_t>(workers_)); ++i)
       work_cv_.notify_one();
-    // Wake for the next run, and at least every 250 ms so a watchdog of a second or more
-    // always sees a fresh heartbeat.
-    auto wake = now + std::chrono::milliseconds{250};
+    if (engine.client_generation != wechat_generation_) {
+      if (engine.client) engine.client->Reconfigure(wechat_, connections_);
+      else
+        engine.client = std::make_unique<wechat::AsyncClient>(engine.loop, wechat_, connections_);
+      engine.client_generation = wechat_generation_;
+    }
+    auto wake = now + kHeartbeat;
     if (auto next = schedule_.NextDue()) wake = std::min(wake, *next);
-    clock_.WaitUntil(cv_, lock, wake);
+    lock.unlock();
+
+    for (auto& job : mine) StartOnLoop(engine, std::move(job));
+    mine.clear();
+    // The loop's wait is in real time; a FakeClock reaching `wake` first wakes it.
+    io::EventLoop* loop = &engine.loop;
+    clock_.WakeAt(this, wake, [loop] { loop->Wake(); });
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(wake - clock_.MonotonicNow());
+    engine.loop.RunOnce(std::clamp(left, std::chrono::milliseconds{0}, kHeartbeat));
+    lock.lock();
   }
+  lock.unlock();
+  // Probes still in flight end here (their clients answer them with errors): not recorded.
+  stopping_ = true;
+  engine.client.reset();
+  engine.redis.clear();
+}
+
+void Runner::StartOnLoop(Engine& engine, Job job) {
+  Slot& slot = *job.slot;
+  if (slot.removed) {  // left the config while due
+    Skip(slot);
+    return;
+  }
+  const auto start = clock_.MonotonicNow();
+  lateness_->Observe(std::chrono::duration<double>(start - job.scheduled).count());
+  auto& redis = engine.redis[slot.target.env.redis];
+  // A Redis entry a reload changed gets a new connection (the old one's reads were all of
+  // targets the reload replaced); an unchanged one is reused.
+  if (!redis || !(redis->config() == slot.redis))
+    redis = std::make_unique<source::AsyncRedis>(engine.loop, slot.redis, clock_);
+  std::unique_ptr<LoopProbe> owned;
+  if (engine.spare.empty()) {
+    owned = std::make_unique<LoopProbe>();
+  } else {
+    owned = std::move(engine.spare.back());
+    engine.spare.pop_back();
+  }
+  LoopProbe* p = owned.release();  // until Done below
+  p->slot = std::move(job.slot);
+  p->t0 = start;
+  p->result = ProbeResult{};
+  p->result.started = clock_.SystemNow();
+  source::AsyncRedis* conn = redis.get();
+  auto done = [this, &engine, p] {
+    p->result.duration = clock_.MonotonicNow() - p->t0;
+    if (stopping_) {
+      Skip(*p->slot);  // ended by the stop, not by the probe
+    } else {
+      Finish(*p->slot, p->result);
+    }
+    p->slot.reset();
+    p->result = ProbeResult{};  // no token stays in a spare
+    engine.spare.emplace_back(p);
+  };
+  conn->Read(p->slot->target.env, [this, &engine, p, conn, done](source::TokenRead read) {
+    const Target& target = p->slot->target;
+    // Redis' health is the connection's, not the probe's outcome: a reply such as WRONGTYPE
+    // means the server is up and one key is wrong. A read ended by a stop, or by a reload that
+    // replaced this target and its Redis entry, says nothing about the server.
+    if (!stopping_ && !p->slot->removed)
+      ReportRedis(
+          target.env.redis, conn->healthy(),
+          read.status == source::TokenRead::Status::kRedisError ? read.error : std::string());
+    auto budget = AfterRead(target, std::move(read), clock_.MonotonicNow() - p->t0, &p->result);
+    if (!budget || stopping_) {
+      done();
+      return;
+    }
+    engine.client->Probe(config::ProbeCallOf(target.env), p->result.token, *budget,
+                         [p, done](wechat::HttpResponse response) {
+                           AfterCall(p->slot->target, response, &p->result);
+                           done();
+                         });
+  });
+}
+
+void Runner::Finish(Slot& slot, const ProbeResult& result) {
+  {
+    std::lock_guard record(slot.record_mu);
+    if (slot.removed) {
+      skipped_->Increment();  // cancelled by a reload while in flight: not recorded
+    } else {
+      for (auto* sink : sinks_) sink->Record(slot.target, result);
+    }
+  }
+  slot.in_flight = false;
+}
+
+void Runner::Skip(Slot& slot) {
+  skipped_->Increment();
+  slot.in_flight = false;
 }
 
 void Runner::WorkerLoop() {
@@ -277,8 +425,8 @@ void Runner::WorkerLoop() {
     std::optional<config::WeChat> wechat;  // set when this worker's client is out of date
     {
       std::unique_lock lock(mu_);
-      work_cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-      if (stop_) return;
+      work_cv_.wait(lock, [this] { return pool_stop_ || !queue_.empty(); });
+      if (pool_stop_) return;
       job = std::move(queue_.front());
       queue_.pop_front();
       if (client_generation != wechat_generation_) {
@@ -289,8 +437,7 @@ void Runner::WorkerLoop() {
     if (wechat) client = std::make_unique<wechat::Client>(*wechat);
     Slot& slot = *job.slot;
     if (slot.removed) {  // left the config while queued
-      skipped_->Increment();
-      slot.in_flight = false;
+      Skip(slot);
       continue;
     }
     auto start = clock_.MonotonicNow();
@@ -303,19 +450,9 @@ void Runner::WorkerLoop() {
     if (!conn || !(conn->config() == slot.redis))
       conn = std::make_unique<source::RedisConnection>(slot.redis, clock_);
     ProbeResult result = probe_(target, *conn, *client, clock_);
-    // Redis' health is the connection's, not the probe's outcome: a reply such as WRONGTYPE
-    // means the server is up and one key is wrong.
     ReportRedis(target.env.redis, conn->healthy(),
                 result.outcome == Outcome::kRedisError ? result.detail : std::string());
-    {
-      std::lock_guard record(slot.record_mu);
-      if (slot.removed) {
-        skipped_->Increment();  // cancelled by a reload while in flight: not recorded
-      } else {
-        for (auto* sink : sinks_) sink->Record(target, result);
-      }
-    }
-    slot.in_flight = false;
+    Finish(slot, result);
   }
 }
 

@@ -33,11 +33,14 @@ class Client;
 
 namespace wxcanary::probe {
 
-/// Owns the schedule, one scheduler thread and a fixed pool of workers. Each worker keeps its
-/// own keep-alive WeChat client and one Redis connection per Redis server, so connections are
-/// reused and no probe waits for another's I/O. Every result goes to every sink, once, here.
-/// Every wait (the schedule's, the heartbeat's) goes through the clock, so a FakeClock drives
-/// the whole runner. Public methods are thread-safe.
+/// Owns the schedule and the probe engine: one event-loop thread that keeps the schedule and
+/// drives every probe of a target on one Redis server with non-blocking I/O (source::AsyncRedis
+/// for the read, wechat::AsyncClient for the call, both on the loop's epoll) and records the
+/// results to the sinks inline. Targets on Sentinel or Cluster Redis (whose routing is
+/// RedisConnection's) and every target of a runner given a stand-in ProbeFn go to a pool of
+/// `workers` threads instead, each with its own blocking client and connections, as before.
+/// Every result goes to every sink, once, here. Every wait on the schedule goes through the
+/// clock, so a FakeClock drives the whole runner. Public methods are thread-safe.
 class Runner {
  public:
   /// Called when a Redis server's reachability changes (true = up), from a worker thread;
@@ -71,12 +74,12 @@ class Runner {
   /// Stops and joins every thread. Idempotent.
   void Stop();
 
-  /// True while the scheduler loop is turning and queued probes are being picked up within
-  /// max(`stall`, the longest a probe of the config may take): what the systemd watchdog pings
-  /// on. Workers busy with probes against a blackholed API are slow, not stuck.
+  /// True while the event loop is turning and probes queued for the pool are being picked up
+  /// within max(`stall`, the longest a probe of the config may take): what the systemd watchdog
+  /// pings on. Workers busy with probes against a blackholed API are slow, not stuck.
   [[nodiscard]] bool Progressing(std::chrono::milliseconds stall) const;
   [[nodiscard]] size_t target_count() const;
-  /// Worker threads running now.
+  /// Worker threads running now (0 when every target is probed on the event loop).
   [[nodiscard]] size_t worker_count() const;
   /// Current targets with a run in flight: from when the scheduler queues the run until its
   /// worker has recorded (or dropped) it. A target's next run is skipped while it is in flight,
@@ -87,7 +90,7 @@ class Runner {
   /// connect and read timeouts, plus a second of slack. Pure.
   static std::chrono::milliseconds LongestProbe(const config::Config& config);
 
-  /// Test hook: blocks the scheduler loop until Stop(), as a wedged scheduler would.
+  /// Test hook: blocks the event loop until Stop(), as a wedged loop would.
   void WedgeForTesting() { wedged_ = true; }
 
   /// Targets of a config, in config order, with dense indexes.
@@ -95,10 +98,11 @@ class Runner {
 
  private:
   // One target for as long as a reload keeps it unchanged. Jobs and probes in flight hold it, so
-  // a reload can drop it from the set while a worker still uses it.
+  // a reload can drop it from the set while a probe of it is still running.
   struct Slot {
-    Target target;        // never changes; target.index is kept across reloads
-    config::Redis redis;  // the Redis entry target.env.redis named in its config
+    Target target;         // never changes; target.index is kept across reloads
+    config::Redis redis;   // the Redis entry target.env.redis named in its config
+    bool on_loop = false;  // probed by the event loop; else by the worker pool
     std::atomic<bool> in_flight{false};
     std::mutex record_mu;              // a Record() of this target vs. its removal
     std::atomic<bool> removed{false};  // written under record_mu
@@ -107,15 +111,27 @@ class Runner {
     std::shared_ptr<Slot> slot;
     MonotonicTime scheduled;
   };
-  void SchedulerLoop();
+  struct LoopProbe;
+  struct Engine;  // the loop thread's own state
+
+  void LoopMain();
   void WorkerLoop();
-  void StartThreads(int workers);
-  void StopThreads();
+  void StartPool(int workers);
+  void StopPool();
+  void StopLoop();
+  /// Loop thread: the first step of a probe on the loop.
+  void StartOnLoop(Engine& engine, Job job);
+  /// Records `result` to every sink unless the target left, and frees the target for its next
+  /// run. Any thread.
+  void Finish(Slot& slot, const ProbeResult& result);
+  /// Counts a run that ends without being probed and frees the target. Any thread.
+  void Skip(Slot& slot);
   void ReportRedis(const std::string& name, bool up, const std::string& error);
 
   Clock& clock_;
   std::vector<ResultSink*> sinks_;
   RedisHealthFn on_redis_health_;
+  bool stand_in_ = false;  // a ProbeFn was given: every target goes to the pool
   ProbeFn probe_;
   prometheus::Histogram* lateness_;
   prometheus::Counter* skipped_;
@@ -124,21 +140,25 @@ class Runner {
   std::atomic<int64_t> longest_probe_ns_{0};
 
   mutable std::mutex mu_;
-  std::condition_variable cv_;       // scheduler wake-ups
+  std::condition_variable cv_;       // a wedged loop waits for Stop() on it
   std::condition_variable work_cv_;  // workers
   // Guarded by mu_:
   std::vector<std::shared_ptr<Slot>> slots_;  // the current set, in config order
   Schedule schedule_;                         // indexes into slots_
-  config::WeChat wechat_;                     // what workers' clients must be made for
-  uint64_t wechat_generation_ = 0;            // bumped when wechat_ changes
-  int workers_ = 0;                           // the pool's size (0: not started)
+  config::WeChat wechat_;                     // what clients must be made for
+  uint64_t wechat_generation_ = 0;            // bumped when wechat_ or connections_ change
+  int connections_ = 0;                       // the loop's connections to the API (workers)
+  int workers_ = 0;                           // the pool's size (0: none)
   std::deque<Job> queue_;
-  bool stop_ = false;
+  bool stop_ = false;                  // the loop
+  bool pool_stop_ = false;             // the pool
+  std::atomic<bool> stopping_{false};  // the loop's probes still in flight are not recorded
   std::atomic<bool> wedged_{false};
-  std::thread scheduler_;
+  std::unique_ptr<Engine> engine_;  // created and destroyed with the loop thread
+  std::thread loop_thread_;
   std::vector<std::thread> workers_threads_;
 
-  std::atomic<int64_t> heartbeat_ns_{0};    // scheduler loop, monotonic
+  std::atomic<int64_t> heartbeat_ns_{0};    // the loop, monotonic
   std::atomic<int64_t> last_pickup_ns_{0};  // a worker took a job
 
   std::mutex redis_mu_;

@@ -4,7 +4,14 @@
 
 #include <atomic>
 
+#include <prometheus/registry.h>
+
+#include <map>
+#include <thread>
+
 #include "probe/probe.h"
+#include "probe/runner.h"
+#include "support/fakes.h"
 #include "support/redis_server.h"
 #include "support/wxsim.h"
 
@@ -107,6 +114,88 @@ TEST_F(RunProbeTest, a_missing_token_keeps_the_readers_reason) {
   EXPECT_EQ(RunProbe(target_, *redis_conn_, *client_, clock).detail,
             R"(json_path "access_token" is null, not a string)");
   EXPECT_EQ(CallsSeen(), 0);
+}
+
+// The runner's event loop against the same real servers: targets on one plain Redis are probed
+// with no worker thread at all, each outcome what RunProbe would say, and a reload that changes
+// their Redis entry moves them to a new connection without a false "Redis down".
+TEST_F(RunProbeTest, the_runner_probes_a_plain_redis_on_its_event_loop_with_no_worker_threads) {
+  redis_.Cli({"RPUSH", "alist", "x"});
+  redis_.Cli({"SET", "bogus", "not-a-token-the-api-issued"});
+  config::Config cfg;
+  cfg.workers = 4;
+  config::Redis rc;
+  rc.name = "r";
+  rc.host = "127.0.0.1";
+  rc.port = redis_.port();
+  cfg.redis["r"] = rc;
+  cfg.wechat.base_url = sim_.base_url();
+  config::App app;
+  app.app_id = WxSim::kAppId;
+  for (const auto& [name, key] : std::map<std::string, std::string>{
+           {"prod", "tok"}, {"absent", "absent"}, {"list", "alist"}, {"bogus", "bogus"}}) {
+    config::Environment e = target_.env;
+    e.name = name;
+    e.key = key;
+    e.interval = 200ms;
+    app.environments.push_back(e);
+  }
+  cfg.apps.push_back(app);
+
+  prometheus::Registry registry;
+  testing::RecordingSink sink;
+  std::mutex health_mu;
+  std::vector<std::pair<bool, std::string>> health;
+  Runner runner(RealClock::Instance(), registry, {&sink},
+                [&](const std::string& redis, bool up, const std::string& error) {
+                  std::lock_guard lock(health_mu);
+                  health.emplace_back(up, redis + ": " + error);
+                });
+  runner.Start(cfg);
+  EXPECT_EQ(runner.worker_count(), 0u);
+  auto records_of = [&](const std::string& env) {
+    std::vector<ProbeResult> out;
+    for (const auto& [t, r] : sink.records())
+      if (t.app_env == env) out.push_back(r);
+    return out;
+  };
+  auto wait_for = [&](auto pred) {
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    while (!pred() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(20ms);
+    return pred();
+  };
+  ASSERT_TRUE(wait_for([&] {
+    for (const char* env : {"prod", "absent", "list", "bogus"})
+      if (records_of(env).size() < 3) return false;
+    return true;
+  }));
+  for (const auto& r : records_of("prod")) {
+    EXPECT_EQ(r.outcome, Outcome::kOk) << r.detail;
+    EXPECT_EQ(r.fingerprint, Secret(token_).Fingerprint());
+    EXPECT_GT(r.duration.count(), 0);
+  }
+  for (const auto& r : records_of("absent")) EXPECT_EQ(r.detail, "key does not exist");
+  for (const auto& r : records_of("list")) {
+    EXPECT_EQ(r.outcome, Outcome::kTokenMissing);
+    EXPECT_EQ(r.detail, "key alist holds a list, not the string that storage string reads");
+  }
+  for (const auto& r : records_of("bogus")) {  // the API's verdict on a token it never issued
+    EXPECT_EQ(r.outcome, Outcome::kTokenMalformed) << r.detail;
+    EXPECT_EQ(r.errcode, 40014);
+  }
+
+  // A new Redis entry (another db, where nothing is stored): new connection, same targets.
+  cfg.redis["r"].db = 1;
+  runner.Start(cfg);
+  ASSERT_TRUE(wait_for([&] {
+    const auto prod = records_of("prod");
+    return !prod.empty() && prod.back().outcome == Outcome::kTokenMissing;
+  }));
+  runner.Stop();
+  EXPECT_EQ(runner.in_flight_count(), 0u);
+  std::lock_guard lock(health_mu);
+  ASSERT_FALSE(health.empty());
+  for (const auto& [up, what] : health) EXPECT_TRUE(up) << what;  // never a false "down"
 }
 
 }  // namespace

@@ -205,7 +205,9 @@ struct Config {
   Heal heal;
   Keeper keeper;
   Logging logging;
-  int workers = 16;  // probe worker threads
+  // The event loop's keep-alive connections to the API, and the size of the worker pool that
+  // probes Sentinel and Cluster targets (started only for such a config).
+  int workers = 16;
 
   [[nodiscard]] size_t TargetCount() const;
 };

@@ -134,21 +134,24 @@ int Main(int argc, char** argv) {
     return 1;
   }
 
+  // The App keeps the config it runs on; this copy would be a second one of every target's
+  // environment (~590 bytes per target), so it is moved in.
+  const size_t targets = cfg.TargetCount();
   try {
-    app.Start(cfg);
+    app.Start(std::move(cfg));
   } catch (const config::ConfigError& e) {  // a config built to pass LoadFile always passes
     std::cerr << "wxcanary: config file \"" << opts.config_file << "\": " << e.what() << "\n";
     return 1;
   }
   log->Log(Level::kInfo, "daemon_started",
-           "wxcanary " + std::string(kVersion) + " probing " + std::to_string(cfg.TargetCount()) +
-               (cfg.TargetCount() == 1 ? " target" : " targets") + ", metrics on " +
+           "wxcanary " + std::string(kVersion) + " probing " + std::to_string(targets) +
+               (targets == 1 ? " target" : " targets") + ", metrics on " +
                (host.empty() ? "*" : host) + ":" + std::to_string(bound),
            Fields{{"service.version", kVersion},
                   {"server.address", host.empty() ? "0.0.0.0" : host},
                   {"server.port", bound},
                   {"wxcanary.config.file", opts.config_file},
-                  {"wxcanary.config.targets", cfg.TargetCount()},
+                  {"wxcanary.config.targets", targets},
                   {"wxcanary.shard", opts.shard.ToString()}});
 
   Notifier notifier;

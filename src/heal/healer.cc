@@ -57,6 +57,8 @@ struct Healer::State {
   // HTTP I/O. Scrapes, Snapshot() and SetTargets() never take it, so a stuck heal stalls none
   // of them.
   std::mutex record_mu;
+  bool heal_queued = false;  // under record_mu: a heal of this target waits for or runs on the
+                             // heal thread
   // Guards everything below that a scrape, Snapshot() or SetTargets() reads; never held
   // across I/O.
   std::mutex mu;
@@ -109,7 +111,41 @@ config::Heal Healer::Settings() const {
   return settings_;
 }
 
-Healer::~Healer() { exposition_.Remove(*this); }
+Healer::~Healer() {
+  {
+    std::lock_guard lock(jobs_mu_);
+    stopping_ = true;
+  }
+  jobs_cv_.notify_all();
+  if (heal_thread_.joinable()) heal_thread_.join();
+  for (const auto& job : jobs_) {
+    std::lock_guard budget(budget_mu_);
+    budget_.Return(job.now);
+  }
+  exposition_.Remove(*this);
+}
+
+void Healer::StartHealThread() {
+  std::lock_guard lock(jobs_mu_);
+  if (!heal_thread_.joinable()) heal_thread_ = std::thread([this] { HealLoop(); });
+}
+
+void Healer::HealLoop() {
+  std::unique_lock lock(jobs_mu_);
+  while (true) {
+    jobs_cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+    if (stopping_) return;
+    Job job = std::move(jobs_.front());
+    jobs_.pop_front();
+    lock.unlock();
+    {
+      std::lock_guard record(job.state->record_mu);
+      Heal(*job.state, job.target, job.result, job.now, job.decision, job.settings);
+      job.state->heal_queued = false;
+    }
+    lock.lock();
+  }
+}
 
 void Healer::EnsureSeries(State& state, const Target& target) {
   const HealSet wanted = WantedSeries(target.env);
@@ -131,6 +167,9 @@ void Healer::SetTargets(const std::vector<Target>& targets) {
   for (const auto& t : targets) {
     Key key{t.app_id, t.app_env};
     auto it = targets_.find(key);
+    // Healing off: nothing to export or show until a dead token (Record makes the state then),
+    // so the many healthy targets cost nothing here (~760 bytes each at 100,000, issue 19).
+    if (it == targets_.end() && t.env.heal == config::HealMode::kOff) continue;
     auto state = it != targets_.end() ? it->second : std::make_shared<State>(t);
     std::lock_guard state_lock(state->mu);
     EnsureSeries(*state, t);
@@ -139,8 +178,12 @@ void Healer::SetTargets(const std::vector<Target>& targets) {
   targets_ = std::move(next);  // the targets not in it are gone, and so are their series
 }
 
-std::shared_ptr<Healer::State> Healer::StateFor(const Target& target) {
+std::shared_ptr<Healer::State> Healer::StateFor(const Target& target, bool create) {
   std::lock_guard lock(mu_);
+  if (!create) {
+    auto it = targets_.find({target.app_id, target.app_env});
+    return it == targets_.end() ? nullptr : it->second;
+  }
   auto& state = targets_[{target.app_id, target.app_env}];
   if (!state) state = std::make_shared<State>(target);
   return state;
@@ -221,9 +264,21 @@ void Healer::AppendText(telemetry::TextWriter& out) const {
 }
 
 void Healer::Record(const Target& target, const ProbeResult& result) {
-  auto state_ptr = StateFor(target);
+  // Healing off and no dead token: a state made now would stay as new (streak 0, nothing
+  // exported), so none is made for a target that has not needed one yet.
+  const bool dead = EvidenceOf(result.outcome) == Evidence::kDead;
+  auto state_ptr = StateFor(target, dead || target.env.heal != config::HealMode::kOff);
+  if (!state_ptr) return;
   State& state = *state_ptr;
-  std::lock_guard record(state.record_mu);
+  const bool own_thread = heal_thread_.joinable();
+  std::unique_lock record(state.record_mu, std::defer_lock);
+  if (own_thread) {
+    // Never wait for this target's heal (its I/O may take seconds), and never feed its policy
+    // while one is queued: the heal is acting on this episode.
+    if (!record.try_lock() || state.heal_queued) return;
+  } else {
+    record.lock();
+  }
   const config::Heal settings = Settings();
   const MonotonicTime now = clock_.MonotonicNow();
   HealDecision decision;
@@ -244,6 +299,15 @@ void Healer::Record(const Target& target, const ProbeResult& result) {
     }
   }
   if (decision.verdict == HealDecision::Verdict::kNone) return;
+  if (own_thread) {
+    state.heal_queued = true;
+    {
+      std::lock_guard lock(jobs_mu_);
+      jobs_.push_back({state_ptr, target, result, now, decision, settings});
+    }
+    jobs_cv_.notify_one();
+    return;
+  }
   Heal(state, target, result, now, decision, settings);
 }
 

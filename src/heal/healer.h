@@ -1,12 +1,14 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -57,7 +59,14 @@ class Healer final : public ResultSink, private telemetry::TextCollectable {
   Healer(config::Heal settings, HealStore& store, TokenFetcher* fetcher,
          telemetry::Exposition& exposition, telemetry::Logger& logger, Clock& clock,
          std::string instance_id);
+  /// Stops the heal thread, if started; heals still queued are dropped (their budget returned).
   ~Healer() override;
+  /// From now on a heal's Redis and stable_token I/O runs on a thread of its own, not in the
+  /// Record() that decided it: the probe engine records from its event loop, which a heal
+  /// waiting seconds on a refresh would stall. Record() then decides, queues the heal and
+  /// returns; results of a target whose heal is queued or running are not fed to its policy
+  /// (the heal is acting on that episode). Without it (tests) Record() heals in place.
+  void StartHealThread();
   Healer(const Healer&) = delete;
   Healer& operator=(const Healer&) = delete;
 
@@ -80,14 +89,16 @@ class Healer final : public ResultSink, private telemetry::TextCollectable {
     std::optional<SystemTime> last_skip_at;
     int streak = 0;  // consecutive token errors on one token so far
   };
-  /// Every target's, by (app_id, app_env). Thread-safe; O(targets).
+  /// Every target's, by (app_id, app_env), but those with healing off that never saw a dead
+  /// token: theirs would be all defaults (mode off, no heal, streak 0). Thread-safe; O(targets).
   std::vector<TargetSnapshot> Snapshot() const;
 
  private:
   struct State;
   using Key = std::pair<std::string, std::string>;  // (app_id, app_env)
 
-  std::shared_ptr<State> StateFor(const Target& target);
+  // The target's state; made when absent only if `create` (else null).
+  std::shared_ptr<State> StateFor(const Target& target, bool create);
   void EnsureSeries(State& state, const Target& target);
   // Executes a decision other than kNone. Caller holds state.record_mu, not state.mu: this
   // does the I/O.
@@ -115,6 +126,22 @@ class Healer final : public ResultSink, private telemetry::TextCollectable {
 
   std::mutex budget_mu_;  // held only around the policy's decision and a budget return
   HealBudget budget_;
+
+  // The heal thread (StartHealThread) and what it has to do.
+  struct Job {
+    std::shared_ptr<State> state;
+    Target target;
+    ProbeResult result;
+    MonotonicTime now;
+    HealDecision decision;
+    config::Heal settings;
+  };
+  void HealLoop();
+  std::mutex jobs_mu_;
+  std::condition_variable jobs_cv_;
+  std::deque<Job> jobs_;   // guarded by jobs_mu_
+  bool stopping_ = false;  // guarded by jobs_mu_
+  std::thread heal_thread_;
 };
 
 }  // namespace wxcanary::heal

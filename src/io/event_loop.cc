@@ -105,20 +105,27 @@ void EventLoop::Wake() {
   [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof one);
 }
 
-void EventLoop::RunOnce(std::chrono::milliseconds max_wait) {
-  auto wait = max_wait;
-  if (!timers_.empty()) {
-    const auto until = timers_.begin()->first.first - Steady::now();
-    // Rounded up: a timer 0.3 ms away must not become a busy loop of zero-time waits.
-    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(until);
-    wait = std::clamp(ms, std::chrono::milliseconds{0}, max_wait);
-  }
+void EventLoop::RunOnce(std::chrono::nanoseconds max_wait) {
+  auto wait = std::max(max_wait, std::chrono::nanoseconds{0});
+  if (!timers_.empty()) wait = std::min(wait, timers_.begin()->first.first - Steady::now());
   {
     std::lock_guard lock(posted_mu_);
-    if (!posted_.empty()) wait = std::chrono::milliseconds{0};
+    if (!posted_.empty()) wait = std::chrono::nanoseconds{0};
   }
+  wait = std::max(wait, std::chrono::nanoseconds{0});
   std::array<epoll_event, kMaxEvents> events{};
-  const int n = epoll_wait(epoll_fd_, events.data(), kMaxEvents, static_cast<int>(wait.count()));
+  // Nanoseconds (epoll_pwait2, Linux 5.11): epoll_wait's milliseconds would start a probe due
+  // in 0.2 ms up to a millisecond late, or spin on zero-time waits. ENOSYS on an older kernel:
+  // epoll_wait, rounded up.
+  timespec ts{};
+  ts.tv_sec = static_cast<time_t>(wait.count() / 1'000'000'000);
+  ts.tv_nsec = static_cast<long>(wait.count() % 1'000'000'000);
+  int n = pwait2_ ? epoll_pwait2(epoll_fd_, events.data(), kMaxEvents, &ts, nullptr) : -1;
+  if (n < 0 && errno == ENOSYS) pwait2_ = false;
+  if (!pwait2_) {
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait);
+    n = epoll_wait(epoll_fd_, events.data(), kMaxEvents, static_cast<int>(ms.count()));
+  }
   for (int i = 0; i < n; ++i) {
     const int fd = static_cast<int>(events[i].data.u64 & 0xffffffffu);
     const auto generation = static_cast<uint32_t>(events[i].data.u64 >> 32);

@@ -56,7 +56,7 @@ class EventLoop {
 
   /// One turn: waits until a watched descriptor is ready, a timer is due, Wake() or Post(), or
   /// `max_wait` passed, then runs what is ready: descriptors, due timers, posted work.
-  void RunOnce(std::chrono::milliseconds max_wait);
+  void RunOnce(std::chrono::nanoseconds max_wait);
 
  private:
   struct Watcher {
@@ -66,6 +66,7 @@ class EventLoop {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   uint32_t generation_ = 0;
+  bool pwait2_ = true;  // false once the kernel said ENOSYS
   std::unordered_map<int, Watcher> watchers_;
   std::map<std::pair<Steady::time_point, TimerId>, Callback> timers_;
   std::unordered_map<TimerId, Steady::time_point> timer_at_;

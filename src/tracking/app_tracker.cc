@@ -106,8 +106,9 @@ void AppTracker::UpdateGauges(MonotonicTime now, const TrackerSettings& settings
     if (!t.fingerprint.empty()) distinct.insert(t.fingerprint);
   distinct_ = static_cast<double>(distinct.size());
 
-  while (!quota_events_.empty() && now - quota_events_.front() > kQuotaLongWindow)
-    quota_events_.pop_front();
+  quota_events_.erase(quota_events_.begin(),
+                      std::find_if(quota_events_.begin(), quota_events_.end(),
+                                   [&](MonotonicTime t) { return now - t <= kQuotaLongWindow; }));
   const auto short_count =
       std::count_if(quota_events_.begin(), quota_events_.end(),
                     [&](MonotonicTime t) { return now - t <= kQuotaShortWindow; });
@@ -298,7 +299,7 @@ void AppTracker::Refreshed(TargetState& t, const TargetState::Deferred& d,
   ++refreshes_;
   if (d.new_to_app) {
     quota_events_.push_back(d.at);
-    if (quota_events_.size() > kMaxQuotaEvents) quota_events_.pop_front();
+    if (quota_events_.size() > kMaxQuotaEvents) quota_events_.erase(quota_events_.begin());
   }
   events->push_back(
       {.kind = TrackerEvent::Kind::kRefreshed,

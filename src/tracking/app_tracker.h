@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/boxed.h"
 #include "common/clock.h"
 #include "probe/result_sink.h"
 #include "telemetry/log.h"
@@ -110,7 +111,7 @@ class AppTracker {
       MonotonicTime dies_at_mono{};
       bool confirmed = false;  // this environment's key still held the older token afterwards
     };
-    std::optional<Superseded> superseded;
+    Boxed<Superseded> superseded;  // rarely set: on the heap (~100 bytes less per target)
     // When Redis drops the cached token by its TTL, as of the last probe (nullopt: no TTL, or
     // no token). A key that expires before the grace ends is refetched by its app in time:
     // nothing to predict (how stable_token rotation looks).
@@ -154,7 +155,7 @@ class AppTracker {
       std::chrono::nanoseconds window;  // looked back this far at the failure
       Failure failure;
     };
-    std::optional<Pending> pending;
+    Boxed<Pending> pending;  // rarely set: on the heap (~120 bytes less per target)
 
     // Exported values.
     std::string labels;  // app_env, app_id rendered
@@ -244,7 +245,9 @@ class AppTracker {
   MonotonicTime tracked_since_;
   std::map<std::string, TargetState> targets_;  // by app_env
 
-  std::deque<MonotonicTime> quota_events_;               // distinct new fingerprints
+  // Distinct new fingerprints, oldest first. A vector: an empty std::deque still allocates
+  // ~580 bytes, once per AppId (issue 19).
+  std::vector<MonotonicTime> quota_events_;
   std::unordered_map<std::string, MonotonicTime> seen_;  // fingerprint -> first seen in app
   std::unordered_map<std::string, MonotonicTime> kept_;  // keeper's fingerprint -> told at
   int pending_ = 0;

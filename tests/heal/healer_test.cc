@@ -550,5 +550,54 @@ TEST(HealerLocks, a_scrape_and_the_status_snapshot_answer_while_a_heal_is_stuck_
   EXPECT_EQ(snapshot[0].streak, 1);
 }
 
+// The daemon's healer heals on its own thread: Record() runs on the probe engine's event loop,
+// and a refresh waiting on the API must stall neither it nor other targets' results.
+TEST_F(HealerTest, on_its_own_thread_a_heal_stuck_in_io_holds_up_no_record) {
+  struct BlockingFetcher final : TokenFetcher {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool entered = false, released = false;
+    std::optional<FetchedToken> FetchToken(const std::string&, bool, std::string*,
+                                           wechat::FetchFailure*) override {
+      std::unique_lock lock(mu);
+      entered = true;
+      cv.notify_all();
+      cv.wait_for(lock, 20s, [&] { return released; });
+      return FetchedToken{Secret(kFresh), 7000s};
+    }
+  } fetcher;
+  Make(&fetcher);
+  healer_->StartHealThread();
+  Target t = Evicting();
+  t.env.heal_refresh = true;
+  Target other = Evicting("wx0002");
+  healer_->SetTargets({t, other});
+  Probe(t, Dead());
+  Probe(t, Dead());  // confirmed: the heal is queued, Record returns
+  {
+    std::unique_lock lock(fetcher.mu);
+    ASSERT_TRUE(fetcher.cv.wait_for(lock, 10s, [&] { return fetcher.entered; }));
+  }
+  // The heal sits in its refresh: evicted, not yet written.
+  EXPECT_EQ(store_.Get(t.env), std::nullopt);
+  const auto start = std::chrono::steady_clock::now();
+  Probe(t, Dead());  // the same target: not fed to the policy, not waited for
+  Probe(other, Dead());
+  Probe(other, Dead());  // another target heals meanwhile (queued behind the first)
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+  {
+    std::lock_guard lock(fetcher.mu);
+    fetcher.released = true;
+  }
+  fetcher.cv.notify_all();
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while ((store_.Get(t.env) != kFresh || store_.Get(other.env) != std::nullopt) &&
+         std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(store_.Get(t.env), kFresh);
+  EXPECT_EQ(store_.Get(other.env), std::nullopt);
+  healer_.reset();  // joins the heal thread: its counts are final
+}
+
 }  // namespace
 }  // namespace wxcanary::heal

@@ -77,6 +77,9 @@ class FakeClock final : public Clock {
   void Advance(std::chrono::nanoseconds d) {
     std::list<Waiter*> due;
     std::vector<std::function<void()>> alarms;
+    // Held from taking the due alarms until they have run: CancelWake waits for it, so no alarm
+    // runs after its owner cancelled it.
+    std::lock_guard alarm_lock(alarm_mu_);
     {
       std::lock_guard lock(mu_);
       system_ += std::chrono::duration_cast<SystemTime::duration>(d);
@@ -131,6 +134,7 @@ class FakeClock final : public Clock {
     alarms_[key] = {deadline, std::move(wake)};
   }
   void CancelWake(const void* key) override {
+    std::lock_guard alarm_lock(alarm_mu_);
     std::lock_guard lock(mu_);
     alarms_.erase(key);
   }
@@ -157,6 +161,7 @@ class FakeClock final : public Clock {
   MonotonicTime monotonic_{};
   std::list<Waiter> waiters_;
   std::map<const void*, std::pair<MonotonicTime, std::function<void()>>> alarms_;
+  std::mutex alarm_mu_;  // see Advance
 };
 
 }  // namespace wxcanary

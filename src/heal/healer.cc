@@ -299,7 +299,8 @@ void Healer::Record(const Target& target, const ProbeResult& result) {
     }
   }
   if (decision.verdict == HealDecision::Verdict::kNone) return;
-  if (own_thread) {
+  // A skip (cooldown, budget) does no I/O: decided and logged here. Only a heal is queued.
+  if (own_thread && decision.verdict == HealDecision::Verdict::kHeal) {
     state.heal_queued = true;
     {
       std::lock_guard lock(jobs_mu_);

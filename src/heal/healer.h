@@ -64,8 +64,10 @@ class Healer final : public ResultSink, private telemetry::TextCollectable {
   /// From now on a heal's Redis and stable_token I/O runs on a thread of its own, not in the
   /// Record() that decided it: the probe engine records from its event loop, which a heal
   /// waiting seconds on a refresh would stall. Record() then decides, queues the heal and
-  /// returns; results of a target whose heal is queued or running are not fed to its policy
-  /// (the heal is acting on that episode). Without it (tests) Record() heals in place.
+  /// returns (a skip, which does no I/O, it still logs in place); results of a target whose
+  /// heal is queued or running are not fed to its policy (the heal is acting on that episode;
+  /// an ok probe in that time does not end the recovery histogram's episode, the next one
+  /// does). Heals run one after another. Without it (tests) Record() heals in place.
   void StartHealThread();
   Healer(const Healer&) = delete;
   Healer& operator=(const Healer&) = delete;

@@ -115,17 +115,20 @@ void EventLoop::RunOnce(std::chrono::nanoseconds max_wait) {
   wait = std::max(wait, std::chrono::nanoseconds{0});
   std::array<epoll_event, kMaxEvents> events{};
   // Nanoseconds (epoll_pwait2, Linux 5.11): epoll_wait's milliseconds would start a probe due
-  // in 0.2 ms up to a millisecond late, or spin on zero-time waits. ENOSYS on an older kernel:
-  // epoll_wait, rounded up.
+  // in 0.2 ms up to a millisecond late. Without it: epoll_wait, rounded up.
   timespec ts{};
   ts.tv_sec = static_cast<time_t>(wait.count() / 1'000'000'000);
   ts.tv_nsec = static_cast<long>(wait.count() % 1'000'000'000);
   int n = pwait2_ ? epoll_pwait2(epoll_fd_, events.data(), kMaxEvents, &ts, nullptr) : -1;
-  if (n < 0 && errno == ENOSYS) pwait2_ = false;
+  // Any refusal but an interrupted wait (ENOSYS on an old kernel, EPERM from a seccomp filter
+  // that predates the call, as systemd's @system-service list of some versions and container
+  // runtimes' default profiles do) means epoll_wait from now on, not a loop that never reads.
+  if (pwait2_ && n < 0 && errno != EINTR) pwait2_ = false;
   if (!pwait2_) {
     const auto ms = std::chrono::ceil<std::chrono::milliseconds>(wait);
     n = epoll_wait(epoll_fd_, events.data(), kMaxEvents, static_cast<int>(ms.count()));
   }
+  if (n < 0) n = 0;  // EINTR: the caller's next turn waits again
   for (int i = 0; i < n; ++i) {
     const int fd = static_cast<int>(events[i].data.u64 & 0xffffffffu);
     const auto generation = static_cast<uint32_t>(events[i].data.u64 >> 32);

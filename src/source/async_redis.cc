@@ -22,7 +22,8 @@ struct AsyncRedis::Conn {
   int fd = -1;
   uint32_t events = 0;
   bool connected = false;
-  std::string fail;                    // why it was dropped, for the reads still on it
+  bool timed_out = false;  // a read got no reply in read_timeout: every read on it fails so
+  std::string fail;        // why it was dropped, for the reads still on it
   std::vector<std::string> handshake;  // AUTH / SELECT sent first, in order
   size_t handshake_done = 0;
   io::EventLoop::TimerId connect_timer = 0;
@@ -148,6 +149,14 @@ void AsyncRedis::OnConnect(const redisAsyncContext* ac, int status) {
     c->connected = true;
     if (c->connect_timer != 0) self->loop_.Cancel(c->connect_timer);
     c->connect_timer = 0;
+    // The reads sent while connecting wait for their replies from now on: read_timeout each,
+    // so the deadlines stay in the order of the list and the oldest is the earliest.
+    const auto deadline = io::EventLoop::Steady::now() + self->cfg_.read_timeout;
+    for (auto& req : self->requests_)
+      if (req.conn.get() == c) req.deadline = deadline;
+    if (self->timer_ != 0) self->loop_.Cancel(self->timer_);
+    self->timer_ = 0;
+    self->ArmTimer();
     if (c->handshake.empty()) self->backoff_delay_ = std::chrono::milliseconds{0};
     return;
   }
@@ -212,6 +221,7 @@ void AsyncRedis::Read(const config::Environment& env, ReadCallback done) {
   req.conn = conn_;
   req.env = &env;
   req.done = std::move(done);
+  // While connecting, the connect timer bounds the wait; OnConnect restarts this from there.
   req.deadline = io::EventLoop::Steady::now() + cfg_.read_timeout +
                  (conn_->connected ? std::chrono::milliseconds{0} : cfg_.connect_timeout);
   if (!Send(req, ReadCommands(env, true))) {
@@ -236,7 +246,10 @@ void AsyncRedis::OnReply(redisAsyncContext* ac, void* reply, void* privdata) {
   ++req->received;
   if (reply == nullptr) {
     if (req->error.empty()) {
-      const std::string why = !req->conn->fail.empty() ? req->conn->fail
+      // A read timeout drops the connection for every read on it: each names its own key.
+      const std::string why = req->conn->timed_out ? ReadLabel(*req->env) + ": timed out after " +
+                                                         Ms(self->cfg_.read_timeout)
+                              : !req->conn->fail.empty() ? req->conn->fail
                               : ac->errstr != nullptr && ac->errstr[0] != '\0'
                                   ? ReadLabel(*req->env) + ": " + ac->errstr
                                   : ReadLabel(*req->env) + ": connection closed";
@@ -308,8 +321,8 @@ void AsyncRedis::OnTimer() {
   if (requests_.empty()) return;
   const Request& front = requests_.front();
   if (front.deadline <= io::EventLoop::Steady::now()) {
-    const std::string label = front.type_asked ? "TYPE " + front.env->key : ReadLabel(*front.env);
-    Fail(front.conn, label + ": timed out after " + Ms(cfg_.read_timeout));
+    front.conn->timed_out = true;
+    Fail(front.conn, "redis " + where_ + ": timed out after " + Ms(cfg_.read_timeout));
   }
   ArmTimer();
 }

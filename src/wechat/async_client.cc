@@ -95,9 +95,15 @@ void AsyncClient::Probe(const ProbeCall& call, const Secret& token,
   // ends those that waited for a connection the whole time.
   raw->deadline = loop_.After(timeout + std::chrono::milliseconds{50}, [this, raw] {
     raw->deadline = 0;
-    HttpResponse r;
+    // Whether the request went out says whom to blame: the API, or our connection limit.
+    curl_off_t sent_after = 0;
+    curl_easy_getinfo(raw->request.handle(), CURLINFO_PRETRANSFER_TIME_T, &sent_after);
+    HttpResponse r = raw->request.Finish(CURLE_OPERATION_TIMEDOUT);
     r.transport_error = "timed out after " + std::to_string(raw->timeout.count()) +
-                        " milliseconds waiting for one of the connections to the API";
+                        (sent_after > 0 ? " milliseconds waiting for the API's answer"
+                                        : " milliseconds waiting for one of the connections to "
+                                          "the API") +
+                        " (curl error 28)";
     End(raw, std::move(r));
   });
 }

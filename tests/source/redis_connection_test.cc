@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -14,6 +15,7 @@
 #include "source/async_redis.h"
 #include "source/redis_connection.h"
 #include "support/redis_server.h"
+#include "support/silent_listener.h"
 
 namespace wxcanary::source {
 namespace {
@@ -585,6 +587,38 @@ TEST(RedisConnectionRead, a_secret_derived_key_is_read_by_its_bytes_and_named_by
   EXPECT_EQ(r.status, Status::kUndecodable);  // the key's problem, not Redis down (issue 21)
   EXPECT_NE(r.error.find("[secret-derived key 1a2b3c4d]"), std::string::npos) << r.error;
   EXPECT_EQ(r.error.find("TOPSECRET"), std::string::npos) << r.error;
+}
+
+// A server that accepts and never answers: every read pipelined on the one connection fails at
+// read_timeout, each naming its own key (not the oldest read's), and the server is down.
+TEST(AsyncRedisTimeout, every_read_on_a_silent_server_times_out_naming_its_own_key) {
+  testing::SilentListener silent;
+  config::Redis cfg;
+  cfg.name = "silent";
+  cfg.host = "127.0.0.1";
+  cfg.port = silent.port();
+  cfg.read_timeout = 300ms;
+  io::EventLoop loop;
+  AsyncRedis redis(loop, cfg, RealClock::Instance());
+  std::map<std::string, TokenRead> got;
+  const auto start = std::chrono::steady_clock::now();
+  // Read() keeps a reference to its environment until the answer: they must outlive it.
+  const std::vector<config::Environment> envs{Env("first"), Env("second"), Env("third")};
+  for (const auto& env : envs)
+    redis.Read(env, [&got, key = env.key](TokenRead r) { got[key] = std::move(r); });
+  while (got.size() < 3 && std::chrono::steady_clock::now() - start < 10s) loop.RunOnce(100ms);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_EQ(got.size(), 3u);
+  for (const auto& [key, r] : got) {
+    EXPECT_EQ(r.status, Status::kRedisError);
+    EXPECT_EQ(r.error, "GET " + key + ": timed out after 300 ms");
+  }
+  EXPECT_GE(elapsed, 300ms);
+  // Not connect_timeout (1 s) more: the reads sent while connecting wait read_timeout from the
+  // connect on.
+  EXPECT_LT(elapsed, 1200ms);
+  EXPECT_FALSE(redis.healthy());
+  EXPECT_EQ(redis.pending(), 0u);
 }
 
 }  // namespace

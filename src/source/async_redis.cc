@@ -181,20 +181,19 @@ void AsyncRedis::OnHandshake(redisAsyncContext* ac, void* reply, void* privdata)
   if (c->handshake_done == c->handshake.size()) self->backoff_delay_ = std::chrono::milliseconds{0};
 }
 
-bool AsyncRedis::Send(Request& req, const std::vector<std::vector<std::string>>& cmds) {
+bool AsyncRedis::Send(Request& req, std::span<const ReadCommand> cmds) {
   req.expected += cmds.size();
-  std::vector<const char*> argv;
-  std::vector<size_t> lens;
   for (const auto& cmd : cmds) {
-    argv.clear();
-    lens.clear();
-    for (const auto& a : cmd) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
+    // On the stack: a read's commands have at most 3 arguments.
+    std::array<const char*, 3> argv{};
+    std::array<size_t, 3> lens{};
+    for (size_t i = 0; i < cmd.argc; ++i) {
+      argv[i] = cmd.argv[i].data();
+      lens[i] = cmd.argv[i].size();
     }
-    if (req.conn->ac == nullptr || redisAsyncCommandArgv(req.conn->ac, &AsyncRedis::OnReply, &req,
-                                                         static_cast<int>(argv.size()), argv.data(),
-                                                         lens.data()) != REDIS_OK) {
+    if (req.conn->ac == nullptr ||
+        redisAsyncCommandArgv(req.conn->ac, &AsyncRedis::OnReply, &req, static_cast<int>(cmd.argc),
+                              argv.data(), lens.data()) != REDIS_OK) {
       ++req.received;
       if (req.error.empty())
         req.error = ScrubRedisMessage(cfg_, ReadLabel(*req.env) + ": connection closing");
@@ -221,10 +220,13 @@ void AsyncRedis::Read(const config::Environment& env, ReadCallback done) {
   req.conn = conn_;
   req.env = &env;
   req.done = std::move(done);
+  req.parts.reserve(3);
   // While connecting, the connect timer bounds the wait; OnConnect restarts this from there.
   req.deadline = io::EventLoop::Steady::now() + cfg_.read_timeout +
                  (conn_->connected ? std::chrono::milliseconds{0} : cfg_.connect_timeout);
-  if (!Send(req, ReadCommands(env, true))) {
+  size_t count = 0;
+  const auto cmds = ReadCommandViews(env, true, &count);
+  if (!Send(req, std::span<const ReadCommand>(cmds.data(), count))) {
     Complete(std::prev(requests_.end()));
     return;
   }
@@ -272,7 +274,8 @@ void AsyncRedis::OnReply(redisAsyncContext* ac, void* reply, void* privdata) {
     req->type_asked = true;
     req->deadline = io::EventLoop::Steady::now() + self->cfg_.read_timeout;
     self->requests_.splice(self->requests_.end(), self->requests_, it);
-    if (self->Send(*req, {{"TYPE", config::RedisKey(*req->env)}})) return;
+    const ReadCommand type{{"TYPE", config::RedisKey(*req->env), {}}, 2};
+    if (self->Send(*req, std::span<const ReadCommand>(&type, 1))) return;
     it = std::prev(self->requests_.end());
   }
   self->Complete(it);

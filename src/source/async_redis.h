@@ -4,6 +4,7 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -73,7 +74,8 @@ class AsyncRedis {
   static void OnHandshake(redisAsyncContext* ac, void* reply, void* privdata);
   static void OnConnect(const redisAsyncContext* ac, int status);
   std::shared_ptr<Conn> Connect(std::string* error);
-  bool Send(Request& req, const std::vector<std::vector<std::string>>& cmds);
+  /// Sends `cmds` for `req`; false when none went out (the request is complete).
+  bool Send(Request& req, std::span<const ReadCommand> cmds);
   /// Drops `conn`: every read on it fails with `reason`.
   void Fail(const std::shared_ptr<Conn>& conn, std::string reason);
   void Complete(std::list<Request>::iterator it);

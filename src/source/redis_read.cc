@@ -69,18 +69,29 @@ std::string ReadLabel(const config::Environment& env) {
   return (env.storage == config::Storage::kHash ? "HGET " : "GET ") + env.key;
 }
 
-std::vector<std::vector<std::string>> ReadCommands(const config::Environment& env,
-                                                   bool with_companion) {
+std::array<ReadCommand, 3> ReadCommandViews(const config::Environment& env, bool with_companion,
+                                            size_t* count) {
   // `key` is what goes to Redis; messages name env.key, its shown form (a fingerprint when
   // secret-derived).
   const std::string& key = config::RedisKey(env);
+  std::array<ReadCommand, 3> cmds{};
+  cmds[0] = env.storage == config::Storage::kHash ? ReadCommand{{"HGET", key, env.hash_field}, 3}
+                                                  : ReadCommand{{"GET", key, {}}, 2};
+  cmds[1] = ReadCommand{{"TTL", key, {}}, 2};
+  *count = 2;
+  if (with_companion && !env.expiry_key.empty())
+    cmds[(*count)++] = ReadCommand{{"GET", env.expiry_key, {}}, 2};
+  return cmds;
+}
+
+std::vector<std::vector<std::string>> ReadCommands(const config::Environment& env,
+                                                   bool with_companion) {
+  size_t count = 0;
+  const auto views = ReadCommandViews(env, with_companion, &count);
   std::vector<std::vector<std::string>> cmds;
-  cmds.reserve(3);
-  cmds.push_back(env.storage == config::Storage::kHash
-                     ? std::vector<std::string>{"HGET", key, env.hash_field}
-                     : std::vector<std::string>{"GET", key});
-  cmds.push_back({"TTL", key});
-  if (with_companion && !env.expiry_key.empty()) cmds.push_back({"GET", env.expiry_key});
+  cmds.reserve(count);
+  for (size_t i = 0; i < count; ++i)
+    cmds.emplace_back(views[i].argv.begin(), views[i].argv.begin() + views[i].argc);
   return cmds;
 }
 

@@ -1,7 +1,9 @@
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/clock.h"
@@ -35,7 +37,17 @@ std::string ReadPrecondition(const config::Environment& env);
 /// "GET <key>" / "HGET <key>": how a read's errors name it (env.key's shown form, never the
 /// secret-derived key).
 std::string ReadLabel(const config::Environment& env);
+/// One command of a read, as views into `env` and string literals (no allocation): at most 3
+/// arguments.
+struct ReadCommand {
+  std::array<std::string_view, 3> argv{};
+  size_t argc = 0;
+};
 /// The value, its TTL and, when `with_companion`, env.expiry_key: one pipelined round trip.
+/// `*count` of them are set. The views live as long as `env`.
+std::array<ReadCommand, 3> ReadCommandViews(const config::Environment& env, bool with_companion,
+                                            size_t* count);
+/// ReadCommandViews as owned strings, for a caller that keeps them.
 std::vector<std::vector<std::string>> ReadCommands(const config::Environment& env,
                                                    bool with_companion);
 /// True when the value's reply says the key holds another type: the reader asks TYPE (one more

@@ -106,7 +106,7 @@ void EventLoop::Wake() {
 }
 
 void EventLoop::RunOnce(std::chrono::nanoseconds max_wait) {
-  auto wait = std::max(max_wait, std::chrono::nanoseconds{0});
+  auto wait = max_wait;
   if (!timers_.empty()) wait = std::min(wait, timers_.begin()->first.first - Steady::now());
   {
     std::lock_guard lock(posted_mu_);

@@ -383,8 +383,7 @@ void Runner::StartOnLoop(Engine& engine, Job job) {
   }
   LoopProbe* p = owned.release();  // until Done below
   p->slot = std::move(job.slot);
-  p->t0 = start;
-  p->result = ProbeResult{};
+  p->t0 = start;  // p->result is new or was reset when its last probe was done
   p->result.started = clock_.SystemNow();
   source::AsyncRedis* conn = redis.conn.get();
   auto done = [this, &engine, p] {

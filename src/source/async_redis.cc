@@ -122,15 +122,10 @@ std::shared_ptr<AsyncRedis::Conn> AsyncRedis::Connect(std::string* error) {
   }
   if (cfg_.db != 0) handshake.push_back({"SELECT", std::to_string(cfg_.db)});
   for (const auto& cmd : handshake) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    for (const auto& a : cmd) {
-      argv.push_back(a.data());
-      lens.push_back(a.size());
-    }
+    Argv a(cmd);
     conn->handshake.push_back(cmd[0]);
-    redisAsyncCommandArgv(ac, &AsyncRedis::OnHandshake, conn.get(), static_cast<int>(argv.size()),
-                          argv.data(), lens.data());
+    redisAsyncCommandArgv(ac, &AsyncRedis::OnHandshake, conn.get(), static_cast<int>(a.ptrs.size()),
+                          a.ptrs.data(), a.lens.data());
   }
   return conn;
 }
@@ -204,14 +199,14 @@ bool AsyncRedis::Send(Request& req, std::span<const ReadCommand> cmds) {
 
 void AsyncRedis::Read(const config::Environment& env, ReadCallback done) {
   if (std::string why = ReadPrecondition(env); !why.empty()) {
-    FailFast(env, done, std::move(why));
+    FailFast(done, std::move(why));
     return;
   }
   if (!conn_) {
     std::string error;
     conn_ = Connect(&error);
     if (!conn_) {
-      FailFast(env, done, std::move(error));
+      FailFast(done, std::move(error));
       return;
     }
   }
@@ -233,8 +228,7 @@ void AsyncRedis::Read(const config::Environment& env, ReadCallback done) {
   ArmTimer();
 }
 
-void AsyncRedis::FailFast(const config::Environment& env, ReadCallback& done, std::string error) {
-  (void)env;
+void AsyncRedis::FailFast(ReadCallback& done, std::string error) {
   healthy_ = false;
   TokenRead out;
   out.status = TokenRead::Status::kRedisError;

@@ -83,7 +83,7 @@ class AsyncRedis {
   void BackOff();
   void ArmTimer();
   void OnTimer();
-  void FailFast(const config::Environment& env, ReadCallback& done, std::string error);
+  void FailFast(ReadCallback& done, std::string error);
 
   io::EventLoop& loop_;
   config::Redis cfg_;

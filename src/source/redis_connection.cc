@@ -95,20 +95,6 @@ timeval ToTimeval(std::chrono::milliseconds ms) {
 
 std::string ReplyText(const redisReply* r) { return std::string(r->str, r->len); }
 
-// argv as hiredis takes it: binary-safe (keys may be JDK-serialized bytes).
-struct Argv {
-  explicit Argv(const std::vector<std::string>& argv) {
-    ptrs.reserve(argv.size());
-    lens.reserve(argv.size());
-    for (const auto& a : argv) {
-      ptrs.push_back(a.data());
-      lens.push_back(a.size());
-    }
-  }
-  std::vector<const char*> ptrs;
-  std::vector<size_t> lens;
-};
-
 redisReply* CommandOn(redisContext* ctx, const std::vector<std::string>& argv) {
   Argv a(argv);
   return static_cast<redisReply*>(

@@ -37,6 +37,20 @@ std::string ReadPrecondition(const config::Environment& env);
 /// "GET <key>" / "HGET <key>": how a read's errors name it (env.key's shown form, never the
 /// secret-derived key).
 std::string ReadLabel(const config::Environment& env);
+/// argv as hiredis takes it: binary-safe (keys may be JDK-serialized bytes). Views into `argv`.
+struct Argv {
+  explicit Argv(const std::vector<std::string>& argv) {
+    ptrs.reserve(argv.size());
+    lens.reserve(argv.size());
+    for (const auto& a : argv) {
+      ptrs.push_back(a.data());
+      lens.push_back(a.size());
+    }
+  }
+  std::vector<const char*> ptrs;
+  std::vector<size_t> lens;
+};
+
 /// One command of a read, as views into `env` and string literals (no allocation): at most 3
 /// arguments.
 struct ReadCommand {

@@ -10,9 +10,7 @@
 namespace wxcanary::wechat {
 
 struct AsyncClient::Transfer {
-  Transfer(AsyncClient* o, const config::WeChat& cfg, uint64_t gen)
-      : owner(o), request(cfg), generation(gen) {}
-  AsyncClient* owner;
+  Transfer(const config::WeChat& cfg, uint64_t gen) : request(cfg), generation(gen) {}
   CurlRequest request;
   uint64_t generation;
   Callback done;
@@ -32,7 +30,6 @@ AsyncClient::AsyncClient(io::EventLoop& loop, const config::WeChat& cfg, int max
   curl_multi_setopt(multi, CURLMOPT_TIMERDATA, this);
   curl_multi_setopt(multi, CURLMOPT_PIPELINING, static_cast<long>(CURLPIPE_NOTHING));
   Reconfigure(cfg, max_connections);
-  generation_ = 1;
 }
 
 AsyncClient::~AsyncClient() {
@@ -68,7 +65,7 @@ void AsyncClient::Probe(const ProbeCall& call, const Secret& token,
     t = std::move(idle_.back());
     idle_.pop_back();
   } else {
-    t = std::make_unique<Transfer>(this, cfg_, generation_);
+    t = std::make_unique<Transfer>(cfg_, generation_);
   }
   auto* multi = static_cast<CURLM*>(multi_);
   if (multi == nullptr || !t->request.SetUpProbe(call, token, timeout)) {

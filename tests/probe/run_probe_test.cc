@@ -2,6 +2,7 @@
 // and the call, and a read that used it all does not send a doomed call.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include <prometheus/registry.h>
@@ -193,6 +194,15 @@ TEST_F(RunProbeTest, the_runner_probes_a_plain_redis_on_its_event_loop_with_no_w
   }));
   runner.Stop();
   EXPECT_EQ(runner.in_flight_count(), 0u);
+  // What the API received: one accepted canary call per ok probe recorded (one more at most:
+  // a call answered as the stop ended its probe).
+  const auto records = sink.records();
+  const auto ok =
+      static_cast<int>(std::count_if(records.begin(), records.end(), [](const auto& rec) {
+        return rec.second.outcome == Outcome::kOk;
+      }));
+  EXPECT_GE(CallsSeen(), ok);
+  EXPECT_LE(CallsSeen(), ok + 1);
   std::lock_guard lock(health_mu);
   ASSERT_FALSE(health.empty());
   for (const auto& [up, what] : health) EXPECT_TRUE(up) << what;  // never a false "down"

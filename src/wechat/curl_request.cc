@@ -1,5 +1,6 @@
 #include "wechat/curl_request.h"
 
+#include <cstdlib>
 #include <mutex>
 #include <string_view>
 
@@ -12,7 +13,7 @@ struct CurlFreeDeleter {
   void operator()(char* p) const { curl_free(p); }
 };
 
-std::string EscapeQueryValue(CURL* h, const std::string& value) {
+std::string EscapeQueryValue(CURL* h, std::string_view value) {
   std::unique_ptr<char, CurlFreeDeleter> escaped(
       curl_easy_escape(h, value.data(), static_cast<int>(value.size())));
   return escaped ? std::string(escaped.get()) : std::string();
@@ -38,6 +39,19 @@ std::vector<Secret> QueryValues(std::string_view path_and_query) {
   return out;
 }
 
+// Whether curl sends a request for `base_url` to a forward proxy in absolute form: plain http
+// with a proxy in the environment (curl reads only the lowercase http_proxy, for CGI's sake).
+// HTTPS always tunnels through a proxy (CONNECT), so the target stays the origin form.
+bool MayUseForwardProxy(std::string_view base_url) {
+  const bool https = base_url.size() >= 8 && curl_strnequal(base_url.data(), "https://", 8);
+  if (https) return false;
+  for (const char* name : {"http_proxy", "all_proxy", "ALL_PROXY"}) {
+    const char* v = std::getenv(name);
+    if (v != nullptr && *v != '\0') return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 void CurlGlobalInitOnce() {
@@ -54,6 +68,7 @@ CurlRequest::CurlRequest(const config::WeChat& cfg)
   // Without this curl waits for "100 Continue" before sending bodies over 1 KiB.
   if (list) list = curl_slist_append(list, "Expect:");
   json_headers_.reset(list);
+  direct_ok_ = !MayUseForwardProxy(base_);
   Init();
 }
 
@@ -62,6 +77,7 @@ bool CurlRequest::Init() {
   easy_.reset(curl_easy_init());
   CURL* h = easy_.get();
   if (!h) return false;
+  direct_set_ = false;
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for DNS timeouts
   curl_easy_setopt(h, CURLOPT_USERAGENT, user_agent_.c_str());
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf_.data());
@@ -99,10 +115,41 @@ void CurlRequest::SetProbeBody(const ProbeKindEntry& entry, const ProbeCall& cal
   body_openid_ = call.openid;
 }
 
-void CurlRequest::Prepare(const std::string* post_body, std::chrono::milliseconds timeout) {
+bool CurlRequest::SetProbeUrl(std::string_view path) {
+  if (probe_url_ && path == probe_path_) return true;
+  probe_path_.clear();
+  if (!probe_url_) probe_url_.reset(curl_url());
+  if (!probe_url_) return false;
+  const std::string url = base_ + std::string(path);
+  if (curl_url_set(probe_url_.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) return false;
+  char* sent = nullptr;  // the path as curl normalized it, which is what it would send
+  if (curl_url_get(probe_url_.get(), CURLUPART_PATH, &sent, 0) != CURLUE_OK) return false;
+  target_.assign(sent).append("?access_token=");
+  curl_free(sent);
+  target_prefix_ = target_.size();
+  probe_path_ = path;
+  return true;
+}
+
+void CurlRequest::Prepare(const std::string* post_body, std::chrono::milliseconds timeout,
+                          bool direct) {
   CURL* h = easy_.get();
   if (timeout.count() <= 0) timeout = cfg_.timeout;
-  curl_easy_setopt(h, CURLOPT_URL, url_.c_str());
+  if (direct) {
+    if (!direct_set_) {
+      curl_easy_setopt(h, CURLOPT_URL, static_cast<const char*>(nullptr));
+      curl_easy_setopt(h, CURLOPT_CURLU, probe_url_.get());
+      direct_set_ = true;
+    }
+    curl_easy_setopt(h, CURLOPT_REQUEST_TARGET, target_.c_str());
+  } else {
+    if (direct_set_) {
+      curl_easy_setopt(h, CURLOPT_CURLU, static_cast<CURLU*>(nullptr));
+      curl_easy_setopt(h, CURLOPT_REQUEST_TARGET, static_cast<const char*>(nullptr));
+      direct_set_ = false;
+    }
+    curl_easy_setopt(h, CURLOPT_URL, url_.c_str());
+  }
   curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout.count()));
   posted_ = post_body != nullptr;
@@ -126,13 +173,22 @@ bool CurlRequest::SetUpProbe(const ProbeCall& call, const Secret& token,
   const ProbeKindEntry& entry = KindEntry(call.kind);
   const bool post = entry.method == HttpMethod::kPost;
   if (post) SetProbeBody(entry, call);
-  url_.assign(base_).append(entry.path).append("?access_token=");
-  const std::string& raw = token.Reveal();
+  const std::string_view raw = token.Reveal();
   // Since curl 7.82 curl_easy_escape ignores the handle.
-  url_ += NeedsPercentEncoding(raw) ? EscapeQueryValue(easy_.get(), raw) : raw;
+  const bool encode = NeedsPercentEncoding(raw);
+  std::string escaped;
+  if (encode) escaped = EscapeQueryValue(easy_.get(), raw);
+  const std::string_view value = encode ? std::string_view(escaped) : raw;
+  const bool direct = direct_ok_ && SetProbeUrl(entry.path);
+  if (direct) {
+    target_.resize(target_prefix_);
+    target_ += value;
+  } else {
+    url_.assign(base_).append(entry.path).append("?access_token=").append(value);
+  }
   token_ = &token;
   query_secrets_.clear();
-  Prepare(post ? &probe_body_ : nullptr, timeout);
+  Prepare(post ? &probe_body_ : nullptr, timeout, direct);
   return true;
 }
 
@@ -142,7 +198,7 @@ bool CurlRequest::SetUp(const std::string& path_and_query, const std::string* bo
   url_.assign(base_).append(path_and_query);
   token_ = nullptr;
   query_secrets_ = QueryValues(path_and_query);
-  Prepare(body, timeout);
+  Prepare(body, timeout, false);
   return true;
 }
 

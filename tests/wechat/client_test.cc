@@ -45,6 +45,12 @@ class ApiServer {
     // Without it Nagle + delayed ACK add ~40 ms to every keep-alive answer and the
     // measurement below would time the kernel, not the client.
     server_->set_tcp_nodelay(true);
+    // Every request's target exactly as it arrived (before routing, so a 404 is recorded too).
+    server_->set_pre_routing_handler([this](const auto& req, auto&) {
+      std::lock_guard lock(mu_);
+      targets_.push_back(req.target);
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
     auto record = [this](const httplib::Request& req) {
       std::lock_guard lock(mu_);
       seen_.push_back({req.method, req.path, req.get_param_value("access_token"), req.body,
@@ -111,6 +117,11 @@ class ApiServer {
     std::lock_guard lock(mu_);
     return seen_;
   }
+  /// The request targets received, raw (percent-encoding and all), in order.
+  [[nodiscard]] std::vector<std::string> targets() const {
+    std::lock_guard lock(mu_);
+    return targets_;
+  }
   [[nodiscard]] std::set<int> ports() const {
     std::set<int> out;
     for (const auto& s : seen()) out.insert(s.remote_port);
@@ -131,6 +142,7 @@ class ApiServer {
     cv_.wait_for(lock, 10s, [this] { return released_; });
   }
   std::vector<Seen> seen_;
+  std::vector<std::string> targets_;
 };
 
 config::WeChat Cfg(const std::string& base_url, std::string ca_file = "") {
@@ -174,6 +186,69 @@ TEST(Client, api_domain_ip_is_a_get_with_the_escaped_token_in_the_query) {
   EXPECT_EQ(seen[0].token, kToken.Reveal());  // decoded by the server: escaping round-trips
   EXPECT_EQ(seen[0].body, "");
   EXPECT_EQ(seen[0].user_agent, "wxcanary/" WXCANARY_TEST_VERSION);
+}
+
+// kToken as curl_easy_escape writes it: everything but ALPHA / DIGIT / "-._~" percent-encoded.
+constexpr const char* kEscapedToken = "84_Tok%2Ben%2Fwith%3Dodd%26chars%25-XYZ0123456789abcdef";
+
+// A probe hands curl a parsed URL without the query and its request target verbatim (the fast
+// path): the server must still get the origin-form target, the base URL's path kept.
+TEST(Client, a_probe_sends_the_origin_form_target_with_the_escaped_token) {
+  ApiServer server;
+  for (const std::string prefix : {"", "/gw"}) {
+    Client client(Cfg(HttpBase(server) + prefix));
+    const auto r = client.Probe(config::ProbeCallOf(Env(ProbeKind::kMsgSecCheck)), kToken, 2s);
+    ASSERT_TRUE(r.transport_ok) << r.transport_error;
+    EXPECT_EQ(r.http_status, prefix.empty() ? 200 : 404);  // the double has no /gw routes
+    ASSERT_FALSE(server.targets().empty());
+    EXPECT_EQ(server.targets().back(),
+              prefix + "/wxa/msg_sec_check?access_token=" + std::string(kEscapedToken));
+  }
+}
+
+// One handle serves probes (parsed URL + target) and other calls (a URL string) in any order:
+// each request must go where its own call says, not where the handle's last mode pointed.
+TEST(Client, probes_and_other_calls_on_one_handle_each_reach_their_own_target) {
+  ApiServer server;
+  Client client(Cfg(HttpBase(server)));
+  const auto check = Env(ProbeKind::kMsgSecCheck);  // ProbeCallOf views into its environment
+  const auto ip = Env(ProbeKind::kApiDomainIp);
+  EXPECT_TRUE(client.Probe(config::ProbeCallOf(check), kToken, 2s).transport_ok);
+  EXPECT_TRUE(client.Get("/cgi-bin/get_api_domain_ip?access_token=zzz12345", 2s).transport_ok);
+  EXPECT_TRUE(client.Probe(config::ProbeCallOf(ip), kToken, 2s).transport_ok);
+  EXPECT_TRUE(
+      client.Probe(config::ProbeCallOf(check), Secret("second_token_123"), 2s).transport_ok);
+  EXPECT_TRUE(
+      client.PostJson("/cgi-bin/openapi/quota/get?access_token=q123456789", "{}", 2s).transport_ok);
+  const std::string e = kEscapedToken;
+  EXPECT_EQ(server.targets(),
+            (std::vector<std::string>{"/wxa/msg_sec_check?access_token=" + e,
+                                      "/cgi-bin/get_api_domain_ip?access_token=zzz12345",
+                                      "/cgi-bin/get_api_domain_ip?access_token=" + e,
+                                      "/wxa/msg_sec_check?access_token=second_token_123",
+                                      "/cgi-bin/openapi/quota/get?access_token=q123456789"}));
+  const auto seen = server.seen();
+  ASSERT_EQ(seen.size(), 5u);
+  EXPECT_EQ(seen[2].method, "GET");  // a probe after a POST is the probe kind's own method
+  EXPECT_EQ(seen[2].body, "");
+  EXPECT_EQ(seen[3].method, "POST");
+}
+
+// Through a forward proxy (plain http, http_proxy set: README's proxy support) the request
+// target must be the absolute URL, so the fast path's origin-form target is not used there.
+TEST(Client, through_an_http_proxy_a_probe_sends_the_absolute_url) {
+  ApiServer proxy;  // stands in for the proxy: records what it was asked for, answers 404
+  const std::string proxy_url = HttpBase(proxy);
+  ASSERT_EQ(setenv("http_proxy", proxy_url.c_str(), 1), 0);
+  unsetenv("no_proxy");
+  unsetenv("NO_PROXY");
+  Client client(Cfg("http://wechat.invalid"));  // only the proxy resolves it; it never does
+  const auto r = client.Probe(config::ProbeCallOf(Env(ProbeKind::kMsgSecCheck)), kToken, 2s);
+  unsetenv("http_proxy");
+  ASSERT_TRUE(r.transport_ok) << r.transport_error;
+  EXPECT_EQ(proxy.targets(),
+            std::vector<std::string>{"http://wechat.invalid/wxa/msg_sec_check?access_token=" +
+                                     std::string(kEscapedToken)});
 }
 
 TEST(Client, msg_sec_check_bodies_are_json_per_version) {

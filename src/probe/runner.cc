@@ -26,6 +26,12 @@ int64_t Ns(MonotonicTime t) {
 // always sees a fresh heartbeat.
 constexpr std::chrono::milliseconds kHeartbeat{250};
 
+// How late a run started; one the loop started early with others (see Runner's `coalesce`)
+// was on time.
+double Lateness(MonotonicTime start, MonotonicTime scheduled) {
+  return start > scheduled ? std::chrono::duration<double>(start - scheduled).count() : 0.0;
+}
+
 }  // namespace
 
 // One probe on the event loop, from its Redis read to its record.
@@ -57,7 +63,6 @@ Runner::Runner(Clock& clock, prometheus::Registry& registry, std::vector<ResultS
       on_redis_health_(std::move(on_redis_health)),
       stand_in_(probe != nullptr),
       probe_(probe ? std::move(probe) : ProbeFn(RunProbe)) {
-  // 2.5 ms: the loop holds runs up to kCoalesce (2 ms) to start them together.
   lateness_ = &prometheus::BuildHistogram()
                    .Name("wxcanary_probe_lateness_seconds")
                    .Help("How late probes started against their schedule.")
@@ -309,7 +314,10 @@ void Runner::LoopMain() {
     auto now = clock_.MonotonicNow();
     heartbeat_ns_ = Ns(now);
     uint64_t behind = 0;
-    auto due = schedule_.PopDue(now, &behind);
+    // Runs due within `coalesce_` start on this wake-up, a little early, together: their Redis
+    // reads go out in one write, their answers tend to arrive in one epoll turn, and the loop
+    // sleeps once per batch instead of once per run.
+    auto due = schedule_.PopDue(now + coalesce_, &behind);
     uint64_t skipped = behind;
     size_t queued = 0;
     for (const auto& d : due) {
@@ -336,9 +344,7 @@ void Runner::LoopMain() {
       engine.client_generation = wechat_generation_;
     }
     auto wake = now + kHeartbeat;
-    // Runs due within `coalesce_` of this turn wait for one wake-up together: their Redis
-    // reads go out in one write and their answers tend to arrive in one epoll turn.
-    if (auto next = schedule_.NextDue()) wake = std::min(wake, std::max(*next, now + coalesce_));
+    if (auto next = schedule_.NextDue()) wake = std::min(wake, *next);
     lock.unlock();
 
     for (auto& job : mine) StartOnLoop(engine, std::move(job));
@@ -364,7 +370,7 @@ void Runner::StartOnLoop(Engine& engine, Job job) {
     return;
   }
   const auto start = clock_.MonotonicNow();
-  lateness_->Observe(std::chrono::duration<double>(start - job.scheduled).count());
+  lateness_->Observe(Lateness(start, job.scheduled));
   auto& redis = engine.redis[slot.target.env.redis];
   // A Redis entry a reload changed gets a new connection (the old one's reads were all of
   // targets the reload replaced); an unchanged one is reused. Entries are shared, so the usual
@@ -462,7 +468,7 @@ void Runner::WorkerLoop() {
     }
     auto start = clock_.MonotonicNow();
     last_pickup_ns_ = Ns(start);
-    lateness_->Observe(std::chrono::duration<double>(start - job.scheduled).count());
+    lateness_->Observe(Lateness(start, job.scheduled));
 
     const Target& target = slot.target;
     auto& conn = redis[target.env.redis];

@@ -209,6 +209,50 @@ TEST_F(RunnerTest, lateness_is_how_long_after_its_slot_a_probe_started) {
             (std::pair<uint64_t, double>{1, 2.0}));
 }
 
+// The daemon's loop starts runs due within its coalescing window together (issue 19): each at
+// most the window early, never late, and the lateness histogram counts them as on time.
+TEST_F(RunnerTest, runs_due_within_the_coalescing_window_start_together_a_little_early) {
+  constexpr auto kWindow = 3s;
+  prometheus::Registry registry;
+  RecordingSink sink;
+  Runner runner{clock_, registry, {&sink}, nullptr, probes_.Fn(), kWindow};
+  // Eight runs in a 10 s interval: at least two are within 10 s / 7 < 3 s of each other.
+  const auto cfg = ConfigOf({"a", "b", "c", "d", "e", "f", "g", "h"}, 2);
+  const auto first = FirstRuns(cfg);
+  std::vector<std::pair<MonotonicTime, std::string>> order;
+  for (const auto& [env, at] : first) order.emplace_back(at, env);
+  std::sort(order.begin(), order.end());
+  runner.Start(cfg);
+  std::map<std::string, MonotonicTime> started;
+  for (const auto& [at, env] : order) {
+    if (started.count(env)) continue;  // went with an earlier wake-up
+    AdvanceTo(at);
+    ASSERT_TRUE(probes_.WaitForCalls(started.size() + 1)) << env << " never started";
+    const auto until = std::chrono::steady_clock::now() + kPatience;
+    while (runner.in_flight_count() != 0) {
+      ASSERT_LT(std::chrono::steady_clock::now(), until) << env << " never finished";
+      std::this_thread::yield();
+    }
+    for (const auto& c : probes_.calls()) started.emplace(c.env, c.at);
+    ASSERT_EQ(started.at(env), at) << env << ": the run the loop woke for starts at its slot";
+  }
+  ASSERT_EQ(started.size(), order.size());
+  std::set<MonotonicTime> wakes;
+  for (const auto& [at, env] : order) {
+    EXPECT_LE(started.at(env), at) << env << " started late";
+    EXPECT_LE(at - started.at(env), kWindow) << env << " started more than the window early";
+    wakes.insert(started.at(env));
+  }
+  EXPECT_LT(wakes.size(), order.size()) << "no two runs shared a wake-up";
+  // The last wake-up may also take the next interval's first run, when it is that close.
+  const size_t runs = probes_.calls().size();
+  EXPECT_LE(runs, order.size() + 1);
+  ASSERT_TRUE(WaitForRecords(sink, [&](const auto& r) { return r.size() == runs; }));
+  EXPECT_EQ(Histogram(registry, "wxcanary_probe_lateness_seconds"),
+            (std::pair<uint64_t, double>{runs, 0.0}));
+  runner.Stop();
+}
+
 TEST_F(RunnerTest, runs_that_find_their_target_still_in_flight_or_queued_are_skipped_and_counted) {
   const auto cfg = ConfigOf({"a", "b"}, 1);  // one worker for two targets
   const auto first = FirstRuns(cfg);

@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <array>
+#include <functional>
 #include <memory>
 
 namespace wxcanary {
@@ -47,6 +48,18 @@ std::string Fingerprint(std::string_view token) {
   Digest d{};
   if (token.empty() || !Sha256(token, &d)) return {};
   return Hex(d.data(), 4);  // 8 hex chars
+}
+
+std::string FingerprintMemo::Of(std::string_view token) {
+  const uint64_t key = std::hash<std::string_view>{}(token);
+  if (set_ && key == key_) return std::string(fingerprint_.data(), fingerprint_.size());
+  std::string fp = Fingerprint(token);
+  set_ = fp.size() == fingerprint_.size();  // "" (no token, no libcrypto) is not remembered
+  if (set_) {
+    key_ = key;
+    std::copy(fp.begin(), fp.end(), fingerprint_.begin());
+  }
+  return fp;
 }
 
 }  // namespace wxcanary

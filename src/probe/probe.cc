@@ -6,7 +6,7 @@ namespace wxcanary::probe {
 
 std::optional<std::chrono::milliseconds> AfterRead(const Target& target, source::TokenRead read,
                                                    std::chrono::nanoseconds elapsed_ns,
-                                                   ProbeResult* r) {
+                                                   ProbeResult* r, FingerprintMemo* memo) {
   r->ttl_seconds = read.ttl_seconds;
   r->expires_at = read.expires_at;
   switch (read.status) {
@@ -28,7 +28,7 @@ std::optional<std::chrono::milliseconds> AfterRead(const Target& target, source:
   r->token_present = true;
   r->token = std::move(read.token);
   r->raw_value = std::move(read.raw_value);
-  r->fingerprint = r->token.Fingerprint();
+  r->fingerprint = memo != nullptr ? memo->Of(r->token.Reveal()) : r->token.Fingerprint();
 
   const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(elapsed_ns);
   const auto remaining = target.env.timeout - elapsed;

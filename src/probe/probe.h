@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "common/clock.h"
+#include "common/fingerprint.h"
 #include "probe/result_sink.h"
 #include "source/redis_connection.h"
 #include "wechat/client.h"
@@ -23,10 +24,11 @@ ProbeResult RunProbe(const Target& target, source::RedisConnection& redis, wecha
 /// The probe's steps apart from how their I/O is done, shared by RunProbe (blocking) and the
 /// runner's event loop. AfterRead fills `r` from the Redis read (`elapsed` since the probe
 /// began) and returns the time left for the call, or nullopt when the probe ends there: no
-/// token, or too little of the timeout left. Pure.
+/// token, or too little of the timeout left. `memo`, when given, is the target's own: the
+/// token's fingerprint is computed only when the token changed since its last probe.
 std::optional<std::chrono::milliseconds> AfterRead(const Target& target, source::TokenRead read,
-                                                   std::chrono::nanoseconds elapsed,
-                                                   ProbeResult* r);
+                                                   std::chrono::nanoseconds elapsed, ProbeResult* r,
+                                                   FingerprintMemo* memo = nullptr);
 /// Classifies the call's answer into `r` (which holds the token AfterRead found). Pure.
 void AfterCall(const Target& target, const wechat::HttpResponse& response, ProbeResult* r);
 

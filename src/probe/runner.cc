@@ -53,6 +53,9 @@ struct Runner::Engine {
   std::unique_ptr<wechat::AsyncClient> client;
   uint64_t client_generation = 0;
   std::vector<std::unique_ptr<LoopProbe>> spare;  // finished probes, reused
+  // Each target's last fingerprint, by its index (dense and kept across reloads; a new target
+  // that takes a freed index merely hashes its first token in full).
+  std::vector<FingerprintMemo> fingerprints;
 };
 
 Runner::Runner(Clock& clock, prometheus::Registry& registry, std::vector<ResultSink*> sinks,
@@ -412,7 +415,9 @@ void Runner::StartOnLoop(Engine& engine, Job job) {
       ReportRedis(
           target.env.redis, conn->healthy(),
           read.status == source::TokenRead::Status::kRedisError ? read.error : std::string());
-    auto budget = AfterRead(target, std::move(read), clock_.MonotonicNow() - p->t0, &p->result);
+    if (target.index >= engine.fingerprints.size()) engine.fingerprints.resize(target.index + 1);
+    auto budget = AfterRead(target, std::move(read), clock_.MonotonicNow() - p->t0, &p->result,
+                            &engine.fingerprints[target.index]);
     if (!budget || stopping_) {
       done();
       return;

@@ -89,6 +89,7 @@ class AsyncRedis {
   config::Redis cfg_;
   Clock& clock_;
   std::string where_;                 // "host:port" or "unix:/path", for errors
+  std::string resp_;                  // Send's command in Redis' protocol, reused
   std::shared_ptr<Conn> conn_;        // the live connection, null when none
   std::list<Request> requests_;       // in the order sent: the server answers in that order
   io::EventLoop::TimerId timer_ = 0;  // the read-timeout check, 0 when none

@@ -3,6 +3,8 @@
 #include <hiredis/hiredis.h>
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 
 #include "common/quote.h"
 #include "common/redact.h"
@@ -82,6 +84,23 @@ std::array<ReadCommand, 3> ReadCommandViews(const config::Environment& env, bool
   if (with_companion && !env.expiry_key.empty())
     cmds[(*count)++] = ReadCommand{{"GET", env.expiry_key, {}}, 2};
   return cmds;
+}
+
+void FormatResp(const ReadCommand& cmd, std::string* out) {
+  const auto append_number = [out](char type, size_t n) {
+    std::array<char, 24> digits{};
+    const auto end = std::to_chars(digits.data(), digits.data() + digits.size(), n).ptr;
+    out->push_back(type);
+    out->append(digits.data(), end);
+    out->append("\r\n");
+  };
+  out->clear();
+  append_number('*', cmd.argc);
+  for (size_t i = 0; i < cmd.argc; ++i) {
+    append_number('$', cmd.argv[i].size());
+    out->append(cmd.argv[i]);
+    out->append("\r\n");
+  }
 }
 
 std::vector<std::vector<std::string>> ReadCommands(const config::Environment& env,

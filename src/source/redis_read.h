@@ -61,6 +61,9 @@ struct ReadCommand {
 /// `*count` of them are set. The views live as long as `env`.
 std::array<ReadCommand, 3> ReadCommandViews(const config::Environment& env, bool with_companion,
                                             size_t* count);
+/// `cmd` in Redis' protocol (RESP: "*<argc>\r\n" then "$<len>\r\n<arg>\r\n" per argument), as
+/// hiredis' redisAsyncFormattedCommand takes it, into `out` (replaced, its capacity reused).
+void FormatResp(const ReadCommand& cmd, std::string* out);
 /// ReadCommandViews as owned strings, for a caller that keeps them.
 std::vector<std::vector<std::string>> ReadCommands(const config::Environment& env,
                                                    bool with_companion);

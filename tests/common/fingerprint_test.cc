@@ -19,6 +19,16 @@ TEST(Fingerprint, is_first_8_hex_of_sha256) {
 
 TEST(Fingerprint, empty_token_has_no_fingerprint) { EXPECT_EQ(Fingerprint(""), ""); }
 
+// A target's memo skips the hash only for the token it saw last: every answer must be
+// Fingerprint() of the token given, whatever came before.
+TEST(FingerprintMemo, gives_each_tokens_own_fingerprint_in_any_order) {
+  FingerprintMemo memo;
+  const std::vector<std::string> tokens = {"abc", "abc", "abd", "", "abc", "", "", "abd", "abd"};
+  for (size_t i = 0; i < tokens.size(); ++i)
+    EXPECT_EQ(memo.Of(tokens[i]), Fingerprint(tokens[i])) << i << ": " << tokens[i];
+  EXPECT_EQ(memo.Of("abc"), "ba7816bf");
+}
+
 TEST(Fingerprint, reused_context_gives_each_input_its_own_digest_on_every_thread) {
   // Known answers: sha256("") and sha256 of 1,000,000 x 'a' (FIPS 180-2), and "abc" again
   // after them, so a context carrying state from the previous hash would show.

@@ -210,6 +210,38 @@ TYPED_TEST(Read, maps_absent_empty_undecodable_and_wrong_type) {
 
 // A JSON value with a number no double holds elsewhere in it still yields its token (issue 21.5:
 // it used to fail as "error 406").
+// The event loop formats its commands itself (FormatResp): a key with spaces, CR LF, a quote,
+// UTF-8 or binary bytes must still be read as exactly that key, never split into arguments.
+TYPED_TEST(Read, reads_keys_with_spaces_line_breaks_and_binary_bytes_as_one_argument) {
+  RedisServer server;
+  RawClient app(server.port());
+  const std::vector<std::string> keys = {"token cache:wx1", "tok\r\n*1\r\n$4\r\nPING\r\n",
+                                         "tok\"en\xE4\xB8\xAD", std::string("bin\0ary\xff", 9),
+                                         std::string(300, 'k')};
+  for (size_t i = 0; i < keys.size(); ++i) app.Set(keys[i], "token-" + std::to_string(i));
+  TypeParam reader(RedisCfg(server), RealClock::Instance());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const TokenRead r = reader.Read(Env(keys[i]));
+    ASSERT_EQ(r.status, Status::kOk) << i << ": " << r.error;
+    EXPECT_EQ(r.token.Reveal(), "token-" + std::to_string(i)) << i;
+  }
+  EXPECT_EQ(app.Get("PING"), "<nil>");  // nothing of a key ran as a command of its own
+}
+
+TEST(FormatResp, writes_each_argument_length_prefixed) {
+  std::string out = "left over from the last command";
+  ReadCommand cmd;
+  cmd.argv = {"GET", std::string_view("a\r\nb\0c", 6)};
+  cmd.argc = 2;
+  FormatResp(cmd, &out);
+  EXPECT_EQ(out, std::string("*2\r\n$3\r\nGET\r\n$6\r\na\r\nb\0c\r\n", 25));
+  const std::string long_arg(1000, 'x');  // the views must outlive FormatResp
+  cmd.argv = {"HGET", "", long_arg};
+  cmd.argc = 3;
+  FormatResp(cmd, &out);
+  EXPECT_EQ(out, "*3\r\n$4\r\nHGET\r\n$0\r\n\r\n$1000\r\n" + std::string(1000, 'x') + "\r\n");
+}
+
 TYPED_TEST(Read, reads_a_token_beside_a_number_out_of_double_range) {
   RedisServer redis;
   redis.Cli(

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 namespace wxcanary {
 namespace {
 
@@ -15,6 +17,21 @@ TEST(Utf8, accepts_well_formed_text_and_refuses_what_rfc_3629_excludes) {
   EXPECT_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));         // past U+10FFFF
   EXPECT_FALSE(IsValidUtf8("\xE5\xBE"));                 // cut short
   EXPECT_FALSE(IsValidUtf8("\x80"));                     // a lone continuation byte
+}
+
+// IsValidUtf8 skips ASCII eight bytes at a time: a bad or multi-byte sequence must be judged the
+// same at every offset, inside a word, across two, or in the tail after the last whole word.
+TEST(Utf8, judges_a_sequence_the_same_at_every_offset_in_ascii) {
+  for (size_t len = 0; len <= 40; ++len) {
+    for (size_t at = 0; at <= len; ++at) {
+      std::string s(len, 'a');
+      EXPECT_FALSE(IsValidUtf8(std::string(s).insert(at, "\x80"))) << len << " " << at;
+      EXPECT_FALSE(IsValidUtf8(std::string(s).insert(at, "\xC0\xAF"))) << len << " " << at;
+      EXPECT_TRUE(IsValidUtf8(std::string(s).insert(at, "\xE5\xBE\xAE"))) << len << " " << at;
+      EXPECT_TRUE(IsValidUtf8(std::string(s).insert(at, "\xF0\x9F\x90\xA4"))) << len << " " << at;
+      EXPECT_EQ(IsValidUtf8(std::string(s).insert(at, "\xE5\xBE")), false) << len << " " << at;
+    }
+  }
 }
 
 TEST(Utf8, repair_replaces_each_bad_byte_and_keeps_the_rest) {

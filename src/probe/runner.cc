@@ -68,7 +68,9 @@ Runner::Runner(Clock& clock, prometheus::Registry& registry, std::vector<ResultS
       probe_(probe ? std::move(probe) : ProbeFn(RunProbe)) {
   lateness_ = &prometheus::BuildHistogram()
                    .Name("wxcanary_probe_lateness_seconds")
-                   .Help("How late probes started against their schedule.")
+                   .Help(
+                       "How late probes started against their schedule (a run the loop started "
+                       "early, together with one due just before it, counts as 0).")
                    .Register(registry)
                    .Add({}, prometheus::Histogram::BucketBoundaries{
                                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5});

@@ -161,7 +161,7 @@ void Healer::EnsureSeries(State& state, const Target& target) {
   state.mode = target.env.heal;
 }
 
-void Healer::SetTargets(const std::vector<Target>& targets) {
+void Healer::SetTargets(const TargetList& targets) {
   std::lock_guard lock(mu_);
   std::map<Key, std::shared_ptr<State>> next;
   for (const auto& t : targets) {

@@ -72,7 +72,7 @@ class Healer final : public ResultSink, private telemetry::TextCollectable {
   Healer(const Healer&) = delete;
   Healer& operator=(const Healer&) = delete;
 
-  void SetTargets(const std::vector<Target>& targets) override;
+  void SetTargets(const TargetList& targets) override;
   void Record(const Target& target, const ProbeResult& result) override;
 
   /// Takes config.heal for the heals that start from now on (a reload); the targets come

@@ -156,7 +156,7 @@ void Keeper::Apply(const config::Config& config) {
   cv_.notify_all();
 }
 
-void Keeper::SetTargets(const std::vector<Target>& targets) {
+void Keeper::SetTargets(const TargetList& targets) {
   std::lock_guard lock(mu_);
   for (auto& [app_id, sh] : shared_) {
     for (auto it = sh->streaks.begin(); it != sh->streaks.end();) {

@@ -60,7 +60,7 @@ class Keeper final : public ResultSink, private telemetry::TextCollectable {
   /// An AppId no longer kept gives its lease up at the next pass.
   void Apply(const config::Config& config);
 
-  void SetTargets(const std::vector<Target>& targets) override;
+  void SetTargets(const TargetList& targets) override;
   /// Learns which tokens in kept keys are dead: heal.confirmations consecutive token errors on
   /// one fingerprint (an ok probe clears it). A newly confirmed death wakes the keeper.
   void Record(const Target& target, const ProbeResult& result) override;

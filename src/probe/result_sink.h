@@ -1,6 +1,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
+#include <initializer_list>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -48,6 +51,75 @@ struct ProbeResult {
   std::string detail;  // free-form context for failures (curl error, Redis error, parse error)
 };
 
+/// The target set a reload hands to every sink: references to targets the caller keeps alive
+/// (and unchanged) for the call, in order. The runner gives its own targets this way instead of a
+/// copy of each (~600 bytes a target, twice the set during a reload, issue 19); a whole
+/// std::vector<Target> converts to one.
+class TargetList {
+ public:
+  class Iterator {
+   public:
+    using iterator_category = std::random_access_iterator_tag;
+    using value_type = Target;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const Target*;
+    using reference = const Target&;
+    Iterator() = default;
+    explicit Iterator(const Target* const* p) : p_(p) {}
+    reference operator*() const { return **p_; }
+    pointer operator->() const { return *p_; }
+    Iterator& operator++() {
+      ++p_;
+      return *this;
+    }
+    Iterator operator++(int) { return Iterator(p_++); }
+    Iterator& operator--() {
+      --p_;
+      return *this;
+    }
+    Iterator operator--(int) { return Iterator(p_--); }
+    Iterator& operator+=(difference_type n) {
+      p_ += n;
+      return *this;
+    }
+    Iterator& operator-=(difference_type n) {
+      p_ -= n;
+      return *this;
+    }
+    Iterator operator+(difference_type n) const { return Iterator(p_ + n); }
+    friend Iterator operator+(difference_type n, Iterator it) { return it + n; }
+    Iterator operator-(difference_type n) const { return Iterator(p_ - n); }
+    difference_type operator-(const Iterator& o) const { return p_ - o.p_; }
+    reference operator[](difference_type n) const { return *p_[n]; }
+    auto operator<=>(const Iterator&) const = default;
+
+   private:
+    const Target* const* p_ = nullptr;
+  };
+
+  TargetList() = default;
+  // Implicit: a whole vector is a target set (tests, and sinks used on their own).
+  TargetList(const std::vector<Target>& targets) {  // NOLINT(google-explicit-constructor)
+    targets_.reserve(targets.size());
+    for (const auto& t : targets) targets_.push_back(&t);
+  }
+  // Implicit: SetTargets({a, b}) (tests); the list lives until the end of the call's statement.
+  TargetList(std::initializer_list<Target> targets) {  // NOLINT(google-explicit-constructor)
+    targets_.reserve(targets.size());
+    for (const auto& t : targets) targets_.push_back(&t);
+  }
+  explicit TargetList(std::vector<const Target*> targets) : targets_(std::move(targets)) {}
+
+  [[nodiscard]] size_t size() const { return targets_.size(); }
+  [[nodiscard]] bool empty() const { return targets_.empty(); }
+  const Target& operator[](size_t i) const { return *targets_[i]; }
+  [[nodiscard]] Iterator begin() const { return Iterator(targets_.data()); }
+  [[nodiscard]] Iterator end() const { return Iterator(targets_.data() + targets_.size()); }
+
+ private:
+  std::vector<const Target*> targets_;
+};
+
 /// Receives every probe outcome exactly once, from the runner. Metrics, logs, the conflict
 /// tracker and the healer each implement it. Record() is called from worker threads,
 /// concurrently for different targets and never concurrently for the same target. SetTargets()
@@ -58,7 +130,7 @@ class ResultSink {
   virtual ~ResultSink() = default;
   /// Called at start and after every reload, before any Record() for the new set. Targets
   /// absent from the new set are gone; per-target state for them should be dropped.
-  virtual void SetTargets(const std::vector<Target>& targets) { (void)targets; }
+  virtual void SetTargets(const TargetList& targets) { (void)targets; }
   virtual void Record(const Target& target, const ProbeResult& result) = 0;
 };
 

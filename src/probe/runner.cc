@@ -205,9 +205,11 @@ void Runner::Start(const config::Config& config) {
     std::lock_guard record(slot->record_mu);
     slot->removed = true;
   }
-  std::vector<Target> targets;
-  targets.reserve(next.size());
-  for (const auto& slot : next) targets.push_back(slot->target);
+  // The sinks see the slots' own targets (`next` keeps them alive), not a copy of each.
+  std::vector<const Target*> refs;
+  refs.reserve(next.size());
+  for (const auto& slot : next) refs.push_back(&slot->target);
+  const TargetList targets(std::move(refs));
   for (auto* sink : sinks_) sink->SetTargets(targets);
   longest_probe_ns_ =
       std::chrono::duration_cast<std::chrono::nanoseconds>(LongestProbe(config)).count();

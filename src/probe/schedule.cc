@@ -30,7 +30,7 @@ std::chrono::nanoseconds Phase(const Target& target, std::chrono::nanoseconds in
 
 }  // namespace
 
-void Schedule::Reset(const std::vector<Target>& targets, MonotonicTime now) {
+void Schedule::Reset(const TargetList& targets, MonotonicTime now) {
   intervals_.clear();
   queue_ = {};
   intervals_.reserve(targets.size());

@@ -19,12 +19,12 @@ namespace wxcanary::probe {
 class Schedule {
  public:
   struct Due {
-    size_t target;            // index into the vector given to Reset
+    size_t target;            // index into the targets given to Reset
     MonotonicTime scheduled;  // when it should have started
   };
 
   /// Replaces the target set; first runs fall in (now, now + interval].
-  void Reset(const std::vector<Target>& targets, MonotonicTime now);
+  void Reset(const TargetList& targets, MonotonicTime now);
 
   /// Every run due at or before `now`, earliest first; each is rescheduled one interval later.
   /// A target more than one interval behind (e.g. the process was stopped) skips the missed

@@ -142,7 +142,7 @@ Fields ProbeLog::FieldsFor(const Target& target, const ProbeResult& result) {
   return f;
 }
 
-void ProbeLog::SetTargets(const std::vector<Target>& targets) {
+void ProbeLog::SetTargets(const TargetList& targets) {
   std::map<std::pair<std::string, std::string>, State> old;
   size_t size = 0;  // indexes are unique, not necessarily dense (the runner keeps them)
   for (const auto& t : targets) size = std::max(size, t.index + 1);

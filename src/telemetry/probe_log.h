@@ -28,7 +28,7 @@ class ProbeLog final : public ResultSink {
  public:
   explicit ProbeLog(Logger& logger) : logger_(logger) {}
 
-  void SetTargets(const std::vector<Target>& targets) override;
+  void SetTargets(const TargetList& targets) override;
   void Record(const Target& target, const ProbeResult& result) override;
 
   /// The level of the event for `result`. Pure.

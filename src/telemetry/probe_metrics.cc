@@ -115,7 +115,7 @@ void ProbeMetrics::Place(const Target& t, const SeriesMap& previous,
   by_index[t.index] = it->second;
 }
 
-void ProbeMetrics::SetTargets(const std::vector<Target>& targets) {
+void ProbeMetrics::SetTargets(const TargetList& targets) {
   std::unique_lock lock(mu_);
   std::vector<std::shared_ptr<Series>> by_index(targets.size());
   SeriesMap by_labels;

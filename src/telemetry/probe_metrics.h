@@ -49,7 +49,7 @@ class ProbeMetrics final : public ResultSink, private TextCollectable {
   ProbeMetrics(const ProbeMetrics&) = delete;
   ProbeMetrics& operator=(const ProbeMetrics&) = delete;
 
-  void SetTargets(const std::vector<Target>& targets) override;
+  void SetTargets(const TargetList& targets) override;
   void Record(const Target& target, const ProbeResult& result) override;
 
   /// The label set of a target's series (app_id, app_env, then extra labels). Pure.

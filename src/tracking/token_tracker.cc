@@ -1,7 +1,9 @@
 #include "tracking/token_tracker.h"
 
+#include <algorithm>
 #include <mutex>
-#include <set>
+#include <string_view>
+#include <utility>
 
 namespace wxcanary::tracking {
 
@@ -68,26 +70,36 @@ TokenTracker::AppState& TokenTracker::AppFor(const std::string& app_id) {
   return *slot;
 }
 
-void TokenTracker::SetTargets(const std::vector<Target>& targets) {
-  std::map<std::string, std::set<std::string>> wanted;
-  for (const auto& t : targets) wanted[t.app_id].insert(t.app_env);
+void TokenTracker::SetTargets(const TargetList& targets) {
+  // (app_id, app_env) of every target, sorted: one array of views into `targets`, not a node
+  // per target, so a reload leaves no holes between the states it allocates (issue 19).
+  using Name = std::pair<std::string_view, std::string_view>;
+  std::vector<Name> wanted;
+  wanted.reserve(targets.size());
+  for (const auto& t : targets) wanted.emplace_back(t.app_id, t.app_env);
+  std::sort(wanted.begin(), wanted.end());
+  auto app_wanted = [&](std::string_view app_id) {
+    auto it = std::lower_bound(wanted.begin(), wanted.end(), Name{app_id, {}});
+    return it != wanted.end() && it->first == app_id;
+  };
 
   std::unique_lock lock(mu_);
   for (auto it = apps_.begin(); it != apps_.end();) {
     AppState& app = *it->second;
-    const auto w = wanted.find(it->first);
+    const bool app_kept = app_wanted(it->first);
     {
       // Released before the erase below: the AppState owns this mutex (TSan found the unlock of
       // a freed mutex when a reload dropped an app).
       std::lock_guard app_lock(app.mu);
       std::vector<std::string> gone;
       for (const auto& [env, unused] : app.core.targets())
-        if (w == wanted.end() || !w->second.count(env)) gone.push_back(env);
+        if (!app_kept || !std::binary_search(wanted.begin(), wanted.end(), Name{it->first, env}))
+          gone.push_back(env);
       const int before = app.core.pending();
       for (const auto& env : gone) app.core.DropTarget(env);
       pending_ += app.core.pending() - before;
     }
-    if (w == wanted.end()) {
+    if (!app_kept) {
       it = apps_.erase(it);
     } else {
       ++it;

@@ -44,7 +44,7 @@ class TokenTracker final : public ResultSink, private telemetry::TextCollectable
   TokenTracker(const TokenTracker&) = delete;
   TokenTracker& operator=(const TokenTracker&) = delete;
 
-  void SetTargets(const std::vector<Target>& targets) override;
+  void SetTargets(const TargetList& targets) override;
   void Record(const Target& target, const ProbeResult& result) override;
 
   /// The keeper fetched the stable token `fingerprint` for `app_id` (see AppTracker::KeeperToken).

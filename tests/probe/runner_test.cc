@@ -372,6 +372,95 @@ TEST_F(RunnerTest, a_reload_that_changes_workers_rebuilds_the_pool_and_keeps_the
   for (const auto& c : probes_.calls()) EXPECT_EQ(c.at, first.at(c.env)) << c.env;
 }
 
+// Notes the targets each SetTargets() hands over (the runner's own, not copies) and checks that
+// Record() gets the very target SetTargets() gave for its index.
+class TargetsSink final : public ResultSink {
+ public:
+  struct Seen {
+    std::string app_env;
+    size_t index;
+    const Target* target;
+    std::chrono::milliseconds timeout;
+  };
+  void SetTargets(const TargetList& targets) override {
+    std::lock_guard lock(mu_);
+    current_.clear();
+    std::vector<Seen> set;
+    for (const auto& t : targets) {
+      set.push_back({t.app_env, t.index, &t, t.env.timeout});
+      current_[t.index] = &t;
+    }
+    sets_.push_back(std::move(set));
+  }
+  void Record(const Target& target, const ProbeResult&) override {
+    std::lock_guard lock(mu_);
+    auto it = current_.find(target.index);
+    if (it == current_.end() || it->second != &target || target.app_env.empty()) ++strangers_;
+    ++records_;
+  }
+  std::vector<std::vector<Seen>> sets() const {
+    std::lock_guard lock(mu_);
+    return sets_;
+  }
+  int strangers() const {
+    std::lock_guard lock(mu_);
+    return strangers_;
+  }
+  int records() const {
+    std::lock_guard lock(mu_);
+    return records_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<size_t, const Target*> current_;
+  std::vector<std::vector<Seen>> sets_;
+  int strangers_ = 0;
+  int records_ = 0;
+};
+
+TEST_F(RunnerTest,
+       sinks_get_the_runners_own_targets_and_a_kept_one_stays_the_same_across_a_reload) {
+  TargetsSink sink;
+  Runner runner{clock_, registry_, {&sink}, nullptr, probes_.Fn()};
+  auto cfg = ConfigOf({"a", "b"}, 1);
+  const auto first = FirstRuns(cfg);
+  runner.Start(cfg);
+  auto next = cfg;
+  next.apps[0].environments[1].timeout = 2s;  // b changes; a does not
+  config::Environment c = next.apps[0].environments[0];
+  c.name = "c";
+  next.apps[0].environments.push_back(c);  // c is new
+  runner.Start(next);
+
+  const auto sets = sink.sets();
+  ASSERT_EQ(sets.size(), 2u);
+  ASSERT_EQ(sets[0].size(), 2u);
+  ASSERT_EQ(sets[1].size(), 3u);
+  std::map<std::string, TargetsSink::Seen> before, after;
+  for (const auto& s : sets[0]) before.emplace(s.app_env, s);
+  for (const auto& s : sets[1]) after.emplace(s.app_env, s);
+  // The kept target is the same object with the same index; the changed one is new, with its new
+  // environment; indexes stay unique.
+  EXPECT_EQ(after.at("a").target, before.at("a").target);
+  EXPECT_EQ(after.at("a").index, before.at("a").index);
+  EXPECT_EQ(after.at("b").timeout, 2s);
+  EXPECT_EQ(before.at("b").timeout, 1s);
+  std::set<size_t> indexes;
+  for (const auto& s : sets[1]) indexes.insert(s.index);
+  EXPECT_EQ(indexes.size(), 3u);
+
+  // Probes after the reload are recorded with the targets SetTargets() gave.
+  const auto c_first = FirstRuns(next).at("c");
+  AdvanceTo(std::max({first.at("a"), first.at("b"), c_first}));  // runner_ is not started
+  ASSERT_TRUE(probes_.WaitForCalls(3));
+  const auto until = std::chrono::steady_clock::now() + kPatience;
+  while (sink.records() < 3 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  EXPECT_EQ(sink.records(), 3);
+  EXPECT_EQ(sink.strangers(), 0);
+  runner.Stop();
+}
+
 TEST_F(RunnerTest, a_target_naming_an_unknown_redis_is_refused_and_nothing_changes) {
   auto cfg = ConfigOf({"a"}, 1);
   runner_.Start(cfg);

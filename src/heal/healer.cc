@@ -85,7 +85,7 @@ struct Healer::State {
   std::optional<SystemTime> last_skip_at;
 
   explicit State(const Target& target)
-      : labels(telemetry::RenderLabels({{"app_id", target.app_id}, {"app_env", target.app_env}})) {}
+      : labels(telemetry::RenderTargetLabels(target.app_id, target.app_env)) {}
 };
 
 Healer::Healer(config::Heal settings, HealStore& store, TokenFetcher* fetcher,

@@ -145,7 +145,7 @@ void Keeper::Apply(const config::Config& config) {
       auto it = sh->envs.find(env.name);
       Shared::Env& e = next[env.name];
       if (it != sh->envs.end()) e = it->second;
-      else e.labels = telemetry::RenderLabels({{"app_id", app_id}, {"app_env", env.name}});
+      else e.labels = telemetry::RenderTargetLabels(app_id, env.name);
       e.owner = env.owner;
       e.dry_run = env.keep_dry_run;
     }

@@ -40,8 +40,24 @@ size_t LabelEnd(std::string_view labels, size_t pos) {
 
 }  // namespace
 
-std::string RenderLabels(const prometheus::Labels& labels) {
+namespace {
+
+size_t EscapedSize(std::string_view s) {
+  size_t n = s.size();
+  for (char c : s) n += c == '\\' || c == '\n' || c == '"' ? 1 : 0;
+  return n;
+}
+
+// Sized before it is written: a label set is kept per target (several times), and growing it a
+// character at a time left it with up to twice its length allocated, plus the holes of the
+// buffers it outgrew (issue 19).
+template <typename Pairs>
+std::string Render(const Pairs& labels) {
+  size_t size = 0;
+  for (const auto& [name, value] : labels)
+    size += (size == 0 ? 0 : 1) + std::string_view(name).size() + 3 + EscapedSize(value);
   std::string out;
+  out.reserve(size);
   for (const auto& [name, value] : labels) {
     if (!out.empty()) out += ',';
     out += name;
@@ -50,6 +66,17 @@ std::string RenderLabels(const prometheus::Labels& labels) {
     out += '"';
   }
   return out;
+}
+
+}  // namespace
+
+std::string RenderLabels(const prometheus::Labels& labels) { return Render(labels); }
+
+std::string RenderTargetLabels(std::string_view app_id, std::string_view app_env) {
+  // In name order, as a prometheus::Labels map would have them.
+  const std::pair<std::string_view, std::string_view> labels[] = {{"app_env", app_env},
+                                                                  {"app_id", app_id}};
+  return Render(labels);
 }
 
 size_t BucketOf(std::span<const double> bounds, double value) {

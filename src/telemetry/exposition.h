@@ -22,6 +22,8 @@ namespace wxcanary::telemetry {
 /// ~45 series each, prometheus-cpp's per-series label maps (and the copies its Collect() makes
 /// at every scrape) were most of the daemon's memory and scrape time. Pure.
 std::string RenderLabels(const prometheus::Labels& labels);
+/// RenderLabels({{"app_id", app_id}, {"app_env", app_env}}) without building the map.
+std::string RenderTargetLabels(std::string_view app_id, std::string_view app_env);
 
 /// Appends the Prometheus text exposition format (0.0.4) to a string, or to a list of chunks
 /// of about kChunkBytes that each end at a line end (no buffer is ever regrown and copied, so a

@@ -95,7 +95,8 @@ prometheus::Labels ProbeMetrics::LabelsFor(const Target& target) {
 
 void ProbeMetrics::Place(const Target& t, const SeriesMap& previous,
                          std::vector<std::shared_ptr<Series>>& by_index, SeriesMap& by_labels) {
-  auto labels = RenderLabels(LabelsFor(t));
+  auto labels =
+      t.env.labels.empty() ? RenderTargetLabels(t.app_id, t.app_env) : RenderLabels(LabelsFor(t));
   auto it = by_labels.find(labels);
   if (it == by_labels.end()) {
     // The same target across a reload keeps its series: counters keep counting.

@@ -82,7 +82,7 @@ void AppTracker::AddTarget(const std::string& app_env, std::chrono::milliseconds
   t.keep = keep;
   if (!inserted) return;
   t.app_env = app_env;
-  t.labels = telemetry::RenderLabels({{"app_id", app_id_}, {"app_env", app_env}});
+  t.labels = telemetry::RenderTargetLabels(app_id_, app_env);
 }
 
 void AppTracker::DropTarget(const std::string& app_env) {

@@ -28,6 +28,17 @@ TEST(RenderLabels, sorts_by_name_and_escapes_backslash_quote_and_newline) {
   EXPECT_EQ(RenderLabels({{"team", "a\\b\"c\nd"}}), R"(team="a\\b\"c\nd")");
 }
 
+TEST(RenderLabels, a_targets_labels_render_as_the_map_would_have_them_and_exactly_sized) {
+  EXPECT_EQ(RenderTargetLabels("wx1", "prod"),
+            RenderLabels({{"app_id", "wx1"}, {"app_env", "prod"}}));
+  EXPECT_EQ(RenderTargetLabels("a\\b\"c\nd", "e\"f"),
+            RenderLabels({{"app_id", "a\\b\"c\nd"}, {"app_env", "e\"f"}}));
+  const std::string long_id(40, 'x');
+  const std::string labels = RenderTargetLabels(long_id, "production\\");
+  EXPECT_EQ(labels, RenderLabels({{"app_id", long_id}, {"app_env", "production\\"}}));
+  EXPECT_EQ(labels.capacity(), labels.size());  // kept per target: nothing allocated in vain
+}
+
 struct InsertCase {
   std::string name;
   prometheus::Labels labels;

@@ -96,6 +96,10 @@ void AppTracker::EnsureCauseSeries() {
   std::vector<std::string> causes{std::string(kUnknownCause)};
   for (const auto& [env, unused] : targets_) causes.push_back(env);
   for (auto& [env, t] : targets_) {
+    size_t missing = 0;
+    for (const auto& cause : causes) missing += t.invalidations.count(cause) == 0 ? 1 : 0;
+    if (missing == 0) continue;
+    t.invalidations.reserve(t.invalidations.size() + missing);
     for (const auto& cause : causes) t.invalidations.try_emplace(cause, 0);
   }
 }
@@ -183,8 +187,8 @@ void AppTracker::Observe(const std::string& app_env, const ProbeResult& result, 
     Outlived(t, wall, events);
   }
   if (IsTokenError(result.outcome) && !fp.empty() &&
-      (result.ttl_seconds > 0 || result.ttl_seconds == -1) && fp != t.reported_fingerprint) {
-    t.reported_fingerprint = fp;
+      (result.ttl_seconds > 0 || result.ttl_seconds == -1) && fp != t.reported_fingerprint()) {
+    t.Incident().reported_fingerprint = fp;
     Attribute(t, result, now, wall, settings, events);
   }
   // After the refresh above is known: it may be the culprit a pending failure waits for.
@@ -326,7 +330,7 @@ void AppTracker::Supersede(const TargetState& refresher, const std::string& fing
     if (&t == &refresher || t.fingerprint.empty() || t.fingerprint == fingerprint) continue;
     // Already known dead, not sharing /cgi-bin/token's valid token, or already superseded by an
     // earlier fetch (whose grace ends first; a third fetch ends it at once).
-    if (t.isolated || t.kept || t.reported_fingerprint == t.fingerprint || t.superseded) continue;
+    if (t.isolated || t.kept || t.reported_fingerprint() == t.fingerprint || t.superseded) continue;
     // A token first seen after this fetch (a deferred refresh counted late) is newer than it.
     if (t.first_seen > now) continue;
     t.superseded = TargetState::Superseded{refresher.app_env,  fingerprint,       wall,
@@ -404,7 +408,7 @@ void AppTracker::Outlived(TargetState& t, SystemTime wall, std::vector<TrackerEv
 TrackerEvent AppTracker::Expired(TargetState& victim, const ProbeResult& result,
                                  const std::string& evidence, SystemTime wall) {
   ++victim.expirations;
-  victim.last_expiry = wall;
+  victim.Incident().last_expiry = wall;
 
   std::string message = "token " + result.fingerprint + " of app " + app_id_ + " env " +
                         victim.app_env + " expired (" + evidence + ") while Redis still holds it ";
@@ -445,8 +449,8 @@ TrackerEvent AppTracker::Invalidated(TargetState& victim, const TargetState::Fai
 
   ++victim.invalidations[cause_env];
   victim.isolated = false;  // its tokens can be killed by another environment's fetch after all
-  victim.last_cause_env = cause_env;
-  victim.last_invalidation = wall;
+  victim.Incident().last_cause_env = cause_env;
+  victim.Incident().last_invalidation = wall;
 
   const std::string ttl_text = result.ttl_seconds == -1
                                    ? std::string("without expiry")

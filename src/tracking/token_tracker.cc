@@ -173,11 +173,11 @@ std::vector<TokenTracker::TargetSnapshot> TokenTracker::Snapshot() const {
       s.distinct_tokens = static_cast<int>(app->core.distinct());
       s.refreshes = t.refreshes;
       for (const auto& [cause, n] : t.invalidations) s.invalidations += n;
-      s.last_cause_env = t.last_cause_env;
-      s.last_invalidation = t.last_invalidation;
+      s.last_cause_env = t.last_cause_env();
+      s.last_invalidation = t.last_invalidation();
       s.attribution_pending = t.pending.has_value();
       s.expirations = t.expirations;
-      s.last_expiry = t.last_expiry;
+      s.last_expiry = t.last_expiry();
       if (t.superseded && t.superseded->confirmed) {
         s.superseded_by = t.superseded->by_env;
         s.dies_at = t.superseded->dies_at;

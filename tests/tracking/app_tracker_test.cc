@@ -15,6 +15,25 @@ namespace {
 using std::chrono::seconds;
 using Kind = TrackerEvent::Kind;
 
+TEST(CauseCounts, keeps_causes_in_name_order_like_the_map_it_replaces) {
+  CauseCounts c;
+  EXPECT_TRUE(c.empty());
+  EXPECT_TRUE(c.try_emplace("unknown", 0));
+  EXPECT_TRUE(c.try_emplace("prod", 0));
+  EXPECT_FALSE(c.try_emplace("prod", 5));  // present: unchanged
+  ++c["test"];                             // absent: added at 0, then counted
+  ++c["prod"];
+  ++c["prod"];
+  std::vector<std::pair<std::string, uint64_t>> all(c.begin(), c.end());
+  EXPECT_EQ(all, (std::vector<std::pair<std::string, uint64_t>>{
+                     {"prod", 2}, {"test", 1}, {"unknown", 0}}));
+  EXPECT_EQ(c.at("prod"), 2u);
+  EXPECT_EQ(c.count("test"), 1u);
+  EXPECT_EQ(c.count("staging"), 0u);
+  EXPECT_THROW((void)c.at("staging"), std::out_of_range);
+  EXPECT_THROW((void)c.at("pro"), std::out_of_range);
+}
+
 class AppTrackerTest : public ::testing::Test {
  protected:
   AppTrackerTest() : app_("wxA", clock_.MonotonicNow()) {

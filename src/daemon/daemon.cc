@@ -6,8 +6,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <string>
+#include <thread>
 #include <prometheus/registry.h>
 
 #include "common/clock.h"
@@ -47,6 +51,31 @@ std::string InstanceId() {
   return std::string(host) + ":" + std::to_string(getpid());
 }
 
+// Parses `file` on a thread of its own and returns `shard`'s slice of it, copied on this thread
+// (`all_targets`: how many the whole file has). glibc gives each thread its own malloc arena:
+// the YAML tree and the parsed config stay in the loader's, and the copy lands in one piece in
+// this thread's. So what the long-lived parts allocate while they take their share of it (a few
+// hundred bytes per target in each) does not fill the holes the parse leaves between the parts
+// of the config, and the copy, freed once they have theirs, goes back to the kernel whole
+// instead of staying in holes between their blocks: at 100,000 targets ~65 MiB of RSS.
+config::Config LoadApart(const std::string& file, const probe::Shard& shard,
+                         size_t* all_targets = nullptr) {
+  std::optional<config::Config> loaded;
+  std::exception_ptr error;
+  std::thread([&] {
+    try {
+      loaded = config::LoadFile(file);
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }).join();
+  if (error) std::rethrow_exception(error);
+  if (all_targets != nullptr) *all_targets = loaded->TargetCount();
+  config::Config slice = probe::SelectShard(*loaded, shard);  // a copy, made here
+  loaded.reset();                                             // freed into the loader's arena
+  return slice;
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -60,16 +89,15 @@ int Main(int argc, char** argv) {
   }
   const Options& opts = *parsed.options;
 
+  // --shard: every part of the daemon (probes, conflicts, quota, heal) sees only this slice.
   config::Config cfg;
+  size_t all_targets = 0;
   try {
-    cfg = config::LoadFile(opts.config_file);
+    cfg = LoadApart(opts.config_file, opts.shard, &all_targets);
   } catch (const config::ConfigError& e) {
     std::cerr << "wxcanary: config file \"" << opts.config_file << "\": " << e.what() << "\n";
     return 1;
   }
-  // --shard: every part of the daemon (probes, conflicts, quota, heal) sees only this slice.
-  const size_t all_targets = cfg.TargetCount();
-  cfg = probe::SelectShard(cfg, opts.shard);
   if (opts.config_check) {
     if (!opts.shard.all())
       std::cout << "wxcanary: shard " << opts.shard.ToString() << ": " << cfg.TargetCount()
@@ -189,7 +217,7 @@ int Main(int argc, char** argv) {
     // SIGHUP: reload. The file is read and checked first; an invalid one, or one that changes a
     // restart-only setting, leaves the running config untouched.
     notifier.Reloading();
-    app.Reload([&] { return probe::SelectShard(config::LoadFile(opts.config_file), opts.shard); });
+    app.Reload([&] { return LoadApart(opts.config_file, opts.shard); });
     notifier.Ready();
     ReturnFreedMemory();
   }

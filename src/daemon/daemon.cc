@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <prometheus/registry.h>
 
@@ -62,13 +63,17 @@ config::Config LoadApart(const std::string& file, const probe::Shard& shard,
                          size_t* all_targets = nullptr) {
   std::optional<config::Config> loaded;
   std::exception_ptr error;
-  std::thread([&] {
-    try {
-      loaded = config::LoadFile(file);
-    } catch (...) {
-      error = std::current_exception();
-    }
-  }).join();
+  try {
+    std::thread([&] {
+      try {
+        loaded = config::LoadFile(file);
+      } catch (...) {
+        error = std::current_exception();
+      }
+    }).join();
+  } catch (const std::system_error&) {  // no thread to be had: parse here, as before
+    loaded = config::LoadFile(file);
+  }
   if (error) std::rethrow_exception(error);
   if (all_targets != nullptr) *all_targets = loaded->TargetCount();
   config::Config slice = probe::SelectShard(*loaded, shard);  // a copy, made here

@@ -112,10 +112,10 @@ void AsyncClient::End(Transfer* t, HttpResponse response) {
   curl_multi_remove_handle(multi, t->request.handle());
   live_.erase(t);
   Callback done = std::move(t->done);
-  if (t->generation == generation_) {
+  if (t->generation == generation_ && idle_.size() < kMaxPooledTransfers) {
     idle_.emplace_back(t);
   } else {
-    delete t;  // made for a config that is gone
+    delete t;  // made for a config that is gone, or one more than the pool keeps
   }
   done(std::move(response));
 }

@@ -549,6 +549,32 @@ TEST_F(AsyncClientTest, many_calls_at_once_share_at_most_max_connections_kept_al
   EXPECT_EQ(client.in_flight(), 0u);
   EXPECT_EQ(server.seen().size(), 400u);
   EXPECT_LE(server.ports().size(), 4u);  // bounded, and the second round reused them
+  // The handles of 200 calls at once went back to a pool that keeps only so many.
+  EXPECT_GT(client.pooled(), 0u);
+  EXPECT_LE(client.pooled(), kMaxPooledTransfers);
+}
+
+// A burst larger than the pool: every call still answered, and only the pool's worth of easy
+// handles kept afterwards (an API silent for a whole timeout piles up timeout x rate calls).
+TEST_F(AsyncClientTest, a_burst_beyond_the_pool_keeps_only_the_pools_worth_of_handles) {
+  ApiServer server;
+  AsyncClient client(loop_, Cfg(HttpBase(server)), 4);
+  const size_t burst = kMaxPooledTransfers + 100;
+  size_t answered = 0, ok = 0;
+  for (size_t i = 0; i < burst; ++i)
+    client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 10s,
+                 [&](HttpResponse r) {
+                   ++answered;
+                   ok += r.transport_ok ? 1 : 0;
+                 });
+  RunUntil(answered, burst);
+  EXPECT_EQ(ok, burst);
+  EXPECT_EQ(client.pooled(), kMaxPooledTransfers);
+  size_t again = 0;
+  client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 5s,
+               [&](HttpResponse r) { again += r.transport_ok ? 1 : 0; });
+  RunUntil(again, 1u);
+  EXPECT_EQ(again, 1u);
 }
 
 TEST_F(AsyncClientTest, a_call_waiting_for_a_busy_connection_still_ends_at_its_timeout) {

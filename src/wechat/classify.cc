@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <exception>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -19,9 +20,13 @@ namespace {
 
 using Json = nlohmann::json;
 
-// The API's answers nest two levels deep; this leaves plenty of room while keeping a
-// "[[[[...]]]]" bomb from building a deep DOM (whose teardown would recurse).
+// The API's answers nest two levels deep; this leaves plenty of room while refusing a
+// "[[[[...]]]]" bomb at its 65th bracket.
 constexpr int kMaxNesting = 64;
+
+// The detail when the body could not be classified for a reason that is not its syntax (a
+// number too big for a double; out of memory).
+constexpr char kUnprocessable[] = "body could not be processed";
 
 bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 
@@ -111,6 +116,161 @@ void ReplaceControlChars(std::string* s) {
   }
 }
 
+// What the classifier reads of an answer. The whole body is parsed (so a syntax error anywhere
+// is still found), but only these are kept.
+struct Answer {
+  enum class Error { kNone, kSyntax, kTooDeep, kOther };
+  Error error = Error::kNone;
+  size_t syntax_error_byte = 0;  // the parse_error's byte, as Json::parse reported it
+
+  std::optional<JsonType> root;  // the top-level value's type
+  // Top-level fields. Of a repeated key the last one counts, as in a JSON object.
+  std::optional<JsonType> errcode;
+  bool errcode_unsigned = false;  // for a kInteger errcode: read as unsigned (not negative)
+  uint64_t errcode_unsigned_value = 0;
+  int64_t errcode_signed_value = 0;
+  std::optional<JsonType> errmsg;
+  std::string errmsg_text;  // when errmsg is a kString
+  AnswerFields fields;      // what the kinds' success checks look at
+};
+
+// nlohmann's SAX parse of a body into an Answer: nothing but the fields above is stored (no
+// document is built, skipped strings are not copied), and the parse is not recursive. The
+// events and errors are the ones Json::parse builds its document from, so the verdict (and the
+// syntax error's byte) is the same. It stops at a container nested deeper than kMaxNesting.
+class AnswerReader final : public nlohmann::json_sax<Json> {
+ public:
+  explicit AnswerReader(Answer* answer) : a_(*answer) {}
+
+  bool null() override {
+    Value(JsonType::kNull);
+    return true;
+  }
+  bool boolean(bool /*val*/) override {
+    Value(JsonType::kBoolean);
+    return true;
+  }
+  bool number_integer(number_integer_t val) override {
+    Value(JsonType::kInteger);
+    if (TopLevelField() == Field::kErrcode) {
+      a_.errcode_unsigned = false;
+      a_.errcode_signed_value = val;
+    }
+    return true;
+  }
+  bool number_unsigned(number_unsigned_t val) override {
+    Value(JsonType::kInteger);
+    if (TopLevelField() == Field::kErrcode) {
+      a_.errcode_unsigned = true;
+      a_.errcode_unsigned_value = val;
+    }
+    return true;
+  }
+  bool number_float(number_float_t /*val*/, const string_t& /*text*/) override {
+    Value(JsonType::kFloat);
+    return true;
+  }
+  bool string(string_t& val) override {
+    Value(JsonType::kString);
+    if (TopLevelField() == Field::kErrmsg) {
+      a_.errmsg_text = val;
+    } else if (InSuggest()) {
+      a_.fields.result_suggest = val;
+    }
+    return true;
+  }
+  bool binary(binary_t& /*val*/) override { return true; }  // not in JSON text
+
+  bool start_object(size_t /*elements*/) override {
+    Value(JsonType::kObject);
+    if (TopLevelField() == Field::kResult) in_result_ = true;
+    return Enter();
+  }
+  bool key(string_t& val) override {
+    if (depth_ == 1 && a_.root == JsonType::kObject) {
+      field_ = FieldNamed(val);
+    } else if (depth_ == 2 && in_result_) {
+      suggest_key_ = val == "suggest";
+    }
+    return true;
+  }
+  bool end_object() override { return End(); }
+  bool start_array(size_t /*elements*/) override {
+    Value(JsonType::kArray);
+    return Enter();
+  }
+  bool end_array() override { return End(); }
+
+  bool parse_error(size_t /*position*/, const std::string& /*last_token*/,
+                   const Json::exception& ex) override {
+    // Json::parse threw this: a parse_error for a syntax error; an out_of_range for a number
+    // too big for a double, which reached Classify's catch-all.
+    if (const auto* syntax = dynamic_cast<const Json::parse_error*>(&ex)) {
+      a_.error = Answer::Error::kSyntax;
+      a_.syntax_error_byte = syntax->byte;
+    } else {
+      a_.error = Answer::Error::kOther;
+    }
+    return false;
+  }
+
+ private:
+  enum class Field { kOther, kErrcode, kErrmsg, kIpList, kResult };
+
+  static Field FieldNamed(std::string_view key) {
+    if (key == "errcode") return Field::kErrcode;
+    if (key == "errmsg") return Field::kErrmsg;
+    if (key == "ip_list") return Field::kIpList;
+    if (key == "result") return Field::kResult;
+    return Field::kOther;
+  }
+
+  // The top-level field the value now starting belongs to (kOther when it is not one we read,
+  // or the value is not a top-level field's).
+  Field TopLevelField() const {
+    return depth_ == 1 && a_.root == JsonType::kObject ? field_ : Field::kOther;
+  }
+  // The value now starting is result.suggest (result being the top-level object's).
+  bool InSuggest() const { return depth_ == 2 && in_result_ && suggest_key_; }
+
+  // Records the type of a value as it starts; a later value of the same key replaces it.
+  void Value(JsonType type) {
+    if (depth_ == 0) {
+      a_.root = type;
+      return;
+    }
+    switch (TopLevelField()) {
+      case Field::kErrcode: a_.errcode = type; break;
+      case Field::kErrmsg: a_.errmsg = type; break;
+      case Field::kIpList: a_.fields.ip_list = type; break;
+      case Field::kResult: a_.fields.result_suggest.reset(); break;
+      case Field::kOther:
+        if (InSuggest()) a_.fields.result_suggest.reset();
+        break;
+    }
+  }
+
+  // Stops the parse at the first container deeper than kMaxNesting.
+  bool Enter() {
+    if (++depth_ > kMaxNesting) {
+      a_.error = Answer::Error::kTooDeep;
+      return false;
+    }
+    return true;
+  }
+
+  bool End() {
+    if (--depth_ == 1) in_result_ = false;
+    return true;
+  }
+
+  Answer& a_;
+  int depth_ = 0;                // containers open
+  Field field_ = Field::kOther;  // the top-level key last read
+  bool in_result_ = false;       // inside the top-level "result" object
+  bool suggest_key_ = false;     // the key last read inside it is "suggest"
+};
+
 Classification Bad(std::string detail) {
   Classification c;
   c.outcome = Outcome::kBadResponse;
@@ -136,10 +296,6 @@ Classification ClassifyBody(ProbeKind kind, std::string_view raw_body, const Sec
                std::to_string(kMaxResponseBytes) + "-byte limit");
   }
   if (TrimRight(raw_body).empty()) return Bad("empty body, expected a JSON object");
-  if (const size_t at = FindExcessiveNesting(raw_body); at != std::string_view::npos) {
-    return Bad("JSON nested deeper than " + std::to_string(kMaxNesting) + " levels at byte " +
-               std::to_string(at));
-  }
 
   std::string repaired;
   std::string_view body = raw_body;
@@ -148,20 +304,31 @@ Classification ClassifyBody(ProbeKind kind, std::string_view raw_body, const Sec
     body = repaired;
   }
 
-  Json root;
-  try {
-    root = Json::parse(body);
-  } catch (const Json::parse_error& e) {
-    // e.what() quotes the bytes it choked on: those are the body's, so only the position goes out.
-    return Bad("body is not JSON: syntax error at byte " + std::to_string(e.byte));
+  Answer answer;
+  AnswerReader reader(&answer);
+  if (!Json::sax_parse(body, &reader) || !answer.root) {
+    // Too deep is reported first, whatever else is wrong with the body. The scan runs only
+    // here: a body that parsed has no bracket deeper than the reader allowed (repairing UTF-8
+    // replaces only non-ASCII bytes, so the scan sees its strings where the parser did), and
+    // the reader stops at the first one deeper, so the scan finds that bracket.
+    if (const size_t at = FindExcessiveNesting(raw_body); at != std::string_view::npos) {
+      return Bad("JSON nested deeper than " + std::to_string(kMaxNesting) + " levels at byte " +
+                 std::to_string(at));
+    }
+    if (answer.error == Answer::Error::kSyntax) {
+      // Only the position goes out: the error's text quotes the body's bytes.
+      return Bad("body is not JSON: syntax error at byte " +
+                 std::to_string(answer.syntax_error_byte));
+    }
+    return Bad(kUnprocessable);
   }
-  if (!root.is_object()) {
-    return Bad("body is " + std::string(JsonTypeName(root)) + ", expected a JSON object");
+  if (*answer.root != JsonType::kObject) {
+    return Bad("body is " + std::string(JsonTypeName(*answer.root)) + ", expected a JSON object");
   }
 
   Classification c;
-  if (auto it = root.find("errmsg"); it != root.end() && it->is_string()) {
-    std::string text = it->get<std::string>();
+  if (answer.errmsg == JsonType::kString) {
+    std::string text = std::move(answer.errmsg_text);
     ReplaceControlChars(&text);
     SplitRid(text, &c.errmsg, &c.rid);
     c.errmsg = Redact(std::move(c.errmsg), token);
@@ -170,17 +337,17 @@ Classification ClassifyBody(ProbeKind kind, std::string_view raw_body, const Sec
   }
 
   int code = 0;
-  if (auto it = root.find("errcode"); it != root.end()) {
-    if (it->is_number_unsigned()) {
-      const auto v = it->get<uint64_t>();
+  if (answer.errcode) {
+    if (*answer.errcode == JsonType::kInteger && answer.errcode_unsigned) {
+      const uint64_t v = answer.errcode_unsigned_value;
       if (v > static_cast<uint64_t>(INT_MAX)) {
         c.outcome = Outcome::kBadResponse;
         c.detail = "errcode " + std::to_string(v) + " is out of range";
         return c;
       }
       code = static_cast<int>(v);
-    } else if (it->is_number_integer()) {
-      const auto v = it->get<int64_t>();
+    } else if (*answer.errcode == JsonType::kInteger) {
+      const int64_t v = answer.errcode_signed_value;
       if (v < INT_MIN || v > INT_MAX) {
         c.outcome = Outcome::kBadResponse;
         c.detail = "errcode " + std::to_string(v) + " is out of range";
@@ -189,7 +356,8 @@ Classification ClassifyBody(ProbeKind kind, std::string_view raw_body, const Sec
       code = static_cast<int>(v);
     } else {
       c.outcome = Outcome::kBadResponse;
-      c.detail = "errcode is " + std::string(JsonTypeName(*it)) + ", expected an integer";
+      c.detail =
+          "errcode is " + std::string(JsonTypeName(*answer.errcode)) + ", expected an integer";
       return c;
     }
     c.errcode = code;
@@ -205,7 +373,7 @@ Classification ClassifyBody(ProbeKind kind, std::string_view raw_body, const Sec
   c.outcome = OutcomeForErrcode(code);
   if (c.outcome != Outcome::kOk) return c;
 
-  if (std::string why = entry.check_success(root, &c.content_flagged); !why.empty()) {
+  if (std::string why = entry.check_success(answer.fields, &c.content_flagged); !why.empty()) {
     c.outcome = Outcome::kBadResponse;
     c.detail = std::move(why);
     return c;
@@ -261,7 +429,7 @@ Classification Classify(ProbeKind kind, const HttpResponse& response, const Secr
   } catch (const std::exception&) {
     // Nothing above should throw; if something does (e.g. out of memory), the answer is
     // still just a bad one, and the daemon carries on. what() might quote the body: not used.
-    return Bad("body could not be processed");
+    return Bad(kUnprocessable);
   }
 }
 

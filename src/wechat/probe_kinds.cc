@@ -10,8 +10,6 @@
 namespace wxcanary::wechat {
 namespace {
 
-using Json = nlohmann::json;
-
 // dump() with `replace` so stray invalid UTF-8 in configured content cannot throw.
 std::string Dump(const nlohmann::ordered_json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -24,26 +22,21 @@ std::string MsgSecCheckV2Body(const ProbeCall& call) {
       {{"content", call.content}, {"version", 2}, {"scene", call.scene}, {"openid", call.openid}});
 }
 
-std::string AnySuccess(const Json& /*root*/, bool* /*content_flagged*/) { return ""; }
+std::string AnySuccess(const AnswerFields& /*fields*/, bool* /*content_flagged*/) { return ""; }
 
 // v2 reports risky content as success with a verdict, not as 87014.
-std::string V2Success(const Json& root, bool* content_flagged) {
-  auto result = root.find("result");
-  if (result != root.end() && result->is_object()) {
-    auto suggest = result->find("suggest");
-    if (suggest != result->end() && suggest->is_string()) {
-      const auto& s = suggest->get_ref<const std::string&>();
-      *content_flagged = s == "risky" || s == "review";
-    }
+std::string V2Success(const AnswerFields& fields, bool* content_flagged) {
+  if (fields.result_suggest) {
+    const std::string& s = *fields.result_suggest;
+    *content_flagged = s == "risky" || s == "review";
   }
   return "";
 }
 
-std::string IpListSuccess(const Json& root, bool* /*content_flagged*/) {
-  auto it = root.find("ip_list");
-  if (it == root.end()) return "ip_list is missing";
-  if (!it->is_array())
-    return "ip_list is " + std::string(JsonTypeName(*it)) + ", expected an array";
+std::string IpListSuccess(const AnswerFields& fields, bool* /*content_flagged*/) {
+  if (!fields.ip_list) return "ip_list is missing";
+  if (*fields.ip_list != JsonType::kArray)
+    return "ip_list is " + std::string(JsonTypeName(*fields.ip_list)) + ", expected an array";
   return "";
 }
 
@@ -82,15 +75,17 @@ constexpr ProbeKindEntry kKinds[] = {
 
 }  // namespace
 
-std::string_view JsonTypeName(const nlohmann::json& j) {
-  if (j.is_string()) return "a string";
-  if (j.is_number_float()) return "a float";
-  if (j.is_number()) return "a number";
-  if (j.is_boolean()) return "a boolean";
-  if (j.is_null()) return "null";
-  if (j.is_array()) return "an array";
-  if (j.is_object()) return "an object";
-  return "binary data";
+std::string_view JsonTypeName(JsonType type) {
+  switch (type) {
+    case JsonType::kNull: return "null";
+    case JsonType::kBoolean: return "a boolean";
+    case JsonType::kInteger: return "a number";
+    case JsonType::kFloat: return "a float";
+    case JsonType::kString: return "a string";
+    case JsonType::kArray: return "an array";
+    case JsonType::kObject: return "an object";
+  }
+  return "a value";  // unreachable: every enumerator is named above
 }
 
 std::string_view HttpMethodName(HttpMethod m) { return m == HttpMethod::kGet ? "GET" : "POST"; }

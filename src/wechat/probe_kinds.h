@@ -1,15 +1,38 @@
 #pragma once
 
 #include <cstddef>
-#include <nlohmann/json_fwd.hpp>
+#include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 
 namespace wxcanary::wechat {
 
+/// The type of a JSON value in an answer.
+enum class JsonType : uint8_t {
+  kNull,
+  kBoolean,
+  kInteger,  // any integer the parser read as one ("a number")
+  kFloat,    // a number with a fraction or an exponent
+  kString,
+  kArray,
+  kObject,
+};
+
 /// "a string", "an array", ...: what an answer's field is, for a bad_response detail. Pure.
-std::string_view JsonTypeName(const nlohmann::json& j);
+std::string_view JsonTypeName(JsonType type);
+
+/// The top-level fields of an answer object that some kind's success check looks at, as the
+/// classifier's parser saw them: of a repeated key, the last one (as a JSON object keeps it).
+/// Nothing else of the body is kept. A kind whose success depends on another field adds it here
+/// and to the parser in classify.cc.
+struct AnswerFields {
+  std::optional<JsonType> ip_list = std::nullopt;  // "ip_list"'s type; nullopt when there is none
+  /// "result": {"suggest": "..."}: the string, when "result" is an object whose "suggest" is a
+  /// string; else nullopt.
+  std::optional<std::string> result_suggest = std::nullopt;
+};
 
 /// The canary calls a probe can make (config's `probe:`). Each has one entry in ProbeKinds().
 enum class ProbeKind { kMsgSecCheck, kMsgSecCheckV2, kApiDomainIp };
@@ -47,7 +70,7 @@ struct ProbeKindEntry {
   /// Checks an answer whose errcode is 0 or absent: "" when it is a success (setting
   /// *content_flagged when it carries a risky verdict), else why it is a bad response
   /// (never quoting the body).
-  std::string (*check_success)(const nlohmann::json& root, bool* content_flagged);
+  std::string (*check_success)(const AnswerFields& fields, bool* content_flagged);
 
   // Config rules.
   bool sends_content;        // `content` must not be empty; without it `content` is rejected

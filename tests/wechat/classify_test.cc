@@ -200,6 +200,268 @@ TEST(Classify, maps_every_documented_errcode) {
   }
 }
 
+// Bodies where a parser that does not build the whole document could go astray, each with
+// the exact answer the classifier gives: repeated keys (the last one counts, as in a JSON
+// object), fields nested below the top level (never counted), non-object roots, trailing bytes,
+// escapes, numbers at and past the integer limits, and the syntax error's byte.
+struct ExactCase {
+  const char* name;
+  ProbeKind kind;
+  std::string body;
+  Outcome outcome;
+  std::optional<int> errcode;
+  std::string errmsg;
+  bool flagged;
+  std::string detail;  // compared whole
+  std::string rid = "";
+};
+
+std::string Nested(int levels, std::string_view inner) {
+  return std::string(static_cast<size_t>(levels), '[') + std::string(inner) +
+         std::string(static_cast<size_t>(levels), ']');
+}
+
+std::vector<ExactCase> ExactCases() {
+  const auto kIp = ProbeKind::kApiDomainIp;
+  const auto kV1 = ProbeKind::kMsgSecCheck;
+  const auto kV2 = ProbeKind::kMsgSecCheckV2;
+  const auto kOk = Outcome::kOk;
+  const auto kBad = Outcome::kBadResponse;
+  const auto kApi = Outcome::kApiError;
+  const auto kInvalid = Outcome::kTokenInvalid;
+  const auto kNo = std::nullopt;
+  return {
+      // Repeated keys: the last value counts, whatever its type.
+      {"repeated_errcode_last_wins_ok", kIp, R"({"errcode":40001,"errcode":0,"ip_list":[]})", kOk,
+       0, "", false, ""},
+      {"repeated_errcode_last_wins_error", kIp, R"({"errcode":0,"ip_list":[],"errcode":40001})",
+       kInvalid, 40001, "", false, ""},
+      {"repeated_errcode_last_is_a_string", kIp, R"({"errcode":0,"errcode":"0","ip_list":[]})",
+       kBad, kNo, "", false, "errcode is a string, expected an integer"},
+      {"repeated_errmsg_last_wins", kIp, R"({"errcode":-1,"errmsg":"first","errmsg":"second"})",
+       kApi, -1, "second", false, ""},
+      {"repeated_errmsg_last_not_a_string", kIp, R"({"errcode":-1,"errmsg":"first","errmsg":1})",
+       kApi, -1, "", false, ""},
+      {"repeated_errmsg_string_after_object", kIp,
+       R"({"errcode":-1,"errmsg":{"errmsg":"inner"},"errmsg":"outer"})", kApi, -1, "outer", false,
+       ""},
+      {"repeated_ip_list_last_not_an_array", kIp, R"({"ip_list":[],"ip_list":"1.2.3.4"})", kBad,
+       kNo, "", false, "ip_list is a string, expected an array"},
+      {"repeated_ip_list_last_an_array", kIp, R"({"ip_list":"1.2.3.4","ip_list":["1.2.3.4"]})", kOk,
+       0, "", false, ""},
+      {"repeated_result_last_without_suggest", kV2,
+       R"({"errcode":0,"result":{"suggest":"risky"},"result":{"label":100}})", kOk, 0, "", false,
+       ""},
+      {"repeated_result_last_not_an_object", kV2, R"({"result":{"suggest":"risky"},"result":1})",
+       kOk, 0, "", false, ""},
+      {"repeated_result_last_risky", kV2,
+       R"({"result":{"suggest":"pass"},"result":{"suggest":"review"}})", kOk, 0, "", true, ""},
+      {"repeated_suggest_last_pass", kV2, R"({"result":{"suggest":"risky","suggest":"pass"}})", kOk,
+       0, "", false, ""},
+      {"repeated_suggest_last_risky", kV2, R"({"result":{"suggest":"pass","suggest":"risky"}})",
+       kOk, 0, "", true, ""},
+      {"repeated_suggest_last_not_a_string", kV2, R"({"result":{"suggest":"risky","suggest":2}})",
+       kOk, 0, "", false, ""},
+      // Fields below the top level are not the answer's.
+      {"nested_errcode_is_not_top_level_ip", kIp, R"({"x":{"errcode":40001}})", kBad, kNo, "",
+       false, "ip_list is missing"},
+      {"nested_errcode_is_not_top_level_v1", kV1, R"({"x":{"errcode":40001,"errmsg":"inner"}})",
+       kOk, 0, "", false, ""},
+      {"nested_errcode_in_array", kIp, R"({"x":[{"errcode":40001,"errmsg":"no"}],"ip_list":[]})",
+       kOk, 0, "", false, ""},
+      {"nested_ip_list_is_not_top_level", kIp, R"({"data":{"ip_list":["1.2.3.4"]}})", kBad, kNo, "",
+       false, "ip_list is missing"},
+      {"nested_errcode_after_top_level_one", kIp, R"({"errcode":40001,"x":{"errcode":0}})",
+       kInvalid, 40001, "", false, ""},
+      {"nested_errcode_before_top_level_one", kIp,
+       R"({"a":{"errcode":0,"b":[1,{"errcode":0}]},"errcode":40001,"errmsg":"top"})", kInvalid,
+       40001, "top", false, ""},
+      {"errcode_inside_errcode", kIp, R"({"errcode":{"errcode":0}})", kBad, kNo, "", false,
+       "errcode is an object, expected an integer"},
+      {"ip_list_inside_ip_list", kIp, R"({"ip_list":{"ip_list":[]}})", kBad, kNo, "", false,
+       "ip_list is an object, expected an array"},
+      {"nested_arrays_in_ip_list_then_errcode", kIp, R"({"ip_list":[["a"],[[]]],"errcode":40001})",
+       kInvalid, 40001, "", false, ""},
+      {"errcode_inside_result", kV2, R"({"result":{"errcode":40001,"errmsg":"inner"}})", kOk, 0, "",
+       false, ""},
+      {"suggest_at_top_level", kV2, R"({"errcode":0,"suggest":"risky"})", kOk, 0, "", false, ""},
+      {"suggest_below_result", kV2, R"({"result":{"x":{"suggest":"risky"}}})", kOk, 0, "", false,
+       ""},
+      {"result_below_top_level", kV2, R"({"x":{"result":{"suggest":"risky"}}})", kOk, 0, "", false,
+       ""},
+      {"suggest_in_an_object_after_result", kV2,
+       R"({"result":{"suggest":"pass"},"x":{"suggest":"risky"}})", kOk, 0, "", false, ""},
+      {"result_is_an_array", kV2, R"({"result":[{"suggest":"risky"}]})", kOk, 0, "", false, ""},
+      {"result_is_an_array_of_strings", kV2, R"({"result":["suggest","risky"]})", kOk, 0, "", false,
+       ""},
+      {"suggest_is_an_array", kV2, R"({"result":{"suggest":["risky"]}})", kOk, 0, "", false, ""},
+      {"suggest_is_upper_case", kV2, R"({"result":{"suggest":"RISKY"}})", kOk, 0, "", false, ""},
+      {"result_then_errcode", kV2,
+       R"({"result":{"suggest":"risky","detail":[{"suggest":"pass"}]},"errcode":0,"errmsg":"ok"})",
+       kOk, 0, "ok", true, ""},
+      {"v2_87014_wins_over_result", kV2, R"({"errcode":87014,"result":{"suggest":"pass"}})", kOk,
+       87014, "", true, ""},
+      {"v2_error_wins_over_result", kV2, R"({"errcode":40001,"result":{"suggest":"risky"}})",
+       kInvalid, 40001, "", false, ""},
+      // Other types.
+      {"errcode_array", kIp, R"({"errcode":[0]})", kBad, kNo, "", false,
+       "errcode is an array, expected an integer"},
+      {"errcode_boolean", kIp, R"({"errcode":true})", kBad, kNo, "", false,
+       "errcode is a boolean, expected an integer"},
+      {"errmsg_null", kIp, R"({"errcode":-1,"errmsg":null})", kApi, -1, "", false, ""},
+      {"ip_list_null", kIp, R"({"ip_list":null})", kBad, kNo, "", false,
+       "ip_list is null, expected an array"},
+      {"ip_list_number", kIp, R"({"ip_list":1})", kBad, kNo, "", false,
+       "ip_list is a number, expected an array"},
+      {"ip_list_float", kIp, R"({"ip_list":1.5})", kBad, kNo, "", false,
+       "ip_list is a float, expected an array"},
+      {"ip_list_boolean", kIp, R"({"ip_list":false})", kBad, kNo, "", false,
+       "ip_list is a boolean, expected an array"},
+      {"ip_list_object", kIp, R"({"ip_list":{}})", kBad, kNo, "", false,
+       "ip_list is an object, expected an array"},
+      {"empty_key", kIp, R"({"":[],"ip_list ":[]})", kBad, kNo, "", false, "ip_list is missing"},
+      // Keys are compared after unescaping, and whole.
+      {"escaped_key", kIp, R"({"err\u0063ode":40001,"ip_list":[]})", kInvalid, 40001, "", false,
+       ""},
+      {"key_with_nul", kIp, R"({"errcode\u0000":40001,"ip_list":[]})", kOk, 0, "", false, ""},
+      // Roots that are not objects, and bytes after the root.
+      {"root_empty_array", kIp, "[]", kBad, kNo, "", false,
+       "body is an array, expected a JSON object"},
+      {"root_array_of_scalars", kIp, R"([1,"errcode",{"errcode":40001}])", kBad, kNo, "", false,
+       "body is an array, expected a JSON object"},
+      {"root_true", kIp, "true", kBad, kNo, "", false, "body is a boolean, expected a JSON object"},
+      {"root_integer", kIp, "40001", kBad, kNo, "", false,
+       "body is a number, expected a JSON object"},
+      {"root_negative", kIp, "-1", kBad, kNo, "", false,
+       "body is a number, expected a JSON object"},
+      {"root_float", kIp, " 1.5 ", kBad, kNo, "", false, "body is a float, expected a JSON object"},
+      {"root_string", kIp, R"("ok")", kBad, kNo, "", false,
+       "body is a string, expected a JSON object"},
+      {"trailing_whitespace_is_fine", kIp, "{\"ip_list\":[]} \r\n\t", kOk, 0, "", false, ""},
+      {"trailing_garbage", kIp, R"({"errcode":0,"ip_list":[]} x)", kBad, kNo, "", false,
+       "body is not JSON: syntax error at byte 28"},
+      {"trailing_object", kIp, R"({"errcode":0,"ip_list":[]}{})", kBad, kNo, "", false,
+       "body is not JSON: syntax error at byte 27"},
+      {"trailing_comma", kIp, R"({"errcode":0,"ip_list":[]},)", kBad, kNo, "", false,
+       "body is not JSON: syntax error at byte 27"},
+      {"trailing_after_error_answer", kIp, R"({"errcode":40001}])", kBad, kNo, "", false,
+       "body is not JSON: syntax error at byte 18"},
+      {"trailing_after_array_root", kIp, "[] x", kBad, kNo, "", false,
+       "body is not JSON: syntax error at byte 4"},
+      {"trailing_after_string_root", kIp, R"("ok" 1)", kBad, kNo, "", false,
+       "body is not JSON: syntax error at byte 6"},
+      {"unclosed_array_root", kIp, "[1,", kBad, kNo, "", false,
+       "body is not JSON: syntax error at byte 4"},  // the end of the input counts as a byte
+      // Syntax errors inside the object, with their byte.
+      {"truncated_string", kIp, R"({"errcode":40001,"errmsg":"inv)", kBad, kNo, "", false,
+       "body is not JSON: syntax error at byte 31"},
+      {"missing_value", kIp, R"({"errcode":})", kBad, kNo, "", false,
+       "body is not JSON: syntax error at byte 12"},
+      {"trailing_comma_in_object", kIp, R"({"errcode":0,})", kBad, kNo, "", false,
+       "body is not JSON: syntax error at byte 14"},
+      {"single_quotes", kIp, R"({'errcode':0})", kBad, kNo, "", false,
+       "body is not JSON: syntax error at byte 2"},
+      {"comment", kIp, R"({"errcode":0 /* ok */,"ip_list":[]})", kBad, kNo, "", false,
+       "body is not JSON: syntax error at byte 14"},
+      {"nan", kIp, R"({"errcode":NaN})", kBad, kNo, "", false,
+       "body is not JSON: syntax error at byte 12"},
+      {"leading_zero", kIp, R"({"errcode":040001})", kBad, kNo, "", false,
+       "body is not JSON: syntax error at byte 17"},  // "0" then "40001": the second number
+      {"error_after_a_good_prefix", kIp, R"({"errcode":40001,"errmsg":"x","ip_list":[1,]})", kBad,
+       kNo, "", false, "body is not JSON: syntax error at byte 44"},
+      // The byte counts the repaired body: each invalid byte became 3 (U+FFFD).
+      {"error_after_repaired_utf8", kIp, "{\"errmsg\":\"\xFF\xFF\",x}", kBad, kNo, "", false,
+       "body is not JSON: syntax error at byte 20"},
+      // Escapes in errmsg are decoded; control characters become spaces.
+      {"errmsg_escapes", kIp,
+       R"({"errcode":-1,"errmsg":"q\" b\\ s\/ \u00e9 \ud83d\ude00 nul\u0000end rid: )" + kRid +
+           "\"}",
+       kApi, -1, "q\" b\\ s/ \xC3\xA9 \xF0\x9F\x98\x80 nul end", false, "", kRid},
+      {"errmsg_only_escapes", kIp, R"({"errcode":-1,"errmsg":"\u0000\u0000"})", kApi, -1, "", false,
+       ""},
+      // Numbers: integers only, within int.
+      {"errcode_minus_one", kIp, R"({"errcode":-1})", kApi, -1, "", false, ""},
+      {"errcode_minus_zero", kIp, R"({"errcode":-0,"ip_list":[]})", kOk, 0, "", false, ""},
+      {"errcode_exponent", kIp, R"({"errcode":4.0e4})", kBad, kNo, "", false,
+       "errcode is a float, expected an integer"},
+      {"errcode_integer_exponent", kIp, R"({"errcode":40001e0})", kBad, kNo, "", false,
+       "errcode is a float, expected an integer"},
+      // A number too big for a double is an overflow error, not a syntax error, wherever it is.
+      {"errcode_huge_exponent", kIp, R"({"errcode":1e400})", kBad, kNo, "", false,
+       "body could not be processed"},
+      {"huge_exponent_elsewhere", kIp, R"({"ip_list":[],"x":[-1e400]})", kBad, kNo, "", false,
+       "body could not be processed"},
+      {"huge_exponent_after_syntax_error", kIp, R"({"ip_list":[],,"x":1e400})", kBad, kNo, "",
+       false, "body is not JSON: syntax error at byte 15"},
+      {"syntax_error_after_huge_exponent", kIp, R"({"x":1e400,,"ip_list":[]})", kBad, kNo, "",
+       false, "body could not be processed"},
+      {"errcode_tiny_exponent", kIp, R"({"errcode":1e-400})", kBad, kNo, "", false,
+       "errcode is a float, expected an integer"},
+      {"errcode_int_max", kIp, R"({"errcode":2147483647})", kApi, 2147483647, "", false, ""},
+      {"errcode_int_max_plus_one", kIp, R"({"errcode":2147483648})", kBad, kNo, "", false,
+       "errcode 2147483648 is out of range"},
+      {"errcode_int_min", kIp, R"({"errcode":-2147483648})", kApi, -2147483647 - 1, "", false, ""},
+      {"errcode_int_min_minus_one", kIp, R"({"errcode":-2147483649})", kBad, kNo, "", false,
+       "errcode -2147483649 is out of range"},
+      {"errcode_uint64_max", kIp, R"({"errcode":18446744073709551615})", kBad, kNo, "", false,
+       "errcode 18446744073709551615 is out of range"},
+      {"errcode_past_uint64", kIp, R"({"errcode":18446744073709551616})", kBad, kNo, "", false,
+       "errcode is a float, expected an integer"},
+      {"errcode_int64_min", kIp, R"({"errcode":-9223372036854775808})", kBad, kNo, "", false,
+       "errcode -9223372036854775808 is out of range"},
+      {"errcode_past_int64_min", kIp, R"({"errcode":-9223372036854775809})", kBad, kNo, "", false,
+       "errcode is a float, expected an integer"},
+      {"errmsg_kept_when_errcode_out_of_range", kIp, R"({"errmsg":"x","errcode":99999999999})",
+       kBad, kNo, "x", false, "errcode 99999999999 is out of range"},
+      // Deep but under the limit: 64 levels in all.
+      {"nested_64_levels", kIp, R"({"x":)" + Nested(63, "") + R"(,"errcode":40001})", kInvalid,
+       40001, "", false, ""},
+      {"nested_65_levels", kIp, R"({"x":)" + Nested(64, "") + R"(,"errcode":40001})", kBad, kNo, "",
+       false, "JSON nested deeper than 64 levels at byte 68"},
+      {"nested_objects_64_levels", kIp,
+       [] {
+         std::string s = "{\"ip_list\":[],\"errcode\":40001";
+         for (int i = 0; i < 63; ++i) s += ",\"errcode\":{\"errmsg\":\"deep\"";
+         return s + std::string(63, '}') + ",\"errcode\":0}";
+       }(),
+       kOk, 0, "", false, ""},
+  };
+}
+
+TEST(Classify, gives_the_exact_answer_for_tricky_bodies) {
+  for (const auto& c : ExactCases()) {
+    SCOPED_TRACE(c.name);
+    const Classification got = Classify(c.kind, Ok200(c.body), kToken);
+    EXPECT_EQ(OutcomeName(got.outcome), OutcomeName(c.outcome));
+    EXPECT_EQ(got.errcode, c.errcode);
+    EXPECT_EQ(got.errmsg, c.errmsg);
+    EXPECT_EQ(got.rid, c.rid);
+    EXPECT_EQ(got.content_flagged, c.flagged);
+    EXPECT_EQ(got.detail, c.detail);
+  }
+}
+
+// The real get_api_domain_ip lists hundreds of addresses; a long list is just a success.
+TEST(Classify, accepts_a_long_ip_list) {
+  std::string body = R"({"ip_list":[)";
+  for (int i = 0; i < 20'000; ++i) {
+    if (i > 0) body += ',';
+    body += "\"101." + std::to_string(i / 256 % 256) + "." + std::to_string(i % 256) + ".27\"";
+  }
+  body += "]}";
+  Classification got = Classify(ProbeKind::kApiDomainIp, Ok200(body), kToken);
+  EXPECT_EQ(got.outcome, Outcome::kOk) << got.detail;
+  EXPECT_EQ(got.errcode, 0);
+
+  // The list first, the verdict after it.
+  body.pop_back();
+  body += R"(,"errcode":42001,"errmsg":"access_token expired"})";
+  got = Classify(ProbeKind::kApiDomainIp, Ok200(body), kToken);
+  EXPECT_EQ(got.outcome, Outcome::kTokenExpired);
+  EXPECT_EQ(got.errcode, 42001);
+  EXPECT_EQ(got.errmsg, "access_token expired");
+}
+
 TEST(Classify, transport_failure_keeps_curl_message_without_the_token) {
   HttpResponse r;
   r.transport_ok = false;
@@ -256,6 +518,55 @@ TEST(Classify, refuses_deep_nesting_without_recursing) {
       std::string(60, '[') + std::string(60, ']') + "}";
   got = Classify(ProbeKind::kApiDomainIp, Ok200(fine), kToken);
   EXPECT_EQ(got.outcome, Outcome::kOk) << got.detail;
+}
+
+// Too deep comes first, whatever else is wrong with the body, at the raw body's byte.
+TEST(Classify, reports_excessive_nesting_before_other_faults) {
+  const std::string deep = std::string(65, '[');
+  struct DeepCase {
+    const char* name;
+    std::string body;
+    std::string detail;
+  };
+  const std::vector<DeepCase> cases = {
+      {"syntax_error_before", "x" + deep, "JSON nested deeper than 64 levels at byte 65"},
+      {"syntax_error_after", "{\"a\":" + deep + "x",
+       "JSON nested deeper than 64 levels at byte 68"},
+      // ... but brackets in a string are not brackets, even an unclosed one.
+      {"brackets_in_an_unclosed_string", "\"" + deep, "body is not JSON: syntax error at byte 67"},
+      {"huge_number_before", "[1e400," + deep, "JSON nested deeper than 64 levels at byte 70"},
+      {"valid_then_deep_trailer", R"({"ip_list":[]})" + deep,
+       "JSON nested deeper than 64 levels at byte 78"},
+      // Invalid UTF-8 is repaired after the check: the byte is the raw body's.
+      {"invalid_utf8_before", "{\"errmsg\":\"\xFF\xFF\",\"x\":" + deep,
+       "JSON nested deeper than 64 levels at byte 82"},
+      {"objects",
+       R"({"a":)" +
+           [] {
+             std::string s;
+             for (int i = 0; i < 70; ++i) s += R"({"a":)";
+             return s;
+           }(),
+       "JSON nested deeper than 64 levels at byte 320"},
+      // Brackets in strings, escaped quotes included, do not count.
+      {"strings_do_not_count",
+       R"({"a":"\"[[[[","b":)" + std::string(63, '[') + "\"[[[[\\\"[[\"" + std::string(63, ']') +
+           R"(,"c":)" + deep,
+       "JSON nested deeper than 64 levels at byte 222"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const Classification got = Classify(ProbeKind::kApiDomainIp, Ok200(c.body), kToken);
+    EXPECT_EQ(got.outcome, Outcome::kBadResponse);
+    EXPECT_EQ(got.detail, c.detail);
+  }
+
+  // Escaped quotes and brackets in strings keep a body at 64 levels parseable.
+  const std::string at_limit = R"({"errmsg":"\"[{","x":)" + std::string(63, '[') + R"("]\\\"[")" +
+                               std::string(63, ']') + R"(,"errcode":40001})";
+  const Classification got = Classify(ProbeKind::kApiDomainIp, Ok200(at_limit), kToken);
+  EXPECT_EQ(got.outcome, Outcome::kTokenInvalid) << got.detail;
+  EXPECT_EQ(got.errmsg, "\"[{");
 }
 
 TEST(Classify, refuses_bodies_over_the_size_cap) {

@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "support/wxsim.h"
 #include "wechat/client.h"
@@ -63,6 +65,65 @@ TEST(ProbeKinds, every_kind_has_a_path_and_a_body_that_matches_its_method) {
       EXPECT_EQ(body.value("openid", ""), "oAbCdEfGhIjKlMnOpQrStUvWxYz0");
       EXPECT_EQ(body.value("scene", 0), 2);
     }
+  }
+}
+
+TEST(ProbeKinds, json_type_names_read_as_in_a_sentence) {
+  EXPECT_EQ(JsonTypeName(JsonType::kNull), "null");
+  EXPECT_EQ(JsonTypeName(JsonType::kBoolean), "a boolean");
+  EXPECT_EQ(JsonTypeName(JsonType::kInteger), "a number");
+  EXPECT_EQ(JsonTypeName(JsonType::kFloat), "a float");
+  EXPECT_EQ(JsonTypeName(JsonType::kString), "a string");
+  EXPECT_EQ(JsonTypeName(JsonType::kArray), "an array");
+  EXPECT_EQ(JsonTypeName(JsonType::kObject), "an object");
+}
+
+// The success checks see only the answer's fields the classifier gathered: one carrying every
+// kind's success (an ip_list array, a "pass" verdict) is a success for every kind, unflagged.
+TEST(ProbeKinds, every_kind_accepts_an_answer_with_the_success_fields) {
+  const AnswerFields fields{.ip_list = JsonType::kArray, .result_suggest = "pass"};
+  for (const auto& k : ProbeKinds()) {
+    SCOPED_TRACE(std::string(k.name));
+    bool flagged = false;
+    EXPECT_EQ(k.check_success(fields, &flagged), "");
+    EXPECT_FALSE(flagged);
+  }
+}
+
+TEST(ProbeKinds, api_domain_ip_needs_an_ip_list_array) {
+  const auto& kind = KindEntry(ProbeKind::kApiDomainIp);
+  bool flagged = false;
+  EXPECT_EQ(kind.check_success({}, &flagged), "ip_list is missing");
+  EXPECT_EQ(kind.check_success({.ip_list = JsonType::kString}, &flagged),
+            "ip_list is a string, expected an array");
+  EXPECT_EQ(kind.check_success({.ip_list = JsonType::kObject}, &flagged),
+            "ip_list is an object, expected an array");
+  EXPECT_EQ(kind.check_success({.ip_list = JsonType::kNull}, &flagged),
+            "ip_list is null, expected an array");
+  EXPECT_EQ(kind.check_success({.ip_list = JsonType::kArray}, &flagged), "");
+  // A verdict is not api_domain_ip's business.
+  EXPECT_EQ(kind.check_success({.ip_list = JsonType::kArray, .result_suggest = "risky"}, &flagged),
+            "");
+  EXPECT_FALSE(flagged);
+}
+
+TEST(ProbeKinds, msg_sec_check_v2_flags_a_risky_or_review_verdict) {
+  const auto& v2 = KindEntry(ProbeKind::kMsgSecCheckV2);
+  const auto& v1 = KindEntry(ProbeKind::kMsgSecCheck);
+  struct Verdict {
+    std::optional<std::string> suggest;
+    bool flagged;
+  };
+  const std::vector<Verdict> verdicts = {{"risky", true},  {"review", true}, {"pass", false},
+                                         {"RISKY", false}, {"", false},      {std::nullopt, false}};
+  for (const auto& [suggest, want] : verdicts) {
+    SCOPED_TRACE(suggest.value_or("(none)"));
+    bool flagged = false;
+    EXPECT_EQ(v2.check_success({.result_suggest = suggest}, &flagged), "");
+    EXPECT_EQ(flagged, want);
+    flagged = false;
+    EXPECT_EQ(v1.check_success({.result_suggest = suggest}, &flagged), "");  // 87014 instead
+    EXPECT_FALSE(flagged);
   }
 }
 

@@ -83,6 +83,10 @@ class CurlRequest {
   // (CURLOPT_REQUEST_TARGET). Not through a forward proxy (plain http with http_proxy or
   // all_proxy set), which needs the absolute URL as its target: there the URL path runs.
   bool direct_ok_ = false;
+  // A proxy variable was set when this was made; when none was, curl is told "no proxy" once
+  // instead of reading the environment for every request. The environment is read once, like
+  // direct_ok_: the daemon never changes it.
+  bool proxy_env_ = false;
   bool direct_set_ = false;            // the handle holds probe_url_ rather than a URL string
   std::string probe_path_;             // the probe path probe_url_ was made for
   std::string target_;                 // the request target: path, "?access_token=" and the token

@@ -251,6 +251,39 @@ TEST(Client, through_an_http_proxy_a_probe_sends_the_absolute_url) {
                                      std::string(kEscapedToken)});
 }
 
+// Without a proxy variable the handle is told "no proxy" once (curl would read the environment
+// on every request); each variable curl reads must still be honoured when one is set.
+TEST(Client, each_proxy_variable_set_when_the_client_is_made_is_honoured) {
+  unsetenv("no_proxy");
+  unsetenv("NO_PROXY");
+  for (const char* name : {"http_proxy", "all_proxy", "ALL_PROXY"}) {
+    SCOPED_TRACE(name);
+    ApiServer proxy;
+    ASSERT_EQ(setenv(name, HttpBase(proxy).c_str(), 1), 0);
+    Client client(Cfg("http://wechat.invalid"));
+    const auto r = client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 2s);
+    unsetenv(name);
+    ASSERT_TRUE(r.transport_ok) << r.transport_error;
+    EXPECT_EQ(proxy.targets(),
+              std::vector<std::string>{"http://wechat.invalid/cgi-bin/get_api_domain_ip"
+                                       "?access_token=" +
+                                       std::string(kEscapedToken)});
+  }
+  for (const char* name : {"no_proxy", "NO_PROXY"}) {
+    SCOPED_TRACE(name);
+    ApiServer proxy, server;
+    ASSERT_EQ(setenv("http_proxy", HttpBase(proxy).c_str(), 1), 0);
+    ASSERT_EQ(setenv(name, "127.0.0.1", 1), 0);
+    Client client(Cfg(HttpBase(server)));
+    const auto r = client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 2s);
+    unsetenv("http_proxy");
+    unsetenv(name);
+    ASSERT_TRUE(r.transport_ok) << r.transport_error;
+    EXPECT_TRUE(proxy.targets().empty());
+    EXPECT_EQ(server.targets().size(), 1u);
+  }
+}
+
 TEST(Client, msg_sec_check_bodies_are_json_per_version) {
   ApiServer server;
   Client client(Cfg(HttpBase(server)));

@@ -105,10 +105,13 @@ void TokenTracker::SetTargets(const TargetList& targets) {
       ++it;
     }
   }
+  by_index_.clear();
   for (const auto& t : targets) {
     AppState& app = AppFor(t.app_id);
     std::lock_guard app_lock(app.mu);
     app.core.AddTarget(t.app_env, t.env.interval, KeeperWrites(t.env));
+    if (t.index >= by_index_.size()) by_index_.resize(t.index + 1);
+    by_index_[t.index] = &app;
   }
   const MonotonicTime now = clock_.MonotonicNow();
   const TrackerSettings settings = Settings();
@@ -136,8 +139,8 @@ void TokenTracker::Record(const Target& target, const ProbeResult& result) {
 void TokenTracker::RecordLocked(const Target& target, const ProbeResult& result,
                                 std::vector<TrackerEvent>* events) {
   std::shared_lock lock(mu_);
-  auto it = apps_.find(target.app_id);
-  if (it == apps_.end() || !it->second->core.HasTarget(target.app_env)) {
+  AppState* found = At(target);
+  if (found == nullptr || !found->core.HasTarget(target.app_env)) {
     // Not announced through SetTargets (e.g. used standalone): add it on the fly.
     lock.unlock();
     {
@@ -148,15 +151,27 @@ void TokenTracker::RecordLocked(const Target& target, const ProbeResult& result,
       app.core.EnsureCauseSeries();
     }
     lock.lock();
-    it = apps_.find(target.app_id);
-    if (it == apps_.end()) return;  // a concurrent SetTargets dropped it again
+    found = At(target);
+    if (found == nullptr) return;  // a concurrent SetTargets dropped it again
   }
-  AppState& app = *it->second;
+  AppState& app = *found;
   std::lock_guard app_lock(app.mu);
   const int before = app.core.pending();
   app.core.Observe(target.app_env, result, clock_.MonotonicNow(), clock_.SystemNow(), Settings(),
                    events);
   pending_ += app.core.pending() - before;
+}
+
+TokenTracker::AppState* TokenTracker::At(const Target& target) const {
+  // The index from SetTargets first: one comparison instead of a walk down the map's string
+  // keys, a cache miss each at 10,000 targets (issue 19). An index from another target set must
+  // not land on another app, hence the check.
+  if (target.index < by_index_.size()) {
+    AppState* app = by_index_[target.index];
+    if (app != nullptr && app->core.app_id() == target.app_id) return app;
+  }
+  auto it = apps_.find(target.app_id);
+  return it == apps_.end() ? nullptr : it->second.get();
 }
 
 std::vector<TokenTracker::TargetSnapshot> TokenTracker::Snapshot() const {

@@ -81,6 +81,7 @@ class TokenTracker final : public ResultSink, private telemetry::TextCollectable
   void SetConflict(const config::Conflict& conflict);
   TrackerSettings Settings() const;
   AppState& AppFor(const std::string& app_id);  // caller holds mu_ exclusively
+  AppState* At(const Target& target) const;     // target's app or nullptr; caller holds mu_
   void RecordLocked(const Target& target, const ProbeResult& result,
                     std::vector<TrackerEvent>* events);
   // Settles due invalidations of every app but `skip_app`; takes mu_ shared and one app lock
@@ -99,6 +100,7 @@ class TokenTracker final : public ResultSink, private telemetry::TextCollectable
   // AppState has its own mutex for its AppTracker, so targets of different apps never contend.
   mutable std::shared_mutex mu_;
   std::map<std::string, std::unique_ptr<AppState>> apps_;
+  std::vector<AppState*> by_index_;  // apps_'s entries by Target::index, from SetTargets
   // Invalidations waiting for a culprit, over all apps; lets Record() skip the sweep when 0.
   std::atomic<int> pending_{0};
 };

@@ -111,6 +111,24 @@ TEST_F(TokenTrackerTest, a_kept_environment_waits_for_the_keeper_a_dry_run_does_
   EXPECT_EQ(Value(exposition_, Refreshes("wxA", "prod")), 1);
 }
 
+// Record finds a target's app by the index SetTargets saw; a target of another app that comes
+// with the same index (a target set the tracker was not told about) must not land on it.
+TEST_F(TokenTrackerTest, a_target_of_another_app_with_a_known_index_is_counted_for_its_own_app) {
+  tracker_.SetTargets({prod_, test_});
+  const Target other = MakeTarget("wxB", "prod", prod_.index);
+  tracker_.Record(other, Result("b-1"));
+  clock_.Advance(seconds{30});
+  tracker_.Record(other, Result("b-2"));
+  EXPECT_EQ(Value(exposition_, Refreshes("wxB", "prod")), 1);
+  EXPECT_EQ(Value(exposition_, Refreshes("wxA", "prod")), 0);
+  // And the known target still reaches its own app through its index.
+  tracker_.Record(prod_, Result("a-1"));
+  clock_.Advance(seconds{30});
+  tracker_.Record(prod_, Result("a-2"));
+  EXPECT_EQ(Value(exposition_, Refreshes("wxA", "prod")), 1);
+  EXPECT_EQ(Value(exposition_, Refreshes("wxB", "prod")), 1);
+}
+
 TEST_F(TokenTrackerTest, first_sighting_is_not_a_refresh) {
   tracker_.SetTargets({prod_});
   EXPECT_EQ(Value(exposition_, Refreshes("wxA", "prod")), 0);

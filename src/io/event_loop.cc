@@ -91,6 +91,16 @@ void EventLoop::Cancel(TimerId id) {
   timer_at_.erase(it);
 }
 
+bool EventLoop::Reschedule(TimerId id, Steady::time_point at) {
+  auto it = timer_at_.find(id);
+  if (it == timer_at_.end()) return false;
+  auto node = timers_.extract({it->second, id});
+  node.key().first = at;
+  timers_.insert(std::move(node));
+  it->second = at;
+  return true;
+}
+
 void EventLoop::Post(Callback callback) {
   {
     std::lock_guard lock(posted_mu_);

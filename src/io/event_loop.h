@@ -47,6 +47,9 @@ class EventLoop {
   }
   /// Forgets a timer that has not run yet. Unknown or spent ids are ignored.
   void Cancel(TimerId id);
+  /// Moves a timer that has not run yet to `at`, keeping its id and callback (no allocation:
+  /// for a deadline that moves often, like curl's). False for unknown or spent ids.
+  bool Reschedule(TimerId id, Steady::time_point at);
   [[nodiscard]] size_t timer_count() const { return timers_.size(); }
 
   /// Queues `callback` for the loop's thread and wakes it. Thread-safe.

@@ -141,11 +141,16 @@ int AsyncClient::OnSocket(void* /*easy*/, int fd, int what, void* userp, void* /
 
 int AsyncClient::OnTimer(void* /*multi*/, long timeout_ms, void* userp) {
   auto* self = static_cast<AsyncClient*>(userp);
-  if (self->curl_timer_ != 0) self->loop_.Cancel(self->curl_timer_);
-  self->curl_timer_ = 0;
-  if (timeout_ms < 0) return 0;
+  if (timeout_ms < 0) {
+    if (self->curl_timer_ != 0) self->loop_.Cancel(self->curl_timer_);
+    self->curl_timer_ = 0;
+    return 0;
+  }
+  // curl moves its deadline several times a probe: the pending timer is moved, not remade.
+  const auto at = io::EventLoop::Steady::now() + std::chrono::milliseconds{timeout_ms};
+  if (self->curl_timer_ != 0 && self->loop_.Reschedule(self->curl_timer_, at)) return 0;
   // Never from inside this callback: curl may not be re-entered; the loop runs it next turn.
-  self->curl_timer_ = self->loop_.After(std::chrono::milliseconds{timeout_ms}, [self] {
+  self->curl_timer_ = self->loop_.At(at, [self] {
     self->curl_timer_ = 0;
     self->Act(CURL_SOCKET_TIMEOUT, 0);
   });

@@ -30,6 +30,33 @@ TEST(EventLoop, timers_run_in_time_order_once_and_a_cancelled_one_never) {
   EXPECT_EQ(loop.timer_count(), 0u);
 }
 
+TEST(EventLoop, a_rescheduled_timer_runs_once_at_its_new_time_and_a_spent_one_is_refused) {
+  EventLoop loop;
+  std::vector<int> ran;
+  const auto start = Steady::now();
+  Steady::time_point moved_ran{};
+  const auto moved = loop.After(10ms, [&] {
+    ran.push_back(1);
+    moved_ran = Steady::now();
+  });
+  loop.After(40ms, [&] { ran.push_back(2); });
+  ASSERT_TRUE(loop.Reschedule(moved, start + 80ms));  // later: now after the second
+  const auto until = Steady::now() + 2s;
+  while (ran.size() < 2 && Steady::now() < until) loop.RunOnce(100ms);
+  EXPECT_EQ(ran, (std::vector<int>{2, 1}));
+  EXPECT_GE(moved_ran - start, 80ms);
+  EXPECT_EQ(loop.timer_count(), 0u);
+  EXPECT_FALSE(loop.Reschedule(moved, Steady::now()));  // spent
+  const auto cancelled = loop.After(1h, [&] { ran.push_back(3); });
+  loop.Cancel(cancelled);
+  EXPECT_FALSE(loop.Reschedule(cancelled, Steady::now()));
+  // Earlier: a timer an hour away, moved to now, runs on the next turn.
+  loop.Reschedule(loop.After(1h, [&] { ran.push_back(4); }), Steady::now());
+  loop.RunOnce(1s);
+  EXPECT_EQ(ran, (std::vector<int>{2, 1, 4}));
+  EXPECT_EQ(loop.timer_count(), 0u);
+}
+
 TEST(EventLoop, a_timer_does_not_run_early) {
   EventLoop loop;
   const auto start = Steady::now();

@@ -39,6 +39,10 @@ struct Runner::LoopProbe {
   std::shared_ptr<Slot> slot;
   MonotonicTime t0;
   ProbeResult result;
+  // Where the probe runs, so that its callbacks capture only (runner, probe): small enough for
+  // std::function to hold without a heap allocation each.
+  Engine* engine = nullptr;
+  source::AsyncRedis* redis = nullptr;
 };
 
 // What only the loop thread touches: its epoll loop, the non-blocking clients, and the probes
@@ -394,44 +398,47 @@ void Runner::StartOnLoop(Engine& engine, Job job) {
     owned = std::move(engine.spare.back());
     engine.spare.pop_back();
   }
-  LoopProbe* p = owned.release();  // until Done below
+  LoopProbe* p = owned.release();  // until LoopDone
   p->slot = std::move(job.slot);
   p->t0 = start;  // p->result is new or was reset when its last probe was done
   p->result.started = clock_.SystemNow();
-  source::AsyncRedis* conn = redis.conn.get();
-  auto done = [this, &engine, p] {
-    p->result.duration = clock_.MonotonicNow() - p->t0;
-    if (stopping_) {
-      Skip(*p->slot);  // ended by the stop, not by the probe
-    } else {
-      Finish(*p->slot, p->result);
-    }
-    p->slot.reset();
-    p->result = ProbeResult{};  // no token stays in a spare
-    engine.spare.emplace_back(p);
-  };
-  conn->Read(p->slot->target.env, [this, &engine, p, conn, done](source::TokenRead read) {
+  p->engine = &engine;
+  p->redis = redis.conn.get();
+  p->redis->Read(p->slot->target.env, [this, p](source::TokenRead read) {
+    Engine& own = *p->engine;  // the loop's, as `engine` above
     const Target& target = p->slot->target;
     // Redis' health is the connection's, not the probe's outcome: a reply such as WRONGTYPE
     // means the server is up and one key is wrong. A read ended by a stop, or by a reload that
     // replaced this target and its Redis entry, says nothing about the server.
     if (!stopping_ && !p->slot->removed)
       ReportRedis(
-          target.env.redis, conn->healthy(),
+          target.env.redis, p->redis->healthy(),
           read.status == source::TokenRead::Status::kRedisError ? read.error : std::string());
-    if (target.index >= engine.fingerprints.size()) engine.fingerprints.resize(target.index + 1);
+    if (target.index >= own.fingerprints.size()) own.fingerprints.resize(target.index + 1);
     auto budget = AfterRead(target, std::move(read), clock_.MonotonicNow() - p->t0, &p->result,
-                            &engine.fingerprints[target.index]);
+                            &own.fingerprints[target.index]);
     if (!budget || stopping_) {
-      done();
+      LoopDone(p);
       return;
     }
-    engine.client->Probe(config::ProbeCallOf(target.env), p->result.token, *budget,
-                         [p, done](wechat::HttpResponse response) {
-                           AfterCall(p->slot->target, response, &p->result);
-                           done();
-                         });
+    own.client->Probe(config::ProbeCallOf(target.env), p->result.token, *budget,
+                      [this, p](wechat::HttpResponse response) {
+                        AfterCall(p->slot->target, response, &p->result);
+                        LoopDone(p);
+                      });
   });
+}
+
+void Runner::LoopDone(LoopProbe* p) {
+  p->result.duration = clock_.MonotonicNow() - p->t0;
+  if (stopping_) {
+    Skip(*p->slot);  // ended by the stop, not by the probe
+  } else {
+    Finish(*p->slot, p->result);
+  }
+  p->slot.reset();
+  p->result = ProbeResult{};  // no token stays in a spare
+  p->engine->spare.emplace_back(p);
 }
 
 void Runner::Finish(Slot& slot, const ProbeResult& result) {

@@ -131,6 +131,8 @@ class Runner {
   void StopLoop();
   /// Loop thread: the first step of a probe on the loop.
   void StartOnLoop(Engine& engine, Job job);
+  /// Loop thread: the last step, recording (or skipping) the probe and keeping `p` as a spare.
+  void LoopDone(LoopProbe* p);
   /// Records `result` to every sink unless the target left, and frees the target for its next
   /// run. Any thread.
   void Finish(Slot& slot, const ProbeResult& result);

@@ -66,11 +66,11 @@ class CurlRequest {
   static size_t OnWrite(char* data, size_t size, size_t nmemb, void* user);
 
   config::WeChat cfg_;
-  std::string base_;  // base_url without a trailing slash
-  std::string user_agent_;
+  std::string base_;                                  // base_url without a trailing slash
   std::unique_ptr<CURLU, CurlUrlDeleter> probe_url_;  // see direct_ok_; outlives easy_
   std::unique_ptr<CURL, CurlEasyDeleter> easy_;
-  std::unique_ptr<curl_slist, CurlSlistDeleter> json_headers_;
+  std::unique_ptr<curl_slist, CurlSlistDeleter> get_headers_;   // User-Agent
+  std::unique_ptr<curl_slist, CurlSlistDeleter> json_headers_;  // and the JSON body's
   std::array<char, CURL_ERROR_SIZE> errbuf_{};
   std::string buffer_;
   bool too_large_ = false;

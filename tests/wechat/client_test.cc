@@ -52,10 +52,13 @@ class ApiServer {
       return httplib::Server::HandlerResponse::Unhandled;
     });
     auto record = [this](const httplib::Request& req) {
+      // Every User-Agent the request carried, so a second one would show.
+      std::string agents;
+      for (size_t i = 0; i < req.get_header_value_count("User-Agent"); ++i)
+        agents += (i == 0 ? "" : "|") + req.get_header_value("User-Agent", i);
       std::lock_guard lock(mu_);
       seen_.push_back({req.method, req.path, req.get_param_value("access_token"), req.body,
-                       req.get_header_value("Content-Type"), req.get_header_value("User-Agent"),
-                       req.remote_port});
+                       req.get_header_value("Content-Type"), agents, req.remote_port});
     };
     server_->Get("/cgi-bin/get_api_domain_ip", [this, record](const auto& req, auto& res) {
       record(req);
@@ -301,6 +304,7 @@ TEST(Client, msg_sec_check_bodies_are_json_per_version) {
     EXPECT_EQ(s.path, "/wxa/msg_sec_check");
     EXPECT_EQ(s.token, kToken.Reveal());
     EXPECT_EQ(s.content_type, "application/json");
+    EXPECT_EQ(s.user_agent, "wxcanary/" WXCANARY_TEST_VERSION);
   }
   EXPECT_EQ(nlohmann::json::parse(seen[0].body), (nlohmann::json{{"content", content}}));
   EXPECT_EQ(nlohmann::json::parse(seen[1].body),

@@ -2,6 +2,7 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "source/redis_connection.h"
 
@@ -129,6 +130,35 @@ INSTANTIATE_TEST_SUITE_P(
                    "value contains whitespace or a control character at byte 3 (tokens are "
                    "opaque printable strings)"}),
     [](const ::testing::TestParamInfo<DecodeCase>& p) { return std::string(p.param.name); });
+
+// The check reads eight bytes at a time: every offset, in and out of a word, and every byte
+// it must refuse (and the nearest it must not) find the same answer.
+TEST(DecodeToken, a_space_or_control_byte_is_found_at_every_offset_and_nothing_else_is) {
+  std::vector<unsigned char> refused;
+  for (int c = 0; c <= 0x20; ++c) refused.push_back(static_cast<unsigned char>(c));
+  refused.push_back(0x7f);
+  for (size_t len : {1u, 7u, 8u, 9u, 16u, 23u, 160u}) {
+    for (size_t at = 0; at < len; ++at) {
+      for (unsigned char c : refused) {
+        // A value that starts with a control byte other than \t \n \r is named binary first.
+        if (at == 0 && c < 0x20 && c != '\t' && c != '\n' && c != '\r') continue;
+        std::string raw(len, 'x');
+        raw[at] = static_cast<char>(c);
+        std::string error;
+        ASSERT_EQ(DecodeToken(Env(Storage::kString), raw, &error), std::nullopt)
+            << "byte " << int(c) << " at " << at << " of " << len;
+        ASSERT_EQ(error, "value contains whitespace or a control character at byte " +
+                             std::to_string(at) + " (tokens are opaque printable strings)");
+      }
+    }
+    // Printable ASCII and UTF-8 (bytes from 0x80 up) pass, whichever bytes share a word.
+    for (std::string_view unit : {"!", "~", "\xC3\xA9", "\xE4\xB8\xAD", "\xF0\x9F\x98\x80"}) {
+      std::string raw;
+      for (size_t i = 0; i < len; ++i) raw += unit;
+      ASSERT_EQ(DecodeToken(Env(Storage::kString), raw, nullptr), raw) << raw.size() << " bytes";
+    }
+  }
+}
 
 TEST(DecodeToken, accepts_a_null_error_pointer) {
   EXPECT_EQ(DecodeToken(Env(Storage::kString), "tok", nullptr), "tok");

@@ -145,15 +145,21 @@ std::vector<Case> Cases() {
   };
 }
 
+// Everything but the detail, which one table matches in part and the other exactly.
+template <typename Case>
+void ExpectAnswer(const Classification& got, const Case& c) {
+  EXPECT_EQ(OutcomeName(got.outcome), OutcomeName(c.outcome));
+  EXPECT_EQ(got.errcode, c.errcode);
+  EXPECT_EQ(got.errmsg, c.errmsg);
+  EXPECT_EQ(got.rid, c.rid);
+  EXPECT_EQ(got.content_flagged, c.flagged);
+}
+
 TEST(Classify, maps_each_answer_to_its_outcome) {
   for (const auto& c : Cases()) {
     SCOPED_TRACE(c.name);
     const Classification got = Classify(c.kind, Ok200(c.body), kToken);
-    EXPECT_EQ(OutcomeName(got.outcome), OutcomeName(c.outcome));
-    EXPECT_EQ(got.errcode, c.errcode);
-    EXPECT_EQ(got.errmsg, c.errmsg);
-    EXPECT_EQ(got.rid, c.rid);
-    EXPECT_EQ(got.content_flagged, c.flagged);
+    ExpectAnswer(got, c);
     if (c.detail_has.empty()) {
       EXPECT_EQ(got.detail, "");
     } else {
@@ -432,11 +438,7 @@ TEST(Classify, gives_the_exact_answer_for_tricky_bodies) {
   for (const auto& c : ExactCases()) {
     SCOPED_TRACE(c.name);
     const Classification got = Classify(c.kind, Ok200(c.body), kToken);
-    EXPECT_EQ(OutcomeName(got.outcome), OutcomeName(c.outcome));
-    EXPECT_EQ(got.errcode, c.errcode);
-    EXPECT_EQ(got.errmsg, c.errmsg);
-    EXPECT_EQ(got.rid, c.rid);
-    EXPECT_EQ(got.content_flagged, c.flagged);
+    ExpectAnswer(got, c);
     EXPECT_EQ(got.detail, c.detail);
   }
 }

@@ -54,10 +54,10 @@ bool MayUseForwardProxy(std::string_view base_url) {
 
 // Whether any variable curl 7.88 reads to pick a proxy is set (curl treats "" as unset).
 // Without one, the handle is told "no proxy" outright: curl otherwise looks up to five of these
-// in the environment for every request (~1,600 instructions a probe, issue 19).
+// in the environment for every request (~1,600 instructions a probe, issue 19). no_proxy and
+// NO_PROXY only exempt hosts from a proxy, so without one they change nothing.
 bool ProxyInEnvironment() {
-  for (const char* name : {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
-                           "no_proxy", "NO_PROXY"}) {
+  for (const char* name : {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}) {
     const char* v = std::getenv(name);
     if (v != nullptr && *v != '\0') return true;
   }
@@ -112,7 +112,8 @@ bool CurlRequest::Init() {
     curl_easy_setopt(h, CURLOPT_PROXY, "");
     curl_easy_setopt(h, CURLOPT_NOPROXY, "");
   } else {
-    // A proxy's CONNECT gets curl's own User-Agent (headers of ours go to the server only).
+    // A proxy's CONNECT gets curl's own User-Agent (headers of ours are not sent in a CONNECT;
+    // a plain-http forward proxy gets ours, and curl then drops its own).
     curl_easy_setopt(h, CURLOPT_USERAGENT, "wxcanary/" WXCANARY_VERSION);
   }
   return true;

@@ -11,7 +11,14 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdexcept>
+#include <string_view>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <thread>
 #include <vector>
 
@@ -272,6 +279,7 @@ TEST(Client, each_proxy_variable_set_when_the_client_is_made_is_honoured) {
                                        "?access_token=" +
                                        std::string(kEscapedToken)});
   }
+  // curl's own bypass list still works with a proxy variable set (it reads it itself then).
   for (const char* name : {"no_proxy", "NO_PROXY"}) {
     SCOPED_TRACE(name);
     ApiServer proxy, server;
@@ -284,6 +292,83 @@ TEST(Client, each_proxy_variable_set_when_the_client_is_made_is_honoured) {
     ASSERT_TRUE(r.transport_ok) << r.transport_error;
     EXPECT_TRUE(proxy.targets().empty());
     EXPECT_EQ(server.targets().size(), 1u);
+  }
+}
+
+// Stands in for an HTTPS proxy: takes one connection, keeps what it was sent up to the end of
+// the request's head, and refuses the tunnel.
+class ConnectRecorder {
+ public:
+  ConnectRecorder() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(fd_, 4) != 0 || ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      throw std::runtime_error("ConnectRecorder: cannot listen");
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 5000) != 1) return;
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string got;
+      char buf[1024];
+      while (got.find("\r\n\r\n") == std::string::npos) {
+        pollfd q{c, POLLIN, 0};
+        if (::poll(&q, 1, 5000) != 1) break;
+        const ssize_t n = ::recv(c, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
+      }
+      const std::string_view no = "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
+      [[maybe_unused]] ssize_t sent = ::send(c, no.data(), no.size(), MSG_NOSIGNAL);
+      ::close(c);
+      std::lock_guard lock(mu_);
+      head_ = got;
+    });
+  }
+  ~ConnectRecorder() {
+    if (thread_.joinable()) thread_.join();
+    ::close(fd_);
+  }
+  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] std::string head() {
+    if (thread_.joinable()) thread_.join();
+    std::lock_guard lock(mu_);
+    return head_;
+  }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::string head_;
+};
+
+// The variables production sets for the real (HTTPS) API: the call goes through the proxy's
+// tunnel, and the CONNECT names wxcanary once.
+TEST(Client, an_https_proxy_variable_tunnels_the_call_and_the_connect_names_wxcanary) {
+  unsetenv("no_proxy");
+  unsetenv("NO_PROXY");
+  for (const char* name : {"https_proxy", "HTTPS_PROXY"}) {
+    SCOPED_TRACE(name);
+    ConnectRecorder proxy;
+    ASSERT_EQ(setenv(name, ("http://127.0.0.1:" + std::to_string(proxy.port())).c_str(), 1), 0);
+    Client client(Cfg("https://wechat.invalid"));
+    const auto r = client.Probe(config::ProbeCallOf(Env(ProbeKind::kApiDomainIp)), kToken, 3s);
+    unsetenv(name);
+    EXPECT_FALSE(r.transport_ok);  // the tunnel was refused
+    const std::string head = proxy.head();
+    EXPECT_EQ(head.rfind("CONNECT wechat.invalid:443 HTTP/1.1\r\n", 0), 0u) << head;
+    const std::string agent = "\r\nUser-Agent: wxcanary/" WXCANARY_TEST_VERSION "\r\n";
+    const size_t at = head.find(agent);
+    EXPECT_NE(at, std::string::npos) << head;
+    EXPECT_EQ(head.find("User-Agent", at + agent.size()), std::string::npos) << head;
+    EXPECT_EQ(head.find(kToken.Reveal()), std::string::npos);
   }
 }
 

@@ -13,10 +13,10 @@ namespace wxcanary::io {
 
 /// One thread's epoll loop: file descriptors' readiness, timers on the real steady clock (the
 /// network's timeouts are real time, whatever clock schedules the probes), and work posted from
-/// other threads. Watch/Unwatch/After/Cancel/RunOnce belong to the loop's thread; Post and Wake
-/// may be called from any thread. Callbacks run on the loop's thread, one at a time, and may
-/// watch, unwatch, add and cancel freely (a callback of a descriptor unwatched earlier in the
-/// same turn does not run).
+/// other threads. Watch/Modify/Unwatch/At/After/Cancel/Reschedule/RunOnce belong to the loop's
+/// thread; Post and Wake may be called from any thread. Callbacks run on the loop's thread, one
+/// at a time, and may watch, unwatch, add and cancel freely (a callback of a descriptor
+/// unwatched earlier in the same turn does not run).
 class EventLoop {
  public:
   using Callback = std::function<void()>;

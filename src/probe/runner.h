@@ -37,7 +37,7 @@ namespace wxcanary::probe {
 /// What the daemon's runner gathers into one wake-up (see Runner's `coalesce`): at 1,000 probes
 /// per second about twenty runs a turn, each started at most 20 ms before its slot (the schedule
 /// stays on its slots: only that start moves). On the bench's 10,000 targets 5 ms cut the CPU
-/// per probe by a third against starting each run on its own, and 20 ms about a fifth more: the
+/// per probe by a third against starting each run on its own, and 20 ms about a seventh more: the
 /// loop sleeps, and wakes Redis, once per batch rather than once every few runs.
 inline constexpr std::chrono::milliseconds kCoalesce{20};
 

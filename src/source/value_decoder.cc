@@ -32,14 +32,12 @@ std::string TypeWithArticle(const Json& j) {
   }
 }
 
-// Tokens are opaque printable strings; anything else in a plain value is a serialization bug
-// (a trailing newline, a Java object dump) that would make every probe fail confusingly.
 bool IsSpaceOrControl(unsigned char c) { return c <= 0x20 || c == 0x7f; }
 
 // Where the first byte <= 0x20 or 0x7f is, or v.size(). Eight bytes at a time (this runs on
-// every probe's token): a word with such a byte is found by the "has a byte less than n" and
-// "has a zero byte" bit tricks, which can say yes for a word without one but never no for a
-// word with one, and the bytes from that word on are then checked one by one.
+// every probe's token): the "has a byte less than n" and "has a zero byte" bit tricks tell
+// whether a word holds such a byte (exactly, for the "whether"; not which one), and the bytes
+// from that word on are then checked one by one for its offset.
 size_t FirstSpaceOrControl(std::string_view v) {
   constexpr uint64_t kOnes = 0x0101010101010101ULL;
   constexpr uint64_t kHigh = 0x8080808080808080ULL;
@@ -56,6 +54,8 @@ size_t FirstSpaceOrControl(std::string_view v) {
   return v.size();
 }
 
+// Tokens are opaque printable strings; anything else in a plain value is a serialization bug
+// (a trailing newline, a Java object dump) that would make every probe fail confusingly.
 bool CheckOpaque(std::string_view v, std::string_view what, std::string* error) {
   if (v.empty()) {
     *error = std::string(what) + " is empty";

@@ -100,7 +100,7 @@ class TokenTracker final : public ResultSink, private telemetry::TextCollectable
   // AppState has its own mutex for its AppTracker, so targets of different apps never contend.
   mutable std::shared_mutex mu_;
   std::map<std::string, std::unique_ptr<AppState>> apps_;
-  std::vector<AppState*> by_index_;  // apps_'s entries by Target::index, from SetTargets
+  std::vector<AppState*> by_index_;  // apps_'s entries by Target::index, from SetTargets; mu_
   // Invalidations waiting for a culprit, over all apps; lets Record() skip the sweep when 0.
   std::atomic<int> pending_{0};
 };

@@ -1,6 +1,7 @@
 #include "wechat/curl_request.h"
 
 #include <cstdlib>
+#include <initializer_list>
 #include <mutex>
 #include <string_view>
 
@@ -42,27 +43,31 @@ std::vector<Secret> QueryValues(std::string_view path_and_query) {
 // Whether curl sends a request for `base_url` to a forward proxy in absolute form: plain http
 // with a proxy in the environment (curl reads only the lowercase http_proxy, for CGI's sake).
 // HTTPS always tunnels through a proxy (CONNECT), so the target stays the origin form.
-bool MayUseForwardProxy(std::string_view base_url) {
-  const bool https = base_url.size() >= 8 && curl_strnequal(base_url.data(), "https://", 8);
-  if (https) return false;
-  for (const char* name : {"http_proxy", "all_proxy", "ALL_PROXY"}) {
+// Whether any of `names` is set in the environment, as curl reads it ("" counts as unset).
+bool AnySet(std::initializer_list<const char*> names) {
+  for (const char* name : names) {
     const char* v = std::getenv(name);
     if (v != nullptr && *v != '\0') return true;
   }
   return false;
 }
 
-// Whether any variable curl 7.88 reads to pick a proxy is set (curl treats "" as unset).
-// Without one, the handle is told "no proxy" outright: curl otherwise looks up to five of these
-// in the environment for every request (~1,600 instructions a probe, issue 19). no_proxy and
-// NO_PROXY only exempt hosts from a proxy, so without one they change nothing.
-bool ProxyInEnvironment() {
-  for (const char* name : {"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"}) {
-    const char* v = std::getenv(name);
-    if (v != nullptr && *v != '\0') return true;
-  }
-  return false;
+bool MayUseForwardProxy(std::string_view base_url) {
+  const bool https = base_url.size() >= 8 && curl_strnequal(base_url.data(), "https://", 8);
+  return !https && AnySet({"http_proxy", "all_proxy", "ALL_PROXY"});
 }
+
+// Whether any variable curl 7.88 reads to pick a proxy is set. Without one, the handle is told
+// "no proxy" outright: curl otherwise looks up to five of these in the environment for every
+// request (~1,600 instructions a probe, issue 19). no_proxy and NO_PROXY only exempt hosts from
+// a proxy, so without one they change nothing.
+bool ProxyInEnvironment() {
+  return AnySet({"http_proxy", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"});
+}
+
+// The User-Agent header we send; CURLOPT_USERAGENT (for a proxy's CONNECT) takes its value.
+constexpr char kUserAgentHeader[] = "User-Agent: wxcanary/" WXCANARY_VERSION;
+constexpr size_t kUserAgentName = std::string_view("User-Agent: ").size();
 
 }  // namespace
 
@@ -79,9 +84,8 @@ CurlRequest::CurlRequest(const config::WeChat& cfg) : cfg_(cfg), base_(cfg.base_
   // formats that one into a header of its own for every request and then copies it into the
   // request through its printf, a character at a time (~2,500 instructions a probe); ours is
   // copied once.
-  constexpr const char* kUserAgent = "User-Agent: wxcanary/" WXCANARY_VERSION;
-  get_headers_.reset(curl_slist_append(nullptr, kUserAgent));
-  curl_slist* list = curl_slist_append(nullptr, kUserAgent);
+  get_headers_.reset(curl_slist_append(nullptr, kUserAgentHeader));
+  curl_slist* list = curl_slist_append(nullptr, kUserAgentHeader);
   if (list) list = curl_slist_append(list, "Content-Type: application/json");
   // Without this curl waits for "100 Continue" before sending bodies over 1 KiB.
   if (list) list = curl_slist_append(list, "Expect:");
@@ -114,7 +118,7 @@ bool CurlRequest::Init() {
   } else {
     // A proxy's CONNECT gets curl's own User-Agent (headers of ours are not sent in a CONNECT;
     // a plain-http forward proxy gets ours, and curl then drops its own).
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "wxcanary/" WXCANARY_VERSION);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, kUserAgentHeader + kUserAgentName);
   }
   return true;
 }

@@ -208,11 +208,13 @@ int Main(int argc, char** argv) {
   // just before a ping pushes the next to ~WATCHDOG_USEC, so systemd kills a healthy daemon.
   auto next_ping = std::chrono::steady_clock::now() + tick;
   for (;;) {
-    auto left = std::max(std::chrono::milliseconds{0},
-                         std::chrono::duration_cast<std::chrono::milliseconds>(
-                             next_ping - std::chrono::steady_clock::now()));
-    timespec ts{static_cast<time_t>(left.count() / 1000),
-                static_cast<long>((left.count() % 1000) * 1'000'000)};
+    // In nanoseconds, not milliseconds: the last fraction of a millisecond truncated to a zero
+    // wait made this loop spin until the deadline (up to ~1 ms of CPU a second).
+    auto left =
+        std::max(std::chrono::nanoseconds{0}, std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                  next_ping - std::chrono::steady_clock::now()));
+    timespec ts{static_cast<time_t>(left.count() / 1'000'000'000),
+                static_cast<long>(left.count() % 1'000'000'000)};
     int sig = sigtimedwait(&signals, nullptr, &ts);
     if (std::chrono::steady_clock::now() >= next_ping) {
       if (watchdog && app.Progressing(stall)) notifier.Watchdog();

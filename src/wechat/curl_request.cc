@@ -85,10 +85,10 @@ CurlRequest::CurlRequest(const config::WeChat& cfg) : cfg_(cfg), base_(cfg.base_
   // request through its printf, a character at a time (~2,500 instructions a probe); ours is
   // copied once.
   get_headers_.reset(curl_slist_append(nullptr, kUserAgentHeader));
+  // No "Expect:" to keep curl from asking for "100 Continue": 7.88 asks only for bodies over
+  // 1 MiB, and every header in the list costs curl a dozen name comparisons a request.
   curl_slist* list = curl_slist_append(nullptr, kUserAgentHeader);
   if (list) list = curl_slist_append(list, "Content-Type: application/json");
-  // Without this curl waits for "100 Continue" before sending bodies over 1 KiB.
-  if (list) list = curl_slist_append(list, "Expect:");
   json_headers_.reset(list);
   direct_ok_ = !MayUseForwardProxy(base_);
   proxy_env_ = ProxyInEnvironment();

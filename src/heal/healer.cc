@@ -163,30 +163,43 @@ void Healer::EnsureSeries(State& state, const Target& target) {
 
 void Healer::SetTargets(const TargetList& targets) {
   std::lock_guard lock(mu_);
-  std::map<Key, std::shared_ptr<State>> next;
+  States next;
   for (const auto& t : targets) {
-    Key key{t.app_id, t.app_env};
-    auto it = targets_.find(key);
+    auto it = targets_.find(KeyView{t.app_id, t.app_env});
     // Healing off: nothing to export or show until a dead token (Record makes the state then),
     // so the many healthy targets cost nothing here (~760 bytes each at 100,000, issue 19).
     if (it == targets_.end() && t.env.heal == config::HealMode::kOff) continue;
     auto state = it != targets_.end() ? it->second : std::make_shared<State>(t);
     std::lock_guard state_lock(state->mu);
     EnsureSeries(*state, t);
-    next[key] = state;
+    next[Key{t.app_id, t.app_env}] = state;
   }
   targets_ = std::move(next);  // the targets not in it are gone, and so are their series
+  by_index_.clear();
+  for (const auto& t : targets)
+    if (auto it = targets_.find(KeyView{t.app_id, t.app_env}); it != targets_.end())
+      Index(t.index, *it);
+}
+
+void Healer::Index(size_t index, const States::value_type& entry) {
+  if (index >= by_index_.size()) by_index_.resize(index + 1, nullptr);
+  if (by_index_[index] == nullptr) by_index_[index] = &entry;  // a shared index: first one
 }
 
 std::shared_ptr<Healer::State> Healer::StateFor(const Target& target, bool create) {
   std::lock_guard lock(mu_);
-  if (!create) {
-    auto it = targets_.find({target.app_id, target.app_env});
-    return it == targets_.end() ? nullptr : it->second;
+  if (target.index < by_index_.size()) {
+    const States::value_type* entry = by_index_[target.index];
+    if (entry != nullptr && entry->first.first == target.app_id &&
+        entry->first.second == target.app_env)
+      return entry->second;
   }
-  auto& state = targets_[{target.app_id, target.app_env}];
-  if (!state) state = std::make_shared<State>(target);
-  return state;
+  auto it = targets_.find(KeyView{target.app_id, target.app_env});
+  if (it != targets_.end()) return it->second;
+  if (!create) return nullptr;
+  it = targets_.emplace(Key{target.app_id, target.app_env}, std::make_shared<State>(target)).first;
+  Index(target.index, *it);
+  return it->second;
 }
 
 void Healer::Count(State& state, std::string_view action, std::string_view result) {

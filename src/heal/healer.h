@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -98,9 +99,23 @@ class Healer final : public ResultSink, private telemetry::TextCollectable {
  private:
   struct State;
   using Key = std::pair<std::string, std::string>;  // (app_id, app_env)
+  using KeyView = std::pair<std::string_view, std::string_view>;
+  // Orders keys and lets a probe look its target up by views of the names (no key built).
+  struct KeyLess {
+    using is_transparent = void;
+    static KeyView View(const Key& k) { return {k.first, k.second}; }
+    static KeyView View(const KeyView& k) { return k; }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return View(a) < View(b);
+    }
+  };
+  using States = std::map<Key, std::shared_ptr<State>, KeyLess>;
 
   // The target's state; made when absent only if `create` (else null).
   std::shared_ptr<State> StateFor(const Target& target, bool create);
+  // Puts targets_' `entry` at by_index_[index] unless another holds that slot. Caller holds mu_.
+  void Index(size_t index, const States::value_type& entry);
   void EnsureSeries(State& state, const Target& target);
   // Executes a decision other than kNone. Caller holds state.record_mu, not state.mu: this
   // does the I/O.
@@ -123,8 +138,13 @@ class Healer final : public ResultSink, private telemetry::TextCollectable {
   mutable std::mutex settings_mu_;
   config::Heal settings_;  // guarded by settings_mu_; Record() takes a copy
 
-  mutable std::mutex mu_;  // guards targets_ (the map, not the states: each has its own mutex)
-  std::map<Key, std::shared_ptr<State>> targets_;
+  mutable std::mutex mu_;  // guards targets_ and by_index_ (not the states: each has its own)
+  States targets_;
+  // targets_' entries again by Target::index, so a probe finds its own without walking the map
+  // (issue 19). Checked by name: an index from another target set, or one two targets share,
+  // must not land on another target's state; those go to the map. Sized to the highest index
+  // that has a state (healing off, a healthy target has none).
+  std::vector<const States::value_type*> by_index_;
 
   std::mutex budget_mu_;  // held only around the policy's decision and a budget return
   HealBudget budget_;

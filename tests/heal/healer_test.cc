@@ -119,6 +119,31 @@ TEST_F(HealerTest, two_consecutive_token_errors_evict_the_stale_token) {
   EXPECT_EQ(logger_.events().size(), 1u);
 }
 
+// The healer finds a probe's state by its target's index (issue 19). A target of another target
+// set that carries an index in use must get its own state, not the one at that index.
+TEST_F(HealerTest, a_target_with_another_targets_index_never_feeds_that_targets_policy) {
+  Target a = Evicting("wx000a");
+  a.index = 0;
+  Target b = Evicting("wx000b");
+  b.index = 1;
+  healer_->SetTargets({a, b});
+  Target stranger = Evicting("wx000c");
+  stranger.index = 0;  // never announced; a's index
+
+  Probe(a, Dead());
+  Probe(stranger, Dead());  // on a's state this would be a's second: a's token evicted
+  EXPECT_EQ(store_.Get(a.env), kStale);
+  Probe(stranger, Dead());
+  EXPECT_EQ(store_.Get(stranger.env), std::nullopt);  // its own two
+  Probe(b, Dead());
+  Probe(b, Dead());
+  EXPECT_EQ(store_.Get(b.env), std::nullopt);
+  EXPECT_EQ(store_.Get(a.env), kStale);
+  EXPECT_EQ(Heals(a, "evict", "done"), 0);
+  EXPECT_EQ(Heals(b, "evict", "done"), 1);
+  EXPECT_EQ(Heals(stranger, "evict", "done"), 1);
+}
+
 TEST_F(HealerTest, each_token_error_code_counts_toward_confirmation) {
   struct Case {
     Outcome outcome;

@@ -40,9 +40,6 @@ std::vector<Secret> QueryValues(std::string_view path_and_query) {
   return out;
 }
 
-// Whether curl sends a request for `base_url` to a forward proxy in absolute form: plain http
-// with a proxy in the environment (curl reads only the lowercase http_proxy, for CGI's sake).
-// HTTPS always tunnels through a proxy (CONNECT), so the target stays the origin form.
 // Whether any of `names` is set in the environment, as curl reads it ("" counts as unset).
 bool AnySet(std::initializer_list<const char*> names) {
   for (const char* name : names) {
@@ -52,6 +49,9 @@ bool AnySet(std::initializer_list<const char*> names) {
   return false;
 }
 
+// Whether curl sends a request for `base_url` to a forward proxy in absolute form: plain http
+// with a proxy in the environment (curl reads only the lowercase http_proxy, for CGI's sake).
+// HTTPS always tunnels through a proxy (CONNECT), so the target stays the origin form.
 bool MayUseForwardProxy(std::string_view base_url) {
   const bool https = base_url.size() >= 8 && curl_strnequal(base_url.data(), "https://", 8);
   return !https && AnySet({"http_proxy", "all_proxy", "ALL_PROXY"});
